@@ -1,0 +1,50 @@
+# Causeway's build. The README's two set-up commands are `make demo` and
+# `make test`; .ci/run calls `make test` with CI=true.
+
+GO            ?= go
+BIN           := bin
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUBE_BUILD    := tools/kube/build.sh
+# Integration tests start several kube-apiservers; two packages at a time fit
+# a 2-core machine.
+TEST_FLAGS    ?= -race -p 2 -timeout 25m
+
+.PHONY: all build test unit lint demo bench bench-go deps kube-binaries clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/causeway ./cmd/causeway
+
+## deps: install what the tests need: Debian's etcd, openssl and iproute2 (when
+## root and missing), and the pinned kube-apiserver/kube-controller-manager.
+deps:
+	@./hack/install-deps.sh
+
+kube-binaries:
+	@$(KUBE_BUILD) >/dev/null
+
+## test: everything, integration tests included (they need `make deps`).
+test: deps
+	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) $(GO) test $(TEST_FLAGS) ./...
+
+## unit: only the tests that need nothing installed.
+unit:
+	$(GO) test -short -race ./...
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
+
+lint: $(GOLANGCI_LINT)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+demo: build
+	./$(BIN)/causeway demo
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,33 @@
+// Package causeway is the root of Causeway, a multi-cluster, multi-network
+// service-mesh control plane that keeps Istio's public conventions (labels,
+// annotations, secret and config formats, xDS names).
+//
+// # Organization
+//
+// Data flows one way, and each step is its own package:
+//
+//	kube watch (per cluster)  ──┐
+//	remote-secret watch        ├─►  model (pure)  ──changed keys──►  xds  ──►  proxies
+//	MeshNetworks file/ConfigMap┘
+//
+// The packages, in that order:
+//
+//   - internal/model: the pure mesh model. Services, endpoints, networks,
+//     gateways and per-network views (split-horizon EDS); every rule of
+//     DESIGN.md is a function here. No client-go, no gRPC. Mutations record
+//     which services changed; readers take immutable snapshots.
+//   - internal/kubeconv: Kubernetes API objects to model inputs (pure).
+//   - internal/manifests: offline manifests (one folder per cluster) loaded
+//     into a model, for `causeway view`, `causeway networks` and the embedded
+//     demo.
+//   - internal/envoy: model values to Envoy v3 resources (pure): clusters,
+//     endpoints, listeners and routes for sidecars, east-west gateways and
+//     proxyless gRPC.
+//   - internal/pki: the mesh PKI (root, per-cluster intermediates, workload and
+//     serving certificates, chain inspection).
+//   - internal/cli: the cobra command tree of the one binary, cmd/causeway.
+//   - internal/testenv: the integration-test harness: real kube-apiservers
+//     (built from the pinned Kubernetes modules in tools/kube) on one etcd.
+//   - examples: the bundled home setup (two clusters, two networks, a
+//     LoadBalancer and a NodePort-only east-west gateway).
+package causeway

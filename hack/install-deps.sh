@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Causeway's tests need on a fresh Debian machine: etcd (Debian's
+# etcd-server), openssl, iproute2, and the pinned Kubernetes binaries built
+# from the Go module proxy (tools/kube/build.sh, cached after the first run).
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${need[*]} from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian starts the packaged etcd as a service where systemd runs; the tests
+# start their own etcd on free ports, so a running one does no harm.
+tools/kube/build.sh >/dev/null
