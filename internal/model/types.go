@@ -62,11 +62,9 @@ func ClusterName(host Host, port uint32, subset string) string {
 }
 
 // SNI is the server name a client sends to reach a service port through an
-// east-west gateway: outbound_.PORT_.SUBSET_.HOST (an empty subset is "_").
+// east-west gateway: outbound_.PORT_.SUBSET_.HOST, so an empty subset gives
+// outbound_.5000_._.helloworld.sample.svc.cluster.local as Istio's does.
 func SNI(host Host, port uint32, subset string) string {
-	if subset == "" {
-		subset = "_"
-	}
 	return fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, host)
 }
 
