@@ -1,0 +1,200 @@
+// Package manifests reads a directory of Kubernetes manifests, one folder
+// per cluster, into the inputs of the mesh model: the offline stand-in for
+// the live informers that `causeway view` and `causeway networks` use, and
+// the embedded example. Every object goes through internal/kubeconv, as the
+// live objects do; on top of that the loader checks what only a whole
+// directory shows (duplicates, slices of missing Services) and reports every
+// problem with its file, line, document and object.
+package manifests
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Set is the content of a manifest directory: the converted objects of
+// each cluster. A Set never changes after Load, so Apply may feed several
+// stores.
+type Set struct {
+	clusters []*clusterSet // sorted by id
+}
+
+// clusterSet holds the objects of one cluster, each kind in file order.
+type clusterSet struct {
+	id         model.ClusterID
+	namespaces []*model.Namespace
+	nodes      []*model.Node
+	pods       []*model.Pod
+	services   []*model.Service
+	slices     []*model.EndpointSlice
+}
+
+// Clusters returns the cluster ids, sorted.
+func (s *Set) Clusters() []model.ClusterID {
+	out := make([]model.ClusterID, len(s.clusters))
+	for i, c := range s.clusters {
+		out[i] = c.id
+	}
+	return out
+}
+
+// Load reads the manifest directory dir: one folder per cluster, named by the
+// cluster id, holding that cluster's Kubernetes objects in *.yaml, *.yml and
+// *.json files (subfolders included; names starting with "." are skipped).
+// Files directly in dir are not read, so a meshNetworks file may sit there.
+func Load(dir string) (*Set, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("manifests directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("manifests directory %s is a file: give the directory that holds one folder per cluster", dir)
+	}
+	l := loader{fsys: os.DirFS(dir), root: ".", display: func(p string) string { return filepath.Join(dir, filepath.FromSlash(p)) }}
+	return l.load()
+}
+
+// LoadFS is Load on a file system, for embedded examples: root is the
+// directory inside fsys ("." for its top) that holds the cluster folders.
+func LoadFS(fsys fs.FS, root string) (*Set, error) {
+	l := loader{fsys: fsys, root: root, display: func(p string) string { return p }}
+	return l.load()
+}
+
+type loader struct {
+	fsys fs.FS
+	root string
+	// display turns a path of fsys into the name a message shows.
+	display func(string) string
+}
+
+func (l *loader) load() (*Set, error) {
+	if !fs.ValidPath(l.root) {
+		return nil, fmt.Errorf("manifests directory %q is not a valid path", l.root)
+	}
+	entries, err := fs.ReadDir(l.fsys, l.root)
+	if err != nil {
+		return nil, fmt.Errorf("manifests directory: %w", err)
+	}
+	var clusters []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := path.Join(l.root, e.Name())
+		// Stat rather than e.IsDir(): follows a symlinked cluster folder.
+		if info, err := fs.Stat(l.fsys, p); err == nil && info.IsDir() {
+			clusters = append(clusters, e.Name())
+		}
+	}
+	if len(clusters) == 0 {
+		what := "holds no cluster folders"
+		if len(entries) == 0 {
+			what = "is empty"
+		}
+		return nil, fmt.Errorf("manifests directory %s %s: make one folder per cluster, named by its cluster id (e.g. %s), holding that cluster's Namespaces, Services, EndpointSlices, Pods and Nodes as YAML",
+			l.display(l.root), what, l.display(path.Join(l.root, "cluster1")))
+	}
+	set := &Set{}
+	for _, c := range clusters { // ReadDir sorts by name
+		cs, err := l.loadCluster(c)
+		if err != nil {
+			return nil, err
+		}
+		set.clusters = append(set.clusters, cs)
+	}
+	return set, nil
+}
+
+// isManifest reports whether a file name is read as a manifest.
+func isManifest(name string) bool {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
+	id := model.ClusterID(dirName)
+	dir := path.Join(l.root, dirName)
+	var files []string
+	err := fs.WalkDir(l.fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() && isManifest(d.Name()) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", id, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("cluster folder %s holds no .yaml, .yml or .json files: add the cluster's objects or remove the folder", l.display(dir))
+	}
+
+	cs := &clusterSet{id: id}
+	// Where each object was first seen, by kind and name, for duplicates.
+	seen := make(map[string]string)
+	type sliceAt struct {
+		es    *model.EndpointSlice
+		where string
+	}
+	var slicesAt []sliceAt
+	for _, f := range files {
+		data, err := fs.ReadFile(l.fsys, f)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", id, err)
+		}
+		objs, err := parseManifest(id, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.display(f), err)
+		}
+		for i := range objs {
+			o := &objs[i]
+			where := l.display(f) + ": " + o.where()
+			key := o.kind + " " + o.name
+			if first, dup := seen[key]; dup {
+				return nil, fmt.Errorf("%s: %s is defined twice in cluster %s, first at %s: keep one", where, key, id, first)
+			}
+			seen[key] = where
+			switch v := o.value.(type) {
+			case *model.Namespace:
+				cs.namespaces = append(cs.namespaces, v)
+			case *model.Node:
+				cs.nodes = append(cs.nodes, v)
+			case *model.Pod:
+				cs.pods = append(cs.pods, v)
+			case *model.Service:
+				cs.services = append(cs.services, v)
+			case *model.EndpointSlice:
+				cs.slices = append(cs.slices, v)
+				slicesAt = append(slicesAt, sliceAt{v, where})
+			default:
+				return nil, fmt.Errorf("%s: internal error: unexpected %T", where, v)
+			}
+		}
+	}
+	for _, s := range slicesAt {
+		svc := s.es.Namespace + "/" + s.es.ServiceName
+		if _, ok := seen["Service "+svc]; !ok {
+			return nil, fmt.Errorf("%s: EndpointSlice %s/%s belongs to Service %s (label kubernetes.io/service-name), which cluster %s does not have: add the Service or remove the slice",
+				s.where, s.es.Namespace, s.es.Name, svc, id)
+		}
+	}
+	return cs, nil
+}
