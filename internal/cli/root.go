@@ -31,6 +31,9 @@ labels, annotations, secret formats and xDS names.`,
 	root.PersistentFlags().String("log-level", "info", "log level: debug or info")
 	root.AddCommand(
 		newVersionCommand(),
+		newViewCommand(),
+		newNetworksCommand(),
+		newCertsCommand(),
 	)
 	return root
 }
