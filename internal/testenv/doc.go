@@ -1,0 +1,18 @@
+// Package testenv starts real Kubernetes control planes on loopback for
+// integration tests: one etcd per [Env] and, per cluster, a kube-apiserver
+// (its own etcd prefix, serving certificate, CA, admin token, service-account
+// signing key and Service CIDR) and, on request, a kube-controller-manager
+// that runs only the EndpointSlice controllers. There is no kubelet: the
+// helpers in objects.go write Namespaces, Nodes, Pods, Services and
+// EndpointSlices with the status a kubelet or a controller would set.
+//
+// The binaries come from tools/kube/build.sh (kube-apiserver,
+// kube-controller-manager, built from the pinned Kubernetes modules into a
+// cache keyed by version, or $CAUSEWAY_KUBE_BIN) and from Debian's
+// etcd-server package. When one is missing a test is skipped, or fails when
+// CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail]).
+//
+// Every process is started with free loopback ports, logs to a file in the
+// test's temporary directory (the tail is printed when the test fails) and is
+// stopped by its PID in t.Cleanup, so packages can run in parallel.
+package testenv

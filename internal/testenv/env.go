@@ -1,0 +1,507 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+)
+
+const (
+	// startTimeout bounds the start of a whole Env; a cold start on a busy
+	// two-core machine takes well under it.
+	startTimeout = 2 * time.Minute
+	// maxClusters keeps the per-cluster Service CIDRs 10.96/16 .. 10.127/16.
+	maxClusters = 32
+	// adminUser is the user of the admin token, in group system:masters.
+	adminUser = "causeway-admin"
+
+	// disabledAdmission turns off every admission plugin the apiserver
+	// enables by default except NamespaceLifecycle (objects need their
+	// namespace, as in a real cluster). Notably ServiceAccount is off: no
+	// controller creates the "default" ServiceAccount here, so Pods may name
+	// any service account.
+	disabledAdmission = "LimitRanger,ServiceAccount,TaintNodesByCondition,PodSecurity,Priority," +
+		"DefaultTolerationSeconds,DefaultStorageClass,StorageObjectInUseProtection,PodGroupProtection," +
+		"PersistentVolumeClaimResize,RuntimeClass,CertificateApproval,CertificateSigning," +
+		"ClusterTrustBundleAttest,CertificateSubjectRestriction,DefaultIngressClass,PodTopologyLabels," +
+		"NodeDeclaredFeatureValidator,PodResizeValidator,MutatingAdmissionPolicy,MutatingAdmissionWebhook," +
+		"ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota"
+)
+
+// Options configures [Start].
+type Options struct {
+	// Clusters is how many clusters to start when ClusterIDs is empty; 0
+	// means 1. They are named cluster1, cluster2, ...
+	Clusters int
+	// ClusterIDs names the clusters to start (DNS labels, distinct).
+	ClusterIDs []string
+	// ControllerManager starts, per cluster, a kube-controller-manager that
+	// runs only the EndpointSlice and EndpointSlice-mirroring controllers,
+	// so that Services with a selector get real EndpointSlices from the
+	// Pods a test writes.
+	ControllerManager bool
+}
+
+func (o Options) clusterIDs() ([]string, error) {
+	ids := o.ClusterIDs
+	if len(ids) == 0 {
+		n := max(o.Clusters, 1)
+		for i := range n {
+			ids = append(ids, "cluster"+strconv.Itoa(i+1))
+		}
+	} else if o.Clusters != 0 && o.Clusters != len(ids) {
+		return nil, fmt.Errorf("Options.Clusters is %d but Options.ClusterIDs names %d clusters; set only one of them", o.Clusters, len(ids))
+	}
+	if len(ids) > maxClusters {
+		return nil, fmt.Errorf("%d clusters asked, at most %d are supported", len(ids), maxClusters)
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if errs := validation.IsDNS1123Label(id); len(errs) > 0 {
+			return nil, fmt.Errorf("cluster ID %q is not a DNS label: %s", id, strings.Join(errs, "; "))
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("cluster ID %q is given twice", id)
+		}
+		seen[id] = true
+	}
+	return ids, nil
+}
+
+// Env is one etcd and the clusters that keep their objects in it.
+type Env struct {
+	// Clusters are the started clusters, in the order of Options.
+	Clusters []*Cluster
+	// EtcdURL is the client URL of the Env's etcd.
+	EtcdURL string
+	// StartupTime is how long Start took, from starting etcd to the last
+	// cluster being ready.
+	StartupTime time.Duration
+}
+
+// Cluster returns the cluster named id, or nil.
+func (e *Env) Cluster(id string) *Cluster {
+	for _, c := range e.Clusters {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// StartClusters starts n clusters with default options and returns them.
+func StartClusters(t testing.TB, n int) []*Cluster {
+	t.Helper()
+	return Start(t, Options{Clusters: n}).Clusters
+}
+
+// Start starts an etcd and the clusters of opts in parallel, waits until
+// every apiserver is ready, and stops everything in t.Cleanup. A missing
+// binary skips or fails the test as [SkipOrFail] says; any other problem
+// fails it, with the tail of the failing process's log.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	return start(t, opts, freePorts)
+}
+
+// start is Start with the port picker injected, so that a test can hand out
+// a taken port and see the harness retry.
+func start(t testing.TB, opts Options, pickPorts func(n int) ([]int, error)) *Env {
+	t.Helper()
+	ids, err := opts.clusterIDs()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	bins := RequireBinaries(t, opts.ControllerManager)
+
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	r := &runner{launcher: newLauncher(), dir: t.TempDir(), bins: bins, pickPorts: pickPorts}
+	t.Cleanup(func() { r.shutdown(t) })
+
+	etcdURL, err := r.startEtcd(ctx)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	etcdTime := time.Since(begin)
+	env := &Env{Clusters: make([]*Cluster, len(ids)), EtcdURL: etcdURL}
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			env.Clusters[i], errs[i] = r.startCluster(ctx, i, id, etcdURL, opts.ControllerManager)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	env.StartupTime = time.Since(begin)
+	t.Logf("testenv: %d cluster(s) %v ready in %v (etcd healthy after %v; controller-manager: %t)",
+		len(ids), ids, env.StartupTime.Round(time.Millisecond), etcdTime.Round(time.Millisecond), opts.ControllerManager)
+	return env
+}
+
+// runner owns the processes of one Env.
+type runner struct {
+	launcher  *launcher
+	dir       string
+	bins      Binaries
+	pickPorts func(n int) ([]int, error)
+
+	mu        sync.Mutex
+	processes []*process
+}
+
+func (r *runner) start(name, logPath, bin string, args []string) (*process, error) {
+	p, err := startProcess(r.launcher, name, logPath, bin, args)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.processes = append(r.processes, p)
+	r.mu.Unlock()
+	return p, nil
+}
+
+// shutdown stops every process, clients of etcd first, then etcd; on
+// failure of the test it logs the tail of every log.
+func (r *runner) shutdown(t testing.TB) {
+	r.mu.Lock()
+	procs := r.processes
+	r.mu.Unlock()
+	if t.Failed() {
+		for _, p := range procs {
+			t.Logf("testenv: last lines of %s (%s):\n%s", p.name, p.logPath, p.tail())
+		}
+	}
+	var wg sync.WaitGroup
+	var etcd []*process
+	for _, p := range procs {
+		if p.name == "etcd" {
+			etcd = append(etcd, p)
+			continue
+		}
+		wg.Go(p.stop)
+	}
+	wg.Wait()
+	for _, p := range etcd {
+		p.stop()
+	}
+	r.launcher.close()
+}
+
+// startEtcd starts the Env's etcd and returns its client URL once healthy.
+func (r *runner) startEtcd(ctx context.Context) (string, error) {
+	dir := filepath.Join(r.dir, "etcd")
+	var err error
+	for range portAttempts {
+		var ports []int
+		if ports, err = r.pickPorts(2); err != nil {
+			return "", err
+		}
+		clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+		dataDir := filepath.Join(dir, "data")
+		if err = os.RemoveAll(dataDir); err != nil {
+			return "", fmt.Errorf("clear etcd data dir: %w", err)
+		}
+		if err = os.MkdirAll(dataDir, 0o700); err != nil {
+			return "", fmt.Errorf("create etcd data dir: %w", err)
+		}
+		args := []string{
+			"--name=testenv",
+			"--data-dir=" + dataDir,
+			"--listen-client-urls=" + clientURL,
+			"--advertise-client-urls=" + clientURL,
+			"--listen-peer-urls=" + peerURL,
+			"--initial-advertise-peer-urls=" + peerURL,
+			"--initial-cluster=testenv=" + peerURL,
+			"--initial-cluster-state=new",
+			// One member: elect it at once rather than after the default
+			// one-second election timeout.
+			"--heartbeat-interval=10",
+			"--election-timeout=100",
+			"--logger=zap",
+			"--log-outputs=stderr",
+		}
+		var p *process
+		if p, err = r.start("etcd", filepath.Join(dir, "etcd.log"), r.bins.Etcd, args); err != nil {
+			return "", err
+		}
+		httpClient := &http.Client{Timeout: 2 * time.Second}
+		err = waitFor(ctx, p, "healthy", func(ctx context.Context) (bool, error) {
+			body, code, err := get(ctx, httpClient, clientURL+"/health")
+			if err != nil {
+				return false, err
+			}
+			if code != http.StatusOK || !strings.Contains(body, `"health":"true"`) {
+				return false, fmt.Errorf("/health: %d %s", code, body)
+			}
+			return true, nil
+		})
+		if err == nil {
+			return clientURL, nil
+		}
+		p.stop()
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return "", err
+}
+
+// startCluster starts the apiserver (and controller-manager) of one cluster.
+func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string, withControllerManager bool) (*Cluster, error) {
+	dir := filepath.Join(r.dir, id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", id, err)
+	}
+	files, err := writeClusterFiles(dir, id)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", id, err)
+	}
+	serviceCIDR := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(96 + index), 0, 0}), 16)
+
+	var c *Cluster
+	for range portAttempts {
+		var ports []int
+		if ports, err = r.pickPorts(1); err != nil {
+			return nil, err
+		}
+		host := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		if c, err = newCluster(id, host, files.ca.CertPEM, files.token, serviceCIDR); err != nil {
+			return nil, err
+		}
+		args := []string{
+			"--etcd-servers=" + etcdURL,
+			"--etcd-prefix=" + c.EtcdPrefix,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(ports[0]),
+			"--cert-dir=" + dir,
+			"--tls-cert-file=" + files.servingCert,
+			"--tls-private-key-file=" + files.servingKey,
+			"--token-auth-file=" + files.tokens,
+			"--authorization-mode=RBAC",
+			"--service-account-issuer=" + ServiceAccountIssuer,
+			"--service-account-key-file=" + files.serviceAccountPub,
+			"--service-account-signing-key-file=" + files.serviceAccountKey,
+			"--service-cluster-ip-range=" + serviceCIDR.String(),
+			"--disable-admission-plugins=" + disabledAdmission,
+			"--endpoint-reconciler-type=none",
+			"--profiling=false",
+		}
+		name := "kube-apiserver " + id
+		var p *process
+		if p, err = r.start(name, filepath.Join(dir, "kube-apiserver.log"), r.bins.KubeAPIServer, args); err != nil {
+			return nil, err
+		}
+		if err = waitReady(ctx, p, c); err == nil {
+			break
+		}
+		p.stop()
+		if !errors.Is(err, errPortTaken) {
+			return nil, err
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if withControllerManager {
+		if err := r.startControllerManager(ctx, dir, c, files.ca); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// waitReady waits for /readyz and for the "default" namespace, which the
+// apiserver creates just after it starts serving.
+func waitReady(ctx context.Context, p *process, c *Cluster) error {
+	httpClient, err := rest.HTTPClientFor(c.config)
+	if err != nil {
+		return fmt.Errorf("HTTP client of cluster %s: %w", c.ID, err)
+	}
+	err = waitFor(ctx, p, "ready", func(ctx context.Context) (bool, error) {
+		body, code, err := get(ctx, httpClient, c.Host+"/readyz")
+		if err != nil {
+			return false, err
+		}
+		if code != http.StatusOK {
+			return false, fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, p, "serving the default namespace", func(ctx context.Context) (bool, error) {
+		_, err := c.client.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+		return err == nil, err
+	})
+}
+
+// startControllerManager runs kube-controller-manager with only the
+// EndpointSlice controllers against c and waits for its /healthz.
+func (r *runner) startControllerManager(ctx context.Context, dir string, c *Cluster, ca keyPair) error {
+	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
+	if err := os.WriteFile(kubeconfig, c.kubeconfig, 0o600); err != nil {
+		return fmt.Errorf("cluster %s: write kubeconfig: %w", c.ID, err)
+	}
+	serving, err := newServingCert(ca, "kube-controller-manager", loopbackIPs(), []string{"localhost"})
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.ID, err)
+	}
+	certFile, keyFile := filepath.Join(dir, "kcm.crt"), filepath.Join(dir, "kcm.key")
+	if err := writeFiles(map[string][]byte{certFile: serving.CertPEM, keyFile: serving.KeyPEM}); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.ID, err)
+	}
+	httpClient, err := rest.HTTPClientFor(c.config)
+	if err != nil {
+		return fmt.Errorf("HTTP client of cluster %s: %w", c.ID, err)
+	}
+	for range portAttempts {
+		var ports []int
+		if ports, err = r.pickPorts(1); err != nil {
+			return err
+		}
+		args := []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			// Token reviews are all the harness needs; without this the
+			// manager polls for a client-CA ConfigMap that is never written.
+			"--authentication-skip-lookup",
+			"--controllers=endpointslice-controller,endpointslice-mirroring-controller",
+			"--leader-elect=false",
+			"--use-service-account-credentials=false",
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(ports[0]),
+			"--tls-cert-file=" + certFile,
+			"--tls-private-key-file=" + keyFile,
+			"--profiling=false",
+		}
+		name := "kube-controller-manager " + c.ID
+		var p *process
+		if p, err = r.start(name, filepath.Join(dir, "kube-controller-manager.log"), r.bins.KubeControllerManager, args); err != nil {
+			return err
+		}
+		healthz := "https://127.0.0.1:" + strconv.Itoa(ports[0]) + "/healthz"
+		err = waitFor(ctx, p, "healthy", func(ctx context.Context) (bool, error) {
+			body, code, err := get(ctx, httpClient, healthz)
+			if err != nil {
+				return false, err
+			}
+			if code != http.StatusOK {
+				return false, fmt.Errorf("/healthz: %d %s", code, body)
+			}
+			return true, nil
+		})
+		if err == nil {
+			return nil
+		}
+		p.stop()
+		if !errors.Is(err, errPortTaken) {
+			return err
+		}
+	}
+	return err
+}
+
+// clusterFiles are the paths of what an apiserver reads, and the secrets.
+type clusterFiles struct {
+	ca                keyPair
+	token             string
+	servingCert       string
+	servingKey        string
+	tokens            string
+	serviceAccountKey string
+	serviceAccountPub string
+}
+
+func writeClusterFiles(dir, id string) (clusterFiles, error) {
+	ca, err := newCA(id + "-ca")
+	if err != nil {
+		return clusterFiles{}, err
+	}
+	serving, err := newServingCert(ca, "kube-apiserver", loopbackIPs(), []string{
+		"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+	})
+	if err != nil {
+		return clusterFiles{}, err
+	}
+	saKey, saPub, err := newServiceAccountKey()
+	if err != nil {
+		return clusterFiles{}, err
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return clusterFiles{}, fmt.Errorf("generate admin token: %w", err)
+	}
+	f := clusterFiles{
+		ca:                ca,
+		token:             hex.EncodeToString(raw),
+		servingCert:       filepath.Join(dir, "apiserver.crt"),
+		servingKey:        filepath.Join(dir, "apiserver.key"),
+		tokens:            filepath.Join(dir, "tokens.csv"),
+		serviceAccountKey: filepath.Join(dir, "service-account.key"),
+		serviceAccountPub: filepath.Join(dir, "service-account.pub"),
+	}
+	// token,user,uid,"group,..." as --token-auth-file reads it.
+	tokens := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", f.token, adminUser, adminUser)
+	err = writeFiles(map[string][]byte{
+		filepath.Join(dir, "ca.crt"): ca.CertPEM,
+		f.servingCert:                serving.CertPEM,
+		f.servingKey:                 serving.KeyPEM,
+		f.tokens:                     []byte(tokens),
+		f.serviceAccountKey:          saKey,
+		f.serviceAccountPub:          saPub,
+	})
+	return f, err
+}
+
+func writeFiles(files map[string][]byte) error {
+	for path, data := range files {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func get(ctx context.Context, c *http.Client, url string) (body string, code int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", 0, fmt.Errorf("GET %s: read body: %w", url, err)
+	}
+	return string(data), resp.StatusCode, nil
+}
