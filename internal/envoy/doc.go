@@ -1,0 +1,49 @@
+// Package envoy translates the mesh model into Envoy v3 xDS resources, and
+// an xDS client's node into a Proxy. It is pure: model values in,
+// go-control-plane protos out; no server, cache, lock or global state. The
+// xDS layer decides which resources a proxy gets and caches them.
+//
+// # What each kind of client gets
+//
+// A sidecar (RoleSidecar): SidecarListeners, SidecarRoute per port, Cluster
+// and ClusterLoadAssignment (of its network's view) per service port.
+// An east-west gateway (RoleEastWestGateway): GatewayListener on 15443,
+// and per service port GatewayCluster with GatewayClusterLoadAssignment of
+// the model's LocalView of the gateway's own network.
+// A proxyless gRPC client (RoleGRPC): GRPCListener, GRPCRoute,
+// GRPCCluster and GRPCClusterLoadAssignment for what it dials.
+//
+// # Istio's shapes we keep
+//
+// Names (outbound|PORT||HOST clusters and EDS resources,
+// outbound_.PORT_._.HOST for SNI and the gateway's clusters, 0.0.0.0_PORT
+// listeners, RDS named by port, HOST:PORT virtual hosts and gRPC
+// resources), so Istio's tooling and habits carry over. Clusters as the
+// seed shows them: EDS over ADS, lifted circuit breakers, istio metadata,
+// and the transport socket matches that give mesh endpoints (endpoint
+// metadata tlsMode=istio) mTLS with SDS secrets "default" and "ROOTCA" from
+// the bootstrap's sds-grpc cluster and the others plaintext; Istio's route
+// domains, retry policy and no timeout; the east-west gateway's SNI
+// passthrough with the TLS inspector and the ALPN Istio's clients offer.
+// Node ids and metadata (NETWORK, CLUSTER_ID, LABELS, ROUTER_MODE,
+// GENERATOR) as Istio's bootstraps write them.
+//
+// # What we leave out, and why
+//
+//   - The MetadataExchange cluster filter (a TypedStruct of a type only
+//     Istio's Envoy build has; upstream Envoy rejects it) and Istio's stats
+//     and telemetry filters: they feed Istio's telemetry, not routing.
+//   - The virtual outbound (15001) and inbound (15006) listeners that go
+//     with iptables capture: sidecar outbound listeners bind their port
+//     instead, and inbound traffic reaches the workload as it is.
+//   - The catch-all virtual host (allow_any to a passthrough cluster):
+//     a host the mesh does not know gets 404, not a blind forward.
+//   - match_subject_alt_names, deprecated in Envoy: SPIFFE ids are matched
+//     as typed URI SANs (match_typed_subject_alt_names).
+//   - TLS for proxyless gRPC: grpc-go accepts neither transport socket
+//     matches nor SDS secrets, so its clusters are plaintext.
+//
+// Builders are deterministic (sorted input, deterministic typed configs) so
+// that equal inputs give byte-equal resources; outputs may share
+// sub-messages and must be treated as read-only.
+package envoy

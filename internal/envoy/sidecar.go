@@ -1,0 +1,219 @@
+package envoy
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// proxyPorts are the ports Istio reserves for the proxy itself (admin,
+// outbound and inbound capture, HBONE, agent, health, DNS, Prometheus).
+// A sidecar's outbound listeners bind their port, so a Service port among
+// these (the east-west gateway's status-port 15021, say) would collide
+// with the proxy's own: it gets no outbound listener.
+func isProxyPort(p uint32) bool {
+	switch p {
+	case 15000, 15001, 15004, 15006, 15008, 15020, 15021, 15053, 15090:
+		return true
+	}
+	return false
+}
+
+// SidecarListeners are a sidecar's outbound listeners: one per distinct TCP
+// port of services, sorted by port, named 0.0.0.0_PORT, each an HTTP
+// connection manager taking its routes from RDS SidecarRouteName(PORT)
+// (see SidecarRoute) with the router filter.
+//
+// Istio marks these listeners bind_to_port=false and reaches them through
+// iptables and its virtual outbound listener on 15001. Causeway serves no
+// virtual listener, so these bind their port: a client sends to
+// 127.0.0.1:PORT (or the proxy's address) with the service's name as
+// Host. Ports reserved for the proxy itself (isProxyPort) are left out.
+func SidecarListeners(services []*model.ServiceInfo) []*listenerv3.Listener {
+	var ports []uint32
+	for _, svc := range services {
+		for _, p := range svc.Ports {
+			if isTCP(p.Protocol) && !isProxyPort(p.Port) {
+				ports = append(ports, p.Port)
+			}
+		}
+	}
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
+	out := make([]*listenerv3.Listener, len(ports))
+	for i, p := range ports {
+		out[i] = sidecarListener(p)
+	}
+	return out
+}
+
+func sidecarListener(port uint32) *listenerv3.Listener {
+	name := OutboundListenerName(port)
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "outbound_" + name,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsConfigSource(),
+			RouteConfigName: SidecarRouteName(port),
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+	}
+	return &listenerv3.Listener{
+		Name:    name,
+		Address: socketAddress("0.0.0.0", port),
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{
+				Name:       wellknown.HTTPConnectionManager,
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: typed(hcm)},
+			}},
+		}},
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}
+}
+
+// routerFilter is the terminal HTTP filter, with its typed config (which
+// grpc-go requires and Envoy no longer does without).
+func routerFilter() *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{
+		Name:       wellknown.Router,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: typed(&routerv3.Router{})},
+	}
+}
+
+// SidecarRoute is the RDS resource SidecarRouteName(port) for a sidecar in
+// namespace proxyNamespace of cluster proxyCluster: one virtual host per
+// service that has the port, named HOST:PORT and sorted by it, routing
+// every path to outbound|PORT||HOST with Istio's timeout (none) and retry
+// policy.
+//
+// Domains are what a client of that namespace may put in Host (see
+// routeDomains). Envoy rejects a route configuration in which a domain
+// appears twice; should two services still claim one (two services with
+// the same cluster IP while an old one is being replaced), the service
+// first in host order keeps it.
+//
+// services is not modified; nil entries are skipped.
+func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace string, proxyCluster model.ClusterID) *routev3.RouteConfiguration {
+	var matched []*model.ServiceInfo
+	for _, svc := range services {
+		if svc != nil && hasPort(svc, port) {
+			matched = append(matched, svc)
+		}
+	}
+	slices.SortStableFunc(matched, func(a, b *model.ServiceInfo) int { return cmp.Compare(a.Host, b.Host) })
+
+	rc := &routev3.RouteConfiguration{
+		Name:         SidecarRouteName(port),
+		VirtualHosts: make([]*routev3.VirtualHost, 0, len(matched)),
+	}
+	taken := make(map[string]struct{}, 10*len(matched))
+	for _, svc := range matched {
+		name := hostPort(string(svc.Host), port)
+		if n := len(rc.VirtualHosts); n > 0 && rc.VirtualHosts[n-1].Name == name {
+			continue // the same host listed twice
+		}
+		all := routeDomains(svc, port, proxyNamespace, proxyCluster)
+		domains := all[:0]
+		for _, d := range all {
+			if _, dup := taken[d]; !dup {
+				taken[d] = struct{}{}
+				domains = append(domains, d)
+			}
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, sidecarVirtualHost(name, svc.Host, port, domains))
+	}
+	return rc
+}
+
+func hasPort(svc *model.ServiceInfo, port uint32) bool {
+	return slices.ContainsFunc(svc.Ports, func(p model.ServicePort) bool { return p.Port == port })
+}
+
+// routeDomains are the Host values that reach svc on port from a proxy of
+// proxyNamespace in proxyCluster, each bare and with :PORT, in the seed's
+// order: the full host NAME.NS.svc.DOMAIN; NAME only if the service is in
+// the proxy's own namespace (as Istio does: that is what the short name
+// resolves to there, and only there, and two namespaces' services of one
+// name would otherwise claim the same domain); NAME.NS.svc; NAME.NS; and
+// the service's cluster IP in the proxy's cluster, if it has one ("[IP]"
+// for IPv6, as a Host header carries it).
+//
+// A host not of the form NAME.NS.svc.DOMAIN gets only itself.
+func routeDomains(svc *model.ServiceInfo, port uint32, proxyNamespace string, proxyCluster model.ClusterID) []string {
+	p := ":" + strconv.FormatUint(uint64(port), 10)
+	host := string(svc.Host)
+	out := make([]string, 0, 10)
+	add := func(d string) { out = append(out, d, d+p) }
+	add(host)
+	if svc.Name != "" && svc.Namespace != "" && strings.HasPrefix(host, svc.Name+"."+svc.Namespace+".svc.") {
+		if svc.Namespace == proxyNamespace {
+			add(svc.Name)
+		}
+		add(svc.Name + "." + svc.Namespace + ".svc")
+		add(svc.Name + "." + svc.Namespace)
+	}
+	if ip, err := netip.ParseAddr(svc.ClusterIPs[proxyCluster]); err == nil {
+		if ip.Is6() {
+			add("[" + ip.String() + "]")
+		} else {
+			add(ip.String())
+		}
+	}
+	return out
+}
+
+// sidecarVirtualHost routes every path of domains to host's cluster.
+func sidecarVirtualHost(name string, host model.Host, port uint32, domains []string) *routev3.VirtualHost {
+	return &routev3.VirtualHost{
+		Name:    name,
+		Domains: domains,
+		Routes: []*routev3.Route{{
+			Name:  "default",
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: model.ClusterName(host, port, "")},
+				// 0s: no timeout, as Istio without a VirtualService.
+				Timeout:     durationpb.New(0),
+				RetryPolicy: istioRetryPolicy(),
+				MaxStreamDuration: &routev3.RouteAction_MaxStreamDuration{
+					MaxStreamDuration:    durationpb.New(0),
+					GrpcTimeoutHeaderMax: durationpb.New(0),
+				},
+			}},
+			Decorator: &routev3.Decorator{Operation: name + "/*"},
+		}},
+		IncludeRequestAttemptCount: true,
+	}
+}
+
+// istioRetryPolicy is Istio's default: two retries on connection failures,
+// refused streams, the gRPC statuses unavailable and canceled, and HTTP
+// 503, each on another host.
+func istioRetryPolicy() *routev3.RetryPolicy {
+	return &routev3.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", //nolint:misspell // Envoy's retry_on token is spelled so
+		NumRetries: wrapperspb.UInt32(2),
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
+			Name: "envoy.retry_host_predicates.previous_hosts",
+			// The seed shows the name alone; current Envoy needs the type.
+			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{
+				TypedConfig: typed(&previoushostsv3.PreviousHostsPredicate{}),
+			},
+		}},
+		HostSelectionRetryMaxAttempts: 5,
+		RetriableStatusCodes:          []uint32{503},
+	}
+}
