@@ -34,6 +34,9 @@ labels, annotations, secret formats and xDS names.`,
 		newViewCommand(),
 		newNetworksCommand(),
 		newCertsCommand(),
+		newServeCommand(),
+		newRemoteSecretCommand(),
+		newStatusCommand(),
 	)
 	return root
 }

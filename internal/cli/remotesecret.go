@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+func newRemoteSecretCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remote-secret",
+		Short: "Manage the secrets that give the control plane access to remote clusters",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newRemoteSecretCreateCommand())
+	return cmd
+}
+
+func newRemoteSecretCreateCommand() *cobra.Command {
+	var (
+		kubeconfig string
+		name       string
+		server     string
+		namespace  string
+		tokenTTL   time.Duration
+		wait       time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a read-only account in a remote cluster and print its remote secret",
+		Long: `Connect to a remote cluster (--kubeconfig, with rights to create RBAC objects),
+create or update there a ServiceAccount (` + clusters.ReaderName + ` in --namespace) whose
+ClusterRole may only get, list and watch namespaces, services, endpointslices,
+pods and nodes (and create tokenreviews, for the CA), obtain a token for it,
+and print the remote secret to apply in the primary cluster:
+
+  causeway remote-secret create --kubeconfig remote.kubeconfig --name cluster2 \
+    | kubectl --kubeconfig primary.kubeconfig apply -f -
+
+The secret is named istio-remote-secret-ID, labeled istio/multiCluster=true,
+annotated networking.istio.io/cluster=ID; its data key ID holds a kubeconfig
+with the server, the server's CA and the token (the format istioctl
+create-remote-secret writes).
+
+The token: by default a kubernetes.io/service-account-token Secret, which
+never expires and is revoked by deleting it (kube-controller-manager's token
+controller must run to fill it). With --token-ttl, a TokenRequest token valid
+that long instead (the API server may shorten it): re-create the remote secret
+before it expires. Running the command again is safe.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" {
+				return fmt.Errorf("--name is required: the remote cluster's id (the data key of the secret)")
+			}
+			restCfg, err := loadRESTConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			ca := restCfg.CAData
+			if len(ca) == 0 && restCfg.CAFile != "" {
+				if ca, err = os.ReadFile(restCfg.CAFile); err != nil {
+					return fmt.Errorf("read the server's CA: %w", err)
+				}
+			}
+			if len(ca) == 0 {
+				return fmt.Errorf("the kubeconfig has no certificate authority for %s (insecure-skip-tls-verify?): the remote secret needs one; add certificate-authority-data", restCfg.Host)
+			}
+			if server == "" {
+				server = restCfg.Host
+			}
+			cs, err := kubernetes.NewForConfig(restCfg)
+			if err != nil {
+				return fmt.Errorf("client of the remote cluster: %w", err)
+			}
+			rs, err := clusters.CreateRemoteSecret(cmd.Context(), clusters.RemoteSecretConfig{
+				Client:    cs,
+				ClusterID: model.ClusterID(name),
+				Server:    server,
+				CAData:    ca,
+				Namespace: namespace,
+				TokenTTL:  tokenTTL,
+				Wait:      wait,
+			})
+			if err != nil {
+				return err
+			}
+			out, err := clusters.MarshalRemoteSecret(rs.Secret)
+			if err != nil {
+				return err
+			}
+			if rs.Expires != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "the token expires at %s: re-create the remote secret before then\n", rs.Expires.UTC().Format(time.RFC3339))
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the remote cluster (default: $KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&name, "name", "", "the remote cluster's id (required)")
+	fl.StringVar(&server, "server", "", "API server URL the control plane dials (default: the kubeconfig's)")
+	fl.StringVar(&namespace, "namespace", "istio-system", "namespace of the ServiceAccount in the remote cluster and of the secret in the primary")
+	fl.DurationVar(&tokenTTL, "token-ttl", 0, "request a token valid this long (TokenRequest) instead of a non-expiring service-account-token Secret")
+	fl.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the token controller to fill the token Secret")
+	return cmd
+}

@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/server"
+)
+
+// serveFlags are the flags of `causeway serve`.
+type serveFlags struct {
+	kubeconfig         string
+	clusterID          string
+	systemNamespace    string
+	meshNetworks       string
+	meshNetworksCM     string
+	meshNetworksPoll   time.Duration
+	debugAddr          string
+	stalePolicy        string
+	clusterSyncTimeout time.Duration
+	probeInterval      time.Duration
+	noGatewayEndpoints string
+	nodePortGateways   string
+	domain             string
+	debounce           time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane: watch every cluster and serve the mesh",
+		Long: `Watch the config cluster (--kubeconfig) and every remote cluster named by a
+Secret labeled istio/multiCluster=true in the system namespace (one kubeconfig
+per data key, the key being the cluster id; see 'causeway remote-secret
+create'), build the mesh model, and serve the debug API (JSON) and metrics on
+--debug-addr: /debug/clusters, /debug/networks, /debug/endpoints, /ready,
+/metrics.
+
+A cluster whose API server stops answering is shown stale and keeps its
+last-known endpoints (--stale-cluster-policy=keep, the default), or loses them
+after a grace (drop-after=DURATION). Startup waits for every cluster's initial
+sync for at most --cluster-sync-timeout, then serves what it has.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := f.config(log)
+			if err != nil {
+				return err
+			}
+			// client-go logs through klog; its watch errors are already
+			// reported per cluster, so they go to our logger at debug level.
+			klog.SetSlogLogger(slog.New(demote{log.Handler()}).With("component", "client-go"))
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the config cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the config cluster (required)")
+	fl.StringVar(&f.systemNamespace, "system-namespace", "istio-system", "namespace of the remote secrets, the network label and the meshNetworks ConfigMap")
+	fl.StringVar(&f.meshNetworks, "mesh-networks", "", "meshNetworks YAML file, reloaded when it changes")
+	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
+	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
+	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it")
+	fl.StringVar(&f.stalePolicy, "stale-cluster-policy", "keep", "what happens to an unreachable cluster's endpoints: keep, or drop-after=DURATION")
+	fl.DurationVar(&f.clusterSyncTimeout, "cluster-sync-timeout", server.DefaultClusterSyncTimeout, "how long startup waits for every cluster's initial sync")
+	fl.DurationVar(&f.probeInterval, "probe-interval", clusters.DefaultProbeInterval, "how often each API server is probed to tell live from stale")
+	fl.StringVar(&f.noGatewayEndpoints, "no-gateway-endpoints", string(model.NoGatewayDrop), "endpoints of a network without gateway, seen from another network: drop, or direct (Istio's behavior)")
+	fl.StringVar(&f.nodePortGateways, "nodeport-gateways", string(model.NodePortEndpoints), "nodes of a NodePort gateway: endpoints (nodes running a ready gateway pod) or selector (Istio's)")
+	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain of service hostnames")
+	fl.DurationVar(&f.debounce, "debounce", server.DefaultDebounce, "quiet period after a change before it is published")
+	return cmd
+}
+
+func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
+	if f.clusterID == "" {
+		return server.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
+	}
+	policy, err := clusters.ParseStalePolicy(f.stalePolicy)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("--stale-cluster-policy: %w", err)
+	}
+	ngw := model.NoGatewayPolicy(f.noGatewayEndpoints)
+	if ngw != model.NoGatewayDrop && ngw != model.NoGatewayDirect {
+		return server.Config{}, fmt.Errorf("--no-gateway-endpoints %q: want drop or direct", f.noGatewayEndpoints)
+	}
+	npm := model.NodePortMode(f.nodePortGateways)
+	if npm != model.NodePortEndpoints && npm != model.NodePortSelector {
+		return server.Config{}, fmt.Errorf("--nodeport-gateways %q: want endpoints or selector", f.nodePortGateways)
+	}
+	if f.meshNetworks != "" && f.meshNetworksCM != "" {
+		return server.Config{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
+	}
+	restCfg, err := loadRESTConfig(f.kubeconfig)
+	if err != nil {
+		return server.Config{}, err
+	}
+	local, err := clusters.RESTClients(restCfg)
+	if err != nil {
+		return server.Config{}, err
+	}
+	return server.Config{
+		ClusterID:       model.ClusterID(f.clusterID),
+		Local:           local,
+		SystemNamespace: f.systemNamespace,
+		Model: model.Config{
+			Domain:             f.domain,
+			SystemNamespace:    f.systemNamespace,
+			NoGatewayEndpoints: ngw,
+			NodePortGateways:   npm,
+		},
+		MeshNetworksFile:      f.meshNetworks,
+		MeshNetworksPoll:      f.meshNetworksPoll,
+		MeshNetworksConfigMap: f.meshNetworksCM,
+		DebugAddr:             f.debugAddr,
+		StalePolicy:           policy,
+		ProbeInterval:         f.probeInterval,
+		ClusterSyncTimeout:    f.clusterSyncTimeout,
+		Debounce:              f.debounce,
+		Logger:                log,
+	}, nil
+}
+
+// loadRESTConfig loads a client configuration as kubectl does: the given
+// file, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
+func loadRESTConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		if path == "" {
+			return nil, fmt.Errorf("no Kubernetes client configuration: %w: give --kubeconfig", err)
+		}
+		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// demote is a slog.Handler that logs every record at debug level: for
+// libraries whose own logs repeat what Causeway reports itself.
+type demote struct{ slog.Handler }
+
+func (d demote) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.Handler.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d demote) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d demote) WithAttrs(attrs []slog.Attr) slog.Handler { return demote{d.Handler.WithAttrs(attrs)} }
+
+func (d demote) WithGroup(name string) slog.Handler { return demote{d.Handler.WithGroup(name)} }

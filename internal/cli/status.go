@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causeway-mesh/causeway/internal/debug"
+)
+
+func newStatusCommand() *cobra.Command {
+	var (
+		addr    string
+		output  string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster set of a running control plane",
+		Long: `Read a running 'causeway serve' debug API and show, in one view, every
+cluster (state, network, when it synced, when its API server last answered,
+how stale its data is, endpoint and object counts, errors), every network
+with its clusters, endpoints and gateways, and the model's warnings.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			rep, err := debug.FetchReport(ctx, &http.Client{}, addr)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			return debug.WriteTable(cmd.OutOrStdout(), rep, time.Now())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "debug-addr", "http://localhost:15014", "URL (or host:port) of the server's debug API")
+	fl.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	fl.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the server")
+	return cmd
+}

@@ -1,0 +1,482 @@
+// Package kube watches one Kubernetes cluster and keeps the mesh model in
+// step with it. A [Watcher] runs client-go informers for Namespaces, Nodes,
+// Services, EndpointSlices and Pods (stripped by a transform to the few
+// fields the model reads), and its event handlers only put keys on a work
+// queue; one sync function reads the listers for a key, converts what it
+// finds with internal/kubeconv and upserts or deletes it in the store. The
+// watcher knows nothing of other clusters, secrets or staleness: those are
+// internal/clusters' business, which starts one watcher per cluster and may
+// pause it (its data dropped from the model) and replay it later.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/causeway-mesh/causeway/internal/kubeconv"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Store is what a watcher writes into: the input side of *model.Store.
+type Store interface {
+	UpsertService(svc *model.Service)
+	DeleteService(key model.ObjectKey)
+	UpsertEndpointSlice(es *model.EndpointSlice)
+	DeleteEndpointSlice(key model.ObjectKey)
+	UpsertPod(p *model.Pod)
+	DeletePod(key model.ObjectKey)
+	UpsertNode(n *model.Node)
+	DeleteNode(cluster model.ClusterID, name string)
+	UpsertNamespace(ns *model.Namespace)
+	DeleteNamespace(cluster model.ClusterID, name string)
+}
+
+var _ Store = (*model.Store)(nil)
+
+// Config configures a [Watcher].
+type Config struct {
+	// Cluster is the id the cluster's objects get in the model.
+	Cluster model.ClusterID
+	// Client reads the cluster (a client-go fake clientset in unit tests).
+	Client kubernetes.Interface
+	// Store receives the cluster's objects.
+	Store Store
+	// SystemNamespace is the namespace whose topology.istio.io/network label
+	// is the cluster's default network; [Watcher.Network] reads it.
+	// Default istio-system.
+	SystemNamespace string
+	// Changed, if set, is called after each write into Store. It is called
+	// from the watcher's worker and must not block.
+	Changed func()
+	// WatchError, if set, is called when a list or watch of the cluster
+	// fails (not for the routine end of a watch). It must return quickly.
+	WatchError func(error)
+	// Paused starts the watcher without writing into Store: its caches fill
+	// and [Watcher.Synced] closes as usual, and [Watcher.Replay] writes them
+	// out. Used to build a replacement watcher before swapping it in.
+	Paused bool
+	// Logger receives the watcher's logs. Required.
+	Logger *slog.Logger
+}
+
+// Counts are the numbers of objects a watcher holds, by kind.
+type Counts struct {
+	Namespaces     int `json:"namespaces"`
+	Nodes          int `json:"nodes"`
+	Services       int `json:"services"`
+	EndpointSlices int `json:"endpointSlices"`
+	Pods           int `json:"pods"`
+}
+
+// kind is the kind of object a queue key names.
+type kind uint8
+
+const (
+	kindNamespace kind = iota
+	kindNode
+	kindService
+	kindEndpointSlice
+	kindPod
+	// kindBarrier marks the end of the initial list in the queue: once the
+	// worker reaches it, every object of the initial list is in the store.
+	kindBarrier
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindNamespace:
+		return "namespace"
+	case kindNode:
+		return "node"
+	case kindService:
+		return "service"
+	case kindEndpointSlice:
+		return "endpointslice"
+	case kindPod:
+		return "pod"
+	}
+	return "barrier"
+}
+
+// key is what the work queue holds: an object of one kind, by name.
+type key struct {
+	kind      kind
+	namespace string
+	name      string
+}
+
+func (k key) String() string {
+	if k.namespace == "" {
+		return k.kind.String() + " " + k.name
+	}
+	return k.kind.String() + " " + k.namespace + "/" + k.name
+}
+
+// Watcher keeps the model in step with one cluster. Create it with [New],
+// run it with [Watcher.Run].
+type Watcher struct {
+	cfg Config
+	log *slog.Logger
+
+	factory    informers.SharedInformerFactory
+	informers  [kindBarrier]cache.SharedIndexInformer
+	namespaces corelisters.NamespaceLister
+	nodes      corelisters.NodeLister
+	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
+	pods       corelisters.PodLister
+	synced     []cache.DoneChecker
+
+	queue      workqueue.TypedInterface[key]
+	syncedOnce sync.Once
+	syncedCh   chan struct{}
+	syncedAt   time.Time // set before syncedCh is closed
+
+	// mu serializes writes into the store with Pause and Replay, so that no
+	// write lands after Pause returns.
+	mu       sync.Mutex
+	paused   bool
+	rejected map[key]string
+}
+
+// New builds a watcher for the cluster cfg.Client reads. Nothing runs until
+// [Watcher.Run].
+func New(cfg Config) (*Watcher, error) {
+	switch {
+	case cfg.Cluster == "":
+		return nil, errors.New("kube: Config.Cluster is empty")
+	case cfg.Client == nil:
+		return nil, fmt.Errorf("kube: cluster %s: Config.Client is nil", cfg.Cluster)
+	case cfg.Store == nil:
+		return nil, fmt.Errorf("kube: cluster %s: Config.Store is nil", cfg.Cluster)
+	case cfg.Logger == nil:
+		return nil, fmt.Errorf("kube: cluster %s: Config.Logger is nil", cfg.Cluster)
+	}
+	if cfg.SystemNamespace == "" {
+		cfg.SystemNamespace = "istio-system"
+	}
+	w := &Watcher{
+		cfg:      cfg,
+		log:      cfg.Logger.With("cluster", string(cfg.Cluster)),
+		factory:  informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(strip)),
+		queue:    workqueue.NewTyped[key](),
+		syncedCh: make(chan struct{}),
+		paused:   cfg.Paused,
+		rejected: map[key]string{},
+	}
+	core := w.factory.Core().V1()
+	w.namespaces = core.Namespaces().Lister()
+	w.nodes = core.Nodes().Lister()
+	w.services = core.Services().Lister()
+	w.slices = w.factory.Discovery().V1().EndpointSlices().Lister()
+	w.pods = core.Pods().Lister()
+	w.informers = [kindBarrier]cache.SharedIndexInformer{
+		kindNamespace:     core.Namespaces().Informer(),
+		kindNode:          core.Nodes().Informer(),
+		kindService:       core.Services().Informer(),
+		kindEndpointSlice: w.factory.Discovery().V1().EndpointSlices().Informer(),
+		kindPod:           core.Pods().Informer(),
+	}
+	for k, inf := range w.informers {
+		reg, err := inf.AddEventHandler(w.handler(kind(k)))
+		if err != nil {
+			return nil, fmt.Errorf("kube: cluster %s: add %s handler: %w", cfg.Cluster, kind(k), err)
+		}
+		w.synced = append(w.synced, reg.HasSyncedChecker())
+		if err := inf.SetWatchErrorHandlerWithContext(w.watchError); err != nil {
+			return nil, fmt.Errorf("kube: cluster %s: set %s watch error handler: %w", cfg.Cluster, kind(k), err)
+		}
+	}
+	return w, nil
+}
+
+// handler returns the event handler of one kind: it only enqueues keys.
+func (w *Watcher) handler(k kind) cache.ResourceEventHandler {
+	enqueue := func(obj any) {
+		name, err := cache.DeletionHandlingObjectToName(obj)
+		if err != nil {
+			w.log.Debug("event without a name", "kind", k.String(), "err", err)
+			return
+		}
+		w.queue.Add(key{kind: k, namespace: name.Namespace, name: name.Name})
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue,
+		UpdateFunc: func(oldObj, newObj any) {
+			if changed(oldObj, newObj) {
+				enqueue(newObj)
+			}
+		},
+		DeleteFunc: enqueue,
+	}
+}
+
+func (w *Watcher) watchError(_ context.Context, r *cache.Reflector, err error) {
+	// The end of a watch (EOF) and an expired resourceVersion are routine:
+	// the reflector re-watches or re-lists on its own.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return
+	}
+	w.log.Debug("watch failed", "reflector", r.TypeDescription(), "err", err)
+	if w.cfg.WatchError != nil {
+		w.cfg.WatchError(err)
+	}
+}
+
+// Run starts the informers and the worker and blocks until ctx is done and
+// every goroutine the watcher started has ended. A watcher runs once.
+func (w *Watcher) Run(ctx context.Context) {
+	w.factory.Start(ctx.Done())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if cache.WaitFor(ctx, "", w.synced...) {
+			w.queue.Add(key{kind: kindBarrier})
+		}
+	})
+	wg.Go(func() {
+		for w.processNext() {
+		}
+	})
+	<-ctx.Done()
+	w.queue.ShutDown()
+	wg.Wait()
+	w.factory.Shutdown()
+}
+
+// Synced is closed once the initial list of every kind is in the store (or,
+// for a paused watcher, in its caches).
+func (w *Watcher) Synced() <-chan struct{} { return w.syncedCh }
+
+// HasSynced reports whether [Watcher.Synced] is closed.
+func (w *Watcher) HasSynced() bool {
+	select {
+	case <-w.syncedCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// SyncedAt returns when [Watcher.Synced] was closed; ok is false before.
+func (w *Watcher) SyncedAt() (at time.Time, ok bool) {
+	select {
+	case <-w.syncedCh:
+		return w.syncedAt, true
+	default:
+		return time.Time{}, false
+	}
+}
+
+func (w *Watcher) processNext() bool {
+	k, shutdown := w.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer w.queue.Done(k)
+	if k.kind == kindBarrier {
+		w.syncedOnce.Do(func() {
+			w.syncedAt = time.Now()
+			close(w.syncedCh)
+		})
+		return true
+	}
+	w.mu.Lock()
+	wrote := !w.paused
+	if wrote {
+		w.sync(k)
+	}
+	w.mu.Unlock()
+	if wrote && w.cfg.Changed != nil {
+		w.cfg.Changed()
+	}
+	return true
+}
+
+// sync makes the store hold what the listers hold for k: the one place
+// where the watcher writes. Called with mu held.
+func (w *Watcher) sync(k key) {
+	id := w.cfg.Cluster
+	ok := model.ObjectKey{Cluster: id, NamespacedName: model.NamespacedName{Namespace: k.namespace, Name: k.name}}
+	s := w.cfg.Store
+	switch k.kind {
+	case kindNamespace:
+		ns, err := w.namespaces.Get(k.name)
+		if w.gone(k, err) {
+			s.DeleteNamespace(id, k.name)
+			return
+		}
+		s.UpsertNamespace(kubeconv.Namespace(id, ns))
+	case kindNode:
+		n, err := w.nodes.Get(k.name)
+		if w.gone(k, err) {
+			s.DeleteNode(id, k.name)
+			return
+		}
+		s.UpsertNode(kubeconv.Node(id, n))
+	case kindPod:
+		p, err := w.pods.Pods(k.namespace).Get(k.name)
+		if w.gone(k, err) {
+			s.DeletePod(ok)
+			return
+		}
+		s.UpsertPod(kubeconv.Pod(id, p))
+	case kindService:
+		svc, err := w.services.Services(k.namespace).Get(k.name)
+		if w.gone(k, err) {
+			s.DeleteService(ok)
+			return
+		}
+		m, err := kubeconv.Service(id, svc)
+		if err != nil {
+			w.reject(k, err)
+			s.DeleteService(ok)
+			return
+		}
+		delete(w.rejected, k)
+		s.UpsertService(m)
+	case kindEndpointSlice:
+		es, err := w.slices.EndpointSlices(k.namespace).Get(k.name)
+		if w.gone(k, err) {
+			s.DeleteEndpointSlice(ok)
+			return
+		}
+		m, err := kubeconv.EndpointSlice(id, es)
+		switch {
+		case errors.Is(err, kubeconv.ErrNoServiceName), errors.Is(err, kubeconv.ErrFQDNSlice):
+			// Not a slice of a Service the mesh serves: not an error.
+			w.log.Debug("endpointslice skipped", "endpointslice", k.namespace+"/"+k.name, "err", err)
+			s.DeleteEndpointSlice(ok)
+			return
+		case err != nil:
+			w.reject(k, err)
+			s.DeleteEndpointSlice(ok)
+			return
+		}
+		delete(w.rejected, k)
+		s.UpsertEndpointSlice(m)
+	}
+}
+
+// gone reports whether the object of k is no longer in its lister (a lister
+// fails on nothing else).
+func (w *Watcher) gone(k key, err error) bool {
+	if err == nil {
+		return false
+	}
+	if !apierrors.IsNotFound(err) {
+		w.log.Info("lister failed; treating the object as deleted", "object", k.String(), "err", err)
+	}
+	delete(w.rejected, k)
+	return true
+}
+
+// reject records an object the model cannot take: it is left out of the
+// model (a previous valid version included) until it is fixed.
+func (w *Watcher) reject(k key, err error) {
+	if _, seen := w.rejected[k]; !seen {
+		w.log.Info("object rejected; it is left out of the mesh until fixed", "object", k.String(), "err", err)
+	}
+	w.rejected[k] = err.Error()
+}
+
+// Pause stops all writes into the store; when it returns, no write is in
+// flight. The caller may then remove the cluster from the store. Events keep
+// filling the caches; [Watcher.Replay] writes them out.
+func (w *Watcher) Pause() {
+	w.mu.Lock()
+	w.paused = true
+	w.mu.Unlock()
+}
+
+// Paused reports whether the watcher is paused.
+func (w *Watcher) Paused() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.paused
+}
+
+// Replay writes every object the caches hold into the store, in the
+// calling goroutine, and resumes writing events: the way back after the
+// cluster's objects were removed from the store (or for a watcher started
+// paused). Objects gone from the caches are not deleted: the caller removed
+// the cluster from the store first.
+func (w *Watcher) Replay() {
+	w.mu.Lock()
+	for _, k := range w.keys() {
+		w.sync(k)
+	}
+	w.paused = false
+	w.mu.Unlock()
+	if w.cfg.Changed != nil {
+		w.cfg.Changed()
+	}
+}
+
+// keys lists the keys of every cached object, namespaces and nodes first
+// (they decide networks and localities of the rest).
+func (w *Watcher) keys() []key {
+	var out []key
+	for k := range kindBarrier {
+		for _, s := range w.informers[k].GetStore().ListKeys() {
+			name, err := cache.ParseObjectName(s)
+			if err != nil {
+				continue
+			}
+			out = append(out, key{kind: k, namespace: name.Namespace, name: name.Name})
+		}
+	}
+	return out
+}
+
+// Counts returns how many objects of each kind the caches hold.
+func (w *Watcher) Counts() Counts {
+	n := func(k kind) int { return len(w.informers[k].GetStore().ListKeys()) }
+	return Counts{
+		Namespaces:     n(kindNamespace),
+		Nodes:          n(kindNode),
+		Services:       n(kindService),
+		EndpointSlices: n(kindEndpointSlice),
+		Pods:           n(kindPod),
+	}
+}
+
+// Rejected returns, sorted, the objects the model could not take and why
+// (at most limit of them; limit <= 0 means all), and how many there are.
+func (w *Watcher) Rejected(limit int) (errs []string, total int) {
+	w.mu.Lock()
+	for _, e := range w.rejected {
+		errs = append(errs, e)
+	}
+	w.mu.Unlock()
+	slices.Sort(errs)
+	total = len(errs)
+	if limit > 0 && len(errs) > limit {
+		errs = errs[:limit]
+	}
+	return errs, total
+}
+
+// Network returns the topology.istio.io/network label of the cluster's
+// system namespace: the cluster's default network ("" when unlabeled or
+// not seen yet).
+func (w *Watcher) Network() model.NetworkID {
+	ns, err := w.namespaces.Get(w.cfg.SystemNamespace)
+	if err != nil {
+		return ""
+	}
+	return model.NetworkID(ns.Labels[model.LabelNetwork])
+}

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// MeshNetworksKey is the ConfigMap key that holds meshNetworks, as in
+// Istio's mesh networks ConfigMap.
+const MeshNetworksKey = "meshNetworks"
+
+// meshNetworksSource feeds the store's MeshNetworks from a file (polled) or
+// a ConfigMap (watched). A refused version leaves the last good one in
+// place and is reported as a warning of /debug/networks until fixed.
+type meshNetworksSource struct {
+	store   *model.Store
+	changed func()
+	log     *slog.Logger
+	warning atomic.Pointer[string]
+	last    []byte // content of the last version applied (or refused); loop-owned
+}
+
+// apply parses data and sets it; what names the source in messages.
+func (m *meshNetworksSource) apply(what string, data []byte, present bool) error {
+	if present && m.last != nil && bytes.Equal(data, m.last) {
+		return nil
+	}
+	if !present {
+		m.last = nil
+		m.store.SetMeshNetworks(nil)
+		m.warning.Store(nil)
+		m.changed()
+		m.log.Info("meshNetworks cleared", "source", what)
+		return nil
+	}
+	m.last = bytes.Clone(data)
+	mn, err := model.ParseMeshNetworks(data)
+	if err != nil {
+		w := fmt.Sprintf("meshNetworks from %s refused, the previous version stays in force: %v", what, err)
+		m.warning.Store(&w)
+		m.log.Info("meshNetworks refused; the previous version stays in force", "source", what, "err", err)
+		return fmt.Errorf("meshNetworks from %s: %w", what, err)
+	}
+	m.store.SetMeshNetworks(mn)
+	m.warning.Store(nil)
+	m.changed()
+	m.log.Info("meshNetworks loaded", "source", what)
+	return nil
+}
+
+// warnings returns the current warning, if any.
+func (m *meshNetworksSource) warnings() []string {
+	if w := m.warning.Load(); w != nil {
+		return []string{*w}
+	}
+	return nil
+}
+
+// fileState is what the poller compares to notice a change.
+type fileState struct {
+	mod  time.Time
+	size int64
+}
+
+// loadFile reads path once; a missing or bad file is an error (at startup
+// the server refuses to run on it).
+func (m *meshNetworksSource) loadFile(path string) (fileState, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileState{}, fmt.Errorf("meshNetworks file: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fileState{}, fmt.Errorf("meshNetworks file: %w", err)
+	}
+	return fileState{mod: fi.ModTime(), size: fi.Size()}, m.apply("file "+path, data, true)
+}
+
+// pollFile reloads path when its modification time or size changes, every
+// interval, until ctx is done. A file that disappears keeps the last
+// version (and warns); one that comes back is read again.
+func (m *meshNetworksSource) pollFile(ctx context.Context, path string, interval time.Duration, st fileState) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			if st != (fileState{}) {
+				w := fmt.Sprintf("meshNetworks file %s cannot be read, the previous version stays in force: %v", path, err)
+				m.warning.Store(&w)
+				m.log.Info("meshNetworks file cannot be read; the previous version stays in force", "path", path, "err", err)
+				st = fileState{}
+			}
+			continue
+		}
+		now := fileState{mod: fi.ModTime(), size: fi.Size()}
+		if now == st {
+			continue
+		}
+		st = now
+		data, err := os.ReadFile(path)
+		if err != nil {
+			m.log.Info("meshNetworks file cannot be read", "path", path, "err", err)
+			continue
+		}
+		_ = m.apply("file "+path, data, true) // refusals are logged and warned
+	}
+}
+
+// configMapWatch watches one ConfigMap of the config cluster. Its event
+// handler only signals; sync reads the lister.
+type configMapWatch struct {
+	src       *meshNetworksSource
+	namespace string
+	name      string
+	factory   informers.SharedInformerFactory
+	synced    cache.DoneChecker
+	lister    func() (*corev1.ConfigMap, error)
+	signal    chan struct{}
+	// done is closed once the ConfigMap's initial state was applied.
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func newConfigMapWatch(src *meshNetworksSource, client kubernetes.Interface, namespace, name string) (*configMapWatch, error) {
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}),
+	)
+	inf := f.Core().V1().ConfigMaps()
+	cw := &configMapWatch{
+		src:       src,
+		namespace: namespace,
+		name:      name,
+		factory:   f,
+		signal:    make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	lister := inf.Lister()
+	cw.lister = func() (*corev1.ConfigMap, error) { return lister.ConfigMaps(namespace).Get(name) }
+	poke := func(any) {
+		select {
+		case cw.signal <- struct{}{}:
+		default:
+		}
+	}
+	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    poke,
+		UpdateFunc: func(_, n any) { poke(n) },
+		DeleteFunc: poke,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch meshNetworks ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	cw.synced = reg.HasSyncedChecker()
+	return cw, nil
+}
+
+func (cw *configMapWatch) run(ctx context.Context) {
+	cw.factory.Start(ctx.Done())
+	defer cw.factory.Shutdown()
+	if !cache.WaitFor(ctx, "", cw.synced) {
+		return
+	}
+	cw.sync()
+	cw.doneOnce.Do(func() { close(cw.done) })
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cw.signal:
+			cw.sync()
+		}
+	}
+}
+
+func (cw *configMapWatch) sync() {
+	what := "ConfigMap " + cw.namespace + "/" + cw.name
+	cm, err := cw.lister()
+	switch {
+	case apierrors.IsNotFound(err):
+		if cw.src.last != nil {
+			_ = cw.src.apply(what, nil, false)
+		} else {
+			w := fmt.Sprintf("meshNetworks %s does not exist", what)
+			cw.src.warning.Store(&w)
+		}
+		return
+	case err != nil:
+		cw.src.log.Info("meshNetworks ConfigMap lister failed", "err", err)
+		return
+	}
+	data, ok := cm.Data[MeshNetworksKey]
+	if !ok {
+		err := errors.New("it has no key " + MeshNetworksKey)
+		w := fmt.Sprintf("meshNetworks from %s refused, the previous version stays in force: %v", what, err)
+		cw.src.warning.Store(&w)
+		cw.src.log.Info("meshNetworks refused; the previous version stays in force", "source", what, "err", err)
+		return
+	}
+	_ = cw.src.apply(what, []byte(data), true)
+}

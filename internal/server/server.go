@@ -1,0 +1,324 @@
+// Package server wires `causeway serve`: the model store, the cluster set
+// (config cluster, remote secrets, staleness), the MeshNetworks source, the
+// publish loop and the debug HTTP server. Every writer into the store
+// signals the publish loop; after a short debounce the loop takes the
+// store's changes and a snapshot and hands both to every [Sink] (the xDS
+// layer registers one) and keeps the snapshot for the debug API. Sinks get
+// their first snapshot once the initial sync of every cluster is done (or
+// timed out).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/debug"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Defaults of [Config].
+const (
+	DefaultClusterSyncTimeout = time.Minute
+	DefaultMeshNetworksPoll   = 2 * time.Second
+	DefaultDebugAddr          = ":15014"
+)
+
+// Config configures a [Server].
+type Config struct {
+	// ClusterID is the config cluster's id (--cluster-id). Required.
+	ClusterID model.ClusterID
+	// Local reaches the config cluster (from --kubeconfig). Required.
+	Local clusters.Clients
+	// SystemNamespace holds remote secrets, the network label and the
+	// meshNetworks ConfigMap. Default istio-system.
+	SystemNamespace string
+	// Model configures the store; its SystemNamespace defaults to ours.
+	Model model.Config
+	// MeshNetworksFile, if set, is a meshNetworks YAML file, polled for
+	// changes every MeshNetworksPoll (default 2s).
+	MeshNetworksFile string
+	MeshNetworksPoll time.Duration
+	// MeshNetworksConfigMap, if set, names a ConfigMap of SystemNamespace
+	// whose key meshNetworks is watched. At most one of the two is set.
+	MeshNetworksConfigMap string
+	// DebugAddr is the debug HTTP listen address; empty: no listener (the
+	// handler is still available from [Server.DebugHandler]).
+	DebugAddr string
+	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
+	// cluster set (see clusters.Config).
+	StalePolicy   clusters.StalePolicy
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	NewClients    clusters.ClientFactory
+	// ClusterSyncTimeout bounds the wait for the initial sync of every
+	// cluster; after it the server serves what it has. Default 1m.
+	ClusterSyncTimeout time.Duration
+	// Debounce is the quiet period the publish loop waits for after a
+	// change (default 5ms); MaxDebounce caps the wait under constant churn
+	// (default 100ms).
+	Debounce    time.Duration
+	MaxDebounce time.Duration
+	// Sinks receive every published snapshot, in order.
+	Sinks []Sink
+	// Logger receives the server's logs. Required.
+	Logger *slog.Logger
+}
+
+// Server is a running control plane's discovery half. Create it with [New],
+// run it with [Server.Run].
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *model.Store
+	set      *clusters.Set
+	pub      *publisher
+	mn       *meshNetworksSource
+	cmWatch  *configMapWatch
+	registry *prometheus.Registry
+	debug    *debug.Server
+
+	ready     atomic.Pointer[readiness]
+	addrMu    sync.Mutex
+	debugAddr net.Addr
+}
+
+type readiness struct {
+	ready  bool
+	reason string
+}
+
+// New checks cfg and builds the server. Nothing runs until [Server.Run].
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Logger == nil:
+		return nil, errors.New("server: Config.Logger is nil")
+	case cfg.MeshNetworksFile != "" && cfg.MeshNetworksConfigMap != "":
+		return nil, errors.New("meshNetworks: give a file or a ConfigMap, not both")
+	case cfg.ClusterSyncTimeout < 0 || cfg.Debounce < 0 || cfg.MaxDebounce < 0 || cfg.MeshNetworksPoll < 0:
+		return nil, errors.New("server: negative duration in Config")
+	}
+	if cfg.SystemNamespace == "" {
+		cfg.SystemNamespace = "istio-system"
+	}
+	if cfg.Model.SystemNamespace == "" {
+		cfg.Model.SystemNamespace = cfg.SystemNamespace
+	}
+	if cfg.ClusterSyncTimeout == 0 {
+		cfg.ClusterSyncTimeout = DefaultClusterSyncTimeout
+	}
+	if cfg.MeshNetworksPoll == 0 {
+		cfg.MeshNetworksPoll = DefaultMeshNetworksPoll
+	}
+	if cfg.Debounce == 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.MaxDebounce == 0 {
+		cfg.MaxDebounce = DefaultMaxDebounce
+	}
+	cfg.MaxDebounce = max(cfg.MaxDebounce, cfg.Debounce)
+
+	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s.ready.Store(&readiness{reason: "initial sync of the clusters in progress"})
+	s.store = model.NewStore(cfg.Model)
+	s.pub = newPublisher(s.store, cfg.Sinks, cfg.Debounce, cfg.MaxDebounce)
+	s.mn = &meshNetworksSource{store: s.store, changed: s.pub.notify, log: cfg.Logger}
+
+	var err error
+	s.set, err = clusters.New(clusters.Config{
+		ClusterID:       cfg.ClusterID,
+		Local:           cfg.Local,
+		SystemNamespace: cfg.SystemNamespace,
+		Store:           s.store,
+		Changed:         s.pub.notify,
+		NewClients:      cfg.NewClients,
+		StalePolicy:     cfg.StalePolicy,
+		ProbeInterval:   cfg.ProbeInterval,
+		ProbeTimeout:    cfg.ProbeTimeout,
+		Registerer:      s.registry,
+		Logger:          cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MeshNetworksConfigMap != "" {
+		s.cmWatch, err = newConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		s.pub.duration, s.pub.count,
+		debug.NewCollector(s.Snapshot, s.set.Statuses),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := s.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("server: register metrics: %w", err)
+		}
+	}
+	s.debug, err = debug.New(debug.Config{
+		Snapshot: s.Snapshot,
+		Clusters: s.set.Statuses,
+		Ready:    s.Ready,
+		Warnings: s.mn.warnings,
+		Gatherer: s.registry,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run serves until ctx is done. It returns an error only when it cannot
+// start (the debug address is taken, the meshNetworks file is bad); it
+// returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	var ln net.Listener
+	if s.cfg.DebugAddr != "" {
+		var err error
+		ln, err = net.Listen("tcp", s.cfg.DebugAddr)
+		if err != nil {
+			return fmt.Errorf("debug server: listen on %s: %w: pick another --debug-addr", s.cfg.DebugAddr, err)
+		}
+		s.addrMu.Lock()
+		s.debugAddr = ln.Addr()
+		s.addrMu.Unlock()
+	}
+	var mnFile fileState
+	if s.cfg.MeshNetworksFile != "" {
+		var err error
+		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
+			if ln != nil {
+				_ = ln.Close()
+			}
+			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	httpSrv := &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}
+	if ln != nil {
+		s.log.Info("debug server listening", "addr", ln.Addr().String())
+		wg.Go(func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Info("debug server stopped", "err", err)
+			}
+		})
+	}
+	wg.Go(func() { s.pub.run(ctx) })
+	wg.Go(func() {
+		if err := s.set.Run(ctx); err != nil {
+			s.log.Info("cluster set stopped", "err", err)
+		}
+	})
+	if s.cfg.MeshNetworksFile != "" {
+		wg.Go(func() { s.mn.pollFile(ctx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile) })
+	}
+	if s.cmWatch != nil {
+		wg.Go(func() { s.cmWatch.run(ctx) })
+	}
+
+	s.waitInitialSync(ctx)
+
+	<-ctx.Done()
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = httpSrv.Shutdown(shutdownCtx)
+	stop()
+	wg.Wait()
+	return nil
+}
+
+// waitInitialSync waits for every cluster's initial list (and the
+// meshNetworks ConfigMap), at most ClusterSyncTimeout, then opens the sinks.
+func (s *Server) waitInitialSync(ctx context.Context) {
+	start := time.Now()
+	syncCtx, cancel := context.WithTimeout(ctx, s.cfg.ClusterSyncTimeout)
+	defer cancel()
+	missing, err := s.set.WaitForSync(syncCtx)
+	var problems []string
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if s.cmWatch != nil {
+		select {
+		case <-s.cmWatch.done:
+		case <-syncCtx.Done():
+			if isClosed(s.cmWatch.done) {
+				break
+			}
+			problems = append(problems, "meshNetworks ConfigMap "+s.cfg.SystemNamespace+"/"+s.cfg.MeshNetworksConfigMap+" not read")
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if len(missing) > 0 {
+		ids := make([]string, len(missing))
+		for i, id := range missing {
+			ids[i] = string(id)
+		}
+		problems = append(problems, "clusters not synced: "+strings.Join(ids, ", "))
+	}
+	r := &readiness{ready: true}
+	if len(problems) > 0 {
+		r.reason = fmt.Sprintf("initial sync timed out after %v; serving without: %s", s.cfg.ClusterSyncTimeout, strings.Join(problems, "; "))
+		s.log.Info("initial sync incomplete; serving what is known", "timeout", s.cfg.ClusterSyncTimeout, "missing", problems)
+	} else {
+		s.log.Info("initial sync done", "clusters", len(s.set.IDs()), "duration", time.Since(start).Round(time.Millisecond))
+	}
+	s.ready.Store(r)
+	s.pub.openSinks()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Snapshot returns the latest published snapshot, nil before the first.
+func (s *Server) Snapshot() *model.Snapshot { return s.pub.latest.Load() }
+
+// Ready says whether the initial sync is over and, if it is not or it timed
+// out, why.
+func (s *Server) Ready() (ready bool, reason string) {
+	r := s.ready.Load()
+	return r.ready, r.reason
+}
+
+// Clusters returns the state of every cluster.
+func (s *Server) Clusters() []clusters.Status { return s.set.Statuses() }
+
+// DebugHandler returns the debug HTTP handler, to which a later layer may
+// add its own pages (before Run).
+func (s *Server) DebugHandler() *debug.Server { return s.debug }
+
+// Registry returns the server's metrics registry (its own, not the global
+// one), for later layers' metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// DebugAddr returns the address the debug server listens on, nil before
+// Run has bound it or without a listener.
+func (s *Server) DebugAddr() net.Addr {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.debugAddr
+}
