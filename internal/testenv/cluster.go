@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
@@ -45,6 +46,15 @@ type Cluster struct {
 	config     *rest.Config
 	client     kubernetes.Interface
 	kubeconfig []byte
+
+	// What Stop and Restart need: the runner that owns the processes, the
+	// apiserver's command line and log, and the process now running.
+	runner  *runner
+	bin     string
+	args    []string
+	logPath string
+	mu      sync.Mutex
+	proc    *process
 }
 
 func newCluster(id, host string, caPEM []byte, token string, serviceCIDR netip.Prefix) (*Cluster, error) {

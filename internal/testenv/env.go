@@ -310,11 +310,13 @@ func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string
 			"--profiling=false",
 		}
 		name := "kube-apiserver " + id
+		logPath := filepath.Join(dir, "kube-apiserver.log")
 		var p *process
-		if p, err = r.start(name, filepath.Join(dir, "kube-apiserver.log"), r.bins.KubeAPIServer, args); err != nil {
+		if p, err = r.start(name, logPath, r.bins.KubeAPIServer, args); err != nil {
 			return nil, err
 		}
 		if err = waitReady(ctx, p, c); err == nil {
+			c.runner, c.bin, c.args, c.logPath, c.proc = r, r.bins.KubeAPIServer, args, logPath, p
 			break
 		}
 		p.stop()
