@@ -29,4 +29,3 @@ func TestStopRestart(t *testing.T) {
 		t.Fatalf("after restart, the namespace written before is gone: %v", err)
 	}
 }
-
