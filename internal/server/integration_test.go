@@ -298,6 +298,31 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 			cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "10.2.0.6:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
 
+	// cluster3's API server is killed for real (SIGTERM, then SIGKILL): the
+	// cluster goes stale and its endpoints are kept; restarted on the same
+	// address, the watch re-lists against the new process and a change made
+	// after the restart arrives.
+	m.c3.Stop()
+	eventually(t, "cluster3 stale after its apiserver was killed", func() string {
+		if st := rs.cluster(t, "cluster3"); st.State != clusters.StateStale {
+			return fmt.Sprintf("cluster3: %s error %q", st.State, st.Error)
+		}
+		return ""
+	})
+	// cluster2 has two helloworld endpoints now: its gateway weighs 2.
+	wantNet1 := []string{"10.1.0.5:5000/1 cluster1", "10.3.0.5:5000/1 cluster3", nodeBAddr + "/2 gw cluster2"}
+	if d := cmp.Diff(wantNet1, rs.helloworld(t, "net1")); d != "" {
+		t.Fatalf("endpoints of the killed cluster (-want +got)\n%s", d)
+	}
+	if err := m.c3.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addHelloworld(t, m.c3.Client(), "helloworld-1", "10.3.0.6")
+	eventually(t, "cluster3 back after a restart", func() string {
+		return cmp.Diff(clusters.StateLive, rs.cluster(t, "cluster3").State) +
+			cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", "10.3.0.5:5000/1 cluster3", "10.3.0.6:5000/1 cluster3", nodeBAddr + "/2 gw cluster2"}, rs.helloworld(t, "net1"))
+	})
+
 	// Deleting cluster3's secret removes its endpoints from every view
 	// within a second.
 	removed := time.Now()
