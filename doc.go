@@ -20,6 +20,17 @@
 //   - internal/manifests: offline manifests (one folder per cluster) loaded
 //     into a model, for `causeway view`, `causeway networks` and the embedded
 //     demo.
+//   - internal/kube: one watcher per cluster: client-go informers (with
+//     transforms that keep only what the model reads) whose handlers enqueue
+//     keys; one sync function converges the model from the listers.
+//   - internal/clusters: the cluster set: the config cluster plus one cluster
+//     per remote-secret entry (istio/multiCluster=true), built through an
+//     injectable client factory; liveness probes and the stale-cluster policy.
+//   - internal/server: wires `causeway serve`: the cluster set, MeshNetworks
+//     (file or ConfigMap), the debounced publish loop that hands each new model
+//     snapshot and its changed keys to the sinks (xDS), and the debug server.
+//   - internal/debug: /debug/clusters, /debug/networks, /debug/endpoints,
+//     /ready and Prometheus /metrics.
 //   - internal/envoy: model values to Envoy v3 resources (pure): clusters,
 //     endpoints, listeners and routes for sidecars, east-west gateways and
 //     proxyless gRPC.
