@@ -1,0 +1,68 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus metrics.
+type metrics struct {
+	sendTimeouts   prometheus.Counter
+	nacks          *prometheus.CounterVec
+	responses      *prometheus.CounterVec
+	proxies        prometheus.Gauge
+	publishSeconds prometheus.Histogram
+}
+
+// newMetrics makes the metrics and registers them with reg, if not nil.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sendTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_xds_send_timeouts_total",
+			Help: "xDS streams closed because sending a response blocked past the send timeout.",
+		}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_xds_nacks_total",
+			Help: "xDS responses rejected by proxies, by type (cds, eds, lds, rds).",
+		}, []string{"type"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_xds_responses_total",
+			Help: "xDS responses sent, by type (cds, eds, lds, rds).",
+		}, []string{"type"}),
+		proxies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_xds_connected_proxies",
+			Help: "ADS streams whose proxy is identified.",
+		}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "causeway_xds_publish_seconds",
+			Help:    "Time to bring every xDS view up to a new snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds)
+	}
+	return m
+}
+
+// gcpLogger hands go-control-plane's logs to slog. Its info lines (one per
+// watch opened) are debug here: at info level they would flood the log.
+type gcpLogger struct {
+	log *slog.Logger
+}
+
+func (l gcpLogger) logf(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	l.log.Log(ctx, level, "go-control-plane", "detail", fmt.Sprintf(format, args...))
+}
+
+func (l gcpLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args) }
+func (l gcpLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args) }
+func (l gcpLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args) }
+func (l gcpLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args) }

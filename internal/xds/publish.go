@@ -1,0 +1,419 @@
+package xds
+
+import (
+	"cmp"
+	"maps"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Publish is the model's sink: it brings every existing view up to snap.
+// changes says which services differ from the previous snapshot; with
+// changes.Full (or on the first call) every service is looked at. Only
+// resources whose content differs reach the caches, and the caches answer
+// only the streams watching those.
+//
+// Publish never waits for a proxy: the caches hand responses to buffered
+// per-stream channels, and streams send on their own goroutines.
+func (s *Server) Publish(snap *model.Snapshot, changes model.Changes) {
+	if snap == nil {
+		return
+	}
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	start := time.Now()
+
+	s.mu.Lock()
+	old := s.snap
+	var hcs []hostChange
+	if old == nil || changes.Full {
+		hcs = everyHost(old, snap)
+	} else {
+		hcs = changedHosts(old, snap, changes.Services)
+	}
+	s.ports.apply(hcs)
+	s.snap = snap
+	views := slices.Collect(maps.Values(s.views))
+	s.mu.Unlock()
+
+	updated, deleted := updateViews(views, s.builder(snap), hcs)
+	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	s.log.Debug("xDS views published", "services", len(hcs), "full", changes.Full || old == nil,
+		"views", len(views), "updated", updated, "deleted", deleted, "took", time.Since(start))
+}
+
+// updateViews brings views up to b's snapshot. Views are independent: a
+// large change (a full push rebuilds every service of every view) is
+// spread over the cores. A small one is done here: handing it to other
+// goroutines would only queue it behind the streams its first views wake.
+func updateViews(views []*view, b *builder, hcs []hostChange) (updated, deleted int) {
+	workers := 1
+	if len(hcs) > 64 {
+		workers = min(len(views), runtime.GOMAXPROCS(0))
+	}
+	if workers <= 1 {
+		for _, v := range views {
+			u, d := v.update(b, hcs)
+			updated += u
+			deleted += d
+		}
+		return updated, deleted
+	}
+	var mu sync.Mutex
+	work := make(chan *view)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for v := range work {
+				u, d := v.update(b, hcs)
+				mu.Lock()
+				updated += u
+				deleted += d
+				mu.Unlock()
+			}
+		})
+	}
+	for _, v := range views {
+		work <- v
+	}
+	close(work)
+	wg.Wait()
+	return updated, deleted
+}
+
+// builder builds resources from one snapshot.
+type builder struct {
+	snap        *model.Snapshot
+	ports       portIndex
+	opts        envoy.ClusterOptions
+	gatewayPort uint32
+}
+
+func (s *Server) builder(snap *model.Snapshot) *builder {
+	return &builder{snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort}
+}
+
+// hostChange is a service as it was and as it is.
+type hostChange struct {
+	host     model.Host
+	old, cur *model.ServiceInfo
+	// defChanged: the service itself (not only its endpoints) differs, so
+	// CDS, LDS and RDS built from it may too.
+	defChanged bool
+	// portsChanged: its TCP ports differ (or it came or went with some),
+	// so the listeners aggregating every service's ports may too.
+	portsChanged bool
+}
+
+func newHostChange(h model.Host, old, cur *model.ServiceInfo) hostChange {
+	return hostChange{
+		host: h, old: old, cur: cur,
+		defChanged:   !sameService(old, cur),
+		portsChanged: !slices.Equal(tcpPorts(old), tcpPorts(cur)),
+	}
+}
+
+// changedHosts looks at the services changes names.
+func changedHosts(old, cur *model.Snapshot, hosts map[model.Host]struct{}) []hostChange {
+	out := make([]hostChange, 0, len(hosts))
+	for h := range hosts {
+		out = append(out, newHostChange(h, old.Service(h), cur.Service(h)))
+	}
+	slices.SortFunc(out, func(a, b hostChange) int { return cmp.Compare(a.host, b.host) })
+	return out
+}
+
+// everyHost looks at every service of old (which may be nil) and cur.
+func everyHost(old, cur *model.Snapshot) []hostChange {
+	var before []*model.ServiceInfo
+	if old != nil {
+		before = old.Services()
+	}
+	after := cur.Services()
+	out := make([]hostChange, 0, max(len(before), len(after)))
+	// Both are sorted by host: merge.
+	i, j := 0, 0
+	for i < len(before) || j < len(after) {
+		switch {
+		case j == len(after) || (i < len(before) && before[i].Host < after[j].Host):
+			out = append(out, newHostChange(before[i].Host, before[i], nil))
+			i++
+		case i == len(before) || after[j].Host < before[i].Host:
+			out = append(out, newHostChange(after[j].Host, nil, after[j]))
+			j++
+		default:
+			out = append(out, newHostChange(after[j].Host, before[i], after[j]))
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// sameService reports whether a and b would give the same CDS, LDS and RDS:
+// every field of ServiceInfo is compared (TestSameServiceCoversEveryField
+// fails when one is added).
+func sameService(a, b *model.ServiceInfo) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Host == b.Host && a.Namespace == b.Namespace && a.Name == b.Name &&
+		maps.Equal(a.ClusterIPs, b.ClusterIPs) && slices.Equal(a.Ports, b.Ports) &&
+		slices.Equal(a.ServiceAccounts, b.ServiceAccounts)
+}
+
+// sameView reports whether two views give the same EDS resource.
+func sameView(a, b *model.View) bool {
+	return a.Cluster == b.Cluster && a.Network == b.Network && slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+func isTCP(protocol string) bool { return protocol == "" || protocol == "TCP" }
+
+// tcpPorts are the TCP service ports of svc, in its (sorted) order; only
+// those get clusters, endpoints, listeners and routes.
+func tcpPorts(svc *model.ServiceInfo) []uint32 {
+	if svc == nil {
+		return nil
+	}
+	out := make([]uint32, 0, len(svc.Ports))
+	for _, p := range svc.Ports {
+		if isTCP(p.Protocol) {
+			out = append(out, p.Port)
+		}
+	}
+	return out
+}
+
+// portIndex lists, for each TCP port, the services that have it: a sidecar
+// route configuration aggregates the services of one port.
+type portIndex map[uint32]map[model.Host]*model.ServiceInfo
+
+func (ix portIndex) apply(hcs []hostChange) {
+	for _, hc := range hcs {
+		if !hc.defChanged {
+			continue
+		}
+		for _, p := range tcpPorts(hc.old) {
+			delete(ix[p], hc.host)
+			if len(ix[p]) == 0 {
+				delete(ix, p)
+			}
+		}
+		for _, p := range tcpPorts(hc.cur) {
+			m := ix[p]
+			if m == nil {
+				m = make(map[model.Host]*model.ServiceInfo)
+				ix[p] = m
+			}
+			m[hc.host] = hc.cur
+		}
+	}
+}
+
+// update brings the view from the services as they were to the services
+// as they are (hcs) and hands the cache what differs, in one batch. It
+// returns how many resources were updated and deleted.
+func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
+	c := changeSet{v: v}
+	switch v.key.kind {
+	case kindEmpty:
+	case kindSidecarLDS:
+		if slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+			ls := envoy.SidecarListeners(b.snap.Services())
+			keep := make(map[string]struct{}, len(ls))
+			for _, l := range ls {
+				keep[l.GetName()] = struct{}{}
+				c.put(l.GetName(), l)
+			}
+			c.deleteExcept(keep)
+		}
+	case kindGatewayLDS:
+		if slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+			keep := map[string]struct{}{}
+			if l := envoy.GatewayListener(b.snap.Services(), b.gatewayPort); l != nil {
+				keep[l.GetName()] = struct{}{}
+				c.put(l.GetName(), l)
+			}
+			c.deleteExcept(keep)
+		}
+	case kindSidecarRDS:
+		ports := map[uint32]struct{}{}
+		for _, hc := range hcs {
+			if hc.defChanged {
+				for _, p := range tcpPorts(hc.old) {
+					ports[p] = struct{}{}
+				}
+				for _, p := range tcpPorts(hc.cur) {
+					ports[p] = struct{}{}
+				}
+			}
+		}
+		for p := range ports {
+			name := envoy.SidecarRouteName(p)
+			svcs := b.ports[p]
+			if len(svcs) == 0 {
+				c.delete(name)
+				continue
+			}
+			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster))
+		}
+	default:
+		for i := range hcs {
+			v.updateHost(b, &c, &hcs[i])
+		}
+	}
+	if len(c.upd) > 0 || len(c.del) > 0 {
+		if err := v.cache.UpdateResources(c.upd, c.del); err != nil {
+			// Only a string that is not UTF-8 fails to marshal; the model
+			// never hands one out. Drop what failed from the view so that
+			// the next change of it is tried again.
+			v.cache.log.Error("xDS resources not updated", "error", err)
+			for name := range c.upd {
+				if !v.cache.has(name, c.upd[name]) {
+					delete(v.entries, name)
+				}
+			}
+		}
+	}
+	return len(c.upd), len(c.del)
+}
+
+// updateHost rebuilds the resources a per-host view derives from one
+// service.
+func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
+	if !v.key.kind.isEDS() && !hc.defChanged {
+		return
+	}
+	prev := v.byHost[hc.host]
+	var names []string
+	if svc := hc.cur; svc != nil {
+		names = make([]string, 0, len(svc.Ports))
+		for _, p := range svc.Ports {
+			if !isTCP(p.Protocol) {
+				continue
+			}
+			if v.key.kind.isEDS() {
+				if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
+					names = append(names, name)
+				}
+				continue
+			}
+			var res types.Resource
+			var name string
+			switch v.key.kind {
+			case kindSidecarCDS:
+				cl := envoy.Cluster(svc, p, b.opts)
+				name, res = cl.GetName(), cl
+			case kindGRPCCDS:
+				cl := envoy.GRPCCluster(svc, p, b.opts)
+				name, res = cl.GetName(), cl
+			case kindGatewayCDS:
+				cl := envoy.GatewayCluster(svc, p)
+				name, res = cl.GetName(), cl
+			case kindGRPCLDS:
+				l := envoy.GRPCListener(svc, p)
+				name, res = l.GetName(), l
+			case kindGRPCRDS:
+				r := envoy.GRPCRoute(svc, p)
+				name, res = r.GetName(), r
+			default:
+				continue
+			}
+			names = append(names, name)
+			c.put(name, res)
+		}
+	}
+	for _, name := range prev {
+		if !slices.Contains(names, name) {
+			c.delete(name)
+		}
+	}
+	if len(names) == 0 {
+		delete(v.byHost, hc.host)
+	} else {
+		v.byHost[hc.host] = names
+	}
+}
+
+// putEndpoints rebuilds the EDS resource of one service port if its view
+// changed. ok is false if the snapshot has no view of it.
+func (v *view) putEndpoints(b *builder, c *changeSet, h model.Host, port uint32) (string, bool) {
+	var mv model.View
+	var ok bool
+	if v.key.kind == kindGatewayEDS {
+		mv, ok = b.snap.LocalView(h, port, v.key.network)
+		// The gateway's cluster, and so its EDS resource, is named by SNI.
+		mv.Cluster = model.SNI(h, port, "")
+	} else {
+		mv, ok = b.snap.View(h, port, v.key.network)
+	}
+	if !ok {
+		return "", false
+	}
+	name := mv.Cluster
+	if e := v.entries[name]; e != nil && e.view != nil && sameView(e.view, &mv) {
+		return name, true
+	}
+	var res types.Resource
+	if v.key.kind == kindGRPCEDS {
+		res = envoy.GRPCClusterLoadAssignment(mv)
+	} else {
+		res = envoy.ClusterLoadAssignment(mv)
+	}
+	v.entries[name] = &entry{res: res, view: &mv}
+	c.set(name, res)
+	return name, true
+}
+
+// changeSet collects what one update hands the cache.
+type changeSet struct {
+	v   *view
+	upd map[string]types.Resource
+	del []string
+}
+
+// put stores res under name unless an equal resource is there already.
+func (c *changeSet) put(name string, res types.Resource) {
+	if e := c.v.entries[name]; e != nil && proto.Equal(e.res, res) {
+		return
+	}
+	c.v.entries[name] = &entry{res: res}
+	c.set(name, res)
+}
+
+func (c *changeSet) set(name string, res types.Resource) {
+	if c.upd == nil {
+		c.upd = make(map[string]types.Resource)
+	}
+	c.upd[name] = res
+}
+
+func (c *changeSet) delete(name string) {
+	if _, ok := c.v.entries[name]; !ok {
+		return
+	}
+	delete(c.v.entries, name)
+	delete(c.upd, name)
+	c.del = append(c.del, name)
+}
+
+// deleteExcept deletes every resource of the view not in keep (aggregate
+// views, whose resources are all rebuilt at once).
+func (c *changeSet) deleteExcept(keep map[string]struct{}) {
+	for name := range c.v.entries {
+		if _, ok := keep[name]; !ok {
+			c.delete(name)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package xds
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// timedStream wraps a server stream so that no SendMsg blocks longer than
+// the send timeout. gRPC's SendMsg blocks while the client's flow-control
+// window is full, that is, for as long as the client does not read; the
+// only way to unblock it is to end the stream, which only the handler can
+// do by returning. So the sends run on a goroutine of their own and SendMsg
+// waits for it with a timer: on timeout it fails the stream
+// (DeadlineExceeded), go-control-plane returns, gRPC finishes the stream,
+// and the send still blocked in the transport then fails and the goroutine
+// ends (stop).
+//
+// go-control-plane sends from one goroutine per stream, one response at a
+// time, so one send is in flight at most.
+type timedStream struct {
+	grpc.ServerStream
+	ctx     context.Context
+	slot    *streamSlot
+	timeout time.Duration
+	onStuck func(slot *streamSlot)
+
+	msgs    chan any
+	results chan error
+	done    chan struct{}
+	timer   *time.Timer
+	failed  error
+}
+
+// streamSlot travels in the stream's context so that the callbacks can tell
+// the wrapper which go-control-plane stream it carries (for logs).
+type streamSlot struct {
+	id atomic.Int64
+}
+
+type streamSlotKey struct{}
+
+// slotFrom returns the slot a timedStream put into ctx, or nil.
+func slotFrom(ctx context.Context) *streamSlot {
+	s, _ := ctx.Value(streamSlotKey{}).(*streamSlot)
+	return s
+}
+
+func (s *Server) newTimedStream(st grpc.ServerStream) *timedStream {
+	slot := &streamSlot{}
+	t := &timedStream{
+		ServerStream: st,
+		ctx:          context.WithValue(st.Context(), streamSlotKey{}, slot),
+		slot:         slot,
+		timeout:      s.cfg.SendTimeout,
+		onStuck:      s.sendTimedOut,
+		msgs:         make(chan any),
+		// One slot: the result of a send given up on is left there, so
+		// the goroutine never blocks on it.
+		results: make(chan error, 1),
+		done:    make(chan struct{}),
+		timer:   time.NewTimer(time.Hour),
+	}
+	t.timer.Stop()
+	go t.run()
+	return t
+}
+
+// Context returns the stream's context, carrying the stream slot.
+func (t *timedStream) Context() context.Context { return t.ctx }
+
+// SendMsg sends m, or fails the stream if that takes longer than the
+// timeout.
+func (t *timedStream) SendMsg(m any) error {
+	if t.failed != nil {
+		return t.failed
+	}
+	select {
+	case t.msgs <- m:
+	case <-t.ctx.Done():
+		return status.FromContextError(t.ctx.Err()).Err()
+	}
+	t.timer.Reset(t.timeout)
+	select {
+	case err := <-t.results:
+		t.timer.Stop()
+		return err
+	case <-t.timer.C:
+		t.failed = status.Errorf(codes.DeadlineExceeded,
+			"sending a response took longer than %s (the client is not reading); closing the stream", t.timeout)
+		t.onStuck(t.slot)
+		return t.failed
+	}
+}
+
+// run performs the sends.
+func (t *timedStream) run() {
+	for {
+		select {
+		case m := <-t.msgs:
+			t.results <- t.ServerStream.SendMsg(m)
+		case <-t.done:
+			return
+		}
+	}
+}
+
+// stop ends the send goroutine once its send in flight, if any, returns:
+// call it when the handler returns, after which gRPC ends the stream and
+// fails that send.
+func (t *timedStream) stop() {
+	t.timer.Stop()
+	close(t.done)
+}
+
+// sendTimedOut counts and logs a stream closed for a blocked send.
+func (s *Server) sendTimedOut(slot *streamSlot) {
+	s.metrics.sendTimeouts.Inc()
+	id := slot.id.Load()
+	attrs := []any{"stream", id, "timeout", s.cfg.SendTimeout}
+	if p, ok := s.reg.proxyOf(id); ok {
+		attrs = append(attrs, "proxy", p.ID)
+	}
+	s.log.Warn("closing xDS stream: a send blocked past the send timeout", attrs...)
+}

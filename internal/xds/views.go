@@ -1,0 +1,207 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// kind is what one shared cache holds: which builder fills it.
+type kind uint8
+
+const (
+	// kindEmpty: a type the proxy's role is not served (a plain router's
+	// listeners, a gateway's routes); always empty.
+	kindEmpty kind = iota
+	kindSidecarCDS
+	kindGRPCCDS
+	kindGatewayCDS
+	kindSidecarEDS
+	kindGRPCEDS
+	kindGatewayEDS
+	kindSidecarLDS
+	kindGRPCLDS
+	kindGatewayLDS
+	kindSidecarRDS
+	kindGRPCRDS
+)
+
+var kindNames = [...]string{
+	kindEmpty: "empty", kindSidecarCDS: "sidecar-cds", kindGRPCCDS: "grpc-cds", kindGatewayCDS: "gateway-cds",
+	kindSidecarEDS: "sidecar-eds", kindGRPCEDS: "grpc-eds", kindGatewayEDS: "gateway-eds",
+	kindSidecarLDS: "sidecar-lds", kindGRPCLDS: "grpc-lds", kindGatewayLDS: "gateway-lds",
+	kindSidecarRDS: "sidecar-rds", kindGRPCRDS: "grpc-rds",
+}
+
+func (k kind) String() string { return kindNames[k] }
+
+func (k kind) isEDS() bool { return k == kindSidecarEDS || k == kindGRPCEDS || k == kindGatewayEDS }
+
+// viewKey identifies a shared cache: a type, the builder, and exactly the
+// parts of the proxy the builder reads. Proxies with equal keys get the
+// same resources and share the cache.
+type viewKey struct {
+	typeURL   string
+	kind      kind
+	network   model.NetworkID // EDS
+	namespace string          // sidecar RDS
+	cluster   model.ClusterID // sidecar RDS
+}
+
+func (k viewKey) String() string {
+	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q", k.kind, k.network, k.namespace, k.cluster)
+}
+
+// keyFor returns the cache a proxy's requests of typeURL are served from;
+// ok is false for a type the server does not serve.
+func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
+	k := viewKey{typeURL: typeURL}
+	switch typeURL {
+	case resource.ClusterType:
+		switch p.Role {
+		case envoy.RoleGRPC:
+			k.kind = kindGRPCCDS
+		case envoy.RoleEastWestGateway:
+			k.kind = kindGatewayCDS
+		default:
+			k.kind = kindSidecarCDS
+		}
+	case resource.EndpointType:
+		k.network = p.Network
+		switch p.Role {
+		case envoy.RoleGRPC:
+			k.kind = kindGRPCEDS
+		case envoy.RoleEastWestGateway:
+			k.kind = kindGatewayEDS
+		default:
+			k.kind = kindSidecarEDS
+		}
+	case resource.ListenerType:
+		switch p.Role {
+		case envoy.RoleSidecar:
+			k.kind = kindSidecarLDS
+		case envoy.RoleGRPC:
+			k.kind = kindGRPCLDS
+		case envoy.RoleEastWestGateway:
+			k.kind = kindGatewayLDS
+		}
+	case resource.RouteType:
+		switch p.Role {
+		case envoy.RoleSidecar:
+			k.kind, k.namespace, k.cluster = kindSidecarRDS, p.Namespace, p.Cluster
+		case envoy.RoleGRPC:
+			k.kind = kindGRPCRDS
+		}
+	default:
+		return viewKey{}, false
+	}
+	return k, true
+}
+
+// viewMux is the go-control-plane cache of the server: it routes each
+// watch to the shared viewCache of the requesting proxy's view of the
+// type, creating it on first use, with the stream's sync memo.
+type viewMux struct {
+	s *Server
+}
+
+var _ cache.Cache = (*viewMux)(nil)
+
+// CreateWatch routes a SotW watch.
+func (m *viewMux) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
+	v, c, err := m.s.viewOf(req.GetNode(), req.GetTypeUrl())
+	if err != nil {
+		return nil, err
+	}
+	return v.cache.createWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+}
+
+// CreateDeltaWatch routes a delta watch.
+func (m *viewMux) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
+	v, c, err := m.s.viewOf(req.GetNode(), req.GetTypeUrl())
+	if err != nil {
+		return nil, err
+	}
+	return v.cache.createDeltaWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+}
+
+// Fetch refuses REST polling, which the server does not offer.
+func (m *viewMux) Fetch(context.Context, *cache.Request) (cache.Response, error) {
+	return nil, errors.New("REST fetch is not served; use ADS")
+}
+
+// viewOf returns the view serving a request: that of its stream's proxy
+// (found by the node pointer the registry indexed) for the type.
+func (s *Server) viewOf(node *corev3.Node, typeURL string) (*view, *conn, error) {
+	c := s.reg.byNode(node)
+	if c == nil {
+		return nil, nil, status.Error(codes.Internal, "xDS request from a stream whose node is not known")
+	}
+	key, ok := keyFor(c.proxy, typeURL)
+	if !ok {
+		return nil, nil, errNotServed(typeURL)
+	}
+	return s.viewFor(key), c, nil
+}
+
+// viewFor returns the view of key, building it from the latest snapshot
+// if it is new.
+func (s *Server) viewFor(key viewKey) *view {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.views[key]; v != nil {
+		return v
+	}
+	v := s.newView(key)
+	if s.snap != nil {
+		v.update(s.builder(s.snap), everyHost(nil, s.snap))
+	}
+	s.views[key] = v
+	s.log.Debug("xDS view created", "view", key.String(), "resources", len(v.entries))
+	return v
+}
+
+// view is one shared cache and what it was built from.
+type view struct {
+	key   viewKey
+	cache *viewCache
+
+	// Touched only under Server.pubMu, or under Server.mu while the view
+	// is built (before anyone else sees it).
+	entries map[string]*entry
+	// byHost lists the names of the resources built from each service
+	// (per-host kinds), to delete those a change makes obsolete.
+	byHost map[model.Host][]string
+}
+
+// entry is a resource a view holds and, for EDS, the input it was built
+// from: comparing inputs saves building a resource only to find it equal.
+type entry struct {
+	res  types.Resource
+	view *model.View
+}
+
+func (s *Server) newView(key viewKey) *view {
+	return &view{
+		key:     key,
+		cache:   newViewCache(key.typeURL, s.versionPrefix, s.log.With("view", key.String())),
+		entries: make(map[string]*entry),
+		byHost:  make(map[model.Host][]string),
+	}
+}
+
+// errNotServed refuses a type the server does not serve.
+func errNotServed(typeURL string) error {
+	return status.Errorf(codes.InvalidArgument,
+		"xDS type %q is not served; this server serves clusters, endpoints, listeners and routes", typeURL)
+}
