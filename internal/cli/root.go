@@ -38,6 +38,7 @@ labels, annotations, secret formats and xDS names.`,
 		newServeCommand(),
 		newRemoteSecretCommand(),
 		newStatusCommand(),
+		newGatewayCommand(),
 	)
 	return root
 }

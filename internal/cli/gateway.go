@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/causeway-mesh/causeway/internal/gateway"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// gatewayFlags are the flags of `causeway gateway`.
+type gatewayFlags struct {
+	xds          string
+	network      string
+	clusterID    string
+	listen       string
+	listener     string
+	admin        string
+	drain        time.Duration
+	helloTimeout time.Duration
+	nodeID       string
+	domain       string
+}
+
+func newGatewayCommand() *cobra.Command {
+	var f gatewayFlags
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run an east-west gateway: pass mTLS from other networks to this network's endpoints by SNI",
+		Long: `Run a lightweight east-west gateway, configured by the control plane over ADS
+as Istio's east-west gateway is (listener 0.0.0.0_15443, one filter chain per
+service port for SNI outbound_.PORT_._.HOST, clusters and EDS of this network's
+endpoints). It reads each connection's TLS ClientHello without terminating
+TLS, and passes the connection to an endpoint of the cluster its SNI names
+(smooth weighted round robin). Unknown SNI, no endpoints, a failed dial or no
+ClientHello within --hello-timeout close the connection.
+
+Configuration updates never drop established connections. On SIGTERM the
+gateway stops accepting, waits up to --drain for open connections, then closes
+them. The admin server (--admin) serves /ready (200 once the first full
+configuration is applied; also /healthz/ready), /metrics (Prometheus) and
+/config (JSON: SNI, clusters, endpoints, weights, xDS versions).
+
+The node id defaults to router~IP~POD.NS~NS.svc.cluster.local from the
+environment Istio's gateway pods have: INSTANCE_IP, POD_NAME and
+POD_NAMESPACE (else this host's address and name, and istio-system).`,
+		Example: `  causeway gateway --xds causeway.istio-system:15010 --network network2 --cluster-id cluster2`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := f.config(log)
+			if err != nil {
+				return err
+			}
+			gw, err := gateway.New(cfg)
+			if err != nil {
+				return err
+			}
+			return gw.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.xds, "xds", "", "ADS address of the control plane, HOST:PORT, plaintext gRPC (required)")
+	fl.StringVar(&f.network, "network", "", "network of this gateway: whose endpoints it forwards to (required)")
+	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the cluster the gateway runs in (required)")
+	fl.StringVar(&f.listen, "listen", gateway.DefaultListen, "address to accept connections on")
+	fl.StringVar(&f.listener, "listener-name", "", "LDS listener to run (default 0.0.0.0_PORT for the --listen port)")
+	fl.StringVar(&f.admin, "admin", gateway.DefaultAdmin, "address of the admin server: /ready, /metrics, /config")
+	fl.DurationVar(&f.drain, "drain", gateway.DefaultDrain, "on SIGTERM, how long open connections may take to end before they are closed")
+	fl.DurationVar(&f.helloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "how long a connection may take to send its TLS ClientHello")
+	fl.StringVar(&f.nodeID, "node-id", "", "xDS node id (default router~$INSTANCE_IP~$POD_NAME.$POD_NAMESPACE~$POD_NAMESPACE.svc.DOMAIN)")
+	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain, for the default node id")
+	return cmd
+}
+
+func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
+	switch {
+	case f.xds == "":
+		return gateway.Config{}, fmt.Errorf("--xds is required: the control plane's ADS address, e.g. causeway.istio-system:15010")
+	case f.network == "":
+		return gateway.Config{}, fmt.Errorf("--network is required: the network whose endpoints this gateway forwards to (e.g. network2)")
+	case f.clusterID == "":
+		return gateway.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster this gateway runs in (e.g. cluster2)")
+	case f.drain <= 0:
+		return gateway.Config{}, fmt.Errorf("--drain %v: want a positive duration", f.drain)
+	case f.helloTimeout <= 0:
+		return gateway.Config{}, fmt.Errorf("--hello-timeout %v: want a positive duration", f.helloTimeout)
+	}
+	nodeID := f.nodeID
+	if nodeID == "" {
+		id, err := defaultNodeID(f.domain)
+		if err != nil {
+			return gateway.Config{}, err
+		}
+		nodeID = id
+	}
+	return gateway.Config{
+		XDS:          f.xds,
+		Network:      model.NetworkID(f.network),
+		ClusterID:    model.ClusterID(f.clusterID),
+		NodeID:       nodeID,
+		Listen:       f.listen,
+		ListenerName: f.listener,
+		Admin:        f.admin,
+		HelloTimeout: f.helloTimeout,
+		Drain:        f.drain,
+		Logger:       log,
+	}, nil
+}
+
+// defaultNodeID builds the gateway's node id from the environment of an
+// Istio gateway pod (INSTANCE_IP, POD_NAME, POD_NAMESPACE), falling back to
+// this host's first non-loopback address, its host name and istio-system.
+func defaultNodeID(domain string) (string, error) {
+	ip, err := instanceIP()
+	if err != nil {
+		return "", err
+	}
+	pod := os.Getenv("POD_NAME")
+	if pod == "" {
+		if pod, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("no POD_NAME and no host name (%w): give --node-id", err)
+		}
+	}
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = gateway.DefaultNamespace
+	}
+	return gateway.NodeID(ip, pod, ns, domain), nil
+}
+
+func instanceIP() (netip.Addr, error) {
+	if s := os.Getenv("INSTANCE_IP"); s != "" {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("INSTANCE_IP %q is not an IP address: %w", s, err)
+		}
+		return ip, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("listing this host's addresses for the node id: %w; give --node-id", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+				return ip.Unmap(), nil
+			}
+		}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+}

@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler serves /ready (and Istio's /healthz/ready), /metrics and
+// /config.
+func (g *Gateway) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ready", g.serveReady)
+	mux.HandleFunc("GET /healthz/ready", g.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{Registry: g.metrics.reg}))
+	mux.HandleFunc("GET /config", g.serveConfig)
+	return mux
+}
+
+// serveReady answers 200 once the first full configuration is applied and
+// connections are accepted, 503 before that and while draining.
+func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch {
+	case g.draining.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("draining\n"))
+	case !g.isReady():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("waiting for the first configuration from the control plane\n"))
+	default:
+		_, _ = w.Write([]byte("ready\n"))
+	}
+}
+
+func (g *Gateway) isReady() bool {
+	select {
+	case <-g.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// configDump is the JSON of /config: what the gateway runs with.
+type configDump struct {
+	Ready    bool   `json:"ready"`
+	Draining bool   `json:"draining"`
+	Listen   string `json:"listen"`
+	// Listener is the LDS listener the gateway runs; ListenerFound says
+	// whether LDS holds it.
+	Listener      string        `json:"listener"`
+	ListenerFound bool          `json:"listener_found"`
+	Versions      Versions      `json:"versions"`
+	XDS           adsStatus     `json:"xds"`
+	Routes        []routeDump   `json:"routes"`
+	DefaultRoute  *routeDump    `json:"default_route,omitempty"`
+	Clusters      []clusterDump `json:"clusters"`
+}
+
+// routeDump is a filter chain: SNI (and ALPN) to cluster.
+type routeDump struct {
+	Name        string   `json:"name,omitempty"`
+	ServerNames []string `json:"server_names"`
+	TLS         bool     `json:"transport_tls,omitempty"`
+	ALPN        []string `json:"alpn,omitempty"`
+	Cluster     string   `json:"cluster"`
+	// ClusterMissing: CDS holds no cluster of that name.
+	ClusterMissing bool `json:"cluster_missing,omitempty"`
+}
+
+// clusterDump is a cluster with the endpoints it balances over.
+type clusterDump struct {
+	Name           string         `json:"name"`
+	ConnectTimeout string         `json:"connect_timeout"`
+	Endpoints      []endpointDump `json:"endpoints"`
+	Connections    uint64         `json:"connections"`
+	Active         int64          `json:"active"`
+}
+
+type endpointDump struct {
+	Address string `json:"address"`
+	Weight  uint32 `json:"weight"`
+}
+
+// dumpConfig describes the gateway's state and table t (may be nil).
+func (g *Gateway) dumpConfig(t *Table) configDump {
+	d := configDump{
+		Ready:    g.isReady(),
+		Draining: g.draining.Load(),
+		Listen:   g.Addr().String(),
+		Listener: g.cfg.ListenerName,
+		XDS:      g.ads.status.get(),
+		Routes:   []routeDump{},
+		Clusters: []clusterDump{},
+	}
+	if t == nil {
+		return d
+	}
+	d.ListenerFound = t.Listener != ""
+	d.Versions = t.Versions
+	for _, r := range t.Routes {
+		d.Routes = append(d.Routes, dumpRoute(r))
+	}
+	if t.Default != nil {
+		dr := dumpRoute(t.Default)
+		d.DefaultRoute = &dr
+	}
+	for _, c := range t.Clusters {
+		cd := clusterDump{
+			Name:           c.Name,
+			ConnectTimeout: c.ConnectTimeout.String(),
+			Endpoints:      make([]endpointDump, len(c.Endpoints)),
+			Connections:    c.stats.connections.Load(),
+			Active:         c.stats.active.Load(),
+		}
+		for i, e := range c.Endpoints {
+			cd.Endpoints[i] = endpointDump{Address: e.dial, Weight: e.Weight}
+		}
+		d.Clusters = append(d.Clusters, cd)
+	}
+	slices.SortFunc(d.Clusters, func(a, b clusterDump) int { return strings.Compare(a.Name, b.Name) })
+	return d
+}
+
+func dumpRoute(r *Route) routeDump {
+	names := r.ServerNames
+	if names == nil {
+		names = []string{}
+	}
+	return routeDump{
+		Name:           r.Name,
+		ServerNames:    names,
+		TLS:            r.TLS,
+		ALPN:           r.ALPN,
+		Cluster:        r.ClusterName,
+		ClusterMissing: r.Cluster == nil,
+	}
+}
+
+func (g *Gateway) serveConfig(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(g.dumpConfig(g.Table())); err != nil {
+		g.log.Debug("writing /config", "error", err)
+	}
+}

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/version"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen         = "0.0.0.0:15443"
+	DefaultAdmin          = ":15021"
+	DefaultHelloTimeout   = 5 * time.Second
+	DefaultDrain          = 30 * time.Second
+	DefaultReconnectDelay = 500 * time.Millisecond
+	// MaxReconnectDelay caps the backoff between two ADS streams.
+	MaxReconnectDelay = 30 * time.Second
+	// DefaultNamespace is the namespace of the default node id.
+	DefaultNamespace = model.DefaultSystemNamespace
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// XDS is the control plane's ADS address, HOST:PORT (plaintext gRPC,
+	// Causeway's :15010). Required.
+	XDS string
+	// Network and ClusterID are the gateway's network and cluster, sent as
+	// node metadata NETWORK and CLUSTER_ID: the control plane answers with
+	// the endpoints of this network. Required.
+	Network   model.NetworkID
+	ClusterID model.ClusterID
+	// NodeID is the xDS node id, Istio's form router~IP~POD.NS~NS.svc.DOMAIN
+	// (see NodeID). Required.
+	NodeID string
+
+	// Listen is the address connections are accepted on; default
+	// DefaultListen.
+	Listen string
+	// ListenerName is the LDS listener the gateway runs; default
+	// 0.0.0.0_PORT for Listen's port (0.0.0.0_15443 when Listen's port is 0).
+	ListenerName string
+	// Admin is the address of the admin HTTP server (/ready, /metrics,
+	// /config); default DefaultAdmin.
+	Admin string
+
+	// HelloTimeout bounds the wait for a connection's TLS ClientHello;
+	// default DefaultHelloTimeout.
+	HelloTimeout time.Duration
+	// Drain is how long Run waits for open connections when its context
+	// ends, before it closes them; default DefaultDrain.
+	Drain time.Duration
+	// ReconnectDelay is the first wait before a new ADS stream after one
+	// broke; it doubles per failed attempt up to MaxReconnectDelay. Default
+	// DefaultReconnectDelay.
+	ReconnectDelay time.Duration
+
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// NodeID is the node id of an east-west gateway pod as Istio's bootstrap
+// writes it: router~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN (domain
+// cluster.local when empty).
+func NodeID(ip netip.Addr, pod, namespace, domain string) string {
+	if domain == "" {
+		domain = model.DefaultDomain
+	}
+	return "router~" + ip.String() + "~" + pod + "." + namespace + "~" + namespace + ".svc." + domain
+}
+
+// withDefaults checks cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	switch {
+	case cfg.XDS == "":
+		return cfg, errors.New("gateway: no xDS address: give the control plane's ADS address, e.g. causeway.istio-system:15010")
+	case cfg.Network == "":
+		return cfg, errors.New("gateway: no network: give the network whose endpoints this gateway forwards to (topology.istio.io/network)")
+	case cfg.ClusterID == "":
+		return cfg, errors.New("gateway: no cluster id: give the id of the cluster the gateway runs in")
+	case cfg.NodeID == "":
+		return cfg, errors.New("gateway: no node id: give router~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local")
+	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0:
+		return cfg, errors.New("gateway: hello timeout, drain and reconnect delay must not be negative")
+	}
+	p, err := envoy.ParseNode(node(cfg))
+	if err != nil {
+		return cfg, fmt.Errorf("gateway: node id %q: %w", cfg.NodeID, err)
+	}
+	if p.Role != envoy.RoleEastWestGateway {
+		return cfg, fmt.Errorf("gateway: node id %q is a %s's; an east-west gateway's starts with router~", cfg.NodeID, p.Role)
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = DefaultAdmin
+	}
+	if cfg.ListenerName == "" {
+		_, portStr, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return cfg, fmt.Errorf("gateway: listen address %q: %w; want HOST:PORT such as %s", cfg.Listen, err, DefaultListen)
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
+			return cfg, fmt.Errorf("gateway: listen address %q: port %q is not a number; want HOST:PORT such as %s", cfg.Listen, portStr, DefaultListen)
+		}
+		if port == 0 {
+			port = model.DefaultGatewayPort
+		}
+		cfg.ListenerName = envoy.OutboundListenerName(uint32(port))
+	}
+	if cfg.HelloTimeout == 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = DefaultDrain
+	}
+	if cfg.ReconnectDelay == 0 {
+		cfg.ReconnectDelay = DefaultReconnectDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}
+
+// node is the xDS node the gateway announces: its id, and the metadata
+// Istio's east-west gateways send (NETWORK, CLUSTER_ID, ROUTER_MODE
+// sni-dnat, LABELS istio=eastwestgateway, NAMESPACE).
+func node(cfg Config) *corev3.Node {
+	// The labels of Istio's east-west gateway deployment.
+	labels := map[string]*structpb.Value{"istio": structpb.NewStringValue("eastwestgateway")}
+	md := map[string]*structpb.Value{
+		envoy.MetaNetwork:    structpb.NewStringValue(string(cfg.Network)),
+		envoy.MetaClusterID:  structpb.NewStringValue(string(cfg.ClusterID)),
+		envoy.MetaRouterMode: structpb.NewStringValue(envoy.RouterModeSNIDNAT),
+		envoy.MetaLabels:     structpb.NewStructValue(&structpb.Struct{Fields: labels}),
+	}
+	if ns := nodeNamespace(cfg.NodeID); ns != "" {
+		md[envoy.MetaNamespace] = structpb.NewStringValue(ns)
+	}
+	return &corev3.Node{
+		Id:                   cfg.NodeID,
+		Cluster:              "istio-eastwestgateway",
+		Metadata:             &structpb.Struct{Fields: md},
+		UserAgentName:        "causeway-gateway",
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version.Get().Version},
+	}
+}
+
+// nodeNamespace is the namespace of an Istio node id (the domain part,
+// NAMESPACE.svc.DOMAIN), "" if it has none.
+func nodeNamespace(id string) string {
+	parts := strings.Split(id, "~")
+	if len(parts) != 4 {
+		return ""
+	}
+	ns, _, _ := strings.Cut(parts[3], ".")
+	return ns
+}

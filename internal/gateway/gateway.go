@@ -1,0 +1,357 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// maxXDSMessage bounds one xDS response: the whole CDS or EDS of a large
+// mesh is far above gRPC's default of 4 MiB.
+const maxXDSMessage = 256 << 20
+
+// Gateway is a running east-west gateway: its listener, its admin server
+// and its ADS client. Build one with New, then call Run.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      *net.TCPListener
+	adminLn net.Listener
+	metrics *metrics
+	ads     *adsClient
+	bufs    helloBuffers
+	dialer  net.Dialer
+
+	// table is what connections are routed by; nil until the first
+	// accepted configuration.
+	table atomic.Pointer[Table]
+	// open counts open connections.
+	openConns atomic.Int64
+
+	ready     chan struct{} // closed once the first full config is applied
+	readyOnce sync.Once
+	started   atomic.Bool
+
+	// mu orders starting the accept loop against Drain, so that conns
+	// is never added to from zero while Drain waits on it.
+	mu       sync.Mutex
+	drained  bool
+	draining atomic.Bool // for /ready, read without mu
+	// conns counts the accept loop and every open connection.
+	conns sync.WaitGroup
+	// killCtx is canceled to close every connection at once (a drain that
+	// ran out of time, or Close).
+	killCtx context.Context
+	kill    context.CancelFunc
+}
+
+// New checks cfg, binds the listener and the admin address, and returns a
+// Gateway that accepts nothing until Run has applied the control plane's
+// first full configuration (connections wait in the listen backlog until
+// then). The sockets are released when Run returns, or by Close if Run is
+// never called.
+func New(cfg Config) (*Gateway, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listening on %s: %w; free the port or choose another with --listen", cfg.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("gateway: admin server on %s: %w; free the port or choose another with --admin", cfg.Admin, err)
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ln:      ln.(*net.TCPListener),
+		adminLn: adminLn,
+		ready:   make(chan struct{}),
+	}
+	g.killCtx, g.kill = context.WithCancel(context.Background())
+	g.metrics = newMetrics(g.Table, func() float64 { return float64(g.openConns.Load()) })
+	g.ads = newADSClient(cfg, g.metrics, g.table.Store, g.onReady)
+	return g, nil
+}
+
+// Addr is the address connections are accepted on.
+func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// AdminAddr is the address of the admin HTTP server.
+func (g *Gateway) AdminAddr() net.Addr { return g.adminLn.Addr() }
+
+// Ready is closed once the first full configuration (LDS, CDS and the EDS
+// of every cluster) is applied and connections are accepted.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Table is the routing table in use; nil before the first configuration.
+// It must not be modified.
+func (g *Gateway) Table() *Table { return g.table.Load() }
+
+// Run connects to the control plane and serves until ctx ends; then it
+// drains (see Drain) for at most Config.Drain, closes what is still open,
+// stops the ADS client and the admin server, and returns. A broken ADS stream is reopened with backoff;
+// the last good configuration keeps serving meanwhile. Run may be called
+// once.
+func (g *Gateway) Run(ctx context.Context) error {
+	if !g.started.CompareAndSwap(false, true) {
+		return errors.New("gateway: Run called twice")
+	}
+	defer g.kill()
+	conn, err := grpc.NewClient(g.cfg.XDS,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxXDSMessage)),
+		// Reconnect on the same schedule as the ADS stream.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: g.cfg.ReconnectDelay, Multiplier: 2, Jitter: 0.25, MaxDelay: MaxReconnectDelay,
+		}}))
+	if err != nil {
+		_ = g.Close()
+		return fmt.Errorf("gateway: xDS address %q: %w", g.cfg.XDS, err)
+	}
+	defer func() { _ = conn.Close() }()
+
+	admin := &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := admin.Serve(g.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			g.log.Warn("admin server stopped", "error", err)
+		}
+	})
+	adsCtx, stopADS := context.WithCancel(ctx)
+	wg.Go(func() { g.ads.run(adsCtx, conn) })
+	g.log.Info("gateway started", "listen", g.Addr().String(), "admin", g.AdminAddr().String(),
+		"xds", g.cfg.XDS, "network", g.cfg.Network, "cluster", g.cfg.ClusterID, "node", g.cfg.NodeID)
+
+	<-ctx.Done()
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.Drain)
+	// Closing what is still open when the drain time is up is the
+	// expected end of a drain, not a failure of Run: Drain logs it.
+	_ = g.Drain(drainCtx)
+	cancel()
+	stopADS()
+	_ = admin.Close()
+	wg.Wait()
+	return nil
+}
+
+// Drain stops accepting connections (the listener is closed and /ready
+// answers 503), waits for the open ones to end, and returns. When ctx ends
+// first, the remaining connections are closed and Drain returns an error
+// wrapping ctx's. Calling it again waits again.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.mu.Lock()
+	first := !g.drained
+	g.drained = true
+	g.mu.Unlock()
+	if first {
+		g.draining.Store(true)
+		_ = g.ln.Close()
+		g.log.Info("draining: no longer accepting connections")
+	}
+	done := make(chan struct{})
+	go func() {
+		g.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		g.log.Info("drained")
+		return nil
+	case <-ctx.Done():
+	}
+	open := g.openConns.Load()
+	g.kill()
+	<-done
+	g.log.Info("drain time is up; closed the remaining connections", "closed", open)
+	return fmt.Errorf("gateway: drain: closed %d connections still open: %w", open, ctx.Err())
+}
+
+// Close releases the listeners of a Gateway that Run is not serving, and
+// closes any connection still open. Run releases them itself.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	g.drained = true
+	g.mu.Unlock()
+	g.draining.Store(true)
+	g.kill()
+	err := g.ln.Close()
+	if aerr := g.adminLn.Close(); aerr != nil && !errors.Is(aerr, net.ErrClosed) {
+		err = errors.Join(err, aerr)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// onReady is the ADS client's signal that the first full configuration is
+// in place: the gateway starts accepting.
+func (g *Gateway) onReady() {
+	g.readyOnce.Do(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.drained {
+			return
+		}
+		g.conns.Add(1)
+		go g.acceptLoop()
+		close(g.ready)
+		g.log.Info("first configuration applied; accepting connections", "listener", g.cfg.ListenerName)
+	})
+}
+
+// acceptLoop accepts until the listener is closed.
+func (g *Gateway) acceptLoop() {
+	defer g.conns.Done()
+	var delay time.Duration
+	for {
+		c, err := g.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off as net/http
+			// does, rather than spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			g.log.Warn("accept failed; retrying", "error", err, "after", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		g.conns.Add(1)
+		go g.serveConn(c)
+	}
+}
+
+// serveConn reads the client's ClientHello, picks the endpoint its SNI
+// routes to, replays the bytes read and then passes bytes both ways until
+// both sides are done.
+func (g *Gateway) serveConn(c *net.TCPConn) {
+	defer g.conns.Done()
+	g.metrics.accepted.Inc()
+	g.openConns.Add(1)
+	defer g.openConns.Add(-1)
+	stopKill := context.AfterFunc(g.killCtx, func() { _ = c.Close() })
+
+	buf := g.bufs.get()
+	up, cl, hello, r, err := g.open(c, buf)
+	replayed := len(*buf)
+	g.bufs.put(buf)
+	if err != nil {
+		stopKill()
+		_ = c.Close()
+		if g.killCtx.Err() == nil {
+			g.metrics.errors[r].Inc()
+			g.log.Debug("connection refused", "client", c.RemoteAddr().String(), "reason", r.String(),
+				"sni", hello.serverName, "error", err)
+		}
+		return
+	}
+	if !stopKill() { // closed by Drain while connecting
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
+	defer context.AfterFunc(g.killCtx, func() {
+		_ = c.Close()
+		_ = up.Close()
+	})()
+
+	cl.stats.connections.Add(1)
+	cl.stats.active.Add(1)
+	defer cl.stats.active.Add(-1)
+	in, out := pipe(c, up)
+	g.metrics.bytesIn.Add(float64(int64(replayed) + in))
+	g.metrics.bytesOut.Add(float64(out))
+}
+
+// open does everything before the bytes flow: the ClientHello (within
+// HelloTimeout), the route, the endpoint, the dial, and the replay of what
+// was read. On error it returns why, for the metrics.
+func (g *Gateway) open(c *net.TCPConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
+	var h clientHello
+	if err := c.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout)); err != nil {
+		return nil, nil, h, reasonBadHello, err
+	}
+	h, err := readHello(c, buf)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, nil, h, reasonHelloTimeout, fmt.Errorf("no complete TLS ClientHello within %v: %w", g.cfg.HelloTimeout, err)
+		}
+		return nil, nil, h, reasonBadHello, err
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return nil, nil, h, reasonBadHello, err
+	}
+	route := g.table.Load().Route(h.serverName, h.alpn)
+	switch {
+	case route == nil:
+		return nil, nil, h, reasonNoRoute, fmt.Errorf("no filter chain matches server name %q with ALPN %q", h.serverName, h.alpn)
+	case route.Cluster == nil:
+		return nil, nil, h, reasonNoCluster, fmt.Errorf("filter chain %q routes to cluster %q, which CDS does not hold", route.Name, route.ClusterName)
+	}
+	ep, ok := route.Cluster.pick()
+	if !ok {
+		return nil, nil, h, reasonNoEndpoints, fmt.Errorf("cluster %q has no usable endpoint", route.Cluster.Name)
+	}
+	ctx, cancel := context.WithTimeout(g.killCtx, route.Cluster.ConnectTimeout)
+	defer cancel()
+	uc, err := g.dialer.DialContext(ctx, "tcp", ep.dial)
+	if err != nil {
+		return nil, nil, h, reasonDialFailed, fmt.Errorf("cluster %q: %w", route.Cluster.Name, err)
+	}
+	up := uc.(*net.TCPConn)
+	if _, err := up.Write(*buf); err != nil {
+		_ = up.Close()
+		return nil, nil, h, reasonDialFailed, fmt.Errorf("cluster %q: replaying the ClientHello to %s: %w", route.Cluster.Name, ep.dial, err)
+	}
+	return up, route.Cluster, h, 0, nil
+}
+
+// pipe copies bytes both ways between c and up until both directions are
+// done, and closes both. Between two *net.TCPConn, io.Copy uses splice(2)
+// on Linux: the bytes do not pass through user space. A direction that
+// ends cleanly (EOF) half-closes the other side (CloseWrite), so protocols
+// that shut down one way keep working; a direction that fails closes both
+// connections. in counts bytes from c to up, out from up to c.
+func pipe(c, up *net.TCPConn) (in, out int64) {
+	done := make(chan int64, 1)
+	go func() {
+		n, err := io.Copy(up, c)
+		endCopy(up, c, err)
+		done <- n
+	}()
+	out, err := io.Copy(c, up)
+	endCopy(c, up, err)
+	in = <-done
+	_ = c.Close()
+	_ = up.Close()
+	return in, out
+}
+
+// endCopy ends one direction of a pipe: dst gets the EOF src sent, or both
+// are closed when the copy failed.
+func endCopy(dst, src *net.TCPConn, err error) {
+	if err == nil {
+		_ = dst.CloseWrite()
+		return
+	}
+	_ = dst.Close()
+	_ = src.Close()
+}
