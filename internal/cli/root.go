@@ -31,6 +31,7 @@ labels, annotations, secret formats and xDS names.`,
 	root.PersistentFlags().String("log-level", "info", "log level: debug or info")
 	root.AddCommand(
 		newVersionCommand(),
+		newDemoCommand(),
 		newViewCommand(),
 		newNetworksCommand(),
 		newCertsCommand(),

@@ -12,8 +12,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/server"
+	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
 // serveFlags are the flags of `causeway serve`.
@@ -32,6 +34,9 @@ type serveFlags struct {
 	nodePortGateways   string
 	domain             string
 	debounce           time.Duration
+	xdsAddr            string
+	trustDomain        string
+	manifests          string
 }
 
 func newServeCommand() *cobra.Command {
@@ -45,6 +50,16 @@ per data key, the key being the cluster id; see 'causeway remote-secret
 create'), build the mesh model, and serve the debug API (JSON) and metrics on
 --debug-addr: /debug/clusters, /debug/networks, /debug/endpoints, /ready,
 /metrics.
+
+Proxies connect to --xds-addr (plaintext ADS, state-of-the-world and delta).
+A proxy announces its network and cluster in its node metadata (NETWORK,
+CLUSTER_ID) and gets the view of every service its network can reach:
+endpoints of its own network directly, other networks' endpoints through their
+east-west gateways. The debug API adds /debug/proxies and
+/debug/config_dump?proxy=ID&type=cds|eds|lds|rds (see 'causeway proxy-config').
+
+With --manifests DIR (one folder per cluster id of Kubernetes YAML, as for
+'causeway view') no cluster is watched: the control plane serves those objects.
 
 A cluster whose API server stops answering is shown stale and keeps its
 last-known endpoints (--stale-cluster-policy=keep, the default), or loses them
@@ -85,11 +100,14 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.nodePortGateways, "nodeport-gateways", string(model.NodePortEndpoints), "nodes of a NodePort gateway: endpoints (nodes running a ready gateway pod) or selector (Istio's)")
 	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain of service hostnames")
 	fl.DurationVar(&f.debounce, "debounce", server.DefaultDebounce, "quiet period after a change before it is published")
+	fl.StringVar(&f.xdsAddr, "xds-addr", server.DefaultXDSAddr, "listen address of the plaintext xDS (ADS) server; empty disables it")
+	fl.StringVar(&f.trustDomain, "trust-domain", model.DefaultDomain, "SPIFFE trust domain of workload identities (spiffe://TRUST_DOMAIN/ns/NS/sa/SA)")
+	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	return cmd
 }
 
 func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
-	if f.clusterID == "" {
+	if f.manifests == "" && f.clusterID == "" {
 		return server.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
 	}
 	policy, err := clusters.ParseStalePolicy(f.stalePolicy)
@@ -107,17 +125,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.meshNetworks != "" && f.meshNetworksCM != "" {
 		return server.Config{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
 	}
-	restCfg, err := loadRESTConfig(f.kubeconfig)
-	if err != nil {
-		return server.Config{}, err
-	}
-	local, err := clusters.RESTClients(restCfg)
-	if err != nil {
-		return server.Config{}, err
-	}
-	return server.Config{
-		ClusterID:       model.ClusterID(f.clusterID),
-		Local:           local,
+	cfg := server.Config{
 		SystemNamespace: f.systemNamespace,
 		Model: model.Config{
 			Domain:             f.domain,
@@ -133,8 +141,30 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		ProbeInterval:         f.probeInterval,
 		ClusterSyncTimeout:    f.clusterSyncTimeout,
 		Debounce:              f.debounce,
+		XDSAddr:               f.xdsAddr,
+		XDS:                   xds.Config{TrustDomain: f.trustDomain},
 		Logger:                log,
-	}, nil
+	}
+	if f.manifests != "" {
+		if f.kubeconfig != "" || f.meshNetworksCM != "" {
+			return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")
+		}
+		set, err := manifests.Load(f.manifests)
+		if err != nil {
+			return server.Config{}, fmt.Errorf("--manifests: %w", err)
+		}
+		cfg.Manifests = set
+		return cfg, nil
+	}
+	restCfg, err := loadRESTConfig(f.kubeconfig)
+	if err != nil {
+		return server.Config{}, err
+	}
+	if cfg.Local, err = clusters.RESTClients(restCfg); err != nil {
+		return server.Config{}, err
+	}
+	cfg.ClusterID = model.ClusterID(f.clusterID)
+	return cfg, nil
 }
 
 // loadRESTConfig loads a client configuration as kubectl does: the given

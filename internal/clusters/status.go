@@ -30,11 +30,14 @@ const (
 	// kubeconfig, a credential that is not allowed, a cluster id taken by
 	// another entry). Nothing of it is watched.
 	StateError State = "error"
+	// StateStatic: a cluster of a static server (`causeway serve
+	// --manifests`): its objects come from files and never change.
+	StateStatic State = "static"
 )
 
 // States lists every State, in the order tables show them.
 func States() []State {
-	return []State{StateLive, StateSyncing, StateStale, StateDropped, StateUnreachable, StateError}
+	return []State{StateLive, StateSyncing, StateStale, StateDropped, StateUnreachable, StateError, StateStatic}
 }
 
 // Status is what /debug/clusters says of one cluster (or of one remote

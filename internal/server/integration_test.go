@@ -128,6 +128,7 @@ func (m *meshEnv) serve(t *testing.T, policy clusters.StalePolicy) *runningServe
 		ClusterID:          "cluster1",
 		Local:              local,
 		DebugAddr:          "127.0.0.1:0",
+		XDSAddr:            "127.0.0.1:0",
 		StalePolicy:        policy,
 		ProbeInterval:      200 * time.Millisecond,
 		ProbeTimeout:       time.Second,
@@ -145,6 +146,12 @@ func (m *meshEnv) serve(t *testing.T, policy clusters.StalePolicy) *runningServe
 		return ""
 	})
 	rs.base = "http://" + srv.DebugAddr().String()
+	eventually(t, "xDS listener", func() string {
+		if srv.XDSAddr() == nil {
+			return "not listening"
+		}
+		return ""
+	})
 	rs.waitReady(t)
 	return rs
 }
@@ -256,6 +263,11 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	})
 	t.Logf("three clusters on two networks served after %v", time.Since(start).Round(time.Millisecond))
 
+	// A sidecar of net2 connected over real gRPC ADS gets the same view, and
+	// later changes made in the apiservers reach it.
+	sidecar2 := watchEDS(t, rs.srv.XDSAddr().String(), "net2", "cluster2", "outbound|5000||helloworld.sample.svc.cluster.local")
+	sidecar2.await(t, "net2 sidecar's first EDS", []string{"10.2.0.5:5000/1", "10.3.0.5:5000/1", "198.51.100.1:15443/1"})
+
 	// The NodePort gateway's pod moves to node-b: the gateway follows.
 	c2 := m.c2.Client()
 	slice := must(c2.DiscoveryV1().EndpointSlices("istio-system").Get(ctx, "istio-eastwestgateway-1", metav1.GetOptions{}))(t)
@@ -275,6 +287,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 		return cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", "10.3.0.5:5000/1 cluster3", nodeBAddr + "/1 gw cluster2"}, rs.helloworld(t, "net1")) +
 			cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
+	sidecar2.await(t, "net2 sidecar after cluster3 moved to net1", []string{"10.2.0.5:5000/1", "198.51.100.1:15443/2"})
 
 	// cluster2's API server becomes unreachable: stale, its endpoints kept.
 	m.proxy2.down()

@@ -1,6 +1,7 @@
 // Package server wires `causeway serve`: the model store, the cluster set
-// (config cluster, remote secrets, staleness), the MeshNetworks source, the
-// publish loop and the debug HTTP server. Every writer into the store
+// (config cluster, remote secrets, staleness) or static manifests, the
+// MeshNetworks source, the publish loop, the xDS server and the debug HTTP
+// server. Every writer into the store
 // signals the publish loop; after a short debounce the loop takes the
 // store's changes and a snapshot and hands both to every [Sink] (the xDS
 // layer registers one) and keeps the snapshot for the debug API. Sinks get
@@ -25,7 +26,9 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
+	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
 // Defaults of [Config].
@@ -33,14 +36,21 @@ const (
 	DefaultClusterSyncTimeout = time.Minute
 	DefaultMeshNetworksPoll   = 2 * time.Second
 	DefaultDebugAddr          = ":15014"
+	DefaultXDSAddr            = ":15010"
 )
 
 // Config configures a [Server].
 type Config struct {
-	// ClusterID is the config cluster's id (--cluster-id). Required.
+	// ClusterID is the config cluster's id (--cluster-id). Required unless
+	// Manifests is set.
 	ClusterID model.ClusterID
-	// Local reaches the config cluster (from --kubeconfig). Required.
+	// Local reaches the config cluster (from --kubeconfig). Required unless
+	// Manifests is set.
 	Local clusters.Clients
+	// Manifests, when set, makes a static server: the model holds these
+	// objects (one folder per cluster, `causeway serve --manifests`) and no
+	// cluster is watched; it is ready at once.
+	Manifests *manifests.Set
 	// SystemNamespace holds remote secrets, the network label and the
 	// meshNetworks ConfigMap. Default istio-system.
 	SystemNamespace string
@@ -70,8 +80,15 @@ type Config struct {
 	// (default 100ms).
 	Debounce    time.Duration
 	MaxDebounce time.Duration
-	// Sinks receive every published snapshot, in order.
+	// Sinks receive every published snapshot, in order, after the xDS
+	// server.
 	Sinks []Sink
+	// XDSAddr is the plaintext ADS listen address; empty: no listener (the
+	// server is still available from [Server.XDS], e.g. to register on a
+	// TLS gRPC server).
+	XDSAddr string
+	// XDS configures the xDS server; its Logger and Registerer are ours.
+	XDS xds.Config
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -88,10 +105,15 @@ type Server struct {
 	cmWatch  *configMapWatch
 	registry *prometheus.Registry
 	debug    *debug.Server
+	xds      *xds.Server
+	// static lists the clusters of a static (manifests) server; set is
+	// nil then.
+	static []model.ClusterID
 
 	ready     atomic.Pointer[readiness]
 	addrMu    sync.Mutex
 	debugAddr net.Addr
+	xdsAddr   net.Addr
 }
 
 type readiness struct {
@@ -132,9 +154,53 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.ready.Store(&readiness{reason: "initial sync of the clusters in progress"})
 	s.store = model.NewStore(cfg.Model)
-	s.pub = newPublisher(s.store, cfg.Sinks, cfg.Debounce, cfg.MaxDebounce)
+	xcfg := cfg.XDS
+	xcfg.Logger = cfg.Logger.With("component", "xds")
+	xcfg.Registerer = s.registry
+	s.xds = xds.New(xcfg)
+	s.pub = newPublisher(s.store, append([]Sink{s.xds}, cfg.Sinks...), cfg.Debounce, cfg.MaxDebounce)
 	s.mn = &meshNetworksSource{store: s.store, changed: s.pub.notify, log: cfg.Logger}
 
+	var err error
+	if cfg.Manifests != nil {
+		if cfg.MeshNetworksConfigMap != "" {
+			return nil, errors.New("meshNetworks: a static (manifests) server watches no ConfigMap: give a file")
+		}
+		cfg.Manifests.Apply(s.store)
+		s.static = cfg.Manifests.Clusters()
+	} else if err := s.newClusterSet(); err != nil {
+		return nil, err
+	}
+	for _, c := range []prometheus.Collector{
+		s.pub.duration, s.pub.count,
+		debug.NewCollector(s.Snapshot, s.Clusters),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := s.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("server: register metrics: %w", err)
+		}
+	}
+	s.debug, err = debug.New(debug.Config{
+		Snapshot: s.Snapshot,
+		Clusters: s.Clusters,
+		Ready:    s.Ready,
+		Warnings: s.mn.warnings,
+		Gatherer: s.registry,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.debug.Handle("/debug/proxies", s.xds.DebugHandler())
+	s.debug.Handle("/debug/config_dump", s.xds.DebugHandler())
+	return s, nil
+}
+
+// newClusterSet builds the watched cluster set (and the meshNetworks
+// ConfigMap watch) of a server that is not static.
+func (s *Server) newClusterSet() error {
+	cfg := s.cfg
 	var err error
 	s.set, err = clusters.New(clusters.Config{
 		ClusterID:       cfg.ClusterID,
@@ -150,36 +216,15 @@ func New(cfg Config) (*Server, error) {
 		Logger:          cfg.Logger,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.MeshNetworksConfigMap != "" {
 		s.cmWatch, err = newConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	for _, c := range []prometheus.Collector{
-		s.pub.duration, s.pub.count,
-		debug.NewCollector(s.Snapshot, s.set.Statuses),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := s.registry.Register(c); err != nil {
-			return nil, fmt.Errorf("server: register metrics: %w", err)
-		}
-	}
-	s.debug, err = debug.New(debug.Config{
-		Snapshot: s.Snapshot,
-		Clusters: s.set.Statuses,
-		Ready:    s.Ready,
-		Warnings: s.mn.warnings,
-		Gatherer: s.registry,
-		Logger:   cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return nil
 }
 
 // Run serves until ctx is done. It returns an error only when it cannot
@@ -197,12 +242,28 @@ func (s *Server) Run(ctx context.Context) error {
 		s.debugAddr = ln.Addr()
 		s.addrMu.Unlock()
 	}
+	var xln net.Listener
+	if s.cfg.XDSAddr != "" {
+		var err error
+		xln, err = net.Listen("tcp", s.cfg.XDSAddr)
+		if err != nil {
+			if ln != nil {
+				_ = ln.Close()
+			}
+			return fmt.Errorf("xDS server: listen on %s: %w: pick another --xds-addr", s.cfg.XDSAddr, err)
+		}
+		s.addrMu.Lock()
+		s.xdsAddr = xln.Addr()
+		s.addrMu.Unlock()
+	}
 	var mnFile fileState
 	if s.cfg.MeshNetworksFile != "" {
 		var err error
 		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
-			if ln != nil {
-				_ = ln.Close()
+			for _, l := range []net.Listener{ln, xln} {
+				if l != nil {
+					_ = l.Close()
+				}
 			}
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
@@ -220,12 +281,22 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if xln != nil {
+		s.log.Info("xDS server listening", "addr", xln.Addr().String())
+		wg.Go(func() {
+			if err := s.xds.Serve(ctx, xln); err != nil {
+				s.log.Info("xDS server stopped", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { s.pub.run(ctx) })
-	wg.Go(func() {
-		if err := s.set.Run(ctx); err != nil {
-			s.log.Info("cluster set stopped", "err", err)
-		}
-	})
+	if s.set != nil {
+		wg.Go(func() {
+			if err := s.set.Run(ctx); err != nil {
+				s.log.Info("cluster set stopped", "err", err)
+			}
+		})
+	}
 	if s.cfg.MeshNetworksFile != "" {
 		wg.Go(func() { s.mn.pollFile(ctx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile) })
 	}
@@ -246,6 +317,12 @@ func (s *Server) Run(ctx context.Context) error {
 // waitInitialSync waits for every cluster's initial list (and the
 // meshNetworks ConfigMap), at most ClusterSyncTimeout, then opens the sinks.
 func (s *Server) waitInitialSync(ctx context.Context) {
+	if s.set == nil {
+		s.log.Info("serving static manifests", "clusters", len(s.static))
+		s.ready.Store(&readiness{ready: true})
+		s.pub.openSinks()
+		return
+	}
 	start := time.Now()
 	syncCtx, cancel := context.WithTimeout(ctx, s.cfg.ClusterSyncTimeout)
 	defer cancel()
@@ -305,7 +382,28 @@ func (s *Server) Ready() (ready bool, reason string) {
 }
 
 // Clusters returns the state of every cluster.
-func (s *Server) Clusters() []clusters.Status { return s.set.Statuses() }
+func (s *Server) Clusters() []clusters.Status {
+	if s.set != nil {
+		return s.set.Statuses()
+	}
+	out := make([]clusters.Status, len(s.static))
+	for i, id := range s.static {
+		out[i] = clusters.Status{ID: id, Source: "manifests", State: clusters.StateStatic, Synced: true, Live: true}
+	}
+	return out
+}
+
+// XDS returns the xDS server, to register on another gRPC server (the TLS
+// port) before Run.
+func (s *Server) XDS() *xds.Server { return s.xds }
+
+// XDSAddr returns the plaintext xDS listen address once Run listens, nil
+// before or when XDSAddr is empty.
+func (s *Server) XDSAddr() net.Addr {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.xdsAddr
+}
 
 // DebugHandler returns the debug HTTP handler, to which a later layer may
 // add its own pages (before Run).
