@@ -60,7 +60,7 @@ Unlike "openssl x509", which prints only the first certificate of a chain,
   causeway certs inspect --secret istio-system/cacerts --kubeconfig ~/.kube/cluster1`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newCertsRootCommand(), newCertsIntermediateCommand(), newCertsInspectCommand())
+	cmd.AddCommand(newCertsRootCommand(), newCertsIntermediateCommand(), newCertsInspectCommand(), newCertsRequestCommand())
 	return cmd
 }
 
@@ -185,9 +185,9 @@ and never longer than the root. It writes into --out (default ROOT/ID):
 
 With --apply it also creates, or updates, the Secret "cacerts" in --namespace
 of the cluster --kubeconfig points at, with those four keys: what
-"kubectl create secret generic cacerts --from-file=..." does. A control
-plane that is already running uses the new CA once restarted, and workloads
-get certificates from it as they renew theirs.`,
+"kubectl create secret generic cacerts --from-file=..." does. A running
+control plane picks up the new CA within a second, without a restart, and
+workloads get certificates from it as they renew theirs.`,
 		Example: `  # The seed's flow: one root, one intermediate per cluster.
   causeway certs root --out certs
   causeway certs intermediate --root certs --cluster cluster1

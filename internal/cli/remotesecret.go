@@ -33,11 +33,12 @@ func newRemoteSecretCreateCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
-		Short: "Create a read-only account in a remote cluster and print its remote secret",
+		Short: "Create the control plane's account in a remote cluster and print its remote secret",
 		Long: `Connect to a remote cluster (--kubeconfig, with rights to create RBAC objects),
 create or update there a ServiceAccount (` + clusters.ReaderName + ` in --namespace) whose
 ClusterRole may only get, list and watch namespaces, services, endpointslices,
-pods and nodes (and create tokenreviews, for the CA), obtain a token for it,
+pods and nodes, and for the CA create tokenreviews and keep configmaps (the
+root certificate's istio-ca-root-cert in every namespace), obtain a token for it,
 and print the remote secret to apply in the primary cluster:
 
   causeway remote-secret create --kubeconfig remote.kubeconfig --name cluster2 \

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
@@ -37,6 +38,10 @@ type serveFlags struct {
 	xdsAddr            string
 	trustDomain        string
 	manifests          string
+	xdsTLSAddr         string
+	customHosts        []string
+	revision           string
+	workloadCertTTLMax time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -57,6 +62,17 @@ CLUSTER_ID) and gets the view of every service its network can reach:
 endpoints of its own network directly, other networks' endpoints through their
 east-west gateways. The debug API adds /debug/proxies and
 /debug/config_dump?proxy=ID&type=cds|eds|lds|rds (see 'causeway proxy-config').
+
+The certificate authority loads the plug-in CA Secret "cacerts" of the system
+namespace (reloaded when it changes) or, without one, a self-signed root kept
+in the Secret "istio-ca-secret" (cross-cluster trust then needs a shared root:
+see 'causeway certs'), publishes its root in the ConfigMap istio-ca-root-cert of
+every namespace of every cluster, and signs workload certificates
+(istio.v1.auth.IstioCertificateService/CreateCertificate) on --xds-tls-addr
+for callers that present a service-account token of a known cluster. The same
+port serves xDS over TLS with the control plane's own certificate, whose DNS
+names are istiod.NS.svc, istiod-remote.NS.svc, istiod-REVISION.NS.svc and every
+--custom-host.
 
 With --manifests DIR (one folder per cluster id of Kubernetes YAML, as for
 'causeway view') no cluster is watched: the control plane serves those objects.
@@ -102,6 +118,10 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.DurationVar(&f.debounce, "debounce", server.DefaultDebounce, "quiet period after a change before it is published")
 	fl.StringVar(&f.xdsAddr, "xds-addr", server.DefaultXDSAddr, "listen address of the plaintext xDS (ADS) server; empty disables it")
 	fl.StringVar(&f.trustDomain, "trust-domain", model.DefaultDomain, "SPIFFE trust domain of workload identities (spiffe://TRUST_DOMAIN/ns/NS/sa/SA)")
+	fl.StringVar(&f.xdsTLSAddr, "xds-tls-addr", server.DefaultXDSTLSAddr, "listen address of the secure port: xDS over TLS and the CA (istio.v1.auth.IstioCertificateService); empty disables it")
+	fl.StringArrayVar(&f.customHosts, "custom-host", nil, "another DNS name of the control plane's serving certificate, the name proxies dial it by (Istio's ISTIOD_CUSTOM_HOST, e.g. istiod-1-11-4.istio-system.svc); repeatable")
+	fl.StringVar(&f.revision, "revision", "", "control plane revision: the serving certificate also names istiod-REVISION.NAMESPACE.svc")
+	fl.DurationVar(&f.workloadCertTTLMax, "workload-cert-ttl-max", ca.DefaultWorkloadTTLMax, "longest workload certificate the CA signs; longer requests are clamped to it")
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	return cmd
 }
@@ -143,7 +163,14 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		Debounce:              f.debounce,
 		XDSAddr:               f.xdsAddr,
 		XDS:                   xds.Config{TrustDomain: f.trustDomain},
-		Logger:                log,
+		XDSTLSAddr:            f.xdsTLSAddr,
+		CA: ca.Config{
+			TrustDomain:    f.trustDomain,
+			WorkloadTTLMax: f.workloadCertTTLMax,
+			Revision:       f.revision,
+			CustomHosts:    f.customHosts,
+		},
+		Logger: log,
 	}
 	if f.manifests != "" {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {

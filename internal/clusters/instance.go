@@ -62,6 +62,9 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 	ctx, cancel := context.WithCancel(s.ctx)
 	in.cancel = cancel
 	s.wg.Go(func() { w.Run(ctx) })
+	if s.cfg.OnCluster != nil {
+		s.wg.Go(func() { s.cfg.OnCluster(ctx, id, clients.Kube) })
+	}
 	s.wg.Go(func() { s.healthLoop(ctx, in) })
 	s.wg.Go(func() {
 		select {

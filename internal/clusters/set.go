@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/model"
@@ -77,6 +78,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives the set's logs. Required.
 	Logger *slog.Logger
+	// OnCluster, if set, runs in a goroutine of its own for every cluster
+	// watch the set starts (the config cluster included); ctx ends when
+	// that watch stops (the cluster is removed, or replaced by a new
+	// kubeconfig). The CA publishes its root into the cluster with it.
+	OnCluster func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface)
 }
 
 // Set is the set of watched clusters. Create it with [New], run it with
@@ -105,6 +111,18 @@ type cluster struct {
 	// updateErr says why the latest change of its secret entry was refused
 	// (the previous kubeconfig is still used).
 	updateErr string
+}
+
+// Client returns the clientset of a watched cluster, false when none is
+// watched by that id.
+func (s *Set) Client(id model.ClusterID) (kubernetes.Interface, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clusters[id]
+	if !ok || c.cur == nil {
+		return nil, false
+	}
+	return c.cur.clients.Kube, true
 }
 
 func (c *cluster) source() string {

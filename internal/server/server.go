@@ -23,7 +23,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/manifests"
@@ -37,6 +41,7 @@ const (
 	DefaultMeshNetworksPoll   = 2 * time.Second
 	DefaultDebugAddr          = ":15014"
 	DefaultXDSAddr            = ":15010"
+	DefaultXDSTLSAddr         = ":15012"
 )
 
 // Config configures a [Server].
@@ -89,6 +94,15 @@ type Config struct {
 	XDSAddr string
 	// XDS configures the xDS server; its Logger and Registerer are ours.
 	XDS xds.Config
+	// XDSTLSAddr is the listen address of the secure port: xDS over mTLS
+	// and the CA's CreateCertificate. Empty: no secure port (the CA still
+	// loads and publishes its root). A static server has no CA and no
+	// secure port.
+	XDSTLSAddr string
+	// CA configures the certificate authority: TrustDomain, WorkloadTTLMax,
+	// Revision, CustomHosts. New fills ClusterID, Client, Clusters,
+	// SystemNamespace, Registry and Logger.
+	CA ca.Config
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -106,14 +120,16 @@ type Server struct {
 	registry *prometheus.Registry
 	debug    *debug.Server
 	xds      *xds.Server
+	ca       *ca.Authority
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
 
-	ready     atomic.Pointer[readiness]
-	addrMu    sync.Mutex
-	debugAddr net.Addr
-	xdsAddr   net.Addr
+	ready      atomic.Pointer[readiness]
+	addrMu     sync.Mutex
+	debugAddr  net.Addr
+	xdsAddr    net.Addr
+	xdsTLSAddr net.Addr
 }
 
 type readiness struct {
@@ -192,6 +208,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.ca != nil {
+		s.debug.Handle("/debug/ca", s.ca.DebugHandler())
+	}
 	s.debug.Handle("/debug/proxies", s.xds.DebugHandler())
 	s.debug.Handle("/debug/config_dump", s.xds.DebugHandler())
 	return s, nil
@@ -214,8 +233,20 @@ func (s *Server) newClusterSet() error {
 		ProbeTimeout:    cfg.ProbeTimeout,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
+		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
+			if err := s.ca.PublishRoot(ctx, id, kube); err != nil {
+				cfg.Logger.Info("root ConfigMaps not published", "cluster", string(id), "err", err)
+			}
+		},
 	})
 	if err != nil {
+		return err
+	}
+	caCfg := cfg.CA
+	caCfg.ClusterID, caCfg.Client, caCfg.SystemNamespace = cfg.ClusterID, cfg.Local.Kube, cfg.SystemNamespace
+	caCfg.Clusters = s.set.Client
+	caCfg.Registry, caCfg.Logger = s.registry, cfg.Logger.With("component", "ca")
+	if s.ca, err = ca.New(caCfg); err != nil {
 		return err
 	}
 	if cfg.MeshNetworksConfigMap != "" {
@@ -256,15 +287,22 @@ func (s *Server) Run(ctx context.Context) error {
 		s.xdsAddr = xln.Addr()
 		s.addrMu.Unlock()
 	}
+	var tlsLn net.Listener
+	if s.cfg.XDSTLSAddr != "" && s.ca != nil {
+		var err error
+		if tlsLn, err = net.Listen("tcp", s.cfg.XDSTLSAddr); err != nil {
+			closeAll(ln, xln)
+			return fmt.Errorf("secure port: listen on %s: %w: pick another --xds-tls-addr", s.cfg.XDSTLSAddr, err)
+		}
+		s.addrMu.Lock()
+		s.xdsTLSAddr = tlsLn.Addr()
+		s.addrMu.Unlock()
+	}
 	var mnFile fileState
 	if s.cfg.MeshNetworksFile != "" {
 		var err error
 		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
-			for _, l := range []net.Listener{ln, xln} {
-				if l != nil {
-					_ = l.Close()
-				}
-			}
+			closeAll(ln, xln, tlsLn)
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
 	}
@@ -272,6 +310,43 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	// The CA must be loaded before the secure port serves; a CA that cannot
+	// load is a failed start, as in Istio.
+	if s.ca != nil {
+		caErr := make(chan error, 1)
+		wg.Go(func() { caErr <- s.ca.Run(ctx) })
+		caReady := make(chan error, 1)
+		go func() { caReady <- s.ca.WaitReady(ctx) }()
+		select {
+		case err := <-caErr:
+			cancel()
+			wg.Wait()
+			closeAll(ln, xln, tlsLn)
+			if err == nil {
+				return nil // ctx ended during the start
+			}
+			return fmt.Errorf("certificate authority: %w", err)
+		case err := <-caReady:
+			if err != nil { // ctx ended before the CA was loaded
+				cancel()
+				wg.Wait()
+				closeAll(ln, xln, tlsLn)
+				return nil
+			}
+		}
+	}
+	var gs *grpc.Server
+	if tlsLn != nil {
+		gs = grpc.NewServer(append(xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
+		s.ca.Register(gs)
+		s.xds.Register(gs)
+		s.log.Info("secure port listening (xDS over mTLS, CA)", "addr", tlsLn.Addr().String())
+		wg.Go(func() {
+			if err := gs.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.log.Info("secure port stopped", "err", err)
+			}
+		})
+	}
 	httpSrv := &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}
 	if ln != nil {
 		s.log.Info("debug server listening", "addr", ln.Addr().String())
@@ -309,6 +384,9 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = httpSrv.Shutdown(shutdownCtx)
+	if gs != nil {
+		gs.Stop() // ADS streams never end by themselves: no GracefulStop
+	}
 	stop()
 	wg.Wait()
 	return nil
@@ -391,6 +469,25 @@ func (s *Server) Clusters() []clusters.Status {
 		out[i] = clusters.Status{ID: id, Source: "manifests", State: clusters.StateStatic, Synced: true, Live: true}
 	}
 	return out
+}
+
+// XDSTLSAddr returns the secure port's listen address once Run listens, nil
+// before, when XDSTLSAddr is empty, or for a static server.
+func (s *Server) XDSTLSAddr() net.Addr {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.xdsTLSAddr
+}
+
+// CA returns the certificate authority, nil for a static server.
+func (s *Server) CA() *ca.Authority { return s.ca }
+
+func closeAll(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
 }
 
 // XDS returns the xDS server, to register on another gRPC server (the TLS

@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	pb "istio.io/api/security/v1alpha1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/causeway-mesh/causeway/internal/ca"
+	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/pki"
+)
+
+// Files `causeway certs request` writes.
+const (
+	certsRequestKeyFile   = "key.pem"
+	certsRequestChainFile = "cert-chain.pem"
+)
+
+// certsRequestFlags are the flags of `causeway certs request`.
+type certsRequestFlags struct {
+	caAddr         string
+	tokenFile      string
+	clusterID      string
+	rootCert       string
+	serverName     string
+	namespace      string
+	serviceAccount string
+	trustDomain    string
+	ttl            time.Duration
+	timeout        time.Duration
+	out            string
+}
+
+func newCertsRequestCommand() *cobra.Command {
+	var f certsRequestFlags
+	cmd := &cobra.Command{
+		Use:   "request --ca-addr HOST:PORT --token-file FILE --namespace NS --service-account SA --out DIR",
+		Short: "Fetch a workload certificate from the control plane's CA, as a sidecar's agent does",
+		Long: `Ask the control plane's CA (istio.v1.auth.IstioCertificateService/CreateCertificate
+on its secure port, 15012) for a workload certificate, the way Istio's agent
+does, without grpcurl: make a new ECDSA P-256 key, a CSR whose only name is the
+SPIFFE id spiffe://TRUST_DOMAIN/ns/NS/sa/SA, and send it with the
+service-account token of --token-file as "authorization: Bearer" and, with
+--cluster-id, the cluster the token comes from as "clusterid" metadata.
+
+The CA's serving certificate is verified against --root-cert (root-cert.pem of
+the ConfigMap istio-ca-root-cert; default: the system's roots) for the name
+--server-name (default: the host of --ca-addr), so a CA reached through an
+address its certificate does not name (a port-forward, an east-west gateway)
+needs --server-name istiod.istio-system.svc or a custom host.
+
+It writes into --out, replacing what is there (a new certificate is a renewal):
+
+  key.pem         the new key (mode 0600)
+  cert-chain.pem  the workload certificate, then the CA's intermediates
+  root-cert.pem   the root the chain leads to
+
+A token for the audience istio-ca, as Istio's agents use:
+
+  kubectl -n NS create token SA --audience istio-ca > token`,
+		Example: `  kubectl -n app create token workload --audience istio-ca > token
+  kubectl -n istio-system get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}' > root-cert.pem
+  causeway certs request --ca-addr 127.0.0.1:15012 --server-name istiod.istio-system.svc \
+    --root-cert root-cert.pem --token-file token --namespace app --service-account workload --out workload
+  causeway certs inspect workload/cert-chain.pem`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.caAddr, "ca-addr", "", "HOST:PORT of the CA (the control plane's secure port, 15012)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the service-account token (audience istio-ca)")
+	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster the token comes from (default: the control plane's config cluster)")
+	fl.StringVar(&f.rootCert, "root-cert", "", "PEM root to verify the CA's certificate with (default: the system's roots)")
+	fl.StringVar(&f.serverName, "server-name", "", "name the CA's certificate must carry (default: the host of --ca-addr)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace of the service account")
+	fl.StringVar(&f.serviceAccount, "service-account", "", "service account the token belongs to")
+	fl.StringVar(&f.trustDomain, "trust-domain", model.DefaultDomain, "trust domain of the SPIFFE id")
+	fl.DurationVar(&f.ttl, "ttl", pki.DefaultWorkloadTTL, "validity to ask for (the CA may grant less)")
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the CA")
+	fl.StringVar(&f.out, "out", "", "folder to write key.pem, cert-chain.pem and root-cert.pem into (made if missing)")
+	for _, name := range []string{"ca-addr", "token-file", "namespace", "service-account", "out"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func (f *certsRequestFlags) run(cmd *cobra.Command) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	token, err := os.ReadFile(f.tokenFile)
+	if err != nil {
+		return fmt.Errorf("--token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(token))
+	if tok == "" {
+		return fmt.Errorf("--token-file %s is empty: write a service-account token into it (kubectl -n %s create token %s --audience istio-ca)",
+			f.tokenFile, f.namespace, f.serviceAccount)
+	}
+	tlsCfg, err := f.tlsConfig()
+	if err != nil {
+		return err
+	}
+	id := model.SPIFFEID(f.trustDomain, f.namespace, f.serviceAccount)
+	key, csr, err := certsNewCSR(id)
+	if err != nil {
+		return err
+	}
+
+	conn, err := grpc.NewClient("passthrough:///"+f.caAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		return fmt.Errorf("--ca-addr %s: %w", f.caAddr, err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	md := []string{"authorization", "Bearer " + tok}
+	if f.clusterID != "" {
+		md = append(md, ca.ClusterIDMetadataKey, f.clusterID)
+	}
+	resp, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(
+		metadata.AppendToOutgoingContext(ctx, md...),
+		&pb.IstioCertificateRequest{Csr: string(csr), ValidityDuration: int64(f.ttl / time.Second)})
+	if err != nil {
+		return f.explain(err, tlsCfg.ServerName)
+	}
+	chain, root, leaf, err := certsCheckResponse(resp, key, id)
+	if err != nil {
+		return fmt.Errorf("the CA at %s answered: %w", f.caAddr, err)
+	}
+
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode the key: %w", err)
+	}
+	files := []certsFile{
+		{certsRequestKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), certsKeyMode},
+		{certsRequestChainFile, chain, certsCertMode},
+		{pki.FileRootCert, root, certsCertMode},
+	}
+	// A workload certificate is renewed by fetching a new one: replace.
+	if err := certsWriteFiles(f.out, files, true); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, file := range files {
+		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(f.out, file.name))
+	}
+	fmt.Fprintf(&b, "  %s, valid until %s, issued by %s\n", id, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.Issuer)
+	_, err = fmt.Fprint(cmd.OutOrStdout(), b.String())
+	return err
+}
+
+// check checks the flags that need no file.
+func (f *certsRequestFlags) check() error {
+	if _, _, err := net.SplitHostPort(f.caAddr); err != nil {
+		return fmt.Errorf("--ca-addr %q: want HOST:PORT, such as istiod.istio-system.svc:15012: %w", f.caAddr, err)
+	}
+	for _, v := range []struct{ flag, value string }{{"--namespace", f.namespace}, {"--service-account", f.serviceAccount}} {
+		if errs := validation.IsDNS1123Subdomain(v.value); len(errs) > 0 {
+			return fmt.Errorf("%s %q: %s", v.flag, v.value, strings.Join(errs, "; "))
+		}
+	}
+	if errs := validation.IsDNS1123Subdomain(f.trustDomain); len(errs) > 0 {
+		return fmt.Errorf("--trust-domain %q: %s", f.trustDomain, strings.Join(errs, "; "))
+	}
+	if f.ttl < time.Second {
+		return fmt.Errorf("--ttl %v: want at least 1s", f.ttl)
+	}
+	return nil
+}
+
+// tlsConfig verifies the CA against --root-cert, or the system's roots.
+func (f *certsRequestFlags) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(f.caAddr)
+	}
+	if f.rootCert == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(f.rootCert)
+	if err != nil {
+		return nil, fmt.Errorf("--root-cert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--root-cert %s holds no PEM certificate: give root-cert.pem of ConfigMap %s", f.rootCert, ca.RootConfigMapName)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// explain turns a failed call into an error that says what to change.
+func (f *certsRequestFlags) explain(err error, serverName string) error {
+	st := status.Convert(err)
+	msg := st.Message()
+	switch st.Code() {
+	case codes.Unauthenticated:
+		return fmt.Errorf("the CA refused the token: %s: check --token-file (a token of service account %s/%s, audience istio-ca) and --cluster-id (the cluster that issued it)",
+			msg, f.namespace, f.serviceAccount)
+	case codes.PermissionDenied:
+		return fmt.Errorf("the CA refused the request: %s: --namespace and --service-account must be those of the token", msg)
+	case codes.Unavailable, codes.DeadlineExceeded:
+		var hint string
+		switch {
+		case strings.Contains(msg, "certificate is valid for"), strings.Contains(msg, "not valid for any names"),
+			strings.Contains(msg, "doesn't contain any IP SANs"):
+			hint = "; pass --server-name with a name the CA's certificate carries (istiod.istio-system.svc, or a --custom-host of causeway serve)"
+		case strings.Contains(msg, "unknown authority"):
+			hint = "; pass --root-cert with root-cert.pem of ConfigMap " + ca.RootConfigMapName
+		case strings.Contains(msg, "connection refused"), st.Code() == codes.DeadlineExceeded:
+			hint = "; is the control plane listening there (causeway serve --xds-tls-addr)?"
+		}
+		return fmt.Errorf("reach the CA at %s (server name %s): %s%s", f.caAddr, serverName, msg, hint)
+	}
+	return fmt.Errorf("the CA at %s: %s: %s", f.caAddr, st.Code(), msg)
+}
+
+// certsNewCSR makes a P-256 key and a PEM CSR naming only id.
+func certsNewCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate a key: %w", err)
+	}
+	u, err := url.Parse(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SPIFFE id %q: %w", id, err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("make the CSR: %w", err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// certsCheckResponse checks the CA's answer: a certificate for our key and
+// identity, chained to the root that comes last. It returns the chain
+// without the root, the root, and the certificate.
+func certsCheckResponse(resp *pb.IstioCertificateResponse, key *ecdsa.PrivateKey, id string) (chain, root []byte, leaf *x509.Certificate, err error) {
+	certs := resp.GetCertChain()
+	if len(certs) < 2 {
+		return nil, nil, nil, fmt.Errorf("a chain of %d certificates; want the certificate, the CA's, and the root last", len(certs))
+	}
+	for _, c := range certs[:len(certs)-1] {
+		chain = append(chain, c...)
+	}
+	root = []byte(certs[len(certs)-1])
+	if err := pki.Verify(chain, root, pki.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, nil, nil, fmt.Errorf("the chain does not verify: %w", err)
+	}
+	block, _ := pem.Decode([]byte(certs[0]))
+	if block == nil {
+		return nil, nil, nil, errors.New("the certificate is not PEM")
+	}
+	leaf, err = x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("the certificate: %w", err)
+	}
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		return nil, nil, nil, errors.New("the certificate is not for the key of the request")
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id {
+		return nil, nil, nil, fmt.Errorf("the certificate names %v, not %s", leaf.URIs, id)
+	}
+	return chain, root, leaf, nil
+}
