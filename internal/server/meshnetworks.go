@@ -93,12 +93,14 @@ func (m *meshNetworksSource) loadFile(path string) (fileState, error) {
 	return fileState{mod: fi.ModTime(), size: fi.Size()}, m.apply("file "+path, data, true)
 }
 
-// pollFile reloads path when its modification time or size changes, every
-// interval, until ctx is done. A file that disappears keeps the last
+// pollFile reloads path when its modification time or size changes and
+// then holds for one more interval (so a file being written is not read
+// half-way), checking every interval until ctx is done. A file that disappears keeps the last
 // version (and warns); one that comes back is read again.
 func (m *meshNetworksSource) pollFile(ctx context.Context, path string, interval time.Duration, st fileState) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	pending := st
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,6 +119,13 @@ func (m *meshNetworksSource) pollFile(ctx context.Context, path string, interval
 		}
 		now := fileState{mod: fi.ModTime(), size: fi.Size()}
 		if now == st {
+			continue
+		}
+		// A file being written (truncated, then filled) must not be read
+		// half-way: apply a change only once two polls in a row see the
+		// same size and modification time.
+		if now != pending {
+			pending = now
 			continue
 		}
 		st = now
