@@ -40,6 +40,8 @@ labels, annotations, secret formats and xDS names.`,
 		newRemoteSecretCommand(),
 		newStatusCommand(),
 		newGatewayCommand(),
+		newManifestCommand(),
+		newCheckCommand(),
 	)
 	return root
 }
