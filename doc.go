@@ -34,8 +34,24 @@
 //   - internal/envoy: model values to Envoy v3 resources (pure): clusters,
 //     endpoints, listeners and routes for sidecars, east-west gateways and
 //     proxyless gRPC.
+//   - internal/xds: the ADS server (state-of-the-world and delta, on
+//     go-control-plane's protocol code): a sink of the publish loop that keeps
+//     one shared, incrementally updated resource cache per (role, network,
+//     cluster) view, a registry of connected proxies, and per-stream send
+//     timeouts so a slow proxy never holds up the others.
 //   - internal/pki: the mesh PKI (root, per-cluster intermediates, workload and
 //     serving certificates, chain inspection).
+//   - internal/ca: the mesh CA of `causeway serve`: plug-in cacerts or a
+//     self-signed root, the root ConfigMap in every namespace of every cluster,
+//     CreateCertificate authenticated by TokenReview in the caller's cluster,
+//     and the control plane's own rotating serving certificate.
+//   - internal/gateway: `causeway gateway`, the east-west gateway: an ADS
+//     client, a ClientHello peeker, and an SNI routing table swapped
+//     atomically; bytes are spliced, TLS is never terminated.
+//   - internal/install: `causeway manifest generate|diff`: install YAML for
+//     each profile as typed objects, and object-level diffs.
+//   - internal/check: `causeway check`: preflight and post-install checks
+//     across the cluster set.
 //   - internal/cli: the cobra command tree of the one binary, cmd/causeway.
 //   - internal/testenv: the integration-test harness: real kube-apiservers
 //     (built from the pinned Kubernetes modules in tools/kube) on one etcd.

@@ -272,7 +272,7 @@ func rootRule(m *mesh) []Result {
 		roots []rootOf
 	)
 	for _, s := range m.snaps {
-		certFix := fmt.Sprintf("causeway certs intermediate --root certs --cluster %s --apply --context %s, then restart the control plane", s.name, s.name)
+		certFix := fmt.Sprintf("causeway certs intermediate --root certs --cluster %s --apply --context %s (the control plane picks it up without a restart; workloads as they renew)", s.name, s.name)
 		switch {
 		case s.secretsErr != nil:
 			out = append(out, Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cannot read secrets of %s: %v", m.cfg.SystemNamespace, s.secretsErr), "the check needs get and list on secrets of the system namespace"})
@@ -351,7 +351,7 @@ func rootRule(m *mesh) []Result {
 		}
 		out = append(out, Result{Fail, r.cluster, CheckRootCA,
 			fmt.Sprintf("cacerts chains to root %q (sha256 %s), not to %s's root %q (sha256 %s): workloads of the two clusters will not trust each other", r.subject, short(r.fps[0]), bestOwner.cluster, bestOwner.subject, short(best)),
-			fmt.Sprintf("make this cluster's intermediate from the mesh's one root: causeway certs intermediate --root certs --cluster %s --force --apply --context %s, then restart the control plane", r.cluster, r.cluster)})
+			fmt.Sprintf("make this cluster's intermediate from the mesh's one root: causeway certs intermediate --root certs --cluster %s --force --apply --context %s (the control plane picks it up without a restart; workloads as they renew)", r.cluster, r.cluster)})
 	}
 	return out
 }
