@@ -81,7 +81,7 @@ type benchHarness struct {
 const countPort = 7100
 
 func newBenchHarness(b *testing.B, helloLen int) *benchHarness {
-	h := &benchHarness{harness: newHarness(b, time.Second)}
+	h := &benchHarness{harness: newHarness(b, time.Second, testHelloTimeout)}
 	h.answer = startAnswerBackend(b, "127.0.0.2", helloLen)
 	h.count = startCountBackend(b, "127.0.0.3")
 	h.mtls = startTLSBackend(b, h.pki, "127.0.0.4", "helloworld-a").addr()

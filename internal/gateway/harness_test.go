@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +31,7 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -46,14 +48,26 @@ func TestMain(m *testing.M) {
 // The test mesh: services of cluster1, all in network1, whose east-west
 // gateway is the one under test.
 const (
-	testNetwork   model.NetworkID = "network1"
-	testCluster   model.ClusterID = "cluster1"
-	helloPort                     = 5000
-	echoHost      model.Host      = "echo.sample.svc.cluster.local"
-	echoPort                      = 7000
-	trustDomain                   = "cluster.local"
-	waitFor                       = 10 * time.Second
-	testHelloWait                 = 300 * time.Millisecond
+	testNetwork model.NetworkID = "network1"
+	testCluster model.ClusterID = "cluster1"
+	helloPort                   = 5000
+	echoHost    model.Host      = "echo.sample.svc.cluster.local"
+	echoPort                    = 7000
+	trustDomain                 = "cluster.local"
+	waitFor                     = 10 * time.Second
+)
+
+// The gateway's HelloTimeout in tests. A connection's ClientHello must
+// arrive within it, counted from when the gateway starts reading: a client
+// slowed down by the race detector on a loaded machine can take hundreds of
+// milliseconds from its connect to its hello, and a hello that arrives as
+// the gateway gives up gets a RST ("connection reset by peer" in the
+// client's handshake). So every test but the one of the timeout itself
+// leaves the gateway more time than any of its own waits, and that one
+// (TestGatewayHelloTimeout) only has clients that stop sending on purpose.
+const (
+	testHelloTimeout  = 6 * waitFor
+	shortHelloTimeout = 300 * time.Millisecond
 )
 
 func helloSPIFFE() string { return model.SPIFFEID(trustDomain, "sample", "helloworld") }
@@ -468,9 +482,10 @@ func gatewayNodeID() string {
 }
 
 // newHarness starts a control plane with nothing published yet and a
-// gateway connected to it; the gateway stops (draining for at most drain)
-// when the test ends, after the test's own cleanups.
-func newHarness(t testing.TB, drain time.Duration) *harness {
+// gateway connected to it, which waits helloTimeout for a connection's
+// ClientHello (see testHelloTimeout); the gateway stops (draining for at
+// most drain) when the test ends, after the test's own cleanups.
+func newHarness(t testing.TB, drain, helloTimeout time.Duration) *harness {
 	t.Helper()
 	h := &harness{t: t, pki: newMeshPKI(t)}
 	h.cp = newControlPlane(t, gatewayNodeID())
@@ -481,7 +496,7 @@ func newHarness(t testing.TB, drain time.Duration) *harness {
 		NodeID:         gatewayNodeID(),
 		Listen:         "127.0.0.1:0",
 		Admin:          "127.0.0.1:0",
-		HelloTimeout:   testHelloWait,
+		HelloTimeout:   helloTimeout,
 		Drain:          drain,
 		ReconnectDelay: 20 * time.Millisecond,
 		Logger:         testLogger(t),
@@ -530,6 +545,48 @@ func (h *harness) waitVersions(want Versions) {
 			(want.Clusters == "" || v.Clusters == want.Clusters) &&
 			(want.Endpoints == "" || v.Endpoints == want.Endpoints)
 	}, "the gateway to apply versions %+v", want)
+}
+
+// waitPushed waits until the gateway's table holds version v (what push
+// returned) of listeners, clusters and endpoints: the control plane sends
+// the three types of a push in any order, and a test that reads the table
+// or counts picks must not race the ones still on their way.
+func (h *harness) waitPushed(v string) {
+	h.t.Helper()
+	h.waitVersions(Versions{Listeners: v, Clusters: v, Endpoints: v})
+}
+
+// errorCounts reads causeway_gateway_connection_errors_total by reason.
+// It takes the calling (sub)test's t: only that one may fail.
+func (h *harness) errorCounts(t testing.TB) map[string]float64 {
+	t.Helper()
+	counts := make(map[string]float64, numReasons)
+	for r := range numReasons {
+		counts[r.String()] = counterValue(t, h.gw.metrics.errors[r])
+	}
+	return counts
+}
+
+// waitErrorCounts waits until the refusal counters are those of before
+// plus add, and fails t with the difference when they do not get there.
+func (h *harness) waitErrorCounts(t testing.TB, before map[string]float64, add map[reason]float64) {
+	t.Helper()
+	want := maps.Clone(before)
+	for r, n := range add {
+		want[r.String()] += n
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		got := h.errorCounts(t)
+		diff := cmp.Diff(want, got)
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refused connections by reason (-want +got):\n%s", diff)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // dial opens an mTLS connection through the gateway with sni, and returns
