@@ -1,5 +1,6 @@
 // Package testenv starts real Kubernetes control planes on loopback for
-// integration tests: one etcd per [Env] and, per cluster, a kube-apiserver
+// integration tests ([Start]) and for programs such as the load harness
+// ([Launch], [Env.Close]): one etcd per [Env] and, per cluster, a kube-apiserver
 // (its own etcd prefix, serving certificate, CA, admin token, service-account
 // signing key and Service CIDR) and, on request, a kube-controller-manager
 // that runs only the EndpointSlice controllers. There is no kubelet: the
@@ -13,6 +14,8 @@
 // CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail]).
 //
 // Every process is started with free loopback ports, logs to a file in the
-// test's temporary directory (the tail is printed when the test fails) and is
-// stopped by its PID in t.Cleanup, so packages can run in parallel.
+// Env's folder (the test's temporary directory under [Start], whose cleanup
+// prints every log's tail when the test fails; see [Env.Logs]) and is
+// stopped by its PID in t.Cleanup or [Env.Close], so packages can run in
+// parallel.
 package testenv

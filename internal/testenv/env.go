@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +45,7 @@ const (
 		"ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota"
 )
 
-// Options configures [Start].
+// Options configures [Launch] and [Start].
 type Options struct {
 	// Clusters is how many clusters to start when ClusterIDs is empty; 0
 	// means 1. They are named cluster1, cluster2, ...
@@ -56,6 +57,10 @@ type Options struct {
 	// so that Services with a selector get real EndpointSlices from the
 	// Pods a test writes.
 	ControllerManager bool
+	// Dir holds the processes' files (certificates, etcd's data) and logs.
+	// Empty: a new temporary folder, which [Env.Close] removes ([Start]
+	// uses the test's temporary folder).
+	Dir string
 }
 
 func (o Options) clusterIDs() ([]string, error) {
@@ -90,9 +95,16 @@ type Env struct {
 	Clusters []*Cluster
 	// EtcdURL is the client URL of the Env's etcd.
 	EtcdURL string
-	// StartupTime is how long Start took, from starting etcd to the last
-	// cluster being ready.
+	// StartupTime is how long the start took, from starting etcd to the
+	// last cluster being ready.
 	StartupTime time.Duration
+	// EtcdStartupTime is how long etcd took to be healthy.
+	EtcdStartupTime time.Duration
+
+	runner    *runner
+	dir       string
+	removeDir bool
+	closeOnce sync.Once
 }
 
 // Cluster returns the cluster named id, or nil.
@@ -105,16 +117,41 @@ func (e *Env) Cluster(id string) *Cluster {
 	return nil
 }
 
+// Dir is the folder of the Env's files and process logs.
+func (e *Env) Dir() string {
+	return e.dir
+}
+
+// Logs returns the last lines of the log of every process the Env started
+// (etcd, each apiserver and controller-manager), for a failure report.
+func (e *Env) Logs() string {
+	return e.runner.logs()
+}
+
+// Close stops every process (etcd last) and, if [Launch] made the Env's
+// folder, removes it. It is safe to call more than once; a Cluster cannot
+// be restarted after it.
+func (e *Env) Close() {
+	e.closeOnce.Do(func() {
+		e.runner.shutdown()
+		if e.removeDir {
+			_ = os.RemoveAll(e.dir)
+		}
+	})
+}
+
 // StartClusters starts n clusters with default options and returns them.
 func StartClusters(t testing.TB, n int) []*Cluster {
 	t.Helper()
 	return Start(t, Options{Clusters: n}).Clusters
 }
 
-// Start starts an etcd and the clusters of opts in parallel, waits until
-// every apiserver is ready, and stops everything in t.Cleanup. A missing
-// binary skips or fails the test as [SkipOrFail] says; any other problem
-// fails it, with the tail of the failing process's log.
+// Start is [Launch] for a test: it starts an etcd and the clusters of opts
+// in the test's temporary folder (unless opts.Dir is set) and stops
+// everything in t.Cleanup. A missing binary skips or fails the test as
+// [SkipOrFail] says; any other problem fails it, with the tail of the
+// failing process's log. When the test fails, the cleanup logs the tail of
+// every process's log.
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	return start(t, opts, freePorts)
@@ -129,34 +166,84 @@ func start(t testing.TB, opts Options, pickPorts func(n int) ([]int, error)) *En
 		t.Fatalf("testenv: %v", err)
 	}
 	bins := RequireBinaries(t, opts.ControllerManager)
-
-	begin := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
-	defer cancel()
-	r := &runner{launcher: newLauncher(), dir: t.TempDir(), bins: bins, pickPorts: pickPorts}
-	t.Cleanup(func() { r.shutdown(t) })
-
-	etcdURL, err := r.startEtcd(ctx)
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	env, err := launch(t.Context(), opts, ids, bins, pickPorts)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	etcdTime := time.Since(begin)
-	env := &Env{Clusters: make([]*Cluster, len(ids)), EtcdURL: etcdURL}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(env.Logs())
+		}
+		env.Close()
+	})
+	t.Logf("testenv: %d cluster(s) %v ready in %v (etcd healthy after %v; controller-manager: %t)",
+		len(ids), ids, env.StartupTime.Round(time.Millisecond), env.EtcdStartupTime.Round(time.Millisecond), opts.ControllerManager)
+	return env
+}
+
+// Launch starts an etcd and the clusters of opts in parallel and waits until
+// every apiserver is ready, for programs that are not tests (the load
+// harness). ctx bounds the start only (which gives up after two minutes
+// anyway); the processes run until [Env.Close], or until this process
+// dies (they get SIGKILL then). A missing binary is an error that says how
+// to install it (see [FindBinaries]). On any error everything started is
+// stopped, and the error carries the tail of the failing process's log.
+func Launch(ctx context.Context, opts Options) (*Env, error) {
+	ids, err := opts.clusterIDs()
+	if err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	bins, err := FindBinaries(opts.ControllerManager)
+	if err != nil {
+		return nil, err
+	}
+	env, err := launch(ctx, opts, ids, bins, freePorts)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: %w", err)
+	}
+	return env, nil
+}
+
+// launch starts the Env in opts.Dir, or in a new temporary folder.
+func launch(ctx context.Context, opts Options, ids []string, bins Binaries, pickPorts func(n int) ([]int, error)) (*Env, error) {
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+
+	env := &Env{Clusters: make([]*Cluster, len(ids)), dir: opts.Dir}
+	if env.dir == "" {
+		dir, err := os.MkdirTemp("", "causeway-testenv-")
+		if err != nil {
+			return nil, fmt.Errorf("create a folder for the clusters: %w", err)
+		}
+		env.dir, env.removeDir = dir, true
+	}
+	env.runner = &runner{launcher: newLauncher(), dir: env.dir, bins: bins, pickPorts: pickPorts}
+
+	etcdURL, err := env.runner.startEtcd(ctx)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	env.EtcdURL = etcdURL
+	env.EtcdStartupTime = time.Since(begin)
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() {
-			env.Clusters[i], errs[i] = r.startCluster(ctx, i, id, etcdURL, opts.ControllerManager)
+			env.Clusters[i], errs[i] = env.runner.startCluster(ctx, i, id, etcdURL, opts.ControllerManager)
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("testenv: %v", err)
+		env.Close()
+		return nil, err
 	}
 	env.StartupTime = time.Since(begin)
-	t.Logf("testenv: %d cluster(s) %v ready in %v (etcd healthy after %v; controller-manager: %t)",
-		len(ids), ids, env.StartupTime.Round(time.Millisecond), etcdTime.Round(time.Millisecond), opts.ControllerManager)
-	return env
+	return env, nil
 }
 
 // runner owns the processes of one Env.
@@ -166,32 +253,49 @@ type runner struct {
 	bins      Binaries
 	pickPorts func(n int) ([]int, error)
 
+	// mu guards processes and closed, and is held while a process is
+	// started so that shutdown cannot close the launcher under it.
 	mu        sync.Mutex
 	processes []*process
+	closed    bool
 }
 
+// errClosed says a process was to be started after the Env was closed.
+var errClosed = errors.New("the environment is closed")
+
 func (r *runner) start(name, logPath, bin string, args []string) (*process, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, fmt.Errorf("start %s: %w", name, errClosed)
+	}
 	p, err := startProcess(r.launcher, name, logPath, bin, args)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	r.processes = append(r.processes, p)
-	r.mu.Unlock()
 	return p, nil
 }
 
-// shutdown stops every process, clients of etcd first, then etcd; on
-// failure of the test it logs the tail of every log.
-func (r *runner) shutdown(t testing.TB) {
+// logs returns the tail of every process's log.
+func (r *runner) logs() string {
+	r.mu.Lock()
+	procs := slices.Clone(r.processes)
+	r.mu.Unlock()
+	var b strings.Builder
+	for _, p := range procs {
+		fmt.Fprintf(&b, "testenv: last lines of %s (%s):\n%s\n", p.name, p.logPath, p.tail())
+	}
+	return b.String()
+}
+
+// shutdown stops every process, clients of etcd first, then etcd, and ends
+// the launcher.
+func (r *runner) shutdown() {
 	r.mu.Lock()
 	procs := r.processes
+	r.closed = true
 	r.mu.Unlock()
-	if t.Failed() {
-		for _, p := range procs {
-			t.Logf("testenv: last lines of %s (%s):\n%s", p.name, p.logPath, p.tail())
-		}
-	}
 	var wg sync.WaitGroup
 	var etcd []*process
 	for _, p := range procs {

@@ -1,0 +1,153 @@
+// Command causeway-bench is Causeway's load harness (package
+// internal/bench): two real clusters on two networks, the built causeway
+// binary serving them, and P simulated sidecars per network; it measures
+// the start to the full view, the latency of every change to every proxy
+// that must see it, the server's CPU and peak RSS, and checks every view.
+// `make bench` runs it at the target size.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/causeway-mesh/causeway/internal/bench"
+)
+
+// floatList is a flag of numbers given as a comma-separated list, repeated,
+// or both; the first use replaces the default.
+type floatList struct {
+	vals []float64
+	set  bool
+}
+
+func (l *floatList) String() string {
+	parts := make([]string, len(l.vals))
+	for i, v := range l.vals {
+		parts[i] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *floatList) Set(s string) error {
+	if !l.set {
+		l.vals, l.set = nil, true
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", part)
+		}
+		l.vals = append(l.vals, v)
+	}
+	return nil
+}
+
+// intList is floatList for whole numbers.
+type intList struct{ floatList }
+
+func (l *intList) ints() []int {
+	out := make([]int, len(l.vals))
+	for i, v := range l.vals {
+		out[i] = int(v)
+	}
+	return out
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "causeway-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		cfg       bench.Config
+		rates     = floatList{vals: bench.DefaultRates()}
+		sweepS    = intList{floatList{vals: []float64{100, 1000, 5000}}}
+		sweepP    = intList{floatList{vals: []float64{50, 200, 500}}}
+		serveArgs stringList
+		protocol  string
+		out       string
+		sweep     bool
+	)
+	fs := flag.NewFlagSet("causeway-bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: causeway-bench [flags]\n\nLoad harness of causeway serve against two real kube-apiservers. Flags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Causeway, "causeway", "bin/causeway", "the built causeway binary (make build)")
+	fs.IntVar(&cfg.Services, "services", bench.DefaultServices, "S: services per cluster (the same in both)")
+	fs.IntVar(&cfg.Endpoints, "endpoints", bench.DefaultEndpoints, "E: endpoints (pods) per service per cluster")
+	fs.IntVar(&cfg.Proxies, "proxies", bench.DefaultProxies, "P: simulated sidecars per network")
+	fs.Var(&rates, "rate", "churn rates in changes/s: a list (10,100) or repeated; one phase each")
+	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "how long each churn phase writes")
+	fs.StringVar(&protocol, "protocol", string(bench.ProtocolSotW), "xDS variant of the proxies: sotw or delta")
+	fs.BoolVar(&cfg.Stall, "stall", true, "add a phase in which one proxy stops reading its stream")
+	fs.Float64Var(&cfg.StallRate, "stall-rate", 0, "rate of the stall phase (default: the highest -rate)")
+	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "after a phase, how long to wait for every change to reach every proxy")
+	fs.DurationVar(&cfg.StartTimeout, "start-timeout", bench.DefaultStartTimeout, "how long to wait for every proxy to hold the full view")
+	fs.IntVar(&cfg.Writers, "writers", bench.DefaultWriters, "parallel writers per cluster while filling")
+	fs.Var(&serveArgs, "serve-arg", "extra argument of causeway serve (repeatable), e.g. -serve-arg=--debounce=10ms")
+	fs.StringVar(&cfg.WorkDir, "workdir", "", "folder in which each run makes its own folder for the clusters' files and the server's log, kept (default: a temporary one, removed unless the run fails)")
+	fs.StringVar(&out, "out", "bench/results/latest.json", "where to write the results as JSON")
+	fs.BoolVar(&sweep, "sweep", false, "sweep sizes: -sweep-services x -sweep-proxies, one churn phase at the first -rate each")
+	fs.Var(&sweepS, "sweep-services", "services of the sweep")
+	fs.Var(&sweepP, "sweep-proxies", "proxies per network of the sweep")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: every setting is a flag (see -h)", fs.Args())
+	}
+	cfg.Rates, cfg.Protocol, cfg.ServeArgs = rates.vals, bench.Protocol(protocol), serveArgs
+	cfg.Progress = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var (
+		res *bench.Results
+		err error
+	)
+	if sweep {
+		res, err = bench.Sweep(ctx, cfg, sweepS.ints(), sweepP.ints())
+	} else {
+		res, err = bench.Run(ctx, cfg)
+	}
+	if res != nil {
+		if werr := res.WriteJSON(out); werr != nil {
+			return werr
+		}
+		if terr := res.WriteTable(os.Stdout); terr != nil {
+			return terr
+		}
+		fmt.Fprintf(os.Stderr, "results written to %s\n", out)
+	}
+	if err != nil {
+		return err
+	}
+	if f := res.Failures(); len(f) > 0 {
+		return fmt.Errorf("the run found %d problem(s):\n  %s", len(f), strings.Join(f, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package bench
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testenv"
+)
+
+// buildCauseway builds the causeway binary into a temporary folder.
+func buildCauseway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "causeway")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build causeway: %v\n%s", err, out.String())
+	}
+	return bin
+}
+
+// TestTinyRun is the harness at a tiny size, both protocols, so that it
+// never rots: two real clusters, the real server process, ten proxies, a
+// few seconds of churn and a stalled proxy. It fails if any change is lost,
+// any view is wrong or any stream fails; it asserts no timing.
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: starts two kube-apiservers and causeway serve")
+	}
+	if _, err := testenv.FindBinaries(false); err != nil {
+		testenv.SkipOrFail(t, "%v", err)
+	}
+	bin := buildCauseway(t)
+	for _, proto := range []Protocol{ProtocolSotW, ProtocolDelta} {
+		t.Run(string(proto), func(t *testing.T) {
+			var progress bytes.Buffer
+			cfg := Config{
+				Causeway:  bin,
+				Services:  10,
+				Endpoints: 3,
+				Proxies:   5,
+				Rates:     []float64{20},
+				Duration:  3 * time.Second,
+				Protocol:  proto,
+				Stall:     true,
+				Settle:    20 * time.Second,
+				WorkDir:   t.TempDir(),
+				Progress:  &progress,
+			}
+			res, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+			}
+			var table strings.Builder
+			if err := res.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("results:\n%s", table.String())
+			if f := res.Failures(); len(f) > 0 {
+				t.Fatalf("the run found problems:\n%s\nprogress:\n%s", strings.Join(f, "\n"), progress.String())
+			}
+			// What the run must have done, not how fast.
+			if len(res.Churn) != 1 || res.Churn[0].Changes == 0 || res.Churn[0].Pairs != res.Churn[0].Changes*5 {
+				t.Errorf("churn phase %+v: want changes, each seen by the 5 proxies of its network", res.Churn)
+			}
+			if res.Stall == nil || res.Stall.Changes == 0 || res.Stall.Delivered != res.Stall.Pairs {
+				t.Errorf("stall phase %+v: want changes, all delivered to the proxies still reading", res.Stall)
+			}
+			if res.Verify.Proxies != 9 {
+				t.Errorf("verified %d proxies, want the 9 that kept reading", res.Verify.Proxies)
+			}
+			if res.Server.PeakRSSBytes <= 0 || res.Server.CPUSeconds <= 0 {
+				t.Errorf("server stats %+v: want CPU time and peak RSS read from /proc", res.Server)
+			}
+		})
+	}
+}

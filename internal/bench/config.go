@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Protocol is the xDS variant the simulated proxies speak.
+type Protocol string
+
+// Protocols of the simulated proxies.
+const (
+	ProtocolSotW  Protocol = "sotw"
+	ProtocolDelta Protocol = "delta"
+)
+
+// Defaults of [Config]: the target size of the issue.
+const (
+	DefaultServices     = 1000
+	DefaultEndpoints    = 10
+	DefaultProxies      = 100
+	DefaultDuration     = 30 * time.Second
+	DefaultSettle       = 30 * time.Second
+	DefaultStartTimeout = 5 * time.Minute
+	DefaultWriters      = 32
+)
+
+// DefaultRates are the churn rates of a run, in changes per second.
+func DefaultRates() []float64 { return []float64{10, 100} }
+
+// maxPodsPerCluster keeps pod addresses inside one /16 per cluster.
+const maxPodsPerCluster = 1 << 16
+
+// Config configures [Run] and [Sweep].
+type Config struct {
+	// Causeway is the path of the built causeway binary. Required.
+	Causeway string
+	// Services and Endpoints are S and E: each cluster holds S Services of
+	// E endpoints each (the same Services in both clusters).
+	Services  int
+	Endpoints int
+	// Proxies is P, the simulated sidecars per network.
+	Proxies int
+	// Rates are the churn rates, one phase each, in changes per second.
+	Rates []float64
+	// Duration is how long each churn phase writes.
+	Duration time.Duration
+	// Protocol is sotw or delta.
+	Protocol Protocol
+	// Stall adds a phase at StallRate in which one proxy stops reading its
+	// stream. StallRate zero means the highest of Rates.
+	Stall     bool
+	StallRate float64
+	// Settle bounds the wait, after a phase, for every pair to be delivered.
+	Settle time.Duration
+	// StartTimeout bounds the wait for every proxy to hold the full view.
+	StartTimeout time.Duration
+	// Writers is how many parallel writers fill each cluster.
+	Writers int
+	// ServeArgs are extra arguments of `causeway serve` (e.g. --debounce=10ms).
+	ServeArgs []string
+	// WorkDir is where each run makes its own folder for the clusters'
+	// files and the server's log, kept; empty means the system's temporary
+	// folder, and the run's folder is removed at the end unless it failed.
+	WorkDir string
+	// Progress receives progress lines (filling, phases); nil discards them.
+	Progress io.Writer
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.Causeway == "" {
+		return c, errors.New("bench: no causeway binary: build it (make build) and pass its path")
+	}
+	if c.Services == 0 {
+		c.Services = DefaultServices
+	}
+	if c.Endpoints == 0 {
+		c.Endpoints = DefaultEndpoints
+	}
+	if c.Proxies == 0 {
+		c.Proxies = DefaultProxies
+	}
+	if len(c.Rates) == 0 {
+		c.Rates = DefaultRates()
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolSotW
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
+	if c.Writers == 0 {
+		c.Writers = DefaultWriters
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	switch {
+	case c.Services < 1 || c.Endpoints < 1 || c.Proxies < 1:
+		return c, fmt.Errorf("bench: services %d, endpoints %d, proxies %d: each must be at least 1", c.Services, c.Endpoints, c.Proxies)
+	case c.Services*c.Endpoints > maxPodsPerCluster:
+		return c, fmt.Errorf("bench: %d services x %d endpoints is over %d pods per cluster; lower -services or -endpoints", c.Services, c.Endpoints, maxPodsPerCluster)
+	case c.Protocol != ProtocolSotW && c.Protocol != ProtocolDelta:
+		return c, fmt.Errorf("bench: protocol %q: want sotw or delta", c.Protocol)
+	case c.Duration < 0 || c.Settle < 0 || c.StartTimeout < 0 || c.Writers < 0:
+		return c, errors.New("bench: negative duration or writer count")
+	}
+	for _, r := range c.Rates {
+		if r <= 0 || r > 10000 {
+			return c, fmt.Errorf("bench: rate %v: want a number of changes per second in (0, 10000]", r)
+		}
+	}
+	if c.Stall && c.StallRate == 0 {
+		for _, r := range c.Rates {
+			c.StallRate = max(c.StallRate, r)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,323 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testenv"
+)
+
+// What the harness writes into each cluster.
+const (
+	benchNamespace = "bench"
+	nodeName       = "bench-node"
+	gatewayName    = "istio-eastwestgateway"
+	servicePort    = 80
+	targetPort     = 8080
+	portName       = "http"
+	// fillQPS is the client-side rate limit of the writers: high enough
+	// that the apiserver, not client-go, is the bottleneck.
+	fillQPS = 100_000
+)
+
+// serviceName is the name of service i.
+func serviceName(i int) string { return fmt.Sprintf("svc-%05d", i) }
+
+// serviceHost is the host of service i.
+func serviceHost(i int) string { return serviceName(i) + "." + benchNamespace + ".svc." + domain }
+
+// benchCluster is one cluster the harness filled, and the harness's own
+// record of its EndpointSlices (the churn starts from them).
+type benchCluster struct {
+	index   int // 1-based
+	id      string
+	network string
+	gateway string // the gateway's LoadBalancer IP
+	tc      *testenv.Cluster
+	cs      kubernetes.Interface // the writers' client: high QPS, protobuf
+
+	services []*corev1.Service // the bench Services and the gateway
+	mtlsPods map[string]bool
+
+	mu     sync.Mutex
+	slices []*discoveryv1.EndpointSlice // by service index, as last written
+	busy   []bool                       // a change of slice i is in flight
+	next   int                          // counter of new endpoint addresses
+}
+
+// podIP is the address of pod k (0-based) of cluster c (1-based):
+// 10.(16c).0.0/16.
+func podIP(c, k int) string {
+	return netip.AddrFrom4([4]byte{10, byte(16 * c), byte(k >> 8), byte(k)}).String()
+}
+
+// movedIP is the n-th new address of a churned endpoint of cluster c:
+// 10.(16c+1+n/65536).x.y, never a pod's or an earlier change's.
+func movedIP(c, n int) string {
+	return netip.AddrFrom4([4]byte{10, byte(16*c + 1 + n>>16), byte(n >> 8), byte(n)}).String()
+}
+
+// gatewayIP is the LoadBalancer address of cluster c's east-west gateway.
+func gatewayIP(c int) string {
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(c)}).String()
+}
+
+// newBenchCluster wraps a started cluster; index is 1-based.
+func newBenchCluster(tc *testenv.Cluster, index int) (*benchCluster, error) {
+	cfg := tc.RESTConfig()
+	cfg.QPS, cfg.Burst = fillQPS, fillQPS
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cfg.UserAgent = "causeway-bench"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client of cluster %s: %w", tc.ID, err)
+	}
+	return &benchCluster{
+		index:    index,
+		id:       tc.ID,
+		network:  "network" + strconv.Itoa(index),
+		gateway:  gatewayIP(index),
+		tc:       tc,
+		cs:       cs,
+		mtlsPods: map[string]bool{},
+	}, nil
+}
+
+// fillCounters count a cluster's writes for the progress line.
+type fillCounters struct {
+	done  atomic.Int64
+	total int64
+}
+
+// fill writes the cluster's namespaces, node and gateway, then S Services
+// with E Pods and one EndpointSlice each, with w parallel writers.
+func (bc *benchCluster) fill(ctx context.Context, s, e, w int, cnt *fillCounters) error {
+	cs := bc.cs
+	if _, err := testenv.CreateNamespace(ctx, cs, systemNamespace, map[string]string{labelNetwork: bc.network}); err != nil {
+		return err
+	}
+	if _, err := testenv.CreateNamespace(ctx, cs, benchNamespace, nil); err != nil {
+		return err
+	}
+	if _, err := testenv.CreateNode(ctx, cs, nodeName, nil, "", netip.AddrFrom4([4]byte{192, 168, byte(bc.index), 1}).String()); err != nil {
+		return err
+	}
+	_, err := testenv.CreateService(ctx, cs, testenv.Service{
+		Namespace: systemNamespace, Name: gatewayName, Type: corev1.ServiceTypeLoadBalancer,
+		Labels: map[string]string{labelNetwork: bc.network, "istio": "eastwestgateway"},
+		Ports:  []corev1.ServicePort{{Name: "tls", Port: defaultGwPort, TargetPort: intstr.FromInt32(defaultGwPort)}},
+	})
+	if err != nil {
+		return err
+	}
+	gw, err := testenv.SetLoadBalancerIngress(ctx, cs, systemNamespace, gatewayName, bc.gateway)
+	if err != nil {
+		return err
+	}
+	cnt.done.Add(6)
+
+	services := make([]*corev1.Service, s)
+	bc.slices = make([]*discoveryv1.EndpointSlice, s)
+	bc.busy = make([]bool, s)
+	mtls := make([][]string, s)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan int)
+	errs := make([]error, w)
+	var wg sync.WaitGroup
+	for k := range w {
+		wg.Go(func() {
+			for i := range jobs {
+				svc, slice, pods, err := writeService(ctx, cs, bc.index, i, e, cnt)
+				if err != nil {
+					errs[k] = err
+					cancel()
+					return
+				}
+				services[i], bc.slices[i], mtls[i] = svc, slice, pods
+			}
+		})
+	}
+feed:
+	for i := range s {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+	}
+	// The apiserver's own Service is part of the mesh too.
+	kube, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+	}
+	services = append(services, gw, kube)
+	bc.services = services
+	for _, pods := range mtls {
+		for _, p := range pods {
+			bc.mtlsPods[benchNamespace+"/"+p] = true
+		}
+	}
+	return nil
+}
+
+// writeService writes Service i of cluster c, its e Running and Ready Pods
+// (tlsMode istio) and its EndpointSlice, as a kubelet and the EndpointSlice
+// controller would; it returns what it wrote.
+func writeService(ctx context.Context, cs kubernetes.Interface, c, i, e int, cnt *fillCounters) (*corev1.Service, *discoveryv1.EndpointSlice, []string, error) {
+	name := serviceName(i)
+	svc, err := testenv.CreateService(ctx, cs, testenv.Service{
+		Namespace: benchNamespace, Name: name,
+		Selector: map[string]string{"app": name},
+		Ports:    []corev1.ServicePort{{Name: portName, Port: servicePort, TargetPort: intstr.FromInt32(targetPort)}},
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cnt.done.Add(1)
+	eps := make([]testenv.Endpoint, e)
+	pods := make([]string, e)
+	for j := range e {
+		pod := fmt.Sprintf("%s-%03d", name, j)
+		ip := podIP(c, i*e+j)
+		_, err := testenv.CreatePod(ctx, cs, testenv.Pod{
+			Namespace: benchNamespace, Name: pod, Node: nodeName, ServiceAccount: name,
+			Labels: map[string]string{"app": name, labelTLSMode: tlsModeIstio},
+			IP:     ip, HostIP: netip.AddrFrom4([4]byte{192, 168, byte(c), 1}).String(),
+			Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: targetPort}},
+			Ready: true,
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cnt.done.Add(2) // create and status
+		eps[j] = testenv.Endpoint{IP: ip, Ready: true, Node: nodeName, Pod: pod}
+		pods[j] = pod
+	}
+	slice, err := testenv.CreateEndpointSlice(ctx, cs, benchNamespace, name, name+"-1",
+		[]testenv.EndpointPort{{Name: portName, Port: targetPort}}, eps)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cnt.done.Add(1)
+	return svc, slice, pods, nil
+}
+
+// objectsPerCluster is how many writes fill makes in one cluster.
+func objectsPerCluster(s, e int) int64 {
+	return 6 + int64(s)*(2+2*int64(e))
+}
+
+// progress prints a line of the counters every interval until ctx is done,
+// then a last one.
+func progress(ctx context.Context, w io.Writer, what string, begin time.Time, cnts []*fillCounters) {
+	ticker := time.NewTicker(500 * time.Millisecond)
+	defer ticker.Stop()
+	line := func(end string) {
+		var done, total int64
+		fmt.Fprintf(w, "\r%s:", what)
+		for i, c := range cnts {
+			d := c.done.Load()
+			done += d
+			total += c.total
+			fmt.Fprintf(w, " cluster%d %d/%d", i+1, d, c.total)
+		}
+		el := time.Since(begin).Seconds()
+		fmt.Fprintf(w, " writes (%.0f/s, %.0fs)%s", float64(done)/max(el, 1e-3), el, end)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			line("\n")
+			return
+		case <-ticker.C:
+			line("")
+		}
+	}
+}
+
+// joinRemote makes cluster remote's remote Secret (a token for a read-only
+// ServiceAccount, as `causeway remote-secret create --token-ttl` does) and
+// applies it to the config cluster.
+func joinRemote(ctx context.Context, config, remote *benchCluster) error {
+	rs, err := clusters.CreateRemoteSecret(ctx, clusters.RemoteSecretConfig{
+		Client:    remote.tc.Client(),
+		ClusterID: model.ClusterID(remote.id),
+		Server:    remote.tc.Host,
+		CAData:    remote.tc.CAPEM,
+		Namespace: systemNamespace,
+		TokenTTL:  24 * time.Hour,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := config.cs.CoreV1().Secrets(systemNamespace).Create(ctx, rs.Secret, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("apply the remote secret of %s to %s: %w", remote.id, config.id, err)
+	}
+	return nil
+}
+
+// objects returns the harness's own record of the cluster's objects.
+func (bc *benchCluster) objects() clusterObjects {
+	bc.mu.Lock()
+	slices := append([]*discoveryv1.EndpointSlice(nil), bc.slices...)
+	bc.mu.Unlock()
+	return clusterObjects{ID: bc.id, Network: bc.network, Services: bc.services, Slices: slices, MTLSPods: bc.mtlsPods}
+}
+
+// listObjects reads the cluster's objects back from its apiserver: the
+// network label, every Service and EndpointSlice, and the mTLS Pods.
+func (bc *benchCluster) listObjects(ctx context.Context) (clusterObjects, error) {
+	out := clusterObjects{ID: bc.id, MTLSPods: map[string]bool{}}
+	ns, err := bc.cs.CoreV1().Namespaces().Get(ctx, systemNamespace, metav1.GetOptions{})
+	if err != nil {
+		return out, fmt.Errorf("cluster %s: %w", bc.id, err)
+	}
+	out.Network = ns.Labels[labelNetwork]
+	svcs, err := bc.cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return out, fmt.Errorf("cluster %s: list services: %w", bc.id, err)
+	}
+	for i := range svcs.Items {
+		out.Services = append(out.Services, &svcs.Items[i])
+	}
+	sl, err := bc.cs.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return out, fmt.Errorf("cluster %s: list endpointslices: %w", bc.id, err)
+	}
+	for i := range sl.Items {
+		out.Slices = append(out.Slices, &sl.Items[i])
+	}
+	pods, err := bc.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: labelTLSMode + "=" + tlsModeIstio})
+	if err != nil {
+		return out, fmt.Errorf("cluster %s: list pods: %w", bc.id, err)
+	}
+	for i := range pods.Items {
+		out.MTLSPods[pods.Items[i].Namespace+"/"+pods.Items[i].Name] = true
+	}
+	return out, nil
+}
