@@ -1,0 +1,81 @@
+// Package e2e is the end-to-end proof of the seed's home setup: two
+// Kubernetes clusters on two L3 networks joined into one mesh, where bytes
+// cross from one network to the other only through an east-west gateway and
+// workload identities survive the crossing. Everything runs for real on one
+// Linux machine, as root: two kube-apiservers (internal/testenv), the
+// causeway binary driven through its CLI (certs, remote-secret, serve,
+// gateway), and two network namespaces that stand for the two networks.
+//
+// # Topology
+//
+//	host network namespace (loopback only)
+//	  kube-apiserver cluster1, kube-apiserver cluster2, etcd
+//	  causeway serve (cluster1, watches cluster2 through a remote secret)
+//	  causeway serve (cluster2, watches cluster1 through a remote secret)
+//	        ▲ 127.0.0.1:PORT                        ▲ 127.0.0.1:PORT
+//	        │ relayed by the test                    │ relayed by the test
+//	┌───────┴─────────────────────────┐    ┌─────────┴────────────────────────┐
+//	│ netns NET1 (network1, cluster1) │    │ netns NET2 (network2, cluster2)  │
+//	│ lo:                             │    │ lo:                              │
+//	│  10.1.0.10  helloworld-v1 :5000 │    │  10.2.0.10   helloworld-v2 :5000 │
+//	│  10.1.0.20  sleep (client)      │    │  10.2.0.20   sleep (client)      │
+//	│  10.1.0.253 :15010 :15012 → cp1 │    │  10.2.0.253  :15010 :15012 → cp2 │
+//	│  172.18.0.10:15443 gateway1     │    │  192.168.2.10:31443 gateway2     │
+//	│    (LoadBalancer ingress IP)    │    │    (NodePort on node cluster2-   │
+//	│                                 │    │     worker, which runs its pod)  │
+//	│ veth 10.255.0.1/30 ─────────────┼────┼─ veth 10.255.0.2/30              │
+//	│ route 192.168.2.10/32           │    │ route 172.18.0.10/32             │
+//	│   via 10.255.0.2 src 10.255.0.1 │    │   via 10.255.0.1 src 10.255.0.2  │
+//	└─────────────────────────────────┘    └──────────────────────────────────┘
+//
+// Only the other network's gateway address is routed; no pod address is,
+// so a sidecar in network1 that dials 10.2.0.10 directly gets "network is
+// unreachable", and the only way to helloworld-v2 is gateway2's NodePort.
+// The route's src makes the transit address the source of cross-network
+// connections, so the answer finds its way back without routing a pod
+// range (a node's SNAT does the same in a real cluster).
+//
+// The control planes stay on the host's loopback. The test relays
+// 10.N.0.253:15010 (plaintext ADS) and :15012 (the CA and xDS over TLS) of
+// each namespace to its serve's loopback ports, with listeners it opens
+// inside the namespace (setns on a locked thread), so that each network
+// reaches its own control plane at one address, as pods reach istiod's
+// Service.
+//
+// # Processes
+//
+// helloworld and sleep are this test binary re-executed under
+// `ip netns exec` with a role (see roles_test.go). helloworld fetches a
+// workload certificate from its network's CA (CreateCertificate with a
+// service-account token of its cluster, audience istio-ca), terminates mTLS
+// as a sidecar's inbound does (the client's certificate must chain to the
+// mesh root) and answers GET /hello with its version and the client's
+// SPIFFE id. sleep plays an Envoy sidecar: ADS with node metadata NETWORK
+// and CLUSTER_ID, the CDS cluster outbound|5000||helloworld.sample.svc.cluster.local
+// and its EDS, weighted round robin over the endpoints, and, for endpoints
+// whose metadata selects the cluster's tlsMode-istio transport socket, mTLS
+// with the SNI and ALPN of the UpstreamTlsContext, its own workload
+// certificate, and the server's URI SAN checked against the CDS matchers.
+// It prints a JSON summary of what answered.
+//
+// # What is asserted
+//
+//   - from each network, helloworld v1 and v2 both answer, v2 from network1
+//     through gateway2's NodePort and v1 from network2 through gateway1's
+//     LoadBalancer address;
+//   - each server saw the client's SPIFFE id (the gateway passed the TLS
+//     session through untouched) and each client verified the server's;
+//   - a direct dial from one network to the other's pod address fails
+//     while the same dial to a local pod succeeds;
+//   - SIGKILL of gateway2 makes network1's calls to v2 fail while v1 keeps
+//     answering; a new gateway2 restores v2;
+//   - multi-primary: the same proxy (same NETWORK and CLUSTER_ID) gets the
+//     same EDS for helloworld from both control planes.
+//
+// Run it as root with the Kubernetes binaries of tools/kube/build.sh:
+//
+//	CAUSEWAY_KUBE_BIN=$(tools/kube/build.sh) go test -race -count=1 -v ./test/e2e/
+//
+// Without root, `ip netns` or the binaries the test is skipped, or fails
+// when CI or CAUSEWAY_REQUIRE_INTEGRATION is set (testenv.SkipOrFail).
+package e2e

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// sleepRequests is how many calls each sleep run makes: with equal weights
+// the round robin alternates, so each side gets half.
+const sleepRequests = 8
+
+// TestMultiPrimaryMultiNetwork is the seed's "网关如何通讯/验证" on the
+// home setup of doc.go, in the order a user installs it: certificates,
+// control planes, east-west gateways, remote secrets, workloads, then the
+// checks of issue #7 and the multi-primary check of issue #8.
+func TestMultiPrimaryMultiNetwork(t *testing.T) {
+	h := newHome(t)
+	s1, s2 := h.sites[0], h.sites[1]
+
+	h.startControlPlanes(t)
+	for _, s := range h.sites {
+		h.startGateway(t, s)
+	}
+	// Each control plane watches the other cluster through its remote
+	// secret (applied while they run: they pick it up live).
+	applyRemoteSecret(t, h.bin, s2.cluster, s2.kubecfg, s1.cluster)
+	applyRemoteSecret(t, h.bin, s1.cluster, s1.kubecfg, s2.cluster)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, s := range h.sites {
+		root, err := waitRootConfigMap(ctx, s.cluster.Client(), sampleNamespace, h.rootPEM, s.dir)
+		if err != nil {
+			t.Fatalf("cluster %s: %v", s.cluster.ID, err)
+		}
+		s.rootFile = root
+	}
+	for _, s := range h.sites {
+		version := fmt.Sprintf("v%d", s.n)
+		startHelloworld(t, h.ps, s.ns, helloworldConfig{
+			Version:  version,
+			Instance: "helloworld-" + version,
+			Listen:   s.helloAddr(),
+			Identity: s.identity(t, helloworldSA),
+		})
+	}
+
+	// What each network must see: its own pod directly, the other's
+	// through the other's gateway (cluster2's only as NodePort 31443 on
+	// the node that runs its gateway pod), both with Istio's mTLS.
+	sni := "outbound_.5000_._.helloworld.sample.svc.cluster.local"
+	wantView := map[string][]string{
+		s1.network: slices.Sorted(slices.Values([]string{s1.helloAddr(), s2.gwAddr.String()})),
+		s2.network: slices.Sorted(slices.Values([]string{s2.helloAddr(), s1.gwAddr.String()})),
+	}
+	t.Run("multi-primary: both control planes give a proxy the same EDS", func(t *testing.T) {
+		for _, s := range h.sites {
+			node := s.sleepNode().proto()
+			want := wantView[s.network]
+			got := map[string]*upstream{}
+			for _, cp := range h.sites {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				up, err := fetchUpstream(ctx, cp.cp.xds, node, helloworldCluster, func(eps []endpoint) bool {
+					return slices.Equal(addresses(eps), want)
+				})
+				cancel()
+				if err != nil {
+					t.Fatalf("%s's view from serve %s never listed %v: %v", s.network, cp.cluster.ID, want, err)
+				}
+				got[cp.cluster.ID] = up
+				for _, ep := range up.Endpoints {
+					if ep.TLS == nil || ep.TLS.SNI != sni || !slices.Contains(ep.TLS.ALPN, "istio") {
+						t.Errorf("%s's view from serve %s: endpoint %s: transport %+v, want Istio mTLS with SNI %s and ALPN istio", s.network, cp.cluster.ID, ep.Address, ep.TLS, sni)
+					}
+				}
+			}
+			a, b := got[s1.cluster.ID], got[s2.cluster.ID]
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Errorf("%s's EDS differs between serve %s and serve %s (-%s +%s):\n%s", s.network, s1.cluster.ID, s2.cluster.ID, s1.cluster.ID, s2.cluster.ID, diff)
+			}
+			t.Logf("%s's view (both control planes): %v", s.network, canonical(a))
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("isolation: a pod address of the other network is unreachable", func(t *testing.T) {
+		for _, c := range []struct {
+			from      *site
+			to        *site
+			reachable bool
+		}{
+			{s1, s1, true}, {s1, s2, false}, {s2, s2, true}, {s2, s1, false},
+		} {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			conn, err := c.from.ns.dial(ctx, c.to.helloAddr())
+			cancel()
+			if err == nil {
+				_ = conn.Close()
+			}
+			switch {
+			case c.reachable && err != nil:
+				t.Errorf("from %s, dial %s (same network): %v; want it to connect", c.from.network, c.to.helloAddr(), err)
+			case !c.reachable && err == nil:
+				t.Errorf("from %s, dial %s (the other network's pod) connected; want it to fail: only gateway addresses are routed", c.from.network, c.to.helloAddr())
+			case !c.reachable:
+				t.Logf("from %s, dial %s: %v (as wanted)", c.from.network, c.to.helloAddr(), err)
+			}
+		}
+	})
+
+	sleep := func(t *testing.T, s *site, name string) sleepSummary {
+		t.Helper()
+		return runSleepRole(t, h.ps, name, s.ns, sleepConfig{
+			XDSAddr:      s.xdsAddr(),
+			Node:         s.sleepNode(),
+			Identity:     s.identity(t, sleepSA),
+			Cluster:      helloworldCluster,
+			Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
+			Path:         "/hello",
+			MinEndpoints: 2,
+			Requests:     sleepRequests,
+			Timeout:      3 * time.Second,
+		})
+	}
+	sleepID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, sleepSA)
+	helloID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, helloworldSA)
+
+	t.Run("from each network both v1 and v2 answer, identities intact", func(t *testing.T) {
+		for _, s := range h.sites {
+			sum := sleep(t, s, "sleep-"+s.network)
+			checkAllAnswered(t, s.network, sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+		}
+	})
+
+	t.Run("killing gateway2 cuts network1 from v2 only, restarting it restores v2", func(t *testing.T) {
+		pid := s2.gw.pid()
+		s2.gw.kill()
+		t.Logf("gateway2 (pid %d) killed with SIGKILL", pid)
+
+		sum := sleep(t, s1, "sleep-network1-gateway2-down")
+		t.Logf("network1 with gateway2 down: %v answered, errors by endpoint %v\n%s", sum.Versions, sum.Errors, results(sum))
+		if got, want := sum.Versions, map[string]int{"v1": sleepRequests / 2}; !maps.Equal(got, want) {
+			t.Errorf("network1 with gateway2 down: versions %v, want %v (v1 keeps answering, v2 does not)", got, want)
+		}
+		if got, want := sum.Errors, map[string]int{s2.gwAddr.String(): sleepRequests / 2}; !maps.Equal(got, want) {
+			t.Errorf("network1 with gateway2 down: errors by endpoint %v, want %v (every call through gateway2 fails)\n%s", got, want, results(sum))
+		}
+		local := sleep(t, s2, "sleep-network2-gateway2-down")
+		if got := local.Versions["v2"]; got != sleepRequests/2 {
+			t.Errorf("network2 with its own gateway down: v2 answered %d times, want %d (local calls do not use the gateway)\n%s", got, sleepRequests/2, results(local))
+		}
+
+		h.startGateway(t, s2)
+		t.Logf("gateway2 restarted (pid %d)", s2.gw.pid())
+		sum = sleep(t, s1, "sleep-network1-gateway2-back")
+		checkAllAnswered(t, "network1 after gateway2's restart", sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+	})
+}
+
+// checkAllAnswered wants every call answered, with the versions counted as
+// want, every server seeing the client's SPIFFE id and every client seeing
+// the server's.
+func checkAllAnswered(t *testing.T, what string, sum sleepSummary, want map[string]int, client, server string) {
+	t.Helper()
+	if sum.Self != client {
+		t.Errorf("%s: the client's certificate names %s, want %s", what, sum.Self, client)
+	}
+	if len(sum.Errors) > 0 {
+		t.Errorf("%s: failed calls by endpoint %v\n%s", what, sum.Errors, results(sum))
+	}
+	if !maps.Equal(sum.Versions, want) {
+		t.Errorf("%s: versions %v, want %v\n%s", what, sum.Versions, want, results(sum))
+	}
+	if got, wantPeers := sum.Peers, map[string]int{client: sum.total()}; !maps.Equal(got, wantPeers) {
+		t.Errorf("%s: the servers saw peers %v, want %v (the client's identity through every hop)", what, got, wantPeers)
+	}
+	for _, r := range sum.Results {
+		if r.Error == "" && r.Server != server {
+			t.Errorf("%s: call to %s answered by %q, want the server identity %s", what, r.Endpoint, r.Server, server)
+		}
+	}
+	t.Logf("%s: %v answered %d calls; peers %v\n%s", what, sum.Versions, len(sum.Results), sum.Peers, results(sum))
+}
+
+// total is how many calls were answered.
+func (s sleepSummary) total() int {
+	n := 0
+	for _, c := range s.Versions {
+		n += c
+	}
+	return n
+}
+
+// results lists the calls of a summary, one a line.
+func results(sum sleepSummary) string {
+	var b strings.Builder
+	for i, r := range sum.Results {
+		if r.Error != "" {
+			fmt.Fprintf(&b, "  #%d %s: error %s\n", i, r.Endpoint, r.Error)
+			continue
+		}
+		fmt.Fprintf(&b, "  #%d %s: %s (%s), peer %s, server %s\n", i, r.Endpoint, r.Version, r.Instance, r.Peer, r.Server)
+	}
+	return b.String()
+}
+
+// addresses lists the endpoints' addresses, sorted.
+func addresses(eps []endpoint) []string {
+	out := make([]string, 0, len(eps))
+	for _, ep := range eps {
+		out = append(out, ep.Address)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Environment of a role process: the role's name and its JSON config.
+const (
+	envRole       = "CAUSEWAY_E2E_ROLE"
+	envRoleConfig = "CAUSEWAY_E2E_ROLE_CONFIG"
+
+	roleHelloworld = "helloworld"
+	roleSleep      = "sleep"
+)
+
+// TestMain runs a role instead of the tests when the test binary was
+// re-executed as one (see roleCommand).
+func TestMain(m *testing.M) {
+	role := os.Getenv(envRole)
+	if role == "" {
+		os.Exit(m.Run())
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := runRole(ctx, log, role, os.Getenv(envRoleConfig))
+	stop()
+	if err != nil {
+		log.Error("role failed", "role", role, "error", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runRole(ctx context.Context, log *slog.Logger, role, config string) error {
+	switch role {
+	case roleHelloworld:
+		var cfg helloworldConfig
+		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+			return fmt.Errorf("%s: %w", envRoleConfig, err)
+		}
+		return runHelloworld(ctx, log, cfg)
+	case roleSleep:
+		var cfg sleepConfig
+		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+			return fmt.Errorf("%s: %w", envRoleConfig, err)
+		}
+		return runSleep(ctx, log, cfg)
+	default:
+		return fmt.Errorf("%s=%q: unknown role; want %s or %s", envRole, role, roleHelloworld, roleSleep)
+	}
+}
+
+// roleEnv is the environment that makes the test binary run role with cfg.
+func roleEnv(role string, cfg any) ([]string, error) {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config of role %s: %w", role, err)
+	}
+	return []string{envRole + "=" + role, envRoleConfig + "=" + string(data)}, nil
+}
+
+// helloworldConfig configures the helloworld role: Istio's sample server
+// behind a sidecar inbound that terminates mTLS.
+type helloworldConfig struct {
+	Version  string           `json:"version"`
+	Instance string           `json:"instance"`
+	Listen   string           `json:"listen"`
+	Identity workloadIdentity `json:"identity"`
+}
+
+// helloLine is the answer of GET /hello: the sample's version and instance,
+// and the SPIFFE id of the client as the server's TLS saw it.
+var helloLine = regexp.MustCompile(`^Hello version: (\S+), instance: (\S+), peer: (\S+)$`)
+
+func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) error {
+	certCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	wc, err := cfg.Identity.fetch(certCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	log.Info("workload certificate", "id", wc.id, "issuer", wc.cert.Leaf.Issuer.String(), "notAfter", wc.cert.Leaf.NotAfter)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+		ic, ok := r.Context().Value(inboundConnKey{}).(*inboundConn)
+		if !ok {
+			http.Error(w, "mTLS required", http.StatusForbidden)
+			return
+		}
+		cs := ic.ConnectionState()
+		peer := peerID(cs.PeerCertificates)
+		log.Info("hello", "from", r.RemoteAddr, "peer", peer, "alpn", cs.NegotiatedProtocol, "sni", cs.ServerName)
+		fmt.Fprintf(w, "Hello version: %s, instance: %s, peer: %s\n", cfg.Version, cfg.Instance, peer)
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if ic, ok := c.(*inboundConn); ok {
+				return context.WithValue(ctx, inboundConnKey{}, ic)
+			}
+			return ctx
+		},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(&inboundListener{Listener: ln, cfg: wc.serverTLS()}) }()
+	log.Info("serving", "addr", cfg.Listen, "version", cfg.Version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
+}
+
+// inboundListener terminates mTLS in front of the application, as a
+// sidecar's inbound does: the application (net/http) sees plain HTTP/1.1
+// whatever ALPN the client negotiated (net/http would hand a connection
+// whose ALPN it does not know, such as istio-peer-exchange, to nobody),
+// and reads the client's identity from the connection.
+type inboundListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+// Accept wraps the next connection; its handshake runs on first read.
+func (l *inboundListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &inboundConn{Conn: tls.Server(c, l.cfg)}, nil
+}
+
+// inboundConn is a TLS connection that net/http does not recognize as one.
+type inboundConn struct {
+	*tls.Conn
+}
+
+// inboundConnKey is the context key of the request's *inboundConn.
+type inboundConnKey struct{}
+
+// sleepConfig configures the sleep role: a client behind a sidecar that
+// takes its outbound configuration from the control plane.
+type sleepConfig struct {
+	XDSAddr  string           `json:"xdsAddr"`
+	Node     sidecarNode      `json:"node"`
+	Identity workloadIdentity `json:"identity"`
+	// Cluster is the CDS cluster of the service to call.
+	Cluster string `json:"cluster"`
+	// Host and Path make the request (Host: is what curl sends).
+	Host string `json:"host"`
+	Path string `json:"path"`
+	// MinEndpoints is how many endpoints EDS must list before the calls
+	// start (the control plane may still be converging).
+	MinEndpoints int `json:"minEndpoints"`
+	Requests     int `json:"requests"`
+	// Timeout bounds each request, dial to answer.
+	Timeout time.Duration `json:"timeout"`
+}
+
+// sleepSummary is what the sleep role prints on stdout.
+type sleepSummary struct {
+	Upstream *upstream      `json:"upstream"`
+	Self     string         `json:"self"`
+	Results  []callResult   `json:"results"`
+	Versions map[string]int `json:"versions"`
+	Peers    map[string]int `json:"peers"`
+	// Errors counts failed calls by endpoint address.
+	Errors map[string]int `json:"errors"`
+}
+
+// callResult is one request: the endpoint picked and what answered.
+type callResult struct {
+	Endpoint string `json:"endpoint"`
+	Version  string `json:"version,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Peer is the SPIFFE id the server saw for this client.
+	Peer string `json:"peer,omitempty"`
+	// Server is the SPIFFE id the client verified for the server.
+	Server string `json:"server,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func runSleep(ctx context.Context, log *slog.Logger, cfg sleepConfig) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	wc, err := cfg.Identity.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("workload certificate", "id", wc.id, "issuer", wc.cert.Leaf.Issuer.String())
+	up, err := fetchUpstream(ctx, cfg.XDSAddr, cfg.Node.proto(), cfg.Cluster, func(eps []endpoint) bool { return len(eps) >= cfg.MinEndpoints })
+	if err != nil {
+		return err
+	}
+	log.Info("upstream", "cluster", up.Cluster, "endpoints", canonical(up))
+	sum := sleepSummary{Upstream: up, Self: wc.id, Versions: map[string]int{}, Peers: map[string]int{}, Errors: map[string]int{}}
+	p := newPicker(up.Endpoints)
+	for range cfg.Requests {
+		ep := p.next()
+		res := call(ctx, wc, ep, cfg)
+		if res.Error != "" {
+			sum.Errors[ep.Address]++
+			log.Info("call failed", "endpoint", ep.Address, "error", res.Error)
+		} else {
+			sum.Versions[res.Version]++
+			sum.Peers[res.Peer]++
+		}
+		sum.Results = append(sum.Results, res)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(sum)
+}
+
+// call makes one request to ep on a new connection, mTLS when the
+// endpoint's transport socket says so.
+func call(ctx context.Context, wc *workloadCert, ep endpoint, cfg sleepConfig) callResult {
+	res := callResult{Endpoint: ep.Address}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", ep.Address)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer func() { _ = conn.Close() }()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if ep.TLS != nil {
+		tc := tls.Client(conn, wc.clientTLS(ep.TLS))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			res.Error = "TLS: " + err.Error()
+			return res
+		}
+		res.Server = peerID(tc.ConnectionState().PeerCertificates)
+		conn = tc
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.Host+cfg.Path, nil)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		res.Error = "write: " + err.Error()
+		return res
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		res.Error = "read: " + err.Error()
+		return res
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		res.Error = "read body: " + err.Error()
+		return res
+	}
+	if resp.StatusCode != http.StatusOK {
+		res.Error = fmt.Sprintf("status %d: %s", resp.StatusCode, body)
+		return res
+	}
+	m := helloLine.FindStringSubmatch(strings.TrimSpace(string(body)))
+	if m == nil {
+		res.Error = fmt.Sprintf("unexpected answer %q", body)
+		return res
+	}
+	res.Version, res.Instance, res.Peer = m[1], m[2], m[3]
+	return res
+}
+
+// errNoSummary says the sleep role printed nothing usable.
+var errNoSummary = errors.New("the sleep role printed no summary")

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	pb "istio.io/api/security/v1alpha1"
+)
+
+// caServerName is the name the control plane's serving certificate carries
+// (istiod.NAMESPACE.svc, what sidecars dial the CA by).
+const caServerName = "istiod.istio-system.svc"
+
+// workloadIdentity is what a sidecar's agent needs to get its certificate:
+// where the CA is, the mesh root that CA's certificate chains to, and a
+// service-account token of the pod's account.
+type workloadIdentity struct {
+	CAAddr         string `json:"caAddr"`
+	RootCertFile   string `json:"rootCertFile"`
+	TokenFile      string `json:"tokenFile"`
+	TrustDomain    string `json:"trustDomain"`
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount"`
+}
+
+// spiffeID is the identity the certificate must carry.
+func (w workloadIdentity) spiffeID() string {
+	return "spiffe://" + w.TrustDomain + "/ns/" + w.Namespace + "/sa/" + w.ServiceAccount
+}
+
+// workloadCert is a workload certificate with its key and the mesh roots.
+type workloadCert struct {
+	cert  tls.Certificate
+	roots *x509.CertPool
+	id    string
+}
+
+// fetch asks the CA for a certificate as Istio's agent does: a new P-256
+// key, a CSR naming only the SPIFFE id, the token as "authorization:
+// Bearer", over TLS verified against the mesh root for caServerName. It
+// retries until ctx ends, since the CA may still be loading its plug-in
+// certificates.
+func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
+	rootPEM, err := os.ReadFile(w.RootCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("mesh root: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(rootPEM) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", w.RootCertFile)
+	}
+	token, err := os.ReadFile(w.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("service-account token: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate a key: %w", err)
+	}
+	u, err := url.Parse(w.spiffeID())
+	if err != nil {
+		return nil, fmt.Errorf("SPIFFE id %q: %w", w.spiffeID(), err)
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
+	if err != nil {
+		return nil, fmt.Errorf("make the CSR: %w", err)
+	}
+	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
+
+	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, ServerName: caServerName, RootCAs: roots})
+	conn, err := grpc.NewClient("passthrough:///"+w.CAAddr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", w.CAAddr, err)
+	}
+	defer func() { _ = conn.Close() }()
+	client := pb.NewIstioCertificateServiceClient(conn)
+	md := metadata.Pairs("authorization", "Bearer "+strings.TrimSpace(string(token)))
+	var resp *pb.IstioCertificateResponse
+	for {
+		callCtx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), 5*time.Second)
+		resp, err = client.CreateCertificate(callCtx, &pb.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600}, grpc.WaitForReady(true))
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("CreateCertificate at %s for %s: %w", w.CAAddr, w.spiffeID(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	chain := resp.GetCertChain()
+	if len(chain) < 2 {
+		return nil, fmt.Errorf("the CA returned %d certificates; want the leaf, its CA and the root", len(chain))
+	}
+	cert := tls.Certificate{PrivateKey: key}
+	// The root comes last; a peer has it already.
+	for _, c := range chain[:len(chain)-1] {
+		rest := []byte(c)
+		for {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			cert.Certificate = append(cert.Certificate, block.Bytes)
+		}
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("the CA returned no PEM certificate")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("the workload certificate: %w", err)
+	}
+	if !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == w.spiffeID() }) {
+		return nil, fmt.Errorf("the workload certificate names %v, not %s", leaf.URIs, w.spiffeID())
+	}
+	cert.Leaf = leaf
+	return &workloadCert{cert: cert, roots: roots, id: w.spiffeID()}, nil
+}
+
+// serverTLS is a sidecar inbound's TLS: the workload certificate, and a
+// client certificate required and verified against the mesh root.
+func (c *workloadCert) serverTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{c.cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    c.roots,
+		// What Istio's inbound filter chains accept from sidecars; the
+		// bytes inside are plain HTTP/1.1 either way.
+		NextProtos: []string{"istio-peer-exchange", "istio", "http/1.1"},
+	}
+}
+
+// clientTLS is a sidecar outbound's TLS towards ep, as its
+// UpstreamTlsContext says: SNI and ALPN from CDS, the workload certificate,
+// and the server's chain verified against the mesh root with one of the
+// CDS SAN matchers' SPIFFE ids (any, when there are none).
+func (c *workloadCert) clientTLS(t *upstreamTLS) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		ServerName:   t.SNI,
+		NextProtos:   t.ALPN,
+		Certificates: []tls.Certificate{c.cert},
+		// The SNI is a routing key for the gateway, not a name in the
+		// server's certificate: verification is VerifyConnection's, as
+		// Envoy verifies SANs rather than the SNI.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyPeer(cs.PeerCertificates, c.roots, x509.ExtKeyUsageServerAuth, t.SANs)
+		},
+	}
+}
+
+// verifyPeer verifies a peer's chain against roots for usage and, when
+// sans is not empty, that the leaf carries one of them as a URI SAN.
+func verifyPeer(certs []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage, sans []string) error {
+	if len(certs) == 0 {
+		return errors.New("the peer sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+		return fmt.Errorf("the peer's certificate does not chain to the mesh root: %w", err)
+	}
+	if len(sans) == 0 {
+		return nil
+	}
+	for _, u := range certs[0].URIs {
+		if slices.Contains(sans, u.String()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the peer's certificate names %v, none of the SANs %v that CDS allows", certs[0].URIs, sans)
+}
+
+// peerID is the SPIFFE id (first URI SAN) of a verified peer.
+func peerID(certs []*x509.Certificate) string {
+	if len(certs) == 0 || len(certs[0].URIs) == 0 {
+		return ""
+	}
+	return certs[0].URIs[0].String()
+}
