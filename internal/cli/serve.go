@@ -28,6 +28,7 @@ type serveFlags struct {
 	meshNetworksCM     string
 	meshNetworksPoll   time.Duration
 	debugAddr          string
+	profiling          bool
 	stalePolicy        string
 	clusterSyncTimeout time.Duration
 	probeInterval      time.Duration
@@ -54,7 +55,7 @@ Secret labeled istio/multiCluster=true in the system namespace (one kubeconfig
 per data key, the key being the cluster id; see 'causeway remote-secret
 create'), build the mesh model, and serve the debug API (JSON) and metrics on
 --debug-addr: /debug/clusters, /debug/networks, /debug/endpoints, /ready,
-/metrics.
+/metrics, and Go's runtime profiles under /debug/pprof/ (--profiling).
 
 Proxies connect to --xds-addr (plaintext ADS, state-of-the-world and delta).
 A proxy announces its network and cluster in its node metadata (NETWORK,
@@ -109,6 +110,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
 	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
 	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it")
+	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine)")
 	fl.StringVar(&f.stalePolicy, "stale-cluster-policy", "keep", "what happens to an unreachable cluster's endpoints: keep, or drop-after=DURATION")
 	fl.DurationVar(&f.clusterSyncTimeout, "cluster-sync-timeout", server.DefaultClusterSyncTimeout, "how long startup waits for every cluster's initial sync")
 	fl.DurationVar(&f.probeInterval, "probe-interval", clusters.DefaultProbeInterval, "how often each API server is probed to tell live from stale")
@@ -157,6 +159,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		MeshNetworksPoll:      f.meshNetworksPoll,
 		MeshNetworksConfigMap: f.meshNetworksCM,
 		DebugAddr:             f.debugAddr,
+		Profiling:             f.profiling,
 		StalePolicy:           policy,
 		ProbeInterval:         f.probeInterval,
 		ClusterSyncTimeout:    f.clusterSyncTimeout,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -79,6 +80,13 @@ func RESTClients(cfg *rest.Config) (Clients, error) {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = userAgent
+	}
+	if cfg.ContentType == "" {
+		// Protobuf for the built-in kinds, as Kubernetes' own controllers
+		// do: a large cluster's initial lists decode several times faster
+		// and with far less garbage than JSON.
+		cfg.ContentType = runtime.ContentTypeProtobuf
+		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ const (
 	PathEndpoints = "/debug/endpoints"
 	PathReady     = "/ready"
 	PathMetrics   = "/metrics"
+	// PathPprof is the root of Go's runtime profiles (net/http/pprof), when
+	// Config.Profiling is set.
+	PathPprof = "/debug/pprof/"
 )
 
 // Config configures a [Server].
@@ -48,6 +52,9 @@ type Config struct {
 	Warnings func() []string
 	// Gatherer serves /metrics; nil serves no /metrics.
 	Gatherer prometheus.Gatherer
+	// Profiling serves Go's runtime profiles under PathPprof (heap, CPU,
+	// goroutines: `go tool pprof http://ADDR/debug/pprof/heap`).
+	Profiling bool
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -73,6 +80,13 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET "+PathReady, s.ready)
 	if cfg.Gatherer != nil {
 		s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if cfg.Profiling {
+		s.mux.HandleFunc("GET "+PathPprof, pprof.Index)
+		s.mux.HandleFunc("GET "+PathPprof+"cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET "+PathPprof+"profile", pprof.Profile)
+		s.mux.HandleFunc("GET "+PathPprof+"symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET "+PathPprof+"trace", pprof.Trace)
 	}
 	return s, nil
 }

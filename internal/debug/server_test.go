@@ -222,3 +222,28 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestProfiling(t *testing.T) {
+	f := newFixture(t)
+	if code, _ := f.get(t, "/debug/pprof/heap"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/heap without Profiling: %d, want 404", code)
+	}
+	srv, err := New(Config{
+		Snapshot:  func() *model.Snapshot { return f.snap },
+		Clusters:  testStatuses,
+		Ready:     func() (bool, string) { return true, "" },
+		Profiling: true,
+		Logger:    discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	code, body := f.get(t, "/debug/pprof/heap?debug=1")
+	if code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap?debug=1: %d %.80q, want the heap profile", code, body)
+	}
+	if code, body := f.get(t, "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/: %d %.80q, want the index", code, body)
+	}
+}

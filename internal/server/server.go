@@ -71,6 +71,8 @@ type Config struct {
 	// DebugAddr is the debug HTTP listen address; empty: no listener (the
 	// handler is still available from [Server.DebugHandler]).
 	DebugAddr string
+	// Profiling adds Go's runtime profiles to the debug API (/debug/pprof/).
+	Profiling bool
 	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
 	// cluster set (see clusters.Config).
 	StalePolicy   clusters.StalePolicy
@@ -198,12 +200,13 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.debug, err = debug.New(debug.Config{
-		Snapshot: s.Snapshot,
-		Clusters: s.Clusters,
-		Ready:    s.Ready,
-		Warnings: s.mn.warnings,
-		Gatherer: s.registry,
-		Logger:   cfg.Logger,
+		Snapshot:  s.Snapshot,
+		Clusters:  s.Clusters,
+		Ready:     s.Ready,
+		Warnings:  s.mn.warnings,
+		Gatherer:  s.registry,
+		Profiling: cfg.Profiling,
+		Logger:    cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
