@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ func TestTinyRun(t *testing.T) {
 	for _, proto := range []Protocol{ProtocolSotW, ProtocolDelta} {
 		t.Run(string(proto), func(t *testing.T) {
 			var progress bytes.Buffer
+			profiles := t.TempDir()
 			cfg := Config{
 				Causeway:  bin,
 				Services:  10,
@@ -51,6 +53,8 @@ func TestTinyRun(t *testing.T) {
 				Settle:    20 * time.Second,
 				WorkDir:   t.TempDir(),
 				Progress:  &progress,
+				// The profiles come from the server's debug API.
+				ProfileDir: profiles,
 			}
 			res, err := Run(t.Context(), cfg)
 			if err != nil {
@@ -68,11 +72,19 @@ func TestTinyRun(t *testing.T) {
 			if len(res.Churn) != 1 || res.Churn[0].Changes == 0 || res.Churn[0].Pairs != res.Churn[0].Changes*5 {
 				t.Errorf("churn phase %+v: want changes, each seen by the 5 proxies of its network", res.Churn)
 			}
+			if c := res.Churn[0]; c.WriteLatency.Count != int(c.Changes) || c.WatchLatency.Count != int(c.Changes) {
+				t.Errorf("churn phase: %d writes timed, %d seen by the reference watch, want all %d changes", c.WriteLatency.Count, c.WatchLatency.Count, c.Changes)
+			}
 			if res.Stall == nil || res.Stall.Changes == 0 || res.Stall.Delivered != res.Stall.Pairs {
 				t.Errorf("stall phase %+v: want changes, all delivered to the proxies still reading", res.Stall)
 			}
 			if res.Verify.Proxies != 9 {
 				t.Errorf("verified %d proxies, want the 9 that kept reading", res.Verify.Proxies)
+			}
+			for _, f := range []string{"heap-start.pprof", "cpu-churn-20.pprof", "heap-churn-20.pprof"} {
+				if st, err := os.Stat(filepath.Join(profiles, f)); err != nil || st.Size() == 0 {
+					t.Errorf("profile %s: %v, want a non-empty file", f, err)
+				}
 			}
 			if res.Server.PeakRSSBytes <= 0 || res.Server.CPUSeconds <= 0 {
 				t.Errorf("server stats %+v: want CPU time and peak RSS read from /proc", res.Server)

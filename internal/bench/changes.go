@@ -16,6 +16,11 @@ type change struct {
 	ip    string
 	t0    time.Time
 	phase int
+	// written is how long the Update call took (the API server's answer,
+	// the change committed); announced is when the harness's reference
+	// watch saw it (see watchRef).
+	written   time.Duration
+	announced time.Time
 	// void marks a change whose write failed: no proxy can see it.
 	void bool
 }
@@ -185,6 +190,7 @@ func (ch *churner) write(ctx context.Context, phase, ci int, st *phaseStats) {
 	st.expected.Add(pairs)
 	got, err := bc.cs.DiscoveryV1().EndpointSlices(updated.Namespace).Update(ctx, updated, metav1.UpdateOptions{})
 
+	took := time.Since(c.t0)
 	bc.mu.Lock()
 	if err == nil {
 		bc.slices[i] = got
@@ -198,5 +204,9 @@ func (ch *churner) write(ctx context.Context, phase, ci int, st *phaseStats) {
 		st.changes.Add(-1)
 		st.expected.Add(-pairs)
 		st.writeErrs.Add(1)
+		return
 	}
+	s.mu.Lock()
+	c.written = took
+	s.mu.Unlock()
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// files and the server's log, kept; empty means the system's temporary
 	// folder, and the run's folder is removed at the end unless it failed.
 	WorkDir string
+	// ProfileDir, if set, receives the server's Go profiles from its debug
+	// API: heap-start.pprof once every proxy is full, and for each churn
+	// phase cpu-churn-RATE.pprof (the whole phase) and heap-churn-RATE.pprof.
+	ProfileDir string
 	// Progress receives progress lines (filling, phases); nil discards them.
 	Progress io.Writer
 }

@@ -39,7 +39,7 @@ func prepare(ctx context.Context, cfg Config, res *Results) (*world, error) {
 	}
 	w := &world{dir: dir, ownDir: cfg.WorkDir == ""}
 	fmt.Fprintf(cfg.Progress, "bench: starting 2 clusters in %s\n", w.dir)
-	env, err := testenv.Launch(ctx, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}, Dir: filepath.Join(w.dir, "clusters")})
+	env, err := testenv.Launch(ctx, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}, Dir: filepath.Join(w.dir, "clusters"), EtcdInMemory: true})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
@@ -157,6 +157,8 @@ type session struct {
 	begin    time.Time
 	// phase is the index of the next phase in sh.phases.
 	phase int
+	// prof fetches the server's profiles; nil without Config.ProfileDir.
+	prof *profiler
 	// harnessCPU0 is the harness's CPU time when the server started.
 	harnessCPU0 float64
 }
@@ -178,10 +180,27 @@ func (w *world) measure(ctx context.Context, cfg Config, p int, rates []float64,
 	if err := s.waitFull(ctx, res); err != nil {
 		return err
 	}
+	if err := s.prof.heap(ctx, "start"); err != nil {
+		return err
+	}
+	logs := make([]*changeLog, len(s.w.clusters))
+	for i, bc := range s.w.clusters {
+		logs[i] = s.sh.logs[bc.network]
+	}
+	if err := newWatchRef(s.w.clusters, logs).start(ctx); err != nil {
+		return err
+	}
 	var targetCPU = res.Start.ServerCPU
 	for _, rate := range rates {
+		cpuDone := s.prof.cpu(ctx, "churn-"+strconv.FormatFloat(rate, 'f', -1, 64), cfg.Duration)
 		ph, err := s.churnPhase(ctx, "churn", rate, nil)
 		if err != nil {
+			return err
+		}
+		if err := cpuDone(); err != nil {
+			return err
+		}
+		if err := s.prof.heap(ctx, "churn-"+strconv.FormatFloat(rate, 'f', -1, 64)); err != nil {
 			return err
 		}
 		res.Churn = append(res.Churn, ph)
@@ -234,6 +253,10 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &session{cfg: cfg, w: w, sh: sh, cancel: cancel, perNet: p, audience: make([]atomic.Int64, len(w.clusters))}
+	if s.prof, err = newProfiler(cfg.ProfileDir, debugAddr); err != nil {
+		cancel()
+		return nil, err
+	}
 	for ni, bc := range w.clusters {
 		for i := range p {
 			s.proxies = append(s.proxies, newProxy(sh, ni, i, bc.network, bc.id, cfg.Protocol, full[bc.network]))
@@ -445,13 +468,14 @@ func (s *session) churnPhase(ctx context.Context, name string, rate float64, ski
 		ServerRSS:     after.RSSBytes,
 		HarnessCPU:    selfCPU() - harnessBefore,
 	}
+	ph.WriteLatency, ph.WatchLatency = phaseRef(ch.logs, phase)
 	ph.AchievedRate = float64(ph.Changes) / ph.Seconds
 	if ph.Changes > 0 {
 		ph.BytesPerChange = float64(ph.BytesReceived) / float64(ph.Changes)
 		ph.CPUPer1000 = ph.ServerCPU / float64(ph.Changes) * 1000
 	}
-	fmt.Fprintf(s.cfg.Progress, "bench: %s at %g/s: %d changes, %d pairs, %d lost, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.1f CPU-s\n",
-		name, rate, ph.Changes, ph.Pairs, ph.Lost, ph.Latency.P50, ph.Latency.P99, ph.Latency.Max, ph.ServerCPU)
+	fmt.Fprintf(s.cfg.Progress, "bench: %s at %g/s: %d changes, %d pairs, %d lost, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.1f CPU-s; API server watch p50 %.2f ms, p99 %.2f ms\n",
+		name, rate, ph.Changes, ph.Pairs, ph.Lost, ph.Latency.P50, ph.Latency.P99, ph.Latency.Max, ph.ServerCPU, ph.WatchLatency.P50, ph.WatchLatency.P99)
 	return ph, nil
 }
 

@@ -61,6 +61,11 @@ type Options struct {
 	// Empty: a new temporary folder, which [Env.Close] removes ([Start]
 	// uses the test's temporary folder).
 	Dir string
+	// EtcdInMemory keeps etcd's data in a folder of /dev/shm (removed at
+	// the end), so that a write's latency is the API server's and etcd's
+	// work, not the disk's fsync: for measurements (the load harness).
+	// Ignored where /dev/shm is missing.
+	EtcdInMemory bool
 }
 
 func (o Options) clusterIDs() ([]string, error) {
@@ -221,7 +226,7 @@ func launch(ctx context.Context, opts Options, ids []string, bins Binaries, pick
 		}
 		env.dir, env.removeDir = dir, true
 	}
-	env.runner = &runner{launcher: newLauncher(), dir: env.dir, bins: bins, pickPorts: pickPorts}
+	env.runner = &runner{launcher: newLauncher(), dir: env.dir, bins: bins, pickPorts: pickPorts, etcdInMemory: opts.EtcdInMemory}
 
 	etcdURL, err := env.runner.startEtcd(ctx)
 	if err != nil {
@@ -252,6 +257,10 @@ type runner struct {
 	dir       string
 	bins      Binaries
 	pickPorts func(n int) ([]int, error)
+	// etcdInMemory: etcd's data in a folder of /dev/shm, shmDir, removed
+	// at shutdown.
+	etcdInMemory bool
+	shmDir       string
 
 	// mu guards processes and closed, and is held while a process is
 	// started so that shutdown cannot close the launcher under it.
@@ -310,6 +319,9 @@ func (r *runner) shutdown() {
 		p.stop()
 	}
 	r.launcher.close()
+	if r.shmDir != "" {
+		_ = os.RemoveAll(r.shmDir)
+	}
 }
 
 // startEtcd starts the Env's etcd and returns its client URL once healthy.
@@ -324,11 +336,26 @@ func (r *runner) startEtcd(ctx context.Context) (string, error) {
 		clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 		dataDir := filepath.Join(dir, "data")
+		if r.etcdInMemory {
+			if r.shmDir == "" {
+				if st, serr := os.Stat("/dev/shm"); serr == nil && st.IsDir() {
+					if r.shmDir, err = os.MkdirTemp("/dev/shm", "causeway-etcd-"); err != nil {
+						return "", fmt.Errorf("etcd data dir in memory: %w", err)
+					}
+				}
+			}
+			if r.shmDir != "" {
+				dataDir = filepath.Join(r.shmDir, "data")
+			}
+		}
 		if err = os.RemoveAll(dataDir); err != nil {
 			return "", fmt.Errorf("clear etcd data dir: %w", err)
 		}
 		if err = os.MkdirAll(dataDir, 0o700); err != nil {
 			return "", fmt.Errorf("create etcd data dir: %w", err)
+		}
+		if err = os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("create etcd's folder: %w", err)
 		}
 		args := []string{
 			"--name=testenv",

@@ -25,7 +25,7 @@ func TestLaunchClose(t *testing.T) {
 	if _, err := FindBinaries(false); err != nil {
 		SkipOrFail(t, "%v", err)
 	}
-	env, err := Launch(t.Context(), Options{ClusterIDs: []string{"east", "west"}})
+	env, err := Launch(t.Context(), Options{ClusterIDs: []string{"east", "west"}, EtcdInMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,12 +50,20 @@ func TestLaunchClose(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("the Env's folder: %v", err)
 	}
+	shm := env.runner.shmDir
+	if !strings.HasPrefix(shm, "/dev/shm/causeway-etcd-") {
+		t.Errorf("EtcdInMemory: etcd's folder %q, want one in /dev/shm", shm)
+	} else if _, err := os.Stat(shm + "/data/member"); err != nil {
+		t.Errorf("EtcdInMemory: etcd's data: %v", err)
+	}
 
 	env.Close()
 	env.Close() // twice is fine
 	closed = true
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("folder %s after Close: %v, want it removed", dir, err)
+	for _, d := range []string{dir, shm} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("folder %s after Close: %v, want it removed", d, err)
+		}
 	}
 	short, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
