@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -29,6 +32,8 @@ type serveFlags struct {
 	meshNetworksPoll   time.Duration
 	debugAddr          string
 	profiling          bool
+	memoryLimit        string
+	sendBudget         string
 	stalePolicy        string
 	clusterSyncTimeout time.Duration
 	probeInterval      time.Duration
@@ -92,6 +97,12 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 			if err != nil {
 				return err
 			}
+			limit, source, err := memoryLimit(f.memoryLimit, os.Getenv, os.ReadFile)
+			if err != nil {
+				return err
+			}
+			applyMemoryLimit(limit)
+			log.Info("memory limit", "bytes", limit, "from", source)
 			// client-go logs through klog; its watch errors are already
 			// reported per cluster, so they go to our logger at debug level.
 			klog.SetSlogLogger(slog.New(demote{log.Handler()}).With("component", "client-go"))
@@ -110,6 +121,8 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
 	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
 	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it")
+	fl.StringVar(&f.memoryLimit, "memory-limit", "auto", "soft memory limit of the Go runtime: auto (90% of the container's cgroup memory limit, if any; GOMEMLIMIT wins), none, or a size such as 512Mi")
+	fl.StringVar(&f.sendBudget, "xds-send-budget", "64Mi", "bytes of large xDS responses (a first full CDS or EDS) in flight at once across all proxies, or none: bounds memory when many proxies connect together")
 	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine)")
 	fl.StringVar(&f.stalePolicy, "stale-cluster-policy", "keep", "what happens to an unreachable cluster's endpoints: keep, or drop-after=DURATION")
 	fl.DurationVar(&f.clusterSyncTimeout, "cluster-sync-timeout", server.DefaultClusterSyncTimeout, "how long startup waits for every cluster's initial sync")
@@ -147,6 +160,10 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 	if f.meshNetworks != "" && f.meshNetworksCM != "" {
 		return server.Config{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
 	}
+	budget, err := sendBudget(f.sendBudget)
+	if err != nil {
+		return server.Config{}, err
+	}
 	cfg := server.Config{
 		SystemNamespace: f.systemNamespace,
 		Model: model.Config{
@@ -165,7 +182,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		ClusterSyncTimeout:    f.clusterSyncTimeout,
 		Debounce:              f.debounce,
 		XDSAddr:               f.xdsAddr,
-		XDS:                   xds.Config{TrustDomain: f.trustDomain},
+		XDS:                   xds.Config{TrustDomain: f.trustDomain, SendBudget: budget},
 		XDSTLSAddr:            f.xdsTLSAddr,
 		CA: ca.Config{
 			TrustDomain:    f.trustDomain,
@@ -228,3 +245,15 @@ func (d demote) Handle(ctx context.Context, r slog.Record) error {
 func (d demote) WithAttrs(attrs []slog.Attr) slog.Handler { return demote{d.Handler.WithAttrs(attrs)} }
 
 func (d demote) WithGroup(name string) slog.Handler { return demote{d.Handler.WithGroup(name)} }
+
+// sendBudget parses --xds-send-budget: a size, or none (-1: no bound).
+func sendBudget(v string) (int64, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		return -1, nil
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil || q.Sign() <= 0 {
+		return 0, fmt.Errorf("--xds-send-budget %q: want a positive size such as 64Mi, or none", v)
+	}
+	return q.Value(), nil
+}

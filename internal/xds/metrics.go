@@ -15,6 +15,9 @@ type metrics struct {
 	responses      *prometheus.CounterVec
 	proxies        prometheus.Gauge
 	publishSeconds prometheus.Histogram
+	// sendBudgetBytes and sendBudgetWaits describe the send budget.
+	sendBudgetBytes prometheus.Gauge
+	sendBudgetWaits prometheus.Counter
 }
 
 // newMetrics makes the metrics and registers them with reg, if not nil.
@@ -41,9 +44,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to bring every xDS view up to a new snapshot.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		sendBudgetBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_xds_send_budget_bytes",
+			Help: "Bytes of large xDS responses in flight (sent, not yet acknowledged), bounded by the send budget.",
+		}),
+		sendBudgetWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_xds_send_budget_waits_total",
+			Help: "Large xDS responses that waited for the send budget before being sent.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds)
+		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds, m.sendBudgetBytes, m.sendBudgetWaits)
 	}
 	return m
 }

@@ -28,6 +28,8 @@ type timedStream struct {
 	slot    *streamSlot
 	timeout time.Duration
 	onStuck func(slot *streamSlot)
+	// holds are the stream's shares of the server's send budget.
+	holds *streamHolds
 
 	msgs    chan any
 	results chan error
@@ -58,6 +60,7 @@ func (s *Server) newTimedStream(st grpc.ServerStream) *timedStream {
 		slot:         slot,
 		timeout:      s.cfg.SendTimeout,
 		onStuck:      s.sendTimedOut,
+		holds:        &streamHolds{b: s.budget},
 		msgs:         make(chan any),
 		// One slot: the result of a send given up on is left there, so
 		// the goroutine never blocks on it.
@@ -102,6 +105,11 @@ func (t *timedStream) run() {
 	for {
 		select {
 		case m := <-t.msgs:
+			// Waiting for the budget counts against the send timeout.
+			if err := t.holds.take(t.ctx, m); err != nil {
+				t.results <- status.FromContextError(err).Err()
+				continue
+			}
 			t.results <- t.ServerStream.SendMsg(m)
 		case <-t.done:
 			return
@@ -115,6 +123,19 @@ func (t *timedStream) run() {
 func (t *timedStream) stop() {
 	t.timer.Stop()
 	close(t.done)
+	t.holds.releaseAll()
+}
+
+// RecvMsg receives a request; one that answers a response gives back the
+// send budget that type's responses held.
+func (t *timedStream) RecvMsg(m any) error {
+	if err := t.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if typeURL := requestType(m); typeURL != "" {
+		t.holds.answered(typeURL)
+	}
+	return nil
 }
 
 // sendTimedOut counts and logs a stream closed for a blocked send.

@@ -62,6 +62,12 @@ type Config struct {
 	// GatewayPort is the port an east-west gateway's listener binds; zero
 	// means model.DefaultGatewayPort (15443).
 	GatewayPort uint32
+	// SendBudget bounds the bytes of large responses (the first full CDS
+	// or EDS of a large mesh) in flight at once across all streams, so
+	// that many proxies connecting together do not each pin a copy; zero
+	// means DefaultSendBudget, negative no bound. A response larger than
+	// the budget is sent alone.
+	SendBudget int64
 	// Registerer, if set, receives the server's Prometheus metrics.
 	Registerer prometheus.Registerer
 }
@@ -74,6 +80,7 @@ type Server struct {
 	ads     serverv3.Server
 	reg     *registry
 	metrics *metrics
+	budget  *sendBudget
 	// versionPrefix keeps the versions of this process apart from those of
 	// an earlier one a client may still quote after a reconnect.
 	versionPrefix string
@@ -113,6 +120,7 @@ func New(cfg Config) *Server {
 		views:         make(map[viewKey]*view),
 	}
 	s.reg = newRegistry(s.metrics)
+	s.budget = newSendBudget(cfg.SendBudget, s.metrics)
 	// The server context only bounds go-control-plane's stream loops; a
 	// stream ends with its gRPC stream (client gone, send timeout, or the
 	// gRPC server stopping).
