@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,16 +17,21 @@ import (
 
 // gatewayFlags are the flags of `causeway gateway`.
 type gatewayFlags struct {
-	xds          string
-	network      string
-	clusterID    string
-	listen       string
-	listener     string
-	admin        string
-	drain        time.Duration
-	helloTimeout time.Duration
-	nodeID       string
-	domain       string
+	xds           string
+	xdsRootCert   string
+	xdsServerName string
+	xdsCert       string
+	xdsKey        string
+	exposeCP      string
+	network       string
+	clusterID     string
+	listen        string
+	listener      string
+	admin         string
+	drain         time.Duration
+	helloTimeout  time.Duration
+	nodeID        string
+	domain        string
 }
 
 func newGatewayCommand() *cobra.Command {
@@ -49,9 +55,29 @@ configuration is applied; also /healthz/ready), /metrics (Prometheus) and
 
 The node id defaults to router~IP~POD.NS~NS.svc.cluster.local from the
 environment Istio's gateway pods have: INSTANCE_IP, POD_NAME and
-POD_NAMESPACE (else this host's address and name, and istio-system).`,
-		Example: `  causeway gateway --xds causeway.istio-system:15010 --network network2 --cluster-id cluster2`,
-		Args:    cobra.NoArgs,
+POD_NAMESPACE (else this host's address and name, and istio-system).
+
+Primary-remote. On a primary's gateway, --expose-control-plane ADDR also runs
+listener 0.0.0.0_15012 on ADDR: any TLS connection passes, unterminated, to
+the control plane's Service istiod port 15012 (xDS over TLS and the CA), as
+Istio's expose-istiod Gateway does; the remote clusters' istiod-remote
+Service points at this address. The control plane sends the listener while
+that Service exists with port 15012.
+
+ADS is plaintext unless --xds-root-cert is given: then it is TLS, the control
+plane's certificate is verified against those roots for --xds-server-name
+(default the host of --xds), which is also sent as SNI, so that a gateway of
+a remote cluster can take its configuration from istiod-remote.NS.svc:15012
+through the primary's gateway. --xds-cert and --xds-key present a client
+certificate. The files are read at start.`,
+		Example: `  # A primary's gateway, exposing the control plane to remote clusters.
+  causeway gateway --xds istiod.istio-system.svc:15010 --network network1 --cluster-id cluster1 \
+    --expose-control-plane 0.0.0.0:15012
+
+  # A remote cluster's gateway, configured through the primary's gateway.
+  causeway gateway --xds istiod-remote.istio-system.svc:15012 --network network2 --cluster-id cluster2 \
+    --xds-root-cert /var/run/secrets/istio/root-cert.pem`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd)
 			if err != nil {
@@ -69,7 +95,12 @@ POD_NAMESPACE (else this host's address and name, and istio-system).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.xds, "xds", "", "ADS address of the control plane, HOST:PORT, plaintext gRPC (required)")
+	fl.StringVar(&f.xds, "xds", "", "ADS address of the control plane, HOST:PORT: plaintext gRPC, or TLS with --xds-root-cert (required)")
+	fl.StringVar(&f.xdsRootCert, "xds-root-cert", "", "PEM file of the roots that verify the control plane's certificate; when set, ADS is TLS (e.g. root-cert.pem of ConfigMap istio-ca-root-cert)")
+	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name the control plane's certificate must cover, also sent as SNI (default the host of --xds; TLS only)")
+	fl.StringVar(&f.xdsCert, "xds-cert", "", "PEM file of a client certificate presented to the control plane (TLS only; with --xds-key)")
+	fl.StringVar(&f.xdsKey, "xds-key", "", "PEM file of the key of --xds-cert")
+	fl.StringVar(&f.exposeCP, "expose-control-plane", "", "also run listener 0.0.0.0_15012 on this address (e.g. 0.0.0.0:15012), passing TLS through to the control plane for remote clusters; empty: off")
 	fl.StringVar(&f.network, "network", "", "network of this gateway: whose endpoints it forwards to (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the cluster the gateway runs in (required)")
 	fl.StringVar(&f.listen, "listen", gateway.DefaultListen, "address to accept connections on")
@@ -95,6 +126,19 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 	case f.helloTimeout <= 0:
 		return gateway.Config{}, fmt.Errorf("--hello-timeout %v: want a positive duration", f.helloTimeout)
 	}
+	var xdsTLS *tls.Config
+	switch {
+	case f.xdsRootCert != "":
+		var err error
+		xdsTLS, err = gateway.XDSTLSConfig(f.xds, gateway.XDSTLSFiles{
+			RootCert: f.xdsRootCert, ServerName: f.xdsServerName, Cert: f.xdsCert, Key: f.xdsKey,
+		})
+		if err != nil {
+			return gateway.Config{}, fmt.Errorf("--xds-root-cert: %w", err)
+		}
+	case f.xdsServerName != "" || f.xdsCert != "" || f.xdsKey != "":
+		return gateway.Config{}, fmt.Errorf("--xds-server-name, --xds-cert and --xds-key need --xds-root-cert: ADS over TLS verifies the control plane against those roots")
+	}
 	nodeID := f.nodeID
 	if nodeID == "" {
 		id, err := defaultNodeID(f.domain)
@@ -104,16 +148,18 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		nodeID = id
 	}
 	return gateway.Config{
-		XDS:          f.xds,
-		Network:      model.NetworkID(f.network),
-		ClusterID:    model.ClusterID(f.clusterID),
-		NodeID:       nodeID,
-		Listen:       f.listen,
-		ListenerName: f.listener,
-		Admin:        f.admin,
-		HelloTimeout: f.helloTimeout,
-		Drain:        f.drain,
-		Logger:       log,
+		XDS:                f.xds,
+		XDSTLS:             xdsTLS,
+		Network:            model.NetworkID(f.network),
+		ClusterID:          model.ClusterID(f.clusterID),
+		NodeID:             nodeID,
+		Listen:             f.listen,
+		ListenerName:       f.listener,
+		ExposeControlPlane: f.exposeCP,
+		Admin:              f.admin,
+		HelloTimeout:       f.helloTimeout,
+		Drain:              f.drain,
+		Logger:             log,
 	}, nil
 }
 

@@ -87,6 +87,7 @@ func TestGolden(t *testing.T) {
 		{"eastwest_listener", GatewayListener(svcs, model.DefaultGatewayPort)},
 		{"eastwest_cluster", GatewayCluster(svc, port)},
 		{"eastwest_endpoints", GatewayClusterLoadAssignment(svc.Host, port.Port, helloLocalView())},
+		{"eastwest_controlplane_listener", ControlPlaneListener([]*model.ServiceInfo{svc, istiod("istio-system")})},
 		{"grpc_listener", GRPCListener(svc, port)},
 		{"grpc_route", GRPCRoute(svc, port)},
 		{"grpc_cluster", GRPCCluster(svc, port, ClusterOptions{})},

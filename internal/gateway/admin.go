@@ -52,13 +52,26 @@ type configDump struct {
 	Listen   string `json:"listen"`
 	// Listener is the LDS listener the gateway runs; ListenerFound says
 	// whether LDS holds it.
-	Listener      string        `json:"listener"`
-	ListenerFound bool          `json:"listener_found"`
-	Versions      Versions      `json:"versions"`
-	XDS           adsStatus     `json:"xds"`
-	Routes        []routeDump   `json:"routes"`
-	DefaultRoute  *routeDump    `json:"default_route,omitempty"`
-	Clusters      []clusterDump `json:"clusters"`
+	Listener      string      `json:"listener"`
+	ListenerFound bool        `json:"listener_found"`
+	Versions      Versions    `json:"versions"`
+	XDS           adsStatus   `json:"xds"`
+	Routes        []routeDump `json:"routes"`
+	DefaultRoute  *routeDump  `json:"default_route,omitempty"`
+	// ControlPlane is the control plane's listener (--expose-control-plane),
+	// absent when there is none.
+	ControlPlane *listenerDump `json:"control_plane,omitempty"`
+	Clusters     []clusterDump `json:"clusters"`
+}
+
+// listenerDump is a listener other than the main one: where it listens,
+// the LDS listener it runs and its routes (over the same clusters).
+type listenerDump struct {
+	Listen        string      `json:"listen"`
+	Listener      string      `json:"listener"`
+	ListenerFound bool        `json:"listener_found"`
+	Routes        []routeDump `json:"routes"`
+	DefaultRoute  *routeDump  `json:"default_route,omitempty"`
 }
 
 // routeDump is a filter chain: SNI (and ALPN) to cluster.
@@ -86,7 +99,8 @@ type endpointDump struct {
 	Weight  uint32 `json:"weight"`
 }
 
-// dumpConfig describes the gateway's state and table t (may be nil).
+// dumpConfig describes the gateway's state and table t (may be nil) of
+// the main listener, and the control plane's listener if there is one.
 func (g *Gateway) dumpConfig(t *Table) configDump {
 	d := configDump{
 		Ready:    g.isReady(),
@@ -97,18 +111,20 @@ func (g *Gateway) dumpConfig(t *Table) configDump {
 		Routes:   []routeDump{},
 		Clusters: []clusterDump{},
 	}
+	if l := g.controlPlane(); l != nil {
+		cp := &listenerDump{Listen: l.ln.Addr().String(), Listener: l.name, Routes: []routeDump{}}
+		if ct := l.table.Load(); ct != nil {
+			cp.ListenerFound = ct.Listener != ""
+			cp.Routes, cp.DefaultRoute = dumpRoutes(ct)
+		}
+		d.ControlPlane = cp
+	}
 	if t == nil {
 		return d
 	}
 	d.ListenerFound = t.Listener != ""
 	d.Versions = t.Versions
-	for _, r := range t.Routes {
-		d.Routes = append(d.Routes, dumpRoute(r))
-	}
-	if t.Default != nil {
-		dr := dumpRoute(t.Default)
-		d.DefaultRoute = &dr
-	}
+	d.Routes, d.DefaultRoute = dumpRoutes(t)
 	for _, c := range t.Clusters {
 		cd := clusterDump{
 			Name:           c.Name,
@@ -124,6 +140,20 @@ func (g *Gateway) dumpConfig(t *Table) configDump {
 	}
 	slices.SortFunc(d.Clusters, func(a, b clusterDump) int { return strings.Compare(a.Name, b.Name) })
 	return d
+}
+
+// dumpRoutes describes the routes of t and its default route (nil when
+// it has none).
+func dumpRoutes(t *Table) ([]routeDump, *routeDump) {
+	routes := make([]routeDump, 0, len(t.Routes))
+	for _, r := range t.Routes {
+		routes = append(routes, dumpRoute(r))
+	}
+	if t.Default == nil {
+		return routes, nil
+	}
+	dr := dumpRoute(t.Default)
+	return routes, &dr
 }
 
 func dumpRoute(r *Route) routeDump {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,9 +34,15 @@ const (
 
 // Config configures a Gateway.
 type Config struct {
-	// XDS is the control plane's ADS address, HOST:PORT (plaintext gRPC,
-	// Causeway's :15010). Required.
+	// XDS is the control plane's ADS address, HOST:PORT: plaintext gRPC
+	// (Causeway's :15010), or TLS (:15012, directly or through a primary's
+	// east-west gateway) when XDSTLS is set. Required.
 	XDS string
+	// XDSTLS, when set, secures the ADS connection: its roots verify the
+	// control plane's serving certificate for its ServerName, and its
+	// certificate, if any, is presented. XDSTLSConfig builds one from PEM
+	// files. Nil: plaintext.
+	XDSTLS *tls.Config
 	// Network and ClusterID are the gateway's network and cluster, sent as
 	// node metadata NETWORK and CLUSTER_ID: the control plane answers with
 	// the endpoints of this network. Required.
@@ -51,6 +58,12 @@ type Config struct {
 	// ListenerName is the LDS listener the gateway runs; default
 	// 0.0.0.0_PORT for Listen's port (0.0.0.0_15443 when Listen's port is 0).
 	ListenerName string
+	// ExposeControlPlane, when set, is the address of a second listener
+	// that runs LDS listener envoy.ControlPlaneListenerName (0.0.0.0_15012,
+	// the control plane's secure port passed through by SNI, as Istio's
+	// expose-istiod Gateway does): remote clusters' proxies reach the
+	// control plane through it. Empty: no such listener.
+	ExposeControlPlane string
 	// Admin is the address of the admin HTTP server (/ready, /metrics,
 	// /config); default DefaultAdmin.
 	Admin string
@@ -121,6 +134,14 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 		cfg.ListenerName = envoy.OutboundListenerName(uint32(port))
 	}
+	if cfg.ExposeControlPlane != "" {
+		if _, _, err := net.SplitHostPort(cfg.ExposeControlPlane); err != nil {
+			return cfg, fmt.Errorf("gateway: control plane address %q: %w; want HOST:PORT such as 0.0.0.0:%d", cfg.ExposeControlPlane, err, envoy.ControlPlanePort)
+		}
+		if cfg.ListenerName == envoy.ControlPlaneListenerName {
+			return cfg, fmt.Errorf("gateway: the main listener is %s, the control plane's: give the main listener another port or name", envoy.ControlPlaneListenerName)
+		}
+	}
 	if cfg.HelloTimeout == 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
@@ -134,6 +155,15 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg, nil
+}
+
+// listenerNames are the LDS listeners the gateway runs: the main one,
+// then the control plane's when it is exposed.
+func (cfg Config) listenerNames() []string {
+	if cfg.ExposeControlPlane == "" {
+		return []string{cfg.ListenerName}
+	}
+	return []string{cfg.ListenerName, envoy.ControlPlaneListenerName}
 }
 
 // node is the xDS node the gateway announces: its id, and the metadata

@@ -38,6 +38,17 @@
 // Listener filters other than the TLS inspector, network filters other
 // than one tcp_proxy to one cluster, tcp_proxy idle timeouts, access logs,
 // locality-weighted balancing, outlier detection and health checks are not
-// implemented; the first ones are refused (NACK), the rest ignored. The
-// ADS connection is plaintext (the control plane's :15010).
+// implemented; the first ones are refused (NACK), the rest ignored.
+//
+// # Primary-remote
+//
+// With Config.ExposeControlPlane the gateway runs a second listener, LDS
+// listener 0.0.0.0_15012 (envoy.ControlPlaneListener: any SNI to the
+// control plane's Service port 15012), with the same machinery: remote
+// clusters' proxies reach the primary's control plane (xDS over TLS and
+// the CA) through it, their TLS untouched. A gateway of a remote cluster
+// takes its own configuration that way: Config.XDSTLS makes the ADS
+// connection TLS (XDSTLSConfig: the mesh's root, the name to verify and
+// send as SNI, an optional client certificate), else it is plaintext (the
+// control plane's :15010).
 package gateway

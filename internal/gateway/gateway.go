@@ -15,28 +15,31 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/causeway-mesh/causeway/internal/envoy"
 )
 
 // maxXDSMessage bounds one xDS response: the whole CDS or EDS of a large
 // mesh is far above gRPC's default of 4 MiB.
 const maxXDSMessage = 256 << 20
 
-// Gateway is a running east-west gateway: its listener, its admin server
+// Gateway is a running east-west gateway: its listeners, its admin server
 // and its ADS client. Build one with New, then call Run.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	ln      *net.TCPListener
+	cfg Config
+	log *slog.Logger
+	// lns are the gateway's listeners: the main one (SNI to this
+	// network's endpoints), then the control plane's when
+	// Config.ExposeControlPlane is set.
+	lns     []*listener
 	adminLn net.Listener
 	metrics *metrics
 	ads     *adsClient
 	bufs    helloBuffers
 	dialer  net.Dialer
 
-	// table is what connections are routed by; nil until the first
-	// accepted configuration.
-	table atomic.Pointer[Table]
 	// open counts open connections.
 	openConns atomic.Int64
 
@@ -57,7 +60,18 @@ type Gateway struct {
 	kill    context.CancelFunc
 }
 
-// New checks cfg, binds the listener and the admin address, and returns a
+// listener is one of the gateway's listeners: its socket, and the
+// routing table of the LDS listener it runs.
+type listener struct {
+	// name is the LDS listener whose filter chains route connections.
+	name string
+	ln   *net.TCPListener
+	// table is what connections are routed by; nil until the first
+	// accepted configuration.
+	table atomic.Pointer[Table]
+}
+
+// New checks cfg, binds the listeners and the admin address, and returns a
 // Gateway that accepts nothing until Run has applied the control plane's
 // first full configuration (connections wait in the listen backlog until
 // then). The sockets are released when Run returns, or by Close if Run is
@@ -67,30 +81,69 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: listening on %s: %w; free the port or choose another with --listen", cfg.Listen, err)
+	binds := []struct{ addr, name, flag string }{{cfg.Listen, cfg.ListenerName, "--listen"}}
+	if cfg.ExposeControlPlane != "" {
+		binds = append(binds, struct{ addr, name, flag string }{cfg.ExposeControlPlane, envoy.ControlPlaneListenerName, "--expose-control-plane"})
+	}
+	var lns []*listener
+	closeAll := func() {
+		for _, l := range lns {
+			_ = l.ln.Close()
+		}
+	}
+	for _, b := range binds {
+		ln, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("gateway: listening on %s: %w; free the port or choose another with %s", b.addr, err, b.flag)
+		}
+		lns = append(lns, &listener{name: b.name, ln: ln.(*net.TCPListener)})
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin)
 	if err != nil {
-		_ = ln.Close()
+		closeAll()
 		return nil, fmt.Errorf("gateway: admin server on %s: %w; free the port or choose another with --admin", cfg.Admin, err)
 	}
 	g := &Gateway{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		ln:      ln.(*net.TCPListener),
+		lns:     lns,
 		adminLn: adminLn,
 		ready:   make(chan struct{}),
 	}
 	g.killCtx, g.kill = context.WithCancel(context.Background())
 	g.metrics = newMetrics(g.Table, func() float64 { return float64(g.openConns.Load()) })
-	g.ads = newADSClient(cfg, g.metrics, g.table.Store, g.onReady)
+	g.ads = newADSClient(cfg, g.metrics, g.publish, g.onReady)
 	return g, nil
 }
 
-// Addr is the address connections are accepted on.
-func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+// publish installs the tables of a new configuration, one per listener in
+// the order of g.lns.
+func (g *Gateway) publish(tables []*Table) {
+	for i, t := range tables {
+		g.lns[i].table.Store(t)
+	}
+}
+
+// Addr is the address connections are accepted on (the main listener's).
+func (g *Gateway) Addr() net.Addr { return g.lns[0].ln.Addr() }
+
+// ControlPlaneAddr is the address of the control plane's listener
+// (Config.ExposeControlPlane); nil when there is none.
+func (g *Gateway) ControlPlaneAddr() net.Addr {
+	if l := g.controlPlane(); l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+// controlPlane is the control plane's listener, nil when there is none.
+func (g *Gateway) controlPlane() *listener {
+	if len(g.lns) > 1 {
+		return g.lns[1]
+	}
+	return nil
+}
 
 // AdminAddr is the address of the admin HTTP server.
 func (g *Gateway) AdminAddr() net.Addr { return g.adminLn.Addr() }
@@ -99,9 +152,19 @@ func (g *Gateway) AdminAddr() net.Addr { return g.adminLn.Addr() }
 // of every cluster) is applied and connections are accepted.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
-// Table is the routing table in use; nil before the first configuration.
-// It must not be modified.
-func (g *Gateway) Table() *Table { return g.table.Load() }
+// Table is the routing table of the main listener; nil before the first
+// configuration. It must not be modified.
+func (g *Gateway) Table() *Table { return g.lns[0].table.Load() }
+
+// ControlPlaneTable is the routing table of the control plane's listener;
+// nil before the first configuration or when there is no such listener.
+// Its clusters are the main table's. It must not be modified.
+func (g *Gateway) ControlPlaneTable() *Table {
+	if l := g.controlPlane(); l != nil {
+		return l.table.Load()
+	}
+	return nil
+}
 
 // Run connects to the control plane and serves until ctx ends; then it
 // drains (see Drain) for at most Config.Drain, closes what is still open,
@@ -113,8 +176,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return errors.New("gateway: Run called twice")
 	}
 	defer g.kill()
+	creds := insecure.NewCredentials()
+	if g.cfg.XDSTLS != nil {
+		creds = credentials.NewTLS(g.cfg.XDSTLS)
+	}
 	conn, err := grpc.NewClient(g.cfg.XDS,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxXDSMessage)),
 		// Reconnect on the same schedule as the ADS stream.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
@@ -135,8 +202,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	adsCtx, stopADS := context.WithCancel(ctx)
 	wg.Go(func() { g.ads.run(adsCtx, conn) })
-	g.log.Info("gateway started", "listen", g.Addr().String(), "admin", g.AdminAddr().String(),
-		"xds", g.cfg.XDS, "network", g.cfg.Network, "cluster", g.cfg.ClusterID, "node", g.cfg.NodeID)
+	attrs := []any{"listen", g.Addr().String(), "admin", g.AdminAddr().String(),
+		"xds", g.cfg.XDS, "xds_tls", g.cfg.XDSTLS != nil, "network", g.cfg.Network, "cluster", g.cfg.ClusterID, "node", g.cfg.NodeID}
+	if a := g.ControlPlaneAddr(); a != nil {
+		attrs = append(attrs, "control_plane", a.String())
+	}
+	g.log.Info("gateway started", attrs...)
 
 	<-ctx.Done()
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.Drain)
@@ -150,7 +221,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return nil
 }
 
-// Drain stops accepting connections (the listener is closed and /ready
+// Drain stops accepting connections (the listeners are closed and /ready
 // answers 503), waits for the open ones to end, and returns. When ctx ends
 // first, the remaining connections are closed and Drain returns an error
 // wrapping ctx's. Calling it again waits again.
@@ -161,7 +232,9 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	g.mu.Unlock()
 	if first {
 		g.draining.Store(true)
-		_ = g.ln.Close()
+		for _, l := range g.lns {
+			_ = l.ln.Close()
+		}
 		g.log.Info("draining: no longer accepting connections")
 	}
 	done := make(chan struct{})
@@ -190,14 +263,16 @@ func (g *Gateway) Close() error {
 	g.mu.Unlock()
 	g.draining.Store(true)
 	g.kill()
-	err := g.ln.Close()
-	if aerr := g.adminLn.Close(); aerr != nil && !errors.Is(aerr, net.ErrClosed) {
-		err = errors.Join(err, aerr)
+	var errs []error
+	for _, l := range g.lns {
+		if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
-	if errors.Is(err, net.ErrClosed) {
-		return nil
+	if err := g.adminLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, err)
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // onReady is the ADS client's signal that the first full configuration is
@@ -209,19 +284,21 @@ func (g *Gateway) onReady() {
 		if g.drained {
 			return
 		}
-		g.conns.Add(1)
-		go g.acceptLoop()
+		for _, l := range g.lns {
+			g.conns.Add(1)
+			go g.acceptLoop(l)
+			g.log.Info("first configuration applied; accepting connections", "listener", l.name, "addr", l.ln.Addr().String())
+		}
 		close(g.ready)
-		g.log.Info("first configuration applied; accepting connections", "listener", g.cfg.ListenerName)
 	})
 }
 
-// acceptLoop accepts until the listener is closed.
-func (g *Gateway) acceptLoop() {
+// acceptLoop accepts on l until it is closed.
+func (g *Gateway) acceptLoop(l *listener) {
 	defer g.conns.Done()
 	var delay time.Duration
 	for {
-		c, err := g.ln.AcceptTCP()
+		c, err := l.ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -235,14 +312,14 @@ func (g *Gateway) acceptLoop() {
 		}
 		delay = 0
 		g.conns.Add(1)
-		go g.serveConn(c)
+		go g.serveConn(l, c)
 	}
 }
 
 // serveConn reads the client's ClientHello, picks the endpoint its SNI
-// routes to, replays the bytes read and then passes bytes both ways until
-// both sides are done.
-func (g *Gateway) serveConn(c *net.TCPConn) {
+// routes to in l's table, replays the bytes read and then passes bytes
+// both ways until both sides are done.
+func (g *Gateway) serveConn(l *listener, c *net.TCPConn) {
 	defer g.conns.Done()
 	g.metrics.accepted.Inc()
 	g.openConns.Add(1)
@@ -250,7 +327,7 @@ func (g *Gateway) serveConn(c *net.TCPConn) {
 	stopKill := context.AfterFunc(g.killCtx, func() { _ = c.Close() })
 
 	buf := g.bufs.get()
-	up, cl, hello, r, err := g.open(c, buf)
+	up, cl, hello, r, err := g.open(l, c, buf)
 	replayed := len(*buf)
 	g.bufs.put(buf)
 	if err != nil {
@@ -258,7 +335,7 @@ func (g *Gateway) serveConn(c *net.TCPConn) {
 		_ = c.Close()
 		if g.killCtx.Err() == nil {
 			g.metrics.errors[r].Inc()
-			g.log.Debug("connection refused", "client", c.RemoteAddr().String(), "reason", r.String(),
+			g.log.Debug("connection refused", "listener", l.name, "client", c.RemoteAddr().String(), "reason", r.String(),
 				"sni", hello.serverName, "error", err)
 		}
 		return
@@ -284,7 +361,7 @@ func (g *Gateway) serveConn(c *net.TCPConn) {
 // open does everything before the bytes flow: the ClientHello (within
 // HelloTimeout), the route, the endpoint, the dial, and the replay of what
 // was read. On error it returns why, for the metrics.
-func (g *Gateway) open(c *net.TCPConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
+func (g *Gateway) open(l *listener, c *net.TCPConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
 	var h clientHello
 	if err := c.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout)); err != nil {
 		return nil, nil, h, reasonBadHello, err
@@ -299,7 +376,7 @@ func (g *Gateway) open(c *net.TCPConn, buf *[]byte) (*net.TCPConn, *Cluster, cli
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		return nil, nil, h, reasonBadHello, err
 	}
-	route := g.table.Load().Route(h.serverName, h.alpn)
+	route := l.table.Load().Route(h.serverName, h.alpn)
 	switch {
 	case route == nil:
 		return nil, nil, h, reasonNoRoute, fmt.Errorf("no filter chain matches server name %q with ALPN %q", h.serverName, h.alpn)

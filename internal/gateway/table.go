@@ -158,37 +158,48 @@ func (t *Table) Route(serverName string, alpn []string) *Route {
 // tableInputs are the last accepted xDS resources, decoded.
 type tableInputs struct {
 	versions Versions
-	// listener is this gateway's listener, nil when LDS holds none.
-	listener *listenerConfig
-	clusters map[string]clusterConfig
+	// listeners are this gateway's listeners that LDS holds, by name.
+	listeners map[string]*listenerConfig
+	clusters  map[string]clusterConfig
 	// endpoints by EDS resource name.
 	endpoints map[string][]Endpoint
 }
 
-// buildTable builds the routing table of in. Clusters whose settings and
-// endpoints equal those in prev (may be nil) are reused as they are, so an
-// update keeps the balancing position of every cluster it does not touch;
-// connection counters are carried over by cluster name.
+// buildTables builds the routing table of each listener of names (in
+// that order) from in; the tables share one set of clusters. Clusters
+// whose settings and endpoints equal those of prev (the tables built
+// before, may be nil) are reused as they are, so an update keeps the
+// balancing position of every cluster it does not touch; connection
+// counters are carried over by cluster name.
 //
-// in must be valid (decodeListener rejects duplicate matches); buildTable
-// does not modify it, and the table shares its slices.
-func buildTable(in tableInputs, prev *Table) *Table {
-	t := &Table{
-		Versions: in.versions,
-		Clusters: make(map[string]*Cluster, len(in.clusters)),
+// in must be valid (decodeListener rejects duplicate matches);
+// buildTables does not modify it, and the tables share its slices.
+func buildTables(in tableInputs, names []string, prev []*Table) []*Table {
+	var prevClusters map[string]*Cluster
+	if len(prev) > 0 {
+		prevClusters = prev[0].Clusters
 	}
+	clusters := buildClusters(in, prevClusters)
+	out := make([]*Table, len(names))
+	for i, name := range names {
+		out[i] = routeTable(in.versions, clusters, in.listeners[name])
+	}
+	return out
+}
+
+// buildClusters builds the clusters of in, reusing those of prev (may be
+// nil) that did not change.
+func buildClusters(in tableInputs, prev map[string]*Cluster) map[string]*Cluster {
+	clusters := make(map[string]*Cluster, len(in.clusters))
 	for name, cc := range in.clusters {
 		eps := cc.static
 		if cc.edsName != "" {
 			eps = in.endpoints[cc.edsName]
 		}
-		var old *Cluster
-		if prev != nil {
-			old = prev.Clusters[name]
-		}
+		old := prev[name]
 		switch {
 		case old != nil && old.ConnectTimeout == cc.connectTimeout && slices.Equal(old.Endpoints, eps):
-			t.Clusters[name] = old
+			clusters[name] = old
 		default:
 			c := &Cluster{Name: name, ConnectTimeout: cc.connectTimeout, Endpoints: eps}
 			if old != nil {
@@ -203,11 +214,16 @@ func buildTable(in tableInputs, prev *Table) *Table {
 				}
 				c.bal = newBalancer(weights)
 			}
-			t.Clusters[name] = c
+			clusters[name] = c
 		}
 	}
+	return clusters
+}
 
-	l := in.listener
+// routeTable is the table of listener l (nil: LDS holds none) over
+// clusters.
+func routeTable(versions Versions, clusters map[string]*Cluster, l *listenerConfig) *Table {
+	t := &Table{Versions: versions, Clusters: clusters}
 	if l == nil {
 		return t
 	}

@@ -65,7 +65,7 @@ func chain(t *testing.T, cluster string, names ...string) *listenerv3.FilterChai
 	}
 }
 
-func listener(chains ...*listenerv3.FilterChain) *listenerv3.Listener {
+func ldsListener(chains ...*listenerv3.FilterChain) *listenerv3.Listener {
 	return &listenerv3.Listener{Name: "0.0.0.0_15443", FilterChains: chains}
 }
 
@@ -134,7 +134,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 					Name:       "envoy.transport_sockets.tls",
 					ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.DownstreamTlsContext{})},
 				}
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     "terminates TLS",
 			unsupported: true,
@@ -144,7 +144,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 			listener: func() *listenerv3.Listener {
 				fc := chain(t, hello, hello)
 				fc.FilterChainMatch.DestinationPort = wrapperspb.UInt32(15443)
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     "matches on addresses or ports",
 			unsupported: true,
@@ -154,7 +154,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 			listener: func() *listenerv3.Listener {
 				fc := chain(t, hello, hello)
 				fc.FilterChainMatch.TransportProtocol = "raw_buffer"
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     `transport protocol "raw_buffer"`,
 			unsupported: true,
@@ -164,7 +164,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 			listener: func() *listenerv3.Listener {
 				fc := chain(t, hello, hello)
 				fc.Filters = append([]*listenerv3.Filter{{Name: "istio.stats"}}, fc.Filters...)
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     "has 2 network filters",
 			unsupported: true,
@@ -174,7 +174,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 			listener: func() *listenerv3.Listener {
 				fc := chain(t, hello, hello)
 				fc.Filters[0] = &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager"}
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     "network filter envoy.filters.network.http_connection_manager",
 			unsupported: true,
@@ -189,7 +189,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 						Clusters: []*tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{{Name: "a", Weight: 1}},
 					}},
 				})}
-				return listener(fc)
+				return ldsListener(fc)
 			},
 			wantErr:     "weighted_clusters",
 			unsupported: true,
@@ -197,7 +197,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 		{
 			name: "the original destination listener filter",
 			listener: func() *listenerv3.Listener {
-				l := listener(chain(t, hello, hello))
+				l := ldsListener(chain(t, hello, hello))
 				l.ListenerFilters = []*listenerv3.ListenerFilter{{
 					Name:       "envoy.filters.listener.original_dst",
 					ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(t, &originaldstv3.OriginalDst{})},
@@ -210,7 +210,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 		{
 			name: "a partial wildcard server name",
 			listener: func() *listenerv3.Listener {
-				return listener(chain(t, hello, "out*.example.com"))
+				return ldsListener(chain(t, hello, "out*.example.com"))
 			},
 			wantErr:     `server name "out*.example.com"`,
 			unsupported: true,
@@ -218,7 +218,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 		{
 			name: "two chains with the same match",
 			listener: func() *listenerv3.Listener {
-				return listener(chain(t, "a", hello, "x.example"), chain(t, "b", "y.example", hello))
+				return ldsListener(chain(t, "a", hello, "x.example"), chain(t, "b", "y.example", hello))
 			},
 			wantErr: "filter chains 0 and 1 have the same match",
 		},
@@ -428,7 +428,7 @@ func routingListener(t *testing.T) *listenerv3.Listener {
 		fc.FilterChainMatch.TransportProtocol = "tls"
 		return fc
 	}
-	l := listener(
+	l := ldsListener(
 		alpn(chain(t, "hello-istio", "outbound_.5000_._.helloworld.sample.svc.cluster.local"), "istio", "istio-peer-exchange"),
 		alpn(chain(t, "hello-h2", "outbound_.5000_._.helloworld.sample.svc.cluster.local"), "h2"),
 		chain(t, "wild-deep", "*.b.example.com"),
@@ -452,7 +452,7 @@ func TestTableRoute(t *testing.T) {
 	for _, n := range []string{"hello-istio", "hello-h2", "wild-deep", "wild", "exact", "tls-any", "plain-h2", "catch-all", "default"} {
 		clusters[n] = clusterConfig{connectTimeout: time.Second, edsName: n}
 	}
-	tbl := buildTable(tableInputs{listener: lc, clusters: clusters}, nil)
+	tbl := buildTable(tableInputs{listeners: listeners(lc), clusters: clusters}, nil)
 
 	tests := []struct {
 		sni  string
@@ -496,12 +496,12 @@ func TestTableRoute(t *testing.T) {
 
 	// Without the catch-all and the default chain, an unknown name has no
 	// route.
-	l := listener(chain(t, "hello", "outbound_.5000_._.helloworld.sample.svc.cluster.local"))
+	l := ldsListener(chain(t, "hello", "outbound_.5000_._.helloworld.sample.svc.cluster.local"))
 	lc, err = decodeListener(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl = buildTable(tableInputs{listener: lc, clusters: clusters}, nil)
+	tbl = buildTable(tableInputs{listeners: listeners(lc), clusters: clusters}, nil)
 	if r := tbl.Route("unknown.example", nil); r != nil {
 		t.Errorf("unknown SNI routed to %q", r.ClusterName)
 	}
@@ -515,13 +515,13 @@ func TestTableRoute(t *testing.T) {
 
 func TestBuildTableReusesClusters(t *testing.T) {
 	ep := func(s string, w uint32) Endpoint { return newEndpoint(netip.MustParseAddrPort(s), w) }
-	lc, err := decodeListener(listener(chain(t, "a", "a.example"), chain(t, "b", "b.example")))
+	lc, err := decodeListener(ldsListener(chain(t, "a", "a.example"), chain(t, "b", "b.example")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := tableInputs{
-		versions: Versions{Listeners: "1", Clusters: "1", Endpoints: "1"},
-		listener: lc,
+		versions:  Versions{Listeners: "1", Clusters: "1", Endpoints: "1"},
+		listeners: listeners(lc),
 		clusters: map[string]clusterConfig{
 			"a": {connectTimeout: time.Second, edsName: "a"},
 			"b": {connectTimeout: time.Second, edsName: "b"},
@@ -580,5 +580,82 @@ func TestBuildTableReusesClusters(t *testing.T) {
 	in.endpoints = map[string][]Endpoint{}
 	if _, ok := buildTable(in, t3).Clusters["a"].pick(); ok {
 		t.Error("picked an endpoint of a cluster without endpoints")
+	}
+}
+
+// listeners indexes decoded listeners by name, as tableInputs holds them.
+func listeners(lcs ...*listenerConfig) map[string]*listenerConfig {
+	m := make(map[string]*listenerConfig, len(lcs))
+	for _, lc := range lcs {
+		m[lc.name] = lc
+	}
+	return m
+}
+
+// buildTable builds the table of the gateway's usual single listener,
+// 0.0.0.0_15443.
+func buildTable(in tableInputs, prev *Table) *Table {
+	var prevs []*Table
+	if prev != nil {
+		prevs = []*Table{prev}
+	}
+	return buildTables(in, []string{"0.0.0.0_15443"}, prevs)[0]
+}
+
+// TestBuildTablesPerListener: each listener gets the routes of its own
+// LDS listener over one shared set of clusters; a listener LDS lacks gets
+// an empty table.
+func TestBuildTablesPerListener(t *testing.T) {
+	main, err := decodeListener(ldsListener(chain(t, "hello", helloSNI)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpl := ldsListener(chain(t, "cp"))
+	cpl.Name = "0.0.0.0_15012"
+	cp, err := decodeListener(cpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := tableInputs{
+		versions:  Versions{Listeners: "1"},
+		listeners: listeners(main, cp),
+		clusters: map[string]clusterConfig{
+			"hello": {connectTimeout: time.Second, static: []Endpoint{newEndpoint(netip.MustParseAddrPort("10.0.0.1:5000"), 1)}},
+			"cp":    {connectTimeout: time.Second, static: []Endpoint{newEndpoint(netip.MustParseAddrPort("10.0.0.2:15012"), 1)}},
+		},
+	}
+	names := []string{"0.0.0.0_15443", "0.0.0.0_15012", "0.0.0.0_9999"}
+	tables := buildTables(in, names, nil)
+	if len(tables) != 3 {
+		t.Fatalf("%d tables, want 3", len(tables))
+	}
+	type row struct{ Listener, SNI, Cluster string }
+	var got []row
+	for _, tbl := range tables {
+		for _, sni := range []string{helloSNI, "istiod-remote.istio-system.svc"} {
+			r := row{Listener: tbl.Listener, SNI: sni}
+			if rt := tbl.Route(sni, nil); rt != nil && rt.Cluster != nil {
+				r.Cluster = rt.Cluster.Name
+			}
+			got = append(got, r)
+		}
+	}
+	want := []row{
+		{"0.0.0.0_15443", helloSNI, "hello"},
+		{"0.0.0.0_15443", "istiod-remote.istio-system.svc", ""},
+		{"0.0.0.0_15012", helloSNI, "cp"},
+		{"0.0.0.0_15012", "istiod-remote.istio-system.svc", "cp"},
+		{"", helloSNI, ""},
+		{"", "istiod-remote.istio-system.svc", ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routes per listener (-want +got):\n%s", diff)
+	}
+	if tables[0].Clusters["cp"] != tables[1].Clusters["cp"] || tables[2].Clusters["hello"] != tables[0].Clusters["hello"] {
+		t.Error("the listeners' tables do not share their clusters")
+	}
+	next := buildTables(in, names, tables)
+	if next[1].Clusters["cp"] != tables[1].Clusters["cp"] {
+		t.Error("an unchanged cluster was rebuilt")
 	}
 }

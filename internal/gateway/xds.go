@@ -41,26 +41,27 @@ func kindOf(typeURL string) (int, bool) {
 // plane over one ADS stream at a time (state of the world): LDS and CDS by
 // wildcard, then EDS for the EDS clusters CDS names. Every response is
 // decoded and checked as a whole; an accepted one is applied (a new Table
-// is published) and ACKed, a rejected one is NACKed with the reason and
+// per gateway listener is published) and ACKed, a rejected one is NACKed with the reason and
 // the last good configuration stays. When the stream breaks, a new one is
 // opened after a backoff, with the last accepted versions; the gateway
 // keeps serving its last table meanwhile.
 //
 // Everything but status is owned by the goroutine running run.
 type adsClient struct {
-	log            *slog.Logger
-	metrics        *metrics
-	node           *corev3.Node
-	listenerName   string
+	log     *slog.Logger
+	metrics *metrics
+	node    *corev3.Node
+	// listenerNames are the LDS listeners the gateway runs, main first.
+	listenerNames  []string
 	reconnectDelay time.Duration
-	// publish installs a new table; ready is called once, when the first
-	// full configuration (LDS, CDS and EDS of every EDS cluster) is
-	// applied.
-	publish func(*Table)
+	// publish installs new tables, one per listener of listenerNames in
+	// that order; ready is called once, when the first full configuration
+	// (LDS, CDS and EDS of every EDS cluster) is applied.
+	publish func([]*Table)
 	ready   func()
 
 	in       tableInputs
-	table    *Table
+	tables   []*Table
 	got      [numKinds]bool
 	edsNames []string // the EDS subscription, sorted
 	isReady  bool
@@ -104,16 +105,17 @@ func (s *statusCell) get() adsStatus {
 	return s.v
 }
 
-func newADSClient(cfg Config, m *metrics, publish func(*Table), ready func()) *adsClient {
+func newADSClient(cfg Config, m *metrics, publish func([]*Table), ready func()) *adsClient {
 	c := &adsClient{
 		log:            cfg.Logger,
 		metrics:        m,
 		node:           node(cfg),
-		listenerName:   cfg.ListenerName,
+		listenerNames:  cfg.listenerNames(),
 		reconnectDelay: cfg.ReconnectDelay,
 		publish:        publish,
 		ready:          ready,
 		in: tableInputs{
+			listeners: map[string]*listenerConfig{},
 			clusters:  map[string]clusterConfig{},
 			endpoints: map[string][]Endpoint{},
 		},
@@ -264,8 +266,8 @@ func (c *adsClient) handle(s *adsStream, resp *discoveryv3.DiscoveryResponse) er
 	}
 	c.metrics.xdsAck[kind].Inc()
 	c.log.Debug("applied an xDS update", "type", kindName(kind), "version", resp.GetVersionInfo(), "resources", len(resp.GetResources()))
-	c.table = buildTable(c.in, c.table)
-	c.publish(c.table)
+	c.tables = buildTables(c.in, c.listenerNames, c.tables)
+	c.publish(c.tables)
 	req.VersionInfo = resp.GetVersionInfo()
 	if err := s.send(req); err != nil {
 		return err
@@ -330,10 +332,10 @@ func unwrap(a *anypb.Any, typeURL string, into proto.Message) error {
 	return nil
 }
 
-// applyListeners takes a full LDS state: the listener named listenerName
-// is the gateway's; others are not for this gateway and are ignored.
+// applyListeners takes a full LDS state: the listeners of listenerNames
+// are the gateway's; others are not for this gateway and are ignored.
 func (c *adsClient) applyListeners(resp *discoveryv3.DiscoveryResponse) error {
-	var mine *listenerConfig
+	mine := make(map[string]*listenerConfig, len(c.listenerNames))
 	seen := make(map[string]bool, len(resp.GetResources()))
 	for _, a := range resp.GetResources() {
 		l := new(listenerv3.Listener)
@@ -344,20 +346,22 @@ func (c *adsClient) applyListeners(resp *discoveryv3.DiscoveryResponse) error {
 			return fmt.Errorf("listener %q sent twice", l.GetName())
 		}
 		seen[l.GetName()] = true
-		if l.GetName() != c.listenerName {
-			c.log.Debug("ignoring a listener that is not the gateway's", "listener", l.GetName(), "want", c.listenerName)
+		if !slices.Contains(c.listenerNames, l.GetName()) {
+			c.log.Debug("ignoring a listener that is not the gateway's", "listener", l.GetName(), "want", c.listenerNames)
 			continue
 		}
 		cfg, err := decodeListener(l)
 		if err != nil {
 			return err
 		}
-		mine = cfg
+		mine[l.GetName()] = cfg
 	}
-	if mine == nil {
-		c.log.Info("LDS holds no listener for the gateway: every connection is refused until it does", "listener", c.listenerName)
+	for _, name := range c.listenerNames {
+		if mine[name] == nil {
+			c.log.Info("LDS holds no listener for the gateway: every connection to it is refused until it does", "listener", name)
+		}
 	}
-	c.in.listener = mine
+	c.in.listeners = mine
 	c.in.versions.Listeners = resp.GetVersionInfo()
 	return nil
 }

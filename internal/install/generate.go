@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -321,8 +322,8 @@ const nonRootID = 65532
 // deployment wraps one container in a hardened Deployment: non-root,
 // read-only root filesystem with a writable /tmp, no capabilities, the
 // runtime's seccomp profile, one pod per node preferred, GOMEMLIMIT from
-// the memory limit.
-func deployment(name, ns string, labels, selector, annotations map[string]string, cv ComponentValues, defResources corev1.ResourceRequirements, sa string, c corev1.Container) *appsv1.Deployment {
+// the memory limit. volumes are added after /tmp's (c mounts them).
+func deployment(name, ns string, labels, selector, annotations map[string]string, cv ComponentValues, defResources corev1.ResourceRequirements, sa string, c corev1.Container, volumes ...corev1.Volume) *appsv1.Deployment {
 	res := defResources
 	if cv.Resources != nil {
 		res = *cv.Resources
@@ -342,7 +343,7 @@ func deployment(name, ns string, labels, selector, annotations map[string]string
 		RunAsNonRoot:             new(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
-	c.VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	c.VolumeMounts = append([]corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}, c.VolumeMounts...)
 	c.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
 
 	podLabels := map[string]string{"sidecar.istio.io/inject": "false"}
@@ -373,7 +374,7 @@ func deployment(name, ns string, labels, selector, annotations map[string]string
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers:   []corev1.Container{c},
-					Volumes:      []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+					Volumes:      append([]corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}, volumes...),
 					NodeSelector: cv.NodeSelector,
 					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
@@ -444,6 +445,15 @@ func remote(v Values) []Object {
 // name).
 const GatewayServiceAccount = GatewayName + "-service-account"
 
+// The mesh root a gateway that dials the control plane's secure port
+// verifies it with: the ConfigMap the control plane publishes in every
+// namespace, mounted where Istio's proxies find it.
+const (
+	RootCertConfigMap = "istio-ca-root-cert"
+	RootCertKey       = "root-cert.pem"
+	RootCertDir       = "/var/run/secrets/istio"
+)
+
 func gateway(v Values) []Object {
 	selector := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
 	labels := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
@@ -487,19 +497,38 @@ func gateway(v Values) []Object {
 		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	}
 
+	args := []string{
+		"gateway",
+		"--xds=" + xds,
+		"--network=" + v.Network,
+		"--cluster-id=" + v.ClusterID,
+		fmt.Sprintf("--listen=0.0.0.0:%d", PortGatewayTLS),
+		fmt.Sprintf("--admin=:%d", PortGatewayAdmin),
+	}
+	if gw.ExposeControlPlane {
+		args = append(args, fmt.Sprintf("--expose-control-plane=0.0.0.0:%d", PortXDSTLS))
+	}
+	// The control plane's secure port speaks TLS only: the gateway
+	// verifies its certificate against the mesh root, which the control
+	// plane publishes in every namespace of every cluster it knows (a
+	// remote cluster's once the primary holds its remote secret; until
+	// then the pod waits for the ConfigMap).
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	if _, port, _ := net.SplitHostPort(xds); port == fmt.Sprint(PortXDSTLS) {
+		args = append(args, "--xds-root-cert="+RootCertDir+"/"+RootCertKey)
+		mounts = append(mounts, corev1.VolumeMount{Name: "istio-ca-root-cert", MountPath: RootCertDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "istio-ca-root-cert", VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap}},
+		}})
+	}
 	c := corev1.Container{
 		Name:            "gateway",
 		Image:           v.Image,
 		ImagePullPolicy: v.ImagePullPolicy,
-		Args: []string{
-			"gateway",
-			"--xds=" + xds,
-			"--network=" + v.Network,
-			"--cluster-id=" + v.ClusterID,
-			fmt.Sprintf("--listen=0.0.0.0:%d", PortGatewayTLS),
-			fmt.Sprintf("--admin=:%d", PortGatewayAdmin),
-		},
-		Ports: cports,
+		Args:            args,
+		VolumeMounts:    mounts,
+		Ports:           cports,
 		// The node id the gateway announces comes from these (Istio's
 		// names).
 		Env: []corev1.EnvVar{
@@ -523,7 +552,7 @@ func gateway(v Values) []Object {
 		namespace(v),
 		serviceAccount(GatewayServiceAccount, v.Namespace, labels),
 		svc,
-		deployment(GatewayName, v.Namespace, labels, selector, nil, gw.ComponentValues, defaultGatewayResources(), GatewayServiceAccount, c),
+		deployment(GatewayName, v.Namespace, labels, selector, nil, gw.ComponentValues, defaultGatewayResources(), GatewayServiceAccount, c, volumes...),
 		podDisruptionBudget(GatewayName, v.Namespace, labels, selector),
 	}
 }

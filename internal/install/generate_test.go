@@ -5,11 +5,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -390,6 +392,10 @@ func TestGatewayService(t *testing.T) {
 		wantLabels map[string]string
 		wantPolicy corev1.ServiceExternalTrafficPolicy
 		wantXDS    string
+		// wantArgs are the arguments after --admin; wantRootMount: the
+		// istio-ca-root-cert ConfigMap is mounted for --xds-root-cert.
+		wantArgs      []string
+		wantRootMount bool
 	}{
 		{
 			name:      "LoadBalancer exposing the control plane",
@@ -399,7 +405,8 @@ func TestGatewayService(t *testing.T) {
 			wantLabels: map[string]string{
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network1",
 			},
-			wantXDS: "--xds=istiod.istio-system.svc:15010",
+			wantXDS:  "--xds=istiod.istio-system.svc:15010",
+			wantArgs: []string{"--expose-control-plane=0.0.0.0:15012"},
 		},
 		{
 			name: "NodePort of a remote cluster on a non-default port",
@@ -411,8 +418,20 @@ func TestGatewayService(t *testing.T) {
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network2",
 				"istio.io/rev": "r1", "networking.istio.io/gatewayPort": "443",
 			},
-			wantPolicy: corev1.ServiceExternalTrafficPolicyLocal,
-			wantXDS:    "--xds=istiod-remote.istio-system.svc:15012",
+			wantPolicy:    corev1.ServiceExternalTrafficPolicyLocal,
+			wantXDS:       "--xds=istiod-remote.istio-system.svc:15012",
+			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem"},
+			wantRootMount: true,
+		},
+		{
+			name:          "explicit xDS address on the secure port",
+			values:        Values{ClusterID: "c", Network: "n", Image: testImage, Gateway: GatewayValues{XDSAddress: "cp.example.com:15012"}},
+			wantType:      corev1.ServiceTypeLoadBalancer,
+			wantPorts:     []string{"status-port/15021/15021/0", "tls/15443/15443/0"},
+			wantLabels:    map[string]string{"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "n"},
+			wantXDS:       "--xds=cp.example.com:15012",
+			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem"},
+			wantRootMount: true,
 		},
 		{
 			name:      "explicit xDS address",
@@ -446,8 +465,20 @@ func TestGatewayService(t *testing.T) {
 				t.Errorf("labels (-want +got):\n%s", diff)
 			}
 			d := find[*appsv1.Deployment](t, objs, "Deployment", GatewayName)
-			if got := d.Spec.Template.Spec.Containers[0].Args[1]; got != tt.wantXDS {
+			c := d.Spec.Template.Spec.Containers[0]
+			if got := c.Args[1]; got != tt.wantXDS {
 				t.Errorf("gateway xds arg %q, want %q", got, tt.wantXDS)
+			}
+			if diff := cmp.Diff(tt.wantArgs, c.Args[6:], cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("gateway args after --admin (-want +got):\n%s", diff)
+			}
+			mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == "istio-ca-root-cert" && m.MountPath == "/var/run/secrets/istio" && m.ReadOnly
+			}) && slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+				return v.Name == "istio-ca-root-cert" && v.ConfigMap != nil && v.ConfigMap.Name == "istio-ca-root-cert"
+			})
+			if mounted != tt.wantRootMount {
+				t.Errorf("istio-ca-root-cert mounted: %v, want %v (mounts %v)", mounted, tt.wantRootMount, c.VolumeMounts)
 			}
 			if diff := cmp.Diff(svc.Spec.Selector, d.Spec.Selector.MatchLabels); diff != "" {
 				t.Errorf("Service does not select the gateway (-svc +deployment):\n%s", diff)

@@ -160,11 +160,15 @@ type GatewayValues struct {
 	NodePort int32 `json:"nodePort,omitempty"`
 	// ExposeControlPlane adds the port tls-istiod (15012) through which
 	// remote clusters' proxies reach this network's control plane
-	// (primary-remote on several networks).
+	// (primary-remote on several networks), and the gateway's
+	// --expose-control-plane=0.0.0.0:15012 that serves it.
 	ExposeControlPlane bool `json:"exposeControlPlane,omitempty"`
 	// XDSAddress is where the gateway gets its configuration; default
 	// the control plane's Service in the system namespace, port 15010, or
-	// istiod-remote's port 15012 when RemotePilotAddress is set.
+	// istiod-remote's port 15012 when RemotePilotAddress is set (a remote
+	// cluster's gateway, configured through the primary's gateway). An
+	// address on port 15012 is dialed with TLS, verified against the mesh
+	// root of the ConfigMap istio-ca-root-cert, mounted into the pod.
 	XDSAddress string `json:"xdsAddress,omitempty"`
 	// ServiceAnnotations go on the gateway Service (cloud load-balancer
 	// settings, traffic.istio.io/nodeSelector).

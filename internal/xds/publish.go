@@ -239,11 +239,22 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			c.deleteExcept(keep)
 		}
 	case kindGatewayLDS:
+		// The SNI listener, and the control plane's passthrough listener
+		// (0.0.0.0_15012, while a Service istiod has port 15012; unless
+		// the SNI listener itself is on 15012). Both are built from the
+		// services' TCP ports only.
 		if slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
 			keep := map[string]struct{}{}
-			if l := envoy.GatewayListener(b.snap.Services(), b.gatewayPort); l != nil {
+			services := b.snap.Services()
+			if l := envoy.GatewayListener(services, b.gatewayPort); l != nil {
 				keep[l.GetName()] = struct{}{}
 				c.put(l.GetName(), l)
+			}
+			if b.gatewayPort != envoy.ControlPlanePort {
+				if l := envoy.ControlPlaneListener(services); l != nil {
+					keep[l.GetName()] = struct{}{}
+					c.put(l.GetName(), l)
+				}
 			}
 			c.deleteExcept(keep)
 		}
