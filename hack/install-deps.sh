@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Causeway's tests need on a fresh Debian machine: etcd (Debian's
-# etcd-server), openssl, iproute2, and the pinned Kubernetes binaries built
-# from the Go module proxy (tools/kube/build.sh, cached after the first run).
+# etcd-server), openssl, iproute2, haproxy (the gateway benchmark's point of
+# comparison, whose configuration a test checks), and the pinned Kubernetes
+# binaries built from the Go module proxy (tools/kube/build.sh, cached after
+# the first run).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,8 @@ need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# Debian installs haproxy in /usr/sbin, which is not on every user's PATH.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]}; install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -19,6 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Debian starts the packaged etcd as a service where systemd runs; the tests
-# start their own etcd on free ports, so a running one does no harm.
+# Debian starts the packaged etcd and haproxy as services where systemd runs;
+# the tests start their own on free ports, so running ones do no harm (Debian's
+# haproxy.cfg opens no TCP port).
 tools/kube/build.sh >/dev/null

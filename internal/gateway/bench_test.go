@@ -13,11 +13,17 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
-// The benchmarks compare a client talking to a backend directly with the
-// same client going through the gateway, everything on loopback (client,
-// gateway, backend and control plane share the machine's cores):
+// The benchmarks compare three ways for a client to reach a backend,
+// everything on loopback (client, proxies, backends and control plane
+// share the machine's cores):
 //
-//	go test -run '^$' -bench 'BenchmarkGateway' ./internal/gateway/
+//   - direct: the client dials the backend;
+//   - gateway: through causeway gateway, configured over ADS;
+//   - haproxy: through HAProxy in TCP mode routing by SNI, with the same
+//     routes (haproxy_test.go); skipped when haproxy is not installed (go
+//     test -v shows the skip and how to install it).
+//
+//	go test -run '^$' -bench 'BenchmarkGateway' -benchtime 3s ./internal/gateway/
 
 // startAnswerBackend is a plain TCP server that reads n bytes (a
 // ClientHello), answers one byte and closes: the least a connection can
@@ -70,15 +76,33 @@ func startServer(b *testing.B, ip string, handle func(net.Conn)) netip.AddrPort 
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 
-// benchHarness is a configured gateway in front of an answer backend
-// (echo:7000), a count backend (count:7100) and an mTLS backend
-// (helloworld:5000).
+// benchHarness is a configured gateway and an HAProxy with the same
+// routes, in front of an answer backend (echo:7000), a count backend
+// (count:7100) and an mTLS backend (helloworld:5000).
 type benchHarness struct {
 	*harness
 	answer, count, mtls netip.AddrPort
+	// haproxy is HAProxy's address, or "" with haproxySkip saying why.
+	haproxy, haproxySkip string
 }
 
+const countHost model.Host = "count.sample.svc.cluster.local"
+
 const countPort = 7100
+
+func benchEchoSNI() string  { return model.SNI(echoHost, echoPort, "") }
+func benchCountSNI() string { return model.SNI(countHost, countPort, "") }
+func benchHelloSNI() string { return model.SNI(helloHost, helloPort, "") }
+
+// benchRoutes are the benchmarks' routes, server name to backend, as the
+// control plane gives them to the gateway and as HAProxy is configured.
+func benchRoutes(answer, count, mtls netip.AddrPort) map[string]netip.AddrPort {
+	return map[string]netip.AddrPort{
+		benchEchoSNI():  answer,
+		benchCountSNI(): count,
+		benchHelloSNI(): mtls,
+	}
+}
 
 func newBenchHarness(b *testing.B, helloLen int) *benchHarness {
 	h := &benchHarness{harness: newHarness(b, time.Second, testHelloTimeout)}
@@ -93,23 +117,48 @@ func newBenchHarness(b *testing.B, helloLen int) *benchHarness {
 	h.cp.endpoint("helloworld", "helloworld-0", helloPort, h.mtls)
 	h.cp.push(nil)
 	h.waitReady()
+	if bin, err := lookHAProxy(); err != nil {
+		h.haproxySkip = err.Error()
+	} else {
+		h.haproxy = startHAProxy(b, bin, benchRoutes(h.answer, h.count, h.mtls)).String()
+	}
 	return h
+}
+
+// contender is one way to reach the backend at direct.
+type contender struct{ name, addr, skip string }
+
+func (h *benchHarness) contenders(direct netip.AddrPort) []contender {
+	return []contender{
+		{name: "direct", addr: direct.String()},
+		{name: "gateway", addr: h.gw.Addr().String()},
+		{name: "haproxy", addr: h.haproxy, skip: h.haproxySkip},
+	}
+}
+
+// run runs bench as a sub-benchmark named prefix+c.name, or skips it.
+func (c contender) run(b *testing.B, prefix string, bench func(b *testing.B, addr string)) {
+	b.Run(prefix+c.name, func(b *testing.B) {
+		if c.addr == "" {
+			b.Skip(c.skip)
+		}
+		bench(b, c.addr)
+	})
 }
 
 // BenchmarkGatewayConnect measures connections per second. "hello": the
 // client sends a real ClientHello and waits for a one-byte answer (the
-// gateway's own cost per connection: accept, hello, route, dial, replay,
+// proxy's own cost per connection: accept, hello, route, dial, replay,
 // two closes). "mtls": a full mutual TLS 1.3 handshake with the backend
-// (ECDSA P-256), through the gateway or not.
+// (ECDSA P-256), through a proxy or not.
 func BenchmarkGatewayConnect(b *testing.B) {
-	hello := realHello(b, &tls.Config{ServerName: model.SNI(echoHost, echoPort, ""), NextProtos: []string{"istio"}})
+	hello := realHello(b, &tls.Config{ServerName: benchEchoSNI(), NextProtos: []string{"istio"}})
 	h := newBenchHarness(b, len(hello))
-	gw := h.gw.Addr().String()
-	for _, tc := range []struct{ name, addr string }{{"direct", h.answer.String()}, {"gateway", gw}} {
-		b.Run("hello/"+tc.name, func(b *testing.B) {
+	for _, ct := range h.contenders(h.answer) {
+		ct.run(b, "hello/", func(b *testing.B, addr string) {
 			answer := make([]byte, 1)
 			for b.Loop() {
-				c, err := net.Dial("tcp", tc.addr)
+				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -124,13 +173,13 @@ func BenchmarkGatewayConnect(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
 		})
 	}
-	cfg := h.pki.clientTLS(b, model.SNI(helloHost, helloPort, ""))
+	cfg := h.pki.clientTLS(b, benchHelloSNI())
 	cfg.ClientSessionCache = nil // a full handshake every time
-	for _, tc := range []struct{ name, addr string }{{"direct", h.mtls.String()}, {"gateway", gw}} {
-		b.Run("mtls/"+tc.name, func(b *testing.B) {
+	for _, ct := range h.contenders(h.mtls) {
+		ct.run(b, "mtls/", func(b *testing.B, addr string) {
 			name := make([]byte, len("helloworld-a\n"))
 			for b.Loop() {
-				c, err := tls.Dial("tcp", tc.addr, cfg)
+				c, err := tls.Dial("tcp", addr, cfg)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -145,15 +194,14 @@ func BenchmarkGatewayConnect(b *testing.B) {
 }
 
 // BenchmarkGatewayThroughput measures one connection's throughput (MB/s):
-// 64 KiB writes to a backend that discards them, through the gateway or
-// not.
+// 64 KiB writes to a backend that discards them, through a proxy or not.
 func BenchmarkGatewayThroughput(b *testing.B) {
-	hello := realHello(b, &tls.Config{ServerName: model.SNI("count.sample.svc.cluster.local", countPort, ""), NextProtos: []string{"istio"}})
+	hello := realHello(b, &tls.Config{ServerName: benchCountSNI(), NextProtos: []string{"istio"}})
 	h := newBenchHarness(b, 0)
 	chunk := make([]byte, 64<<10)
-	for _, tc := range []struct{ name, addr string }{{"direct", h.count.String()}, {"gateway", h.gw.Addr().String()}} {
-		b.Run(tc.name, func(b *testing.B) {
-			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tc.addr)))
+	for _, ct := range h.contenders(h.count) {
+		ct.run(b, "", func(b *testing.B, addr string) {
+			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 			if err != nil {
 				b.Fatal(err)
 			}
