@@ -3,9 +3,12 @@ package e2e
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 
@@ -15,6 +18,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -84,12 +88,54 @@ func (e endpoint) String() string {
 	return s
 }
 
-// fetchUpstream opens an ADS stream (state of the world) to addr as node,
-// takes CDS, subscribes to the EDS of cluster, ACKs every response, and
-// returns the cluster's endpoints once ready(endpoints) holds, or fails
+// xdsServer is where a proxy takes its ADS: in plaintext (the control
+// plane's 15010), or over TLS (its 15012, directly or through a primary's
+// east-west gateway) when RootCertFile is set, the server's certificate
+// verified against those roots for ServerName, which is also the SNI.
+type xdsServer struct {
+	Addr         string `json:"addr"`
+	RootCertFile string `json:"rootCertFile,omitempty"`
+	ServerName   string `json:"serverName,omitempty"`
+}
+
+// String names the server for messages.
+func (x xdsServer) String() string {
+	if x.RootCertFile == "" {
+		return x.Addr
+	}
+	return x.Addr + " (TLS, " + x.ServerName + ")"
+}
+
+// credentials are the transport credentials of a stream to x.
+func (x xdsServer) credentials() (credentials.TransportCredentials, error) {
+	if x.RootCertFile == "" {
+		return insecure.NewCredentials(), nil
+	}
+	if x.ServerName == "" {
+		return nil, fmt.Errorf("ADS %s over TLS: no server name to verify the control plane's certificate for", x.Addr)
+	}
+	pemRoots, err := os.ReadFile(x.RootCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("ADS %s: roots: %w", x.Addr, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemRoots) {
+		return nil, fmt.Errorf("ADS %s: %s holds no PEM certificate", x.Addr, x.RootCertFile)
+	}
+	return credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, ServerName: x.ServerName, RootCAs: roots}), nil
+}
+
+// fetchUpstream opens an ADS stream (state of the world) to server as
+// node, takes CDS, subscribes to the EDS of cluster, ACKs every response,
+// and returns the cluster's endpoints once ready(endpoints) holds, or fails
 // when ctx ends (with what it had).
-func fetchUpstream(ctx context.Context, addr string, node *corev3.Node, cluster string, ready func([]endpoint) bool) (*upstream, error) {
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func fetchUpstream(ctx context.Context, server xdsServer, node *corev3.Node, cluster string, ready func([]endpoint) bool) (*upstream, error) {
+	addr := server.String()
+	creds, err := server.credentials()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("passthrough:///"+server.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("ADS %s: %w", addr, err)
 	}

@@ -3,8 +3,10 @@
 // cross from one network to the other only through an east-west gateway and
 // workload identities survive the crossing. Everything runs for real on one
 // Linux machine, as root: two kube-apiservers (internal/testenv), the
-// causeway binary driven through its CLI (certs, remote-secret, serve,
-// gateway), and two network namespaces that stand for the two networks.
+// causeway binary driven through its CLI (certs, remote-secret, manifest,
+// serve, gateway), and two network namespaces that stand for the two
+// networks, on which both deployment models run: multi-primary and
+// primary-remote.
 //
 // # Topology
 //
@@ -72,9 +74,30 @@
 //   - multi-primary: the same proxy (same NETWORK and CLUSTER_ID) gets the
 //     same EDS for helloworld from both control planes.
 //
+// # Primary-remote
+//
+// TestPrimaryRemote runs the same topology with one control plane: serve
+// for cluster1 only (relayed at 10.1.0.253), watching cluster2 through its
+// remote secret; nothing listens on 10.2.0.253. cluster1 holds the Service
+// istiod (from `causeway manifest generate --profile primary`) whose
+// EndpointSlice is 10.1.0.253, and gateway1 also runs the control-plane
+// listener 0.0.0.0_15012 on 172.18.0.10:15012 (--expose-control-plane).
+// cluster2 gets the remote profile's istiod-remote, pointed at that
+// address. Everything of network2 that needs the control plane dials it
+// there over TLS, verifying istiod-remote.istio-system.svc: gateway2's ADS,
+// the CA calls of helloworld-v2 and sleep (cluster2 tokens, CLUSTER_ID
+// metadata cluster2) and sleep's ADS (NETWORK network2, CLUSTER_ID
+// cluster2). Asserted: the listener passes to the control plane; gateway2
+// is configured with network2's endpoints and known to serve as cluster2's;
+// network2 reaches network1 only at the gateway's two ports; another server
+// name fails verification; both sleeps get their network's view and reach
+// v1 and v2 with identities intact; the listener counted those connections.
+//
 // Run it as root with the Kubernetes binaries of tools/kube/build.sh:
 //
 //	CAUSEWAY_KUBE_BIN=$(tools/kube/build.sh) go test -race -count=1 -v ./test/e2e/
+//
+// (-run TestMultiPrimaryMultiNetwork or -run TestPrimaryRemote for one.)
 //
 // Without root, `ip netns` or the binaries the test is skipped, or fails
 // when CI or CAUSEWAY_REQUIRE_INTEGRATION is set (testenv.SkipOrFail).

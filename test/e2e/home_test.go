@@ -29,8 +29,18 @@ type site struct {
 	gwAddr   netip.AddrPort // where other networks reach the gateway
 	transit  netip.Addr     // this end of the veth
 	cp       *controlPlane
-	cpAddr   netip.Addr // the control plane as seen from inside ns
+	cpAddr   netip.Addr // the relays to a control plane inside ns
 	rootFile string     // the mesh root from the ConfigMap
+	// How the site's sidecars reach the control plane: ADS, and the CA at
+	// caAddr whose certificate must cover caName. Multi-primary: the
+	// site's own relays; a remote site: the primary's gateway.
+	sidecarXDS xdsServer
+	caAddr     string
+	caName     string
+	// gwXDS is where the site's gateway takes its configuration;
+	// exposeCP, when set, is the address of its control-plane listener.
+	gwXDS    xdsServer
+	exposeCP string
 	helloIP  netip.Addr
 	sleepIP  netip.Addr
 	workerIP netip.Addr // InternalIP of the cluster's node
@@ -42,9 +52,12 @@ func podAddr(n int, host byte) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(n), 0, host})
 }
 
-func (s *site) node() string    { return s.cluster.ID + "-worker" }
+func (s *site) node() string { return s.cluster.ID + "-worker" }
+
+// xdsAddr and tlsAddr are the relays to the control plane's plaintext ADS
+// and its secure port (xDS over TLS and the CA) inside the namespace.
 func (s *site) xdsAddr() string { return hostPort(s.cpAddr, 15010) }
-func (s *site) caAddr() string  { return hostPort(s.cpAddr, 15012) }
+func (s *site) tlsAddr() string { return hostPort(s.cpAddr, 15012) }
 func (s *site) helloAddr() string {
 	return hostPort(s.helloIP, helloworldPort)
 }
@@ -58,9 +71,11 @@ func (s *site) identity(t *testing.T, sa string) workloadIdentity {
 		t.Fatal(err)
 	}
 	return workloadIdentity{
-		CAAddr:         s.caAddr(),
+		CAAddr:         s.caAddr,
+		CAServerName:   s.caName,
 		RootCertFile:   s.rootFile,
 		TokenFile:      token,
+		ClusterID:      s.cluster.ID,
 		TrustDomain:    trustDomain,
 		Namespace:      sampleNamespace,
 		ServiceAccount: sa,
@@ -72,8 +87,25 @@ func (s *site) sleepNode() sidecarNode {
 	return sidecarNode{IP: s.sleepIP.String(), Pod: "sleep-" + s.cluster.ID, Namespace: sampleNamespace, Network: s.network, ClusterID: s.cluster.ID}
 }
 
+// deployment is how the control planes are laid out.
+type deployment int
+
+const (
+	// multiPrimary: every cluster runs a control plane that watches all.
+	multiPrimary deployment = iota
+	// primaryRemote: cluster1 runs the only control plane; cluster2's
+	// proxies reach it through cluster1's east-west gateway.
+	primaryRemote
+)
+
+// primary reports whether site s runs a control plane in deployment d.
+func (d deployment) primary(s *site) bool {
+	return d == multiPrimary || s.n == 1
+}
+
 // home is the seed's home setup: two clusters, two networks, one mesh.
 type home struct {
+	model deployment
 	bin   string
 	ps    *procs
 	sites []*site
@@ -93,9 +125,9 @@ func prerequisites(t *testing.T) {
 }
 
 // newHome builds the topology of doc.go: clusters and their objects, the
-// CA certificates, the namespaces and their link and routes. No control
-// plane runs yet.
-func newHome(t *testing.T) *home {
+// CA certificates (an intermediate for each primary), the namespaces and
+// their link and routes. No control plane runs yet.
+func newHome(t *testing.T, model deployment) *home {
 	t.Helper()
 	prerequisites(t)
 	built := make(chan struct{})
@@ -111,7 +143,7 @@ func newHome(t *testing.T) *home {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	h := &home{bin: bin}
+	h := &home{bin: bin, model: model}
 
 	// Unique names: other runs (or a crashed one) may hold theirs.
 	pid := os.Getpid()
@@ -128,6 +160,9 @@ func newHome(t *testing.T) *home {
 			sleepIP:  podAddr(n, 20),
 			workerIP: podAddr(n, 1),
 		}
+		s.sidecarXDS = xdsServer{Addr: s.xdsAddr()}
+		s.gwXDS = s.sidecarXDS
+		s.caAddr, s.caName = s.tlsAddr(), caServerName
 		s.ns = newNetns(t, fmt.Sprintf("cw-e2e-%d-net%d", pid, n))
 		h.sites = append(h.sites, s)
 	}
@@ -177,10 +212,12 @@ func newHome(t *testing.T) *home {
 		}
 	}
 
-	// One root, one intermediate per cluster, plugged in as cacerts.
+	// One root, one intermediate per primary, plugged in as cacerts.
 	certs := map[*testenv.Cluster]string{}
 	for _, s := range h.sites {
-		certs[s.cluster] = s.kubecfg
+		if model.primary(s) {
+			certs[s.cluster] = s.kubecfg
+		}
 	}
 	root, err := os.ReadFile(makeCACerts(t, h.bin, filepath.Join(t.TempDir(), "certs"), certs))
 	if err != nil {
@@ -190,14 +227,17 @@ func newHome(t *testing.T) *home {
 	return h
 }
 
-// startControlPlanes starts `causeway serve` for each site (multi-primary)
-// and the relays of 10.n.0.253:15010 and :15012 in each namespace to it.
+// startControlPlanes starts `causeway serve` for each primary site and
+// the relays of 10.n.0.253:15010 and :15012 in its namespace to it.
 func (h *home) startControlPlanes(t *testing.T) {
 	t.Helper()
 	for _, s := range h.sites {
+		if !h.model.primary(s) {
+			continue
+		}
 		s.cp = startServe(t, h.ps, h.bin, s.cluster.ID, s.kubecfg)
 		forward(t, s.ns, s.xdsAddr(), s.cp.xds)
-		forward(t, s.ns, s.caAddr(), s.cp.xdsTLS)
+		forward(t, s.ns, s.tlsAddr(), s.cp.xdsTLS)
 	}
 }
 
@@ -207,11 +247,13 @@ func (s *site) gatewaySpec() gatewaySpec {
 		Name:      "gateway" + fmt.Sprint(s.n),
 		Network:   s.network,
 		ClusterID: s.cluster.ID,
-		XDS:       s.xdsAddr(),
+		XDS:       s.gwXDS,
 		Listen:    s.gwAddr.String(),
 		Admin:     "127.0.0.1:15021",
 		PodIP:     s.gateway.PodIP,
 		PodName:   s.gateway.PodName,
+		// The control plane's listener, for remote clusters.
+		ExposeControlPlane: s.exposeCP,
 	}
 	if s.gwAddr.Port() != gatewayPort {
 		spec.ListenerName = fmt.Sprintf("0.0.0.0_%d", gatewayPort)

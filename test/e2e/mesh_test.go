@@ -198,8 +198,10 @@ type gatewaySpec struct {
 	Name      string
 	Network   string
 	ClusterID string
-	// XDS is the control plane's ADS address as seen from the namespace.
-	XDS string
+	// XDS is the control plane's ADS as seen from the namespace: its
+	// plaintext port, or its secure port (directly or through a primary's
+	// gateway) with the roots and name that verify it.
+	XDS xdsServer
 	// Listen is where it accepts mTLS from other networks; ListenerName
 	// the LDS listener it runs (a NodePort gateway listens on the node
 	// port but runs the gateway's 0.0.0.0_15443).
@@ -207,6 +209,9 @@ type gatewaySpec struct {
 	ListenerName string
 	// Admin is the admin server's address inside the namespace.
 	Admin string
+	// ExposeControlPlane, when set, runs the control-plane listener
+	// 0.0.0.0_15012 on this address (--expose-control-plane).
+	ExposeControlPlane string
 	// PodIP, PodName: the INSTANCE_IP and POD_NAME of the gateway pod.
 	PodIP   string
 	PodName string
@@ -217,7 +222,7 @@ type gatewaySpec struct {
 func startGateway(t *testing.T, ps *procs, bin string, n *netns, spec gatewaySpec) *proc {
 	t.Helper()
 	args := []string{"gateway",
-		"--xds", spec.XDS,
+		"--xds", spec.XDS.Addr,
 		"--network", spec.Network,
 		"--cluster-id", spec.ClusterID,
 		"--listen", spec.Listen,
@@ -226,6 +231,12 @@ func startGateway(t *testing.T, ps *procs, bin string, n *netns, spec gatewaySpe
 	}
 	if spec.ListenerName != "" {
 		args = append(args, "--listener-name", spec.ListenerName)
+	}
+	if spec.XDS.RootCertFile != "" {
+		args = append(args, "--xds-root-cert", spec.XDS.RootCertFile, "--xds-server-name", spec.XDS.ServerName)
+	}
+	if spec.ExposeControlPlane != "" {
+		args = append(args, "--expose-control-plane", spec.ExposeControlPlane)
 	}
 	env := []string{"INSTANCE_IP=" + spec.PodIP, "POD_NAME=" + spec.PodName, "POD_NAMESPACE=" + systemNamespace}
 	p := ps.mustStart(spec.Name, env, n.command(bin, args...)...)

@@ -21,7 +21,7 @@ const sleepRequests = 8
 // control planes, east-west gateways, remote secrets, workloads, then the
 // checks of issue #7 and the multi-primary check of issue #8.
 func TestMultiPrimaryMultiNetwork(t *testing.T) {
-	h := newHome(t)
+	h := newHome(t, multiPrimary)
 	s1, s2 := h.sites[0], h.sites[1]
 
 	h.startControlPlanes(t)
@@ -67,7 +67,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 			got := map[string]*upstream{}
 			for _, cp := range h.sites {
 				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-				up, err := fetchUpstream(ctx, cp.cp.xds, node, helloworldCluster, func(eps []endpoint) bool {
+				up, err := fetchUpstream(ctx, xdsServer{Addr: cp.cp.xds}, node, helloworldCluster, func(eps []endpoint) bool {
 					return slices.Equal(addresses(eps), want)
 				})
 				cancel()
@@ -120,7 +120,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 	sleep := func(t *testing.T, s *site, name string) sleepSummary {
 		t.Helper()
 		return runSleepRole(t, h.ps, name, s.ns, sleepConfig{
-			XDSAddr:      s.xdsAddr(),
+			XDS:          s.sidecarXDS,
 			Node:         s.sleepNode(),
 			Identity:     s.identity(t, sleepSA),
 			Cluster:      helloworldCluster,

@@ -166,7 +166,7 @@ type inboundConnKey struct{}
 // sleepConfig configures the sleep role: a client behind a sidecar that
 // takes its outbound configuration from the control plane.
 type sleepConfig struct {
-	XDSAddr  string           `json:"xdsAddr"`
+	XDS      xdsServer        `json:"xds"`
 	Node     sidecarNode      `json:"node"`
 	Identity workloadIdentity `json:"identity"`
 	// Cluster is the CDS cluster of the service to call.
@@ -213,7 +213,8 @@ func runSleep(ctx context.Context, log *slog.Logger, cfg sleepConfig) error {
 		return err
 	}
 	log.Info("workload certificate", "id", wc.id, "issuer", wc.cert.Leaf.Issuer.String())
-	up, err := fetchUpstream(ctx, cfg.XDSAddr, cfg.Node.proto(), cfg.Cluster, func(eps []endpoint) bool { return len(eps) >= cfg.MinEndpoints })
+	log.Info("ADS", "server", cfg.XDS.String(), "network", cfg.Node.Network, "cluster", cfg.Node.ClusterID)
+	up, err := fetchUpstream(ctx, cfg.XDS, cfg.Node.proto(), cfg.Cluster, func(eps []endpoint) bool { return len(eps) >= cfg.MinEndpoints })
 	if err != nil {
 		return err
 	}

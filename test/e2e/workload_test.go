@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,17 +23,32 @@ import (
 	pb "istio.io/api/security/v1alpha1"
 )
 
-// caServerName is the name the control plane's serving certificate carries
-// (istiod.NAMESPACE.svc, what sidecars dial the CA by).
-const caServerName = "istiod.istio-system.svc"
+// The names the control plane's serving certificate carries: the one
+// sidecars of a primary cluster dial it by (istiod.NAMESPACE.svc), and the
+// one sidecars of a remote cluster dial (their istiod-remote Service, whose
+// address is the primary's east-west gateway). clusterIDMetadata is the
+// gRPC metadata in which Istio's agent names the cluster of its token.
+const (
+	caServerName       = "istiod.istio-system.svc"
+	remoteCAServerName = "istiod-remote.istio-system.svc"
+	clusterIDMetadata  = "clusterid"
+)
 
 // workloadIdentity is what a sidecar's agent needs to get its certificate:
-// where the CA is, the mesh root that CA's certificate chains to, and a
-// service-account token of the pod's account.
+// where the CA is and the name its certificate must cover, the mesh root
+// that certificate chains to, and a service-account token of the pod's
+// account with the id of the cluster that issued it.
 type workloadIdentity struct {
-	CAAddr         string `json:"caAddr"`
-	RootCertFile   string `json:"rootCertFile"`
-	TokenFile      string `json:"tokenFile"`
+	CAAddr string `json:"caAddr"`
+	// CAServerName is the name the CA's certificate must cover, also sent
+	// as SNI; empty means caServerName.
+	CAServerName string `json:"caServerName,omitempty"`
+	RootCertFile string `json:"rootCertFile"`
+	TokenFile    string `json:"tokenFile"`
+	// ClusterID is the cluster of the token, sent as clusterIDMetadata
+	// (the agent's CLUSTER_ID), so that a primary's CA asks that cluster
+	// to review it.
+	ClusterID      string `json:"clusterID,omitempty"`
 	TrustDomain    string `json:"trustDomain"`
 	Namespace      string `json:"namespace"`
 	ServiceAccount string `json:"serviceAccount"`
@@ -52,9 +68,11 @@ type workloadCert struct {
 
 // fetch asks the CA for a certificate as Istio's agent does: a new P-256
 // key, a CSR naming only the SPIFFE id, the token as "authorization:
-// Bearer", over TLS verified against the mesh root for caServerName. It
-// retries until ctx ends, since the CA may still be loading its plug-in
-// certificates.
+// Bearer" and the token's cluster as clusterIDMetadata, over TLS verified
+// against the mesh root for the CA's server name. It retries until ctx
+// ends, since the CA may still be loading its plug-in certificates. The
+// certificate must name the SPIFFE id and chain to the mesh root for
+// client authentication.
 func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	rootPEM, err := os.ReadFile(w.RootCertFile)
 	if err != nil {
@@ -82,7 +100,8 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	}
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
 
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, ServerName: caServerName, RootCAs: roots})
+	serverName := cmp.Or(w.CAServerName, caServerName)
+	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, RootCAs: roots})
 	conn, err := grpc.NewClient("passthrough:///"+w.CAAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("CA %s: %w", w.CAAddr, err)
@@ -90,6 +109,9 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	defer func() { _ = conn.Close() }()
 	client := pb.NewIstioCertificateServiceClient(conn)
 	md := metadata.Pairs("authorization", "Bearer "+strings.TrimSpace(string(token)))
+	if w.ClusterID != "" {
+		md.Set(clusterIDMetadata, w.ClusterID)
+	}
 	var resp *pb.IstioCertificateResponse
 	for {
 		callCtx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), 5*time.Second)
@@ -100,7 +122,7 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("CreateCertificate at %s for %s: %w", w.CAAddr, w.spiffeID(), err)
+			return nil, fmt.Errorf("CreateCertificate at %s (%s) for %s of cluster %q: %w", w.CAAddr, serverName, w.spiffeID(), w.ClusterID, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -130,6 +152,17 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	}
 	if !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == w.spiffeID() }) {
 		return nil, fmt.Errorf("the workload certificate names %v, not %s", leaf.URIs, w.spiffeID())
+	}
+	chainCerts := make([]*x509.Certificate, 0, len(cert.Certificate))
+	for _, der := range cert.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("the workload certificate's chain: %w", err)
+		}
+		chainCerts = append(chainCerts, c)
+	}
+	if err := verifyPeer(chainCerts, roots, x509.ExtKeyUsageClientAuth, nil); err != nil {
+		return nil, fmt.Errorf("the workload certificate from %s: %w", w.CAAddr, err)
 	}
 	cert.Leaf = leaf
 	return &workloadCert{cert: cert, roots: roots, id: w.spiffeID()}, nil
