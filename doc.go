@@ -47,7 +47,8 @@
 //     and the control plane's own rotating serving certificate.
 //   - internal/gateway: `causeway gateway`, the east-west gateway: an ADS
 //     client, a ClientHello peeker, and an SNI routing table swapped
-//     atomically; bytes are spliced, TLS is never terminated.
+//     atomically; bytes are spliced, TLS is never terminated. It also passes
+//     the control plane's 15012 through (primary-remote).
 //   - internal/install: `causeway manifest generate|diff`: install YAML for
 //     each profile as typed objects, and object-level diffs.
 //   - internal/check: `causeway check`: preflight and post-install checks
@@ -55,6 +56,11 @@
 //   - internal/cli: the cobra command tree of the one binary, cmd/causeway.
 //   - internal/testenv: the integration-test harness: real kube-apiservers
 //     (built from the pinned Kubernetes modules in tools/kube) on one etcd.
+//   - internal/bench and cmd/causeway-bench: the load harness of `make
+//     bench`: two real clusters filled with services, `causeway serve` as its
+//     own process, simulated ADS proxies, figures as JSON and a table.
+//   - test/e2e: the end-to-end proof on two network namespaces (multi-primary
+//     and primary-remote, real gateways, mTLS workloads).
 //   - examples: the bundled home setup (two clusters, two networks, a
 //     LoadBalancer and a NodePort-only east-west gateway).
 package causeway
