@@ -154,6 +154,8 @@ func GRPCServerOptions() []grpc.ServerOption {
 		// ADS streams live as long as the proxy: no per-connection cap on
 		// streams beyond gRPC's default, and large CDS responses.
 		grpc.MaxRecvMsgSize(16 << 20),
+		// SotW requests' resource_names decoded once per distinct list.
+		serverCodecOption(newRequestCodec()),
 	}
 }
 
