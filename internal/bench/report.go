@@ -238,6 +238,9 @@ func (r *Results) addNotes() {
 // Failures lists what makes the run invalid whatever the timing: lost
 // changes, wrong views, failed streams, failed writes, an incomplete start.
 func (r *Results) Failures() []string {
+	if len(r.Sweep) > 0 {
+		return r.sweepFailures()
+	}
 	var out []string
 	if !r.Start.Complete {
 		out = append(out, "not every proxy reached the full, correct view at start")
@@ -267,6 +270,25 @@ func (r *Results) Failures() []string {
 	return out
 }
 
+// sweepFailures is Failures for a sweep: each point's error, lost pairs
+// and wrong views.
+func (r *Results) sweepFailures() []string {
+	var out []string
+	for _, p := range r.Sweep {
+		at := fmt.Sprintf("S=%d P=%d", p.Services, p.Proxies)
+		if p.Error != "" {
+			out = append(out, at+": "+p.Error)
+		}
+		if p.Lost > 0 {
+			out = append(out, fmt.Sprintf("%s: %d changes never delivered", at, p.Lost))
+		}
+		if p.WrongViews > 0 {
+			out = append(out, fmt.Sprintf("%s: %d proxies hold a wrong view", at, p.WrongViews))
+		}
+	}
+	return out
+}
+
 // WriteJSON writes r, indented, to path (its folder is created).
 func (r *Results) WriteJSON(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -292,6 +314,13 @@ func (r *Results) WriteTable(w io.Writer) error {
 		p.Services, p.Endpoints, p.ProxiesPerNet, p.Networks, p.Rates, p.DurationSeconds, p.Protocol, p.Stall, p.SettleSeconds, p.ServeArgs)
 	if r.Fill.Objects > 0 {
 		fmt.Fprintf(tw, "fill\t%d writes in %.1fs (%.0f/s); clusters started in %.1fs\n", r.Fill.Objects, r.Fill.Seconds, r.Fill.WritesPerSec, r.Fill.ClustersSeconds)
+	}
+	if len(r.Sweep) > 0 {
+		// A sweep has no single run: only its points.
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return r.writeSweep(w, tw)
 	}
 	fmt.Fprintf(tw, "start\t%.2fs to every proxy full (median proxy %.2fs, complete %t); server %.1f CPU-s, RSS %.0f MiB; %.1f MiB received; harness %.1f CPU-s\n",
 		r.Start.Seconds, r.Start.ProxyP50, r.Start.Complete, r.Start.ServerCPU, mibOf(r.Start.ServerRSS), mibOf(r.Start.BytesReceived), r.Start.HarnessCPU)
@@ -352,6 +381,11 @@ func (r *Results) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
+	return r.writeSweep(w, tw)
+}
+
+// writeSweep writes the sweep's points, if any, and the notes.
+func (r *Results) writeSweep(w io.Writer, tw *tabwriter.Writer) error {
 	if len(r.Sweep) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(tw, "S\tP/net\tstart s\trate/s\tp50 ms\tp99 ms\tlost\twrong\tbytes/change\tbytes/change/proxy\tCPU-s/1k changes\tpeak RSS MiB")
