@@ -274,7 +274,8 @@ func (r *Results) Failures() []string {
 // and wrong views.
 func (r *Results) sweepFailures() []string {
 	var out []string
-	for _, p := range r.Sweep {
+	for i := range r.Sweep {
+		p := &r.Sweep[i]
 		at := fmt.Sprintf("S=%d P=%d", p.Services, p.Proxies)
 		if p.Error != "" {
 			out = append(out, at+": "+p.Error)
