@@ -25,20 +25,23 @@ const (
 	maxSharedNameBytes = 64 << 20
 )
 
-// resourceNamesField is DiscoveryRequest.resource_names.
+// resourceNamesField is DiscoveryRequest.resource_names and
+// DeltaDiscoveryRequest.resource_names_subscribe (a test checks both).
 const resourceNamesField protowire.Number = 3
 
 // requestCodec is gRPC's proto codec with one difference: a
-// state-of-the-world DiscoveryRequest's resource_names are decoded once per
-// distinct list and shared. An Envoy sends its whole subscription (every
+// state-of-the-world DiscoveryRequest's resource_names (and a delta
+// request's resource_names_subscribe) are decoded once per distinct list
+// and shared. An Envoy sends its whole subscription (every
 // EDS cluster of the mesh: 2,000 names) with every ACK, the same list each
 // time, and the proxies of one view send the same list as each other;
 // decoding each into 2,000 new strings was a quarter of the control plane's
 // CPU under churn, and the garbage a seventh more. The list's wire bytes
 // are the key: a request whose list is byte for byte one seen before gets
 // that list's []string, which no one may modify (its capacity is its
-// length, so an append copies). Every other message goes to gRPC's codec
-// unchanged.
+// length, so an append copies). Large responses are encoded without
+// copying their resources (encodeResponse). Every other message goes to
+// gRPC's codec unchanged.
 type requestCodec struct {
 	base encoding.CodecV2
 	mu   sync.Mutex
@@ -59,27 +62,48 @@ func serverCodecOption(c *requestCodec) grpc.ServerOption { return grpc.ForceSer
 // Name is the codec's content subtype, gRPC's default.
 func (c *requestCodec) Name() string { return c.base.Name() }
 
-// Marshal is gRPC's.
-func (c *requestCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+// Marshal encodes a large response by reference (encodeResponse), and
+// anything else as gRPC's codec does.
+func (c *requestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if out, ok := encodeResponse(v); ok {
+		return out, nil
+	}
+	return c.base.Marshal(v)
+}
 
 // Unmarshal decodes data into v.
 func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	req, ok := v.(*discoverygrpc.DiscoveryRequest)
-	if !ok {
-		return c.base.Unmarshal(data, v)
+	switch req := v.(type) {
+	case *discoverygrpc.DiscoveryRequest:
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		return c.unmarshalRequest(buf.ReadOnlyData(), req)
+	case *discoverygrpc.DeltaDiscoveryRequest:
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		return c.unmarshalShared(buf.ReadOnlyData(), req)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	return c.unmarshalRequest(buf.ReadOnlyData(), req)
+	return c.base.Unmarshal(data, v)
 }
 
-// unmarshalRequest decodes b into req, sharing the resource_names list when
-// its entries are contiguous on the wire (they always are when the sender
-// writes fields in order, as protobuf encoders do) and large enough.
+// unmarshalRequest decodes b into req, sharing the resource_names list (see
+// unmarshalShared).
 func (c *requestCodec) unmarshalRequest(b []byte, req *discoverygrpc.DiscoveryRequest) error {
+	return c.unmarshalShared(b, req)
+}
+
+// unmarshalShared decodes b into m, a DiscoveryRequest or a
+// DeltaDiscoveryRequest, its names list of field 3 shared with the
+// requests that carried the same list, when the list's entries are
+// contiguous on the wire (they always are when the sender writes fields in
+// order, as protobuf encoders do) and large enough. A delta stream
+// subscribes to its EDS names once, not with every ACK, but every proxy of
+// a view subscribes to the same 2,000: they share one list, and
+// go-control-plane's subscription maps share its strings.
+func (c *requestCodec) unmarshalShared(b []byte, m proto.Message) error {
 	start, end, ok := namesSpan(b)
 	if !ok || end-start < minSharedNames {
-		return proto.Unmarshal(b, req)
+		return proto.Unmarshal(b, m)
 	}
 	span := b[start:end]
 	c.mu.Lock()
@@ -105,10 +129,15 @@ func (c *requestCodec) unmarshalRequest(b []byte, req *discoverygrpc.DiscoveryRe
 	}
 	rest := make([]byte, 0, len(b)-len(span))
 	rest = append(append(rest, b[:start]...), b[end:]...)
-	if err := proto.Unmarshal(rest, req); err != nil {
+	if err := proto.Unmarshal(rest, m); err != nil {
 		return err
 	}
-	req.ResourceNames = names
+	switch r := m.(type) {
+	case *discoverygrpc.DiscoveryRequest:
+		r.ResourceNames = names
+	case *discoverygrpc.DeltaDiscoveryRequest:
+		r.ResourceNamesSubscribe = names
+	}
 	return nil
 }
 

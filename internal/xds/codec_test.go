@@ -182,3 +182,60 @@ func BenchmarkRequestDecode(b *testing.B) {
 		}
 	})
 }
+
+// TestRequestCodecDelta decodes delta requests with the codec and with
+// proto.Unmarshal and wants the same messages, and two subscriptions to the
+// same names to share them.
+func TestRequestCodecDelta(t *testing.T) {
+	big := edsNames(500, "svc")
+	c := newRequestCodec()
+	for _, req := range []*discoverygrpc.DeltaDiscoveryRequest{
+		{Node: &corev3.Node{Id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local"}, TypeUrl: edsType, ResourceNamesSubscribe: big,
+			InitialResourceVersions: map[string]string{big[0]: "v1"}},
+		{TypeUrl: edsType, ResourceNamesSubscribe: big, ResourceNamesUnsubscribe: []string{"gone"}, ResponseNonce: "3"},
+		{TypeUrl: edsType, ResponseNonce: "4", ErrorDetail: &status.Status{Code: 3, Message: "bad cluster"}},
+		{TypeUrl: cdsType, ResourceNamesSubscribe: []string{"*"}},
+	} {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &discoverygrpc.DeltaDiscoveryRequest{ResourceNamesSubscribe: []string{"stale"}, TypeUrl: "stale"}
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(req, got, protocmp.Transform()); diff != "" {
+			t.Errorf("(-want +got)\n%s", diff)
+		}
+	}
+	var subs [2]discoverygrpc.DeltaDiscoveryRequest
+	for i := range subs {
+		b, err := proto.Marshal(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: edsType, ResourceNamesSubscribe: big, ResponseNonce: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &subs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if &subs[0].ResourceNamesSubscribe[0] != &subs[1].ResourceNamesSubscribe[0] {
+		t.Error("two subscriptions to the same names did not share them")
+	}
+}
+
+// TestResourceNamesField checks that field 3, which the codec shares, is the
+// names list of both request types.
+func TestResourceNamesField(t *testing.T) {
+	for _, tc := range []struct {
+		m    proto.Message
+		want string
+	}{
+		{&discoverygrpc.DiscoveryRequest{}, "resource_names"},
+		{&discoverygrpc.DeltaDiscoveryRequest{}, "resource_names_subscribe"},
+	} {
+		fd := tc.m.ProtoReflect().Descriptor().Fields().ByNumber(resourceNamesField)
+		if fd == nil || string(fd.Name()) != tc.want || !fd.IsList() || fd.Kind().String() != "string" {
+			t.Errorf("%s field %d: %v, want repeated string %s", tc.m.ProtoReflect().Descriptor().FullName(), resourceNamesField, fd, tc.want)
+		}
+	}
+}
