@@ -165,9 +165,9 @@ type typeState struct {
 	ack       *Ack
 	nack      *Nack
 	// full is the last SotW response of a type that is sent whole (CDS,
-	// LDS); byName accumulates the others and delta responses.
-	full   []*anypb.Any
-	byName map[string]*anypb.Any
+	// LDS); sent accumulates the others and delta responses.
+	full []*anypb.Any
+	have sentRecord
 }
 
 func newRegistry(m *metrics) *registry {
@@ -331,20 +331,19 @@ func (r *registry) sentSotW(ctx context.Context, id int64, resp *discoverygrpc.D
 	ts := c.state(typeURL)
 	ts.sent = &Sent{Nonce: resp.GetNonce(), Version: resp.GetVersionInfo(), Resources: len(resp.GetResources()), At: time.Now()}
 	if cache.ResourceRequiresFullStateInSotw(typeURL) {
-		ts.full, ts.byName = resp.GetResources(), nil
+		ts.full, ts.have = resp.GetResources(), sentRecord{}
 		return
 	}
-	if ts.byName == nil {
-		ts.byName = make(map[string]*anypb.Any, len(resp.GetResources()))
-	}
 	set, ok := sentSet(ctx, len(resp.GetResources()))
+	rs := make([]*discoverygrpc.Resource, len(resp.GetResources()))
 	for i, a := range resp.GetResources() {
 		if ok {
-			ts.byName[set[i].name] = a
+			rs[i] = set[i].delta
 		} else {
-			ts.byName[resourceName(a)] = a
+			rs[i] = &discoverygrpc.Resource{Name: resourceName(a), Resource: a}
 		}
 	}
+	ts.have.add(rs)
 }
 
 // sentDelta records a delta response.
@@ -360,14 +359,9 @@ func (r *registry) sentDelta(id int64, resp *discoverygrpc.DeltaDiscoveryRespons
 	ts := c.state(typeURL)
 	ts.sent = &Sent{Nonce: resp.GetNonce(), Version: resp.GetSystemVersionInfo(),
 		Resources: len(resp.GetResources()), Removed: len(resp.GetRemovedResources()), At: time.Now()}
-	if ts.byName == nil {
-		ts.byName = make(map[string]*anypb.Any, len(resp.GetResources()))
-	}
-	for _, res := range resp.GetResources() {
-		ts.byName[res.GetName()] = res.GetResource()
-	}
+	ts.have.add(resp.GetResources())
 	for _, name := range resp.GetRemovedResources() {
-		delete(ts.byName, name)
+		ts.have.remove(name)
 	}
 }
 
@@ -413,7 +407,7 @@ func (c *conn) status() (ProxyStatus, bool) {
 		Types: make([]TypeStatus, 0, len(c.types)),
 	}
 	for url, ts := range c.types {
-		n := len(ts.byName)
+		n := ts.have.n
 		if ts.full != nil {
 			n = len(ts.full)
 		}
@@ -437,9 +431,10 @@ func (c *conn) resources(typeURL string) ([]*anypb.Any, *Sent) {
 	if ts.full != nil {
 		return slices.Clone(ts.full), ts.sent
 	}
-	out := make([]*anypb.Any, 0, len(ts.byName))
-	for _, a := range ts.byName {
-		out = append(out, a)
+	have := ts.have.all()
+	out := make([]*anypb.Any, len(have))
+	for i, r := range have {
+		out[i] = r.GetResource()
 	}
 	return out, ts.sent
 }
