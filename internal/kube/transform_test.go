@@ -2,12 +2,14 @@ package kube
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/causeway-mesh/causeway/internal/kubeconv"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
@@ -39,13 +41,13 @@ func TestStrip(t *testing.T) {
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "app"}},
 			},
 		},
-		want: &corev1.Pod{
+		want: &slimPod{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: "app", Name: "web-1", ResourceVersion: "7",
 				Labels: map[string]string{model.LabelNetwork: "n1", model.LabelTLSMode: "istio"},
 			},
-			Spec:   corev1.PodSpec{NodeName: "n1", ServiceAccountName: "web"},
-			Status: corev1.PodStatus{PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}},
+			NodeName: "n1", ServiceAccountName: "web",
+			PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}},
 		},
 	}, {
 		name: "node keeps every label and its addresses",
@@ -131,10 +133,17 @@ func TestStrip(t *testing.T) {
 }
 
 func TestChanged(t *testing.T) {
-	p := func(rv string, labels map[string]string, ip string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv, Labels: labels},
-			Status: corev1.PodStatus{PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}}
+	// Pods as the informer holds them: stripped.
+	pod := func(rv string, labels map[string]string, ip, sa, node string) any {
+		obj, err := strip(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv, Labels: labels},
+			Spec:   corev1.PodSpec{ServiceAccountName: sa, NodeName: node},
+			Status: corev1.PodStatus{PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}, Phase: corev1.PodRunning}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj
 	}
+	p := func(rv string, labels map[string]string, ip string) any { return pod(rv, labels, ip, "web", "n1") }
 	n := func(rv string, labels map[string]string, ip string) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv, Labels: labels},
 			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
@@ -154,6 +163,8 @@ func TestChanged(t *testing.T) {
 		{"pod label", p("1", nil, "10.0.0.1"), p("2", mtls, "10.0.0.1"), true},
 		{"pod IP", p("1", mtls, "10.0.0.1"), p("2", mtls, "10.0.0.2"), true},
 		{"pod without resource versions compares content", p("", mtls, "10.0.0.1"), p("", nil, "10.0.0.1"), true},
+		{"pod service account", p("1", mtls, "10.0.0.1"), pod("2", mtls, "10.0.0.1", "other", "n1"), true},
+		{"pod node", p("1", mtls, "10.0.0.1"), pod("2", mtls, "10.0.0.1", "web", "n2"), true},
 		{"node heartbeat", n("1", nil, "192.168.0.1"), n("2", nil, "192.168.0.1"), false},
 		{"node label", n("1", nil, "192.168.0.1"), n("2", mtls, "192.168.0.1"), true},
 		{"node address", n("1", nil, "192.168.0.1"), n("2", nil, "192.168.0.2"), true},
@@ -170,5 +181,43 @@ func TestChanged(t *testing.T) {
 				t.Errorf("changed() = %t, want %t", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSlimPod checks that a slimPod gives kubeconv what the Pod it came from
+// gives, and that its deep copy shares nothing.
+func TestSlimPod(t *testing.T) {
+	in := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web-1", ResourceVersion: "7",
+			Labels: map[string]string{model.LabelNetwork: "n1", model.LabelTLSMode: "istio", "app": "web"}},
+		Spec:   corev1.PodSpec{NodeName: "n1", ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}, {IP: "fd00::1"}}},
+	}
+	want := kubeconv.Pod("c1", in.DeepCopy())
+	obj, err := strip(in.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, ok := obj.(*slimPod)
+	if !ok {
+		t.Fatalf("strip of a Pod gave a %T", obj)
+	}
+	if d := cmp.Diff(want, kubeconv.Pod("c1", sp.pod())); d != "" {
+		t.Errorf("kubeconv.Pod of the slim pod (-want +got)\n%s", d)
+	}
+	cp, ok := sp.DeepCopyObject().(*slimPod)
+	if !ok {
+		t.Fatalf("DeepCopyObject gave a %T", sp.DeepCopyObject())
+	}
+	if d := cmp.Diff(sp, cp); d != "" {
+		t.Errorf("deep copy (-orig +copy)\n%s", d)
+	}
+	cp.Labels["x"] = "y"
+	cp.PodIPs[0].IP = "10.9.9.9"
+	if sp.Labels["x"] != "" || sp.PodIPs[0].IP != "10.0.0.1" {
+		t.Error("the deep copy shares labels or IPs with the original")
+	}
+	if got := unsafe.Sizeof(slimPod{}); got > unsafe.Sizeof(corev1.Pod{})/3 {
+		t.Errorf("a slimPod is %d bytes, a Pod %d: not worth it", got, unsafe.Sizeof(corev1.Pod{}))
 	}
 }

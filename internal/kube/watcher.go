@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -138,7 +139,6 @@ type Watcher struct {
 	nodes      corelisters.NodeLister
 	services   corelisters.ServiceLister
 	slices     discoverylisters.EndpointSliceLister
-	pods       corelisters.PodLister
 	synced     []cache.DoneChecker
 
 	queue      workqueue.TypedInterface[key]
@@ -183,7 +183,6 @@ func New(cfg Config) (*Watcher, error) {
 	w.nodes = core.Nodes().Lister()
 	w.services = core.Services().Lister()
 	w.slices = w.factory.Discovery().V1().EndpointSlices().Lister()
-	w.pods = core.Pods().Lister()
 	w.informers = [kindBarrier]cache.SharedIndexInformer{
 		kindNamespace:     core.Namespaces().Informer(),
 		kindNode:          core.Nodes().Informer(),
@@ -328,7 +327,7 @@ func (w *Watcher) sync(k key) {
 		}
 		s.UpsertNode(kubeconv.Node(id, n))
 	case kindPod:
-		p, err := w.pods.Pods(k.namespace).Get(k.name)
+		p, err := w.pod(k.namespace, k.name)
 		if w.gone(k, err) {
 			s.DeletePod(ok)
 			return
@@ -373,6 +372,23 @@ func (w *Watcher) sync(k key) {
 
 // gone reports whether the object of k is no longer in its lister (a lister
 // fails on nothing else).
+// pod reads a Pod from the Pod informer's cache, which holds slimPods (see
+// strip): client-go's Pod lister would expect *corev1.Pod.
+func (w *Watcher) pod(namespace, name string) (*corev1.Pod, error) {
+	obj, exists, err := w.informers[kindPod].GetIndexer().GetByKey(namespace + "/" + name)
+	switch {
+	case err != nil:
+		return nil, err
+	case !exists:
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
+	p, ok := obj.(*slimPod)
+	if !ok {
+		return nil, fmt.Errorf("the pod cache holds a %T", obj)
+	}
+	return p.pod(), nil
+}
+
 func (w *Watcher) gone(k key, err error) bool {
 	if err == nil {
 		return false
