@@ -22,7 +22,7 @@
 //     demo.
 //   - internal/kube: one watcher per cluster: client-go informers (with
 //     transforms that keep only what the model reads) whose handlers enqueue
-//     keys; one sync function converges the model from the listers.
+//     keys; one sync function converges the model from the informer caches.
 //   - internal/clusters: the cluster set: the config cluster plus one cluster
 //     per remote-secret entry (istio/multiCluster=true), built through an
 //     injectable client factory; liveness probes and the stale-cluster policy.

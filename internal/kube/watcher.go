@@ -1,12 +1,13 @@
 // Package kube watches one Kubernetes cluster and keeps the mesh model in
 // step with it. A [Watcher] runs client-go informers for Namespaces, Nodes,
 // Services, EndpointSlices and Pods (stripped by a transform to the few
-// fields the model reads), and its event handlers only put keys on a work
-// queue; one sync function reads the listers for a key, converts what it
-// finds with internal/kubeconv and upserts or deletes it in the store. The
-// watcher knows nothing of other clusters, secrets or staleness: those are
-// internal/clusters' business, which starts one watcher per cluster and may
-// pause it (its data dropped from the model) and replay it later.
+// fields the model reads; Pods become slimPods), and its event handlers only
+// put keys on a work queue; one sync function reads the informer caches for
+// a key, converts what it finds with internal/kubeconv and upserts or
+// deletes it in the store. The watcher knows nothing of other clusters,
+// secrets or staleness: those are internal/clusters' business, which starts
+// one watcher per cluster and may pause it (its data dropped from the model)
+// and replay it later.
 package kube
 
 import (
