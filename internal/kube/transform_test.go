@@ -42,10 +42,8 @@ func TestStrip(t *testing.T) {
 			},
 		},
 		want: &slimPod{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: "app", Name: "web-1", ResourceVersion: "7",
-				Labels: map[string]string{model.LabelNetwork: "n1", model.LabelTLSMode: "istio"},
-			},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web-1", ResourceVersion: "7"},
+			Network:    "n1", TLSMode: "istio",
 			NodeName: "n1", ServiceAccountName: "web",
 			PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}},
 		},
@@ -212,10 +210,19 @@ func TestSlimPod(t *testing.T) {
 	if d := cmp.Diff(sp, cp); d != "" {
 		t.Errorf("deep copy (-orig +copy)\n%s", d)
 	}
-	cp.Labels["x"] = "y"
 	cp.PodIPs[0].IP = "10.9.9.9"
-	if sp.Labels["x"] != "" || sp.PodIPs[0].IP != "10.0.0.1" {
-		t.Error("the deep copy shares labels or IPs with the original")
+	if sp.PodIPs[0].IP != "10.0.0.1" {
+		t.Error("the deep copy shares IPs with the original")
+	}
+	// Without the labels, kubeconv sees none.
+	bare := in.DeepCopy()
+	bare.Labels = nil
+	obj, err = strip(bare.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(kubeconv.Pod("c1", bare), kubeconv.Pod("c1", obj.(*slimPod).pod())); d != "" {
+		t.Errorf("kubeconv.Pod of an unlabeled slim pod (-want +got)\n%s", d)
 	}
 	if got := unsafe.Sizeof(slimPod{}); got > unsafe.Sizeof(corev1.Pod{})/3 {
 		t.Errorf("a slimPod is %d bytes, a Pod %d: not worth it", got, unsafe.Sizeof(corev1.Pod{}))
