@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -236,6 +237,53 @@ func TestResourceNamesField(t *testing.T) {
 		fd := tc.m.ProtoReflect().Descriptor().Fields().ByNumber(resourceNamesField)
 		if fd == nil || string(fd.Name()) != tc.want || !fd.IsList() || fd.Kind().String() != "string" {
 			t.Errorf("%s field %d: %v, want repeated string %s", tc.m.ProtoReflect().Descriptor().FullName(), resourceNamesField, fd, tc.want)
+		}
+	}
+}
+
+// splitPieces splits b into n parts, as gRPC hands over a request larger than a
+// frame.
+func splitPieces(b []byte, n int) mem.BufferSlice {
+	var out mem.BufferSlice
+	step := len(b)/n + 1
+	for len(b) > 0 {
+		k := min(step, len(b))
+		out = append(out, mem.SliceBuffer(slices.Clone(b[:k])))
+		b = b[k:]
+	}
+	return out
+}
+
+// TestRequestCodecPieces decodes requests that arrive in pieces, one after
+// the other through the codec's reused buffer, and wants each to stay what
+// it was when the next is decoded (nothing of the buffer is kept).
+func TestRequestCodecPieces(t *testing.T) {
+	c := newRequestCodec()
+	var reqs []proto.Message
+	var got []proto.Message
+	for i := range 6 {
+		var want, into proto.Message
+		names := edsNames(300+i, fmt.Sprintf("set%d", i%3))
+		if i%2 == 0 {
+			want = &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, VersionInfo: fmt.Sprint(i), ResponseNonce: fmt.Sprint(i), ResourceNames: names}
+			into = &discoverygrpc.DiscoveryRequest{}
+		} else {
+			want = &discoverygrpc.DeltaDiscoveryRequest{TypeUrl: edsType, ResponseNonce: fmt.Sprint(i), ResourceNamesSubscribe: names,
+				ResourceNamesUnsubscribe: []string{fmt.Sprint("gone-", i)}}
+			into = &discoverygrpc.DeltaDiscoveryRequest{}
+		}
+		b, err := proto.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Unmarshal(splitPieces(b, 4), into); err != nil {
+			t.Fatal(err)
+		}
+		reqs, got = append(reqs, want), append(got, into)
+	}
+	for i := range reqs {
+		if diff := cmp.Diff(reqs[i], got[i], protocmp.Transform()); diff != "" {
+			t.Errorf("request %d after all were decoded (-want +got)\n%s", i, diff)
 		}
 	}
 }
