@@ -8,6 +8,7 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -95,5 +96,61 @@ func TestRequestType(t *testing.T) {
 		if got := requestType(tc.m); got != tc.want {
 			t.Errorf("requestType(%v) = %q, want %q", tc.m, got, tc.want)
 		}
+	}
+}
+
+// okStream is a server stream whose sends succeed at once; only its
+// context matters.
+type okStream struct {
+	grpc.ServerStream
+	ctx  context.Context
+	sent chan any
+}
+
+func (s *okStream) Context() context.Context { return s.ctx }
+func (s *okStream) SendMsg(m any) error {
+	s.sent <- m
+	return nil
+}
+
+// TestBudgetWaitIsNotASendTimeout: a response that waits for its share of
+// the send budget longer than the send timeout, behind another stream's
+// response, is sent once the share comes back; its stream is not closed,
+// for its client is not the one that is slow.
+func TestBudgetWaitIsNotASendTimeout(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	s := New(Config{SendTimeout: timeout, SendBudget: 2 * largeResponse})
+	newStream := func() (*timedStream, *okStream) {
+		st := &okStream{ctx: t.Context(), sent: make(chan any, 4)}
+		ts := s.newTimedStream(st)
+		t.Cleanup(ts.stop)
+		return ts, st
+	}
+	first, _ := newStream()
+	if err := first.SendMsg(response(edsType, 2*largeResponse)); err != nil {
+		t.Fatal(err)
+	}
+	second, sent := newStream()
+	done := make(chan error, 1)
+	go func() { done <- second.SendMsg(response(edsType, 2*largeResponse)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the second response went out (%v) while the first held the whole budget", err)
+	case <-time.After(3 * timeout):
+	}
+	first.holds.answered(edsType) // the first client's ACK
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after waiting %s for the budget: %v, want it sent", 3*timeout, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second response was never sent")
+	}
+	if len(sent.sent) != 1 {
+		t.Errorf("%d sends on the second stream, want 1", len(sent.sent))
+	}
+	if err := second.SendMsg(response(edsType, 1000)); err != nil {
+		t.Errorf("a small response after: %v", err)
 	}
 }

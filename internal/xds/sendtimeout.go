@@ -11,10 +11,11 @@ import (
 )
 
 // timedStream wraps a server stream so that no SendMsg blocks longer than
-// the send timeout. gRPC's SendMsg blocks while the client's flow-control
-// window is full, that is, for as long as the client does not read; the
-// only way to unblock it is to end the stream, which only the handler can
-// do by returning. So the sends run on a goroutine of their own and SendMsg
+// the send timeout once its response has its share of the send budget.
+// gRPC's SendMsg blocks while the client's flow-control window is full,
+// that is, for as long as the client does not read; the only way to
+// unblock it is to end the stream, which only the handler can do by
+// returning. So the sends run on a goroutine of their own and SendMsg
 // waits for it with a timer: on timeout it fails the stream
 // (DeadlineExceeded), go-control-plane returns, gRPC finishes the stream,
 // and the send still blocked in the transport then fails and the goroutine
@@ -31,7 +32,10 @@ type timedStream struct {
 	// holds are the stream's shares of the server's send budget.
 	holds *streamHolds
 
-	msgs    chan any
+	msgs chan any
+	// started says that the send of the message handed over has its
+	// share of the send budget and is now up to the client.
+	started chan struct{}
 	results chan error
 	done    chan struct{}
 	timer   *time.Timer
@@ -62,6 +66,7 @@ func (s *Server) newTimedStream(st grpc.ServerStream) *timedStream {
 		onStuck:      s.sendTimedOut,
 		holds:        &streamHolds{b: s.budget},
 		msgs:         make(chan any),
+		started:      make(chan struct{}, 1),
 		// One slot: the result of a send given up on is left there, so
 		// the goroutine never blocks on it.
 		results: make(chan error, 1),
@@ -87,6 +92,17 @@ func (t *timedStream) SendMsg(m any) error {
 	case <-t.ctx.Done():
 		return status.FromContextError(t.ctx.Err()).Err()
 	}
+	// The timeout runs from when the response has its share of the send
+	// budget. Waiting for the share is waiting for other proxies' sends,
+	// which always progresses (each share comes back within maxHold), not
+	// this client failing to read: at 1,000 proxies on a mesh of 5,000
+	// services, the last in the queue waited longer than the timeout and
+	// was disconnected, only to reconnect and queue again.
+	select {
+	case <-t.started:
+	case err := <-t.results: // the stream ended while it waited
+		return err
+	}
 	t.timer.Reset(t.timeout)
 	select {
 	case err := <-t.results:
@@ -105,11 +121,11 @@ func (t *timedStream) run() {
 	for {
 		select {
 		case m := <-t.msgs:
-			// Waiting for the budget counts against the send timeout.
 			if err := t.holds.take(t.ctx, m); err != nil {
 				t.results <- status.FromContextError(err).Err()
 				continue
 			}
+			t.started <- struct{}{}
 			t.results <- t.ServerStream.SendMsg(m)
 		case <-t.done:
 			return
