@@ -7,8 +7,10 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBE_BUILD    := tools/kube/build.sh
 # Integration tests start several kube-apiservers; two packages at a time fit
-# a 2-core machine.
-TEST_FLAGS    ?= -race -p 2 -timeout 25m
+# a 2-core machine. -count=1: the end-to-end test and the load harness build
+# and run the causeway binary themselves, which Go's test cache cannot see,
+# so a cached pass could be stale.
+TEST_FLAGS    ?= -race -count=1 -p 2 -timeout 25m
 
 .PHONY: all build test unit lint demo bench bench-go deps kube-binaries clean
 
