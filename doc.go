@@ -56,6 +56,8 @@
 //   - internal/cli: the cobra command tree of the one binary, cmd/causeway.
 //   - internal/testenv: the integration-test harness: real kube-apiservers
 //     (built from the pinned Kubernetes modules in tools/kube) on one etcd.
+//   - internal/testreq: the tests' policy for a missing prerequisite or
+//     -short: skip outside CI, fail where integration tests are required.
 //   - internal/bench and cmd/causeway-bench: the load harness of `make
 //     bench`: two real clusters filled with services, `causeway serve` as its
 //     own process, simulated ADS proxies, figures as JSON and a table.

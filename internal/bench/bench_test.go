@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // buildCauseway builds the causeway binary into a temporary folder.
@@ -30,9 +31,7 @@ func buildCauseway(t *testing.T) string {
 // few seconds of churn and a stalled proxy. It fails if any change is lost,
 // any view is wrong or any stream fails; it asserts no timing.
 func TestTinyRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts two kube-apiservers and causeway serve")
-	}
+	testreq.NotShort(t, "integration test: starts two kube-apiservers and causeway serve")
 	if _, err := testenv.FindBinaries(false); err != nil {
 		testenv.SkipOrFail(t, "%v", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // lookup is a ClusterLookup over testenv clusters.
@@ -112,9 +113,7 @@ func everyRoot(ctx context.Context, cs kubernetes.Interface, root []byte) error 
 // the config cluster with a plug-in CA, cluster2 a remote cluster whose
 // workloads get certificates from it (primary-remote).
 func TestIntegration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	env := testenv.Start(t, testenv.Options{Clusters: 2})
 	c1, c2 := env.Clusters[0], env.Clusters[1]
 	ctx := t.Context()
@@ -379,9 +378,7 @@ func updateCacerts(t *testing.T, cs kubernetes.Interface, b pki.Bundle) {
 // Each cluster ends with its own control plane's root, nobody rewrites the
 // other's ConfigMaps forever, and the conflict is counted.
 func TestIntegrationMultiPrimary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	env := testenv.Start(t, testenv.Options{Clusters: 2})
 	c1, c2 := env.Clusters[0], env.Clusters[1]
 	ctx := t.Context()

@@ -19,6 +19,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 const (
@@ -218,9 +219,7 @@ func patchLabels(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns,
 // checks that it is found (and says what to do), and that all is ok again
 // once it is undone.
 func TestCheckSeedMesh(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	m := startSeedMesh(t)
 	cfg := m.config()
 	r := allOK(t, cfg)

@@ -11,14 +11,13 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // TestCertsApplyIntegration plugs one root's intermediates into two real
 // apiservers as the cacerts Secret, replaces one, and inspects them back.
 func TestCertsApplyIntegration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	clusters := testenv.StartClusters(t, 2)
 	ctx := t.Context()
 	certs := filepath.Join(t.TempDir(), "certs")

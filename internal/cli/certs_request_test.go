@@ -30,6 +30,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // certsRequestToken is a JWT-shaped token a test reviewer knows by name.
@@ -321,9 +322,7 @@ func certsRequestControlPlane(t *testing.T, c *testenv.Cluster, all []*testenv.C
 // root. A new intermediate is then picked up without a restart. Run it with
 // -v to see every output (the README's walkthrough comes from it).
 func TestCertsRequestWalkthrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	clusters := testenv.StartClusters(t, 2)
 	ctx := t.Context()
 	dir := t.TempDir()

@@ -15,6 +15,7 @@ import (
 	meshcheck "github.com/causeway-mesh/causeway/internal/check"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 func TestCheckFlagErrors(t *testing.T) {
@@ -82,9 +83,7 @@ func (tr *transcript) add(cmd, out string) {
 // server-side (install.Apply). What kubelets and controllers would add (a
 // load balancer's address, a node, the gateway pod) is written by hand.
 func TestInstallWalkthrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	env := testenv.Start(t, testenv.Options{Clusters: 2, ControllerManager: true})
 	ctx := t.Context()
 	c1, c2 := env.Cluster("cluster1"), env.Cluster("cluster2")

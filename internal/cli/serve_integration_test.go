@@ -21,6 +21,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // runCauseway runs the command tree with args; stdout and stderr apart.
@@ -103,9 +104,7 @@ func httpBody(t *testing.T, url string) (int, string) {
 // to the first, `serve`, `status` and /debug/endpoints from each network.
 // Run with -v to see every command's output.
 func TestServeWalkthrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts two kube-apiservers")
-	}
+	testreq.NotShort(t, "integration test: starts two kube-apiservers")
 	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})
 	c1, c2 := env.Cluster("cluster1"), env.Cluster("cluster2")
 	populate(t, c1.Client(), 1, "network1", "198.51.100.1", "10.1.0.5")

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // xdsRecorder remembers what the xDS client told the server: its node, as
@@ -102,9 +103,7 @@ func serveGRPC(t *testing.T, gs *grpc.Server, stop func()) string {
 // exists: the same view as ClusterLoadAssignment, with one address in two
 // localities, is NACKed.
 func TestGRPCClientAcceptsResources(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts gRPC servers on loopback")
-	}
+	testreq.NotShort(t, "starts gRPC servers on loopback")
 	backend := grpc.NewServer()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(backend, hs)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // TestApplySeedClusters applies the seed's two clusters' manifests to two
@@ -22,9 +23,7 @@ import (
 // must pass and persist nothing, then for real, then again, which must
 // change nothing. The accounts get exactly the access they need.
 func TestApplySeedClusters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kube-apiservers")
-	}
+	testreq.NotShort(t, "starts kube-apiservers")
 	env := testenv.Start(t, testenv.Options{Clusters: 2})
 	ctx := t.Context()
 	cases := seedCases()

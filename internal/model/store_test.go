@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 func TestEndpointChangeReportsOnlyThatService(t *testing.T) {
@@ -334,9 +336,7 @@ func TestSnapshotIsImmutable(t *testing.T) {
 // one-service change, TakeChanges + Snapshot allocate about as much for
 // 5,000 services as for 50.
 func TestSnapshotCostDoesNotGrowWithMesh(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a 5,000-service mesh")
-	}
+	testreq.NotShort(t, "builds a 5,000-service mesh")
 	allocs := func(services int) float64 {
 		s := newMesh(t, Config{}, meshSpec{clusters: 2, services: services, perCluster: 5})
 		slicesAB := [2]*EndpointSlice{meshSlice(1, services/2, 5, 1), meshSlice(1, services/2, 5, 0)}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // shape is what a test checks of a certificate, leaving out what is random.
@@ -65,8 +67,8 @@ func TestNewRoot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.opts.RSABits == RSABitsLarge && testing.Short() {
-				t.Skip("RSA 4096 key generation is slow")
+			if tt.opts.RSABits == RSABitsLarge {
+				testreq.NotShort(t, "RSA 4096 key generation is slow")
 			}
 			certPEM, keyPEM := testRoot(t, tt.opts)
 			infos, err := Inspect(certPEM)

@@ -21,6 +21,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // meshEnv is three real clusters: cluster1 (net1, a LoadBalancer east-west
@@ -49,9 +50,7 @@ func must[T any](v T, err error) func(t *testing.T) T {
 
 func setUpMesh(t *testing.T) *meshEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: starts three kube-apiservers")
-	}
+	testreq.NotShort(t, "integration test: starts three kube-apiservers")
 	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2", "cluster3"}})
 	m := &meshEnv{env: env, c1: env.Cluster("cluster1"), c2: env.Cluster("cluster2"), c3: env.Cluster("cluster3")}
 	ctx := t.Context()

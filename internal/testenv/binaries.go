@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 const (
@@ -196,34 +197,14 @@ func isExecutable(path string) bool {
 
 // IntegrationRequired reports whether a missing prerequisite must fail a
 // test rather than skip it: CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1.
-func IntegrationRequired() bool {
-	return integrationRequired(os.Getenv)
-}
+func IntegrationRequired() bool { return testreq.Required() }
 
-func integrationRequired(getenv func(string) string) bool {
-	for _, name := range []string{"CI", "CAUSEWAY_REQUIRE_INTEGRATION"} {
-		if on, err := strconv.ParseBool(getenv(name)); err == nil && on {
-			return true
-		}
-	}
-	return false
-}
-
-// SkipOrFail is the one place of the policy for a missing prerequisite of an
-// integration test: it skips the test, or fails it when
+// SkipOrFail is the policy for a missing prerequisite of an integration
+// test (internal/testreq): it skips the test, or fails it when
 // [IntegrationRequired] says so.
 func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	skipOrFail(t, IntegrationRequired(), fmt.Sprintf(format, args...))
-}
-
-func skipOrFail(t testing.TB, required bool, msg string) {
-	t.Helper()
-	if required {
-		t.Fatalf("%s (integration tests are required here: CI or CAUSEWAY_REQUIRE_INTEGRATION is set)", msg)
-		return
-	}
-	t.Skipf("%s (skipping; set CAUSEWAY_REQUIRE_INTEGRATION=1 to make this a failure)", msg)
+	testreq.SkipOrFail(t, format, args...)
 }
 
 // RequireBinaries returns the binaries a test needs, or skips or fails the

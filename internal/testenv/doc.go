@@ -11,7 +11,8 @@
 // kube-controller-manager, built from the pinned Kubernetes modules into a
 // cache keyed by version, or $CAUSEWAY_KUBE_BIN) and from Debian's
 // etcd-server package. When one is missing a test is skipped, or fails when
-// CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail]).
+// CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail], which applies
+// internal/testreq's policy).
 //
 // Every process is started with free loopback ports, logs to a file in the
 // Env's folder (the test's temporary directory under [Start], whose cleanup

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // site is one cluster on its own L3 network: the apiserver, the network
@@ -117,9 +118,7 @@ type home struct {
 // missing, and builds causeway while the clusters start.
 func prerequisites(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: starts two kube-apiservers, control planes, gateways and network namespaces")
-	}
+	testreq.NotShort(t, "end-to-end test: starts two kube-apiservers, control planes, gateways and network namespaces")
 	requireNetns(t)
 	testenv.RequireBinaries(t, false)
 }
