@@ -69,66 +69,42 @@ func encodeResponse(v any) (mem.BufferSlice, bool) {
 }
 
 func encodeSotW(m *discoverygrpc.DiscoveryResponse) (mem.BufferSlice, bool) {
-	rs := m.GetResources()
-	if len(rs) < minReferenced {
-		return nil, false
-	}
-	size := 0
-	for _, a := range rs {
-		if !plainAny(a) {
-			return nil, false
-		}
-		size += entryHeaderSize(anySize(a)) + anyHeaderSize(a)
-	}
-	head, ok := encodeWithout(m)
-	if !ok {
-		return nil, false
-	}
-	e := newPieces(len(head)+size, len(rs))
-	e.buf = append(e.buf, head...)
-	for _, a := range rs {
-		e.buf = protowire.AppendTag(e.buf, responseResourcesField, protowire.BytesType)
-		e.buf = protowire.AppendVarint(e.buf, uint64(anySize(a)))
-		e.appendAny(a)
-	}
-	return e.finish(), true
+	return encodeEntries(m, m.GetResources(), plainAny, anySize,
+		func(a *anypb.Any) int { return len(a.GetValue()) }, (*pieces).appendAny)
 }
 
 func encodeDelta(m *discoverygrpc.DeltaDiscoveryResponse) (mem.BufferSlice, bool) {
-	rs := m.GetResources()
+	return encodeEntries(m, m.GetResources(), plainResource, resourceSize,
+		func(r *discoverygrpc.Resource) int { return len(r.GetResource().GetValue()) }, (*pieces).appendResource)
+}
+
+// encodeEntries encodes m, whose resources (field 2) are rs, as pieces:
+// m's other fields, then each resource as an entry whose body (bodySize
+// bytes, valueLen of them referenced) appendBody writes. ok is false when m
+// is small or a resource is not plain.
+func encodeEntries[R any](m proto.Message, rs []R, plain func(R) bool, bodySize, valueLen func(R) int,
+	appendBody func(*pieces, R)) (mem.BufferSlice, bool) {
 	if len(rs) < minReferenced {
 		return nil, false
 	}
-	size := 0
+	headers := 0
 	for _, r := range rs {
-		if !plainResource(r) {
+		if !plain(r) {
 			return nil, false
 		}
-		n := resourceSize(r)
-		size += entryHeaderSize(n) + n - len(r.GetResource().GetValue())
+		n := bodySize(r)
+		headers += entryHeaderSize(n) + n - valueLen(r)
 	}
 	head, ok := encodeWithout(m)
 	if !ok {
 		return nil, false
 	}
-	e := newPieces(len(head)+size, len(rs))
+	e := newPieces(len(head)+headers, len(rs))
 	e.buf = append(e.buf, head...)
 	for _, r := range rs {
 		e.buf = protowire.AppendTag(e.buf, responseResourcesField, protowire.BytesType)
-		e.buf = protowire.AppendVarint(e.buf, uint64(resourceSize(r)))
-		if name := r.GetName(); name != "" {
-			e.buf = protowire.AppendTag(e.buf, resourceNameField, protowire.BytesType)
-			e.buf = protowire.AppendString(e.buf, name)
-		}
-		if ver := r.GetVersion(); ver != "" {
-			e.buf = protowire.AppendTag(e.buf, resourceVersionField, protowire.BytesType)
-			e.buf = protowire.AppendString(e.buf, ver)
-		}
-		if a := r.GetResource(); a != nil {
-			e.buf = protowire.AppendTag(e.buf, resourceAnyField, protowire.BytesType)
-			e.buf = protowire.AppendVarint(e.buf, uint64(anySize(a)))
-			e.appendAny(a)
-		}
+		e.buf = protowire.AppendVarint(e.buf, uint64(bodySize(r)))
+		appendBody(e, r)
 	}
 	return e.finish(), true
 }
@@ -182,9 +158,6 @@ func anySize(a *anypb.Any) int {
 	return n
 }
 
-// anyHeaderSize is the bytes of a's encoding that are not its value.
-func anyHeaderSize(a *anypb.Any) int { return anySize(a) - len(a.GetValue()) }
-
 func resourceSize(r *discoverygrpc.Resource) int {
 	n := 0
 	if name := r.GetName(); name != "" {
@@ -230,6 +203,23 @@ func (e *pieces) appendAny(a *anypb.Any) {
 	e.buf = protowire.AppendVarint(e.buf, uint64(len(v)))
 	e.out = append(e.out, mem.SliceBuffer(e.buf[e.start:len(e.buf):len(e.buf)]), mem.SliceBuffer(v))
 	e.start = len(e.buf)
+}
+
+// appendResource writes r's fields, its Any's value by reference.
+func (e *pieces) appendResource(r *discoverygrpc.Resource) {
+	if name := r.GetName(); name != "" {
+		e.buf = protowire.AppendTag(e.buf, resourceNameField, protowire.BytesType)
+		e.buf = protowire.AppendString(e.buf, name)
+	}
+	if ver := r.GetVersion(); ver != "" {
+		e.buf = protowire.AppendTag(e.buf, resourceVersionField, protowire.BytesType)
+		e.buf = protowire.AppendString(e.buf, ver)
+	}
+	if a := r.GetResource(); a != nil {
+		e.buf = protowire.AppendTag(e.buf, resourceAnyField, protowire.BytesType)
+		e.buf = protowire.AppendVarint(e.buf, uint64(anySize(a)))
+		e.appendAny(a)
+	}
 }
 
 // finish returns the pieces. buf never grows past its capacity (the sizes
