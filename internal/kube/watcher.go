@@ -371,8 +371,6 @@ func (w *Watcher) sync(k key) {
 	}
 }
 
-// gone reports whether the object of k is no longer in its lister (a lister
-// fails on nothing else).
 // pod reads a Pod from the Pod informer's cache, which holds slimPods (see
 // strip): client-go's Pod lister would expect *corev1.Pod.
 func (w *Watcher) pod(namespace, name string) (*corev1.Pod, error) {
@@ -390,6 +388,8 @@ func (w *Watcher) pod(namespace, name string) (*corev1.Pod, error) {
 	return p.pod(), nil
 }
 
+// gone reports whether the object of k is no longer in its lister (a lister
+// fails on nothing else).
 func (w *Watcher) gone(k key, err error) bool {
 	if err == nil {
 		return false

@@ -71,10 +71,10 @@ func TestRequestCodecShares(t *testing.T) {
 	one := marshalRequest(t, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResponseNonce: "1", ResourceNames: names})
 	two := marshalRequest(t, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResponseNonce: "2", VersionInfo: "x", ResourceNames: names})
 	var a, b discoverygrpc.DiscoveryRequest
-	if err := c.unmarshalRequest(one, &a); err != nil {
+	if err := c.unmarshalShared(one, &a); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.unmarshalRequest(two, &b); err != nil {
+	if err := c.unmarshalShared(two, &b); err != nil {
 		t.Fatal(err)
 	}
 	if &a.ResourceNames[0] != &b.ResourceNames[0] {
@@ -88,7 +88,7 @@ func TestRequestCodecShares(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(50, func() {
 		var r discoverygrpc.DiscoveryRequest
-		if err := c.unmarshalRequest(two, &r); err != nil {
+		if err := c.unmarshalShared(two, &r); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -106,7 +106,7 @@ func TestRequestCodecRefuses(t *testing.T) {
 	i := len(bad) - 3
 	bad[i] = 0xff
 	var r discoverygrpc.DiscoveryRequest
-	if err := c.unmarshalRequest(bad, &r); err == nil {
+	if err := c.unmarshalShared(bad, &r); err == nil {
 		t.Error("a name with invalid UTF-8 was accepted")
 	}
 	if err := proto.Unmarshal(bad, &r); err == nil {
@@ -114,7 +114,7 @@ func TestRequestCodecRefuses(t *testing.T) {
 	}
 	// Truncated input: the same error proto gives.
 	good := marshalRequest(t, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResourceNames: names})
-	if err := c.unmarshalRequest(good[:len(good)-5], &r); err == nil {
+	if err := c.unmarshalShared(good[:len(good)-5], &r); err == nil {
 		t.Error("a truncated request was accepted")
 	}
 }
@@ -136,7 +136,7 @@ func TestRequestCodecSplitNames(t *testing.T) {
 	}
 	c := newRequestCodec()
 	var r discoverygrpc.DiscoveryRequest
-	if err := c.unmarshalRequest(b, &r); err != nil {
+	if err := c.unmarshalShared(b, &r); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(names, r.GetResourceNames()); diff != "" || r.GetTypeUrl() != edsType {
@@ -150,7 +150,7 @@ func FuzzRequestCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := newRequestCodec()
 		var got, want discoverygrpc.DiscoveryRequest
-		errGot := c.unmarshalRequest(b, &got)
+		errGot := c.unmarshalShared(b, &got)
 		errWant := proto.Unmarshal(b, &want)
 		if (errGot == nil) != (errWant == nil) {
 			t.Fatalf("codec error %v, proto error %v", errGot, errWant)
@@ -177,7 +177,7 @@ func BenchmarkRequestDecode(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var r discoverygrpc.DiscoveryRequest
-			if err := c.unmarshalRequest(req, &r); err != nil {
+			if err := c.unmarshalShared(req, &r); err != nil {
 				b.Fatal(err)
 			}
 		}

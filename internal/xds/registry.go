@@ -165,7 +165,7 @@ type typeState struct {
 	ack       *Ack
 	nack      *Nack
 	// full is the last SotW response of a type that is sent whole (CDS,
-	// LDS); sent accumulates the others and delta responses.
+	// LDS); have accumulates the others and delta responses.
 	full []*anypb.Any
 	have sentRecord
 }
@@ -343,7 +343,7 @@ func (r *registry) sentSotW(ctx context.Context, id int64, resp *discoverygrpc.D
 			rs[i] = &discoverygrpc.Resource{Name: resourceName(a), Resource: a}
 		}
 	}
-	ts.have.add(rs)
+	ts.have.addOwned(rs)
 }
 
 // sentDelta records a delta response.

@@ -46,10 +46,19 @@ func (s *sentRecord) has(name string) bool {
 }
 
 // add records the resources of one response. Into an empty record, a
-// large response goes as the base directly.
-func (s *sentRecord) add(rs []*discoverygrpc.Resource) {
+// large response goes as the base directly (a copy of rs, which is the
+// response's).
+func (s *sentRecord) add(rs []*discoverygrpc.Resource) { s.load(rs, false) }
+
+// addOwned is add for a slice the record may keep and reorder.
+func (s *sentRecord) addOwned(rs []*discoverygrpc.Resource) { s.load(rs, true) }
+
+func (s *sentRecord) load(rs []*discoverygrpc.Resource, owned bool) {
 	if s.n == 0 && len(s.over) == 0 && len(rs) > compactSlack {
-		base := slices.Clone(rs)
+		base := rs
+		if !owned {
+			base = slices.Clone(rs)
+		}
 		// Stable, so that of two resources of one name the later one,
 		// which a client keeps, is the last of its run.
 		slices.SortStableFunc(base, func(a, b *discoverygrpc.Resource) int { return strings.Compare(a.GetName(), b.GetName()) })
