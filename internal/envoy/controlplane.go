@@ -99,6 +99,14 @@ func isControlPlane(svc *model.ServiceInfo) bool {
 	return false
 }
 
+// isControlPlaneHost reports whether host and port are a control plane's
+// secure port: a Service named ControlPlaneService (any namespace), port
+// ControlPlanePort.
+func isControlPlaneHost(host model.Host, port uint32) bool {
+	name, _, _ := strings.Cut(string(host), ".")
+	return port == ControlPlanePort && name == ControlPlaneService
+}
+
 // namespaceNames are the server names of the control plane of host
 // NAME.NS.svc.DOMAIN: *.NS.svc and *.NS.svc.DOMAIN.
 func namespaceNames(h model.Host) []string {

@@ -50,8 +50,41 @@ func GRPCClusterLoadAssignment(v model.View) *endpointv3.ClusterLoadAssignment {
 // host and port: the endpoints of v, the model's LocalView of the
 // gateway's own network, under the cluster's name outbound_.PORT_._.HOST
 // (v.Cluster, the outbound|... name, is not used).
+//
+// Only endpoints that speak mesh mTLS (TLSMode "istio") are kept, as
+// istiod keeps only tlsMode=istio endpoints behind AUTO_PASSTHROUGH: the
+// gateway passes a client's TLS through unterminated, so an endpoint that
+// does not terminate mesh mTLS itself (an API server, a pod without a
+// sidecar) must not be reachable from other networks through it. The one
+// exception is the control plane's secure port (ControlPlaneService,
+// ControlPlanePort), which the gateway exposes on purpose
+// (ControlPlaneListener) and which terminates TLS itself.
 func GatewayClusterLoadAssignment(host model.Host, port uint32, v model.View) *endpointv3.ClusterLoadAssignment {
-	return loadAssignment(model.SNI(host, port, ""), v.Endpoints)
+	eps := v.Endpoints
+	if !isControlPlaneHost(host, port) {
+		eps = mtlsOnly(eps)
+	}
+	return loadAssignment(model.SNI(host, port, ""), eps)
+}
+
+// mtlsOnly returns the entries of eps with TLSMode istio; eps itself when
+// all are.
+func mtlsOnly(eps []model.ViewEndpoint) []model.ViewEndpoint {
+	keep := func(e *model.ViewEndpoint) bool { return e.TLSMode == model.TLSModeIstio }
+	i := 0
+	for i < len(eps) && keep(&eps[i]) {
+		i++
+	}
+	if i == len(eps) {
+		return eps
+	}
+	out := slices.Clone(eps[:i:i])
+	for j := i + 1; j < len(eps); j++ {
+		if keep(&eps[j]) {
+			out = append(out, eps[j])
+		}
+	}
+	return out
 }
 
 type addrPort struct {

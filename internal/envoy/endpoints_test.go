@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -237,5 +238,52 @@ func BenchmarkClusterLoadAssignmentMarshal(b *testing.B) {
 		if _, err := proto.Marshal(ClusterLoadAssignment(v)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestGatewayClusterLoadAssignmentMTLSOnly: an east-west gateway forwards
+// only to endpoints that speak mesh mTLS, except to the control plane's
+// secure port, which it exposes on purpose.
+func TestGatewayClusterLoadAssignmentMTLSOnly(t *testing.T) {
+	mixed := []model.ViewEndpoint{
+		ep("10.0.0.1", 8080, 1, "r", "z", true),
+		ep("10.0.0.2", 8080, 1, "r", "z", false),
+		ep("10.0.0.3", 8080, 1, "r", "z", true),
+	}
+	tests := []struct {
+		name string
+		host model.Host
+		port uint32
+		eps  []model.ViewEndpoint
+		want []string
+	}{
+		{"mesh endpoints only", helloHost, 5000, mixed, []string{"10.0.0.1:8080", "10.0.0.3:8080"}},
+		{"all mesh", helloHost, 5000, []model.ViewEndpoint{mixed[0], mixed[2]}, []string{"10.0.0.1:8080", "10.0.0.3:8080"}},
+		{"API server (no sidecar): none", "kubernetes.default.svc.cluster.local", 443,
+			[]model.ViewEndpoint{ep("172.18.0.2", 6443, 1, "", "", false)}, nil},
+		{"control plane secure port: all", "istiod.istio-system.svc.cluster.local", 15012, mixed,
+			[]string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}},
+		{"control plane, another port: mesh only", "istiod.istio-system.svc.cluster.local", 15010, mixed,
+			[]string{"10.0.0.1:8080", "10.0.0.3:8080"}},
+		{"another service on 15012: mesh only", "istiod-canary.istio-system.svc.cluster.local", 15012, mixed,
+			[]string{"10.0.0.1:8080", "10.0.0.3:8080"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(tc.eps)
+			cla := GatewayClusterLoadAssignment(tc.host, tc.port, model.View{Endpoints: in})
+			var got []string
+			for _, l := range summarize(t, cla) {
+				for _, e := range l.Endpoints {
+					got = append(got, e.Addr)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("gateway endpoints (-want +got):\n%s", diff)
+			}
+			if !slices.Equal(in, tc.eps) {
+				t.Errorf("the view was modified")
+			}
+		})
 	}
 }

@@ -99,7 +99,7 @@ func TestDecodeGatewayResources(t *testing.T) {
 
 	view := model.View{Endpoints: []model.ViewEndpoint{
 		{Address: "10.244.1.5", Port: 5000, Weight: 1, Loc: model.Locality{Region: "r2", Zone: "z2"}, TLSMode: model.TLSModeIstio},
-		{Address: "10.244.2.9", Port: 5000, Weight: 3, Loc: model.Locality{Region: "r1"}},
+		{Address: "10.244.2.9", Port: 5000, Weight: 3, Loc: model.Locality{Region: "r1"}, TLSMode: model.TLSModeIstio},
 	}}
 	cla := envoy.GatewayClusterLoadAssignment(helloHost, 5000, view)
 	if cla.GetClusterName() != helloSNI {

@@ -377,9 +377,12 @@ func (v *view) putEndpoints(b *builder, c *changeSet, h model.Host, port uint32)
 		return name, true
 	}
 	var res types.Resource
-	if v.key.kind == kindGRPCEDS {
+	switch v.key.kind {
+	case kindGRPCEDS:
 		res = envoy.GRPCClusterLoadAssignment(mv)
-	} else {
+	case kindGatewayEDS:
+		res = envoy.GatewayClusterLoadAssignment(h, port, mv)
+	default:
 		res = envoy.ClusterLoadAssignment(mv)
 	}
 	v.entries[name] = &entry{res: res, view: &mv}
