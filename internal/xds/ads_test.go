@@ -416,11 +416,6 @@ func TestRefusedStreams(t *testing.T) {
 			Fields: map[string]*structpb.Value{"NETWORK": structpb.NewNumberValue(1)}}},
 		typeURL: cdsType,
 		want:    "node metadata NETWORK is a number",
-	}, {
-		name:    "a type the server does not serve",
-		node:    sidecarNode("a", network1, cluster1),
-		typeURL: resource.SecretType,
-		want:    "is not served",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name+" (sotw)", func(t *testing.T) {

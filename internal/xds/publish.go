@@ -258,6 +258,8 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			}
 			c.deleteExcept(keep)
 		}
+	case kindSidecarNDS:
+		v.updateNameTable(b, &c, hcs)
 	case kindSidecarRDS:
 		ports := map[uint32]struct{}{}
 		for _, hc := range hcs {

@@ -49,6 +49,10 @@ func TestKeyFor(t *testing.T) {
 		{"gRPC endpoints: per network", grpcP, edsType, viewKey{typeURL: edsType, kind: kindGRPCEDS, network: network1}, true},
 		{"gRPC listeners: one view for all", grpcP, ldsType, viewKey{typeURL: ldsType, kind: kindGRPCLDS}, true},
 		{"gRPC routes: one view for all", grpcP, rdsType, viewKey{typeURL: rdsType, kind: kindGRPCRDS}, true},
+		{"sidecar name table: per cluster and network", sidecar, envoy.NameTableType,
+			viewKey{typeURL: envoy.NameTableType, kind: kindSidecarNDS, cluster: cluster1, network: network1}, true},
+		{"router name table: none (istiod builds it for sidecars)", router, envoy.NameTableType,
+			viewKey{typeURL: envoy.NameTableType, kind: kindEmpty}, true},
 		{"secrets: not served", sidecar, "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", viewKey{}, false},
 	}
 	for _, tc := range tests {

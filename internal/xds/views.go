@@ -34,13 +34,14 @@ const (
 	kindGatewayLDS
 	kindSidecarRDS
 	kindGRPCRDS
+	kindSidecarNDS
 )
 
 var kindNames = [...]string{
 	kindEmpty: "empty", kindSidecarCDS: "sidecar-cds", kindGRPCCDS: "grpc-cds", kindGatewayCDS: "gateway-cds",
 	kindSidecarEDS: "sidecar-eds", kindGRPCEDS: "grpc-eds", kindGatewayEDS: "gateway-eds",
 	kindSidecarLDS: "sidecar-lds", kindGRPCLDS: "grpc-lds", kindGatewayLDS: "gateway-lds",
-	kindSidecarRDS: "sidecar-rds", kindGRPCRDS: "grpc-rds",
+	kindSidecarRDS: "sidecar-rds", kindGRPCRDS: "grpc-rds", kindSidecarNDS: "sidecar-nds",
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -53,9 +54,9 @@ func (k kind) isEDS() bool { return k == kindSidecarEDS || k == kindGRPCEDS || k
 type viewKey struct {
 	typeURL   string
 	kind      kind
-	network   model.NetworkID // EDS
+	network   model.NetworkID // EDS, sidecar NDS
 	namespace string          // sidecar RDS
-	cluster   model.ClusterID // sidecar RDS
+	cluster   model.ClusterID // sidecar RDS, sidecar NDS
 }
 
 func (k viewKey) String() string {
@@ -63,7 +64,8 @@ func (k viewKey) String() string {
 }
 
 // keyFor returns the cache a proxy's requests of typeURL are served from;
-// ok is false for a type the server does not serve.
+// ok is false for a type the server does not serve (viewOf answers it
+// with nothing; see unknownView).
 func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 	k := viewKey{typeURL: typeURL}
 	switch typeURL {
@@ -101,6 +103,11 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind, k.namespace, k.cluster = kindSidecarRDS, p.Namespace, p.Cluster
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCRDS
+		}
+	case envoy.NameTableType:
+		// istiod builds a name table for sidecars only.
+		if p.Role == envoy.RoleSidecar {
+			k.kind, k.cluster, k.network = kindSidecarNDS, p.Cluster, p.Network
 		}
 	default:
 		return viewKey{}, false
@@ -149,7 +156,7 @@ func (s *Server) viewOf(node *corev3.Node, typeURL string) (*view, *conn, error)
 	}
 	key, ok := keyFor(c.proxy, typeURL)
 	if !ok {
-		return nil, nil, errNotServed(typeURL)
+		return s.unknownView(c, typeURL), c, nil
 	}
 	return s.viewFor(key), c, nil
 }
@@ -198,10 +205,4 @@ func (s *Server) newView(key viewKey) *view {
 		entries: make(map[string]*entry),
 		byHost:  make(map[model.Host][]string),
 	}
-}
-
-// errNotServed refuses a type the server does not serve.
-func errNotServed(typeURL string) error {
-	return status.Errorf(codes.InvalidArgument,
-		"xDS type %q is not served; this server serves clusters, endpoints, listeners and routes", typeURL)
 }
