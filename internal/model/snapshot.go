@@ -16,6 +16,7 @@ type Snapshot struct {
 	net    *netConfig
 	agg    *frozenAggregates
 	sorted *sortedServices
+	local  ClusterLocalHosts
 }
 
 // sortedServices is the sorted list of ServiceInfo of one generation of
@@ -49,34 +50,63 @@ func (sn *Snapshot) Service(h Host) *ServiceInfo {
 }
 
 // View returns what a proxy of network (may be "") sees of service h on
-// Service port port (not the target port). ok is false if h or port is
-// unknown. See buildView for the rules.
+// Service port port (not the target port), whatever its cluster: ViewIn
+// without the cluster-local rule. ok is false if h or port is unknown.
 func (sn *Snapshot) View(h Host, port uint32, network NetworkID) (v View, ok bool) {
-	st := sn.svc.get(h)
-	if st == nil {
-		return View{}, false
-	}
-	ps := st.port(port)
+	return sn.ViewIn(h, port, "", network)
+}
+
+// ViewIn returns what a proxy of cluster (may be "": unknown) and network
+// (may be "") sees of service h on Service port port (not the target
+// port). ok is false if h or port is unknown. See buildView for the rules;
+// for a cluster-local host (ClusterLocal) and a known cluster, only that
+// cluster's endpoints count.
+func (sn *Snapshot) ViewIn(h Host, port uint32, cluster ClusterID, network NetworkID) (v View, ok bool) {
+	ps := sn.portState(h, port)
 	if ps == nil {
 		return View{}, false
 	}
-	return buildView(h, ps, network, sn.gw, sn.policy), true
+	return buildView(h, ps, network, sn.onlyCluster(h, cluster), sn.gw, sn.policy), true
 }
 
 // LocalView returns only the endpoints of network itself, directly (weight
-// 1, no gateways): what an east-west gateway of that network forwards to.
-// ok is false if h or port is unknown.
+// 1, no gateways): what an east-west gateway of that network forwards to,
+// whatever its cluster (LocalViewIn without the cluster-local rule). ok is
+// false if h or port is unknown.
 func (sn *Snapshot) LocalView(h Host, port uint32, network NetworkID) (v View, ok bool) {
-	st := sn.svc.get(h)
-	if st == nil {
-		return View{}, false
-	}
-	ps := st.port(port)
+	return sn.LocalViewIn(h, port, "", network)
+}
+
+// LocalViewIn is LocalView for a gateway of cluster (may be ""): for a
+// cluster-local host, only the endpoints of that cluster.
+func (sn *Snapshot) LocalViewIn(h Host, port uint32, cluster ClusterID, network NetworkID) (v View, ok bool) {
+	ps := sn.portState(h, port)
 	if ps == nil {
 		return View{}, false
 	}
-	return buildLocalView(h, ps, network), true
+	return buildLocalView(h, ps, network, sn.onlyCluster(h, cluster)), true
 }
+
+func (sn *Snapshot) portState(h Host, port uint32) *portState {
+	st := sn.svc.get(h)
+	if st == nil {
+		return nil
+	}
+	return st.port(port)
+}
+
+// onlyCluster is the one cluster whose endpoints a proxy of cluster sees
+// of h: cluster itself if h is cluster-local, else "" (all).
+func (sn *Snapshot) onlyCluster(h Host, cluster ClusterID) ClusterID {
+	if cluster != "" && sn.local.IsClusterLocal(h) {
+		return cluster
+	}
+	return ""
+}
+
+// ClusterLocal reports whether h is cluster-local (see
+// NewClusterLocalHosts).
+func (sn *Snapshot) ClusterLocal(h Host) bool { return sn.local.IsClusterLocal(h) }
 
 // Gateways returns the gateways of network n, sorted by address and port.
 func (sn *Snapshot) Gateways(n NetworkID) []Gateway {

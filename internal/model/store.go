@@ -10,8 +10,8 @@ import (
 
 // Changes is what changed since the previous TakeChanges.
 type Changes struct {
-	// Full: networks, gateways or the weight scale changed, so any view of
-	// any service may differ.
+	// Full: networks, gateways, the weight scale or the cluster-local hosts
+	// changed, so any view of any service may differ.
 	Full bool
 	// Services whose definition or endpoints changed (removed ones
 	// included).
@@ -58,6 +58,8 @@ type Store struct {
 	clusterID []ClusterID // sorted
 	mn        *MeshNetworks
 	mnAddrs   map[string]resolution
+	// local are the cluster-local hosts (SetMeshConfig).
+	local ClusterLocalHosts
 	// registryNames are the Services meshNetworks names as gateways.
 	registryNames map[NamespacedName]bool
 	// labeled are the Services labeled topology.istio.io/network.
@@ -98,6 +100,7 @@ func NewStore(cfg Config) *Store {
 	s.gw = newGatewaySet(nil, nil)
 	s.gw.nodePortClusters = map[ClusterID]bool{}
 	s.sorted = &sortedServices{}
+	s.local = NewClusterLocalHosts(nil, cfg.Domain, cfg.SystemNamespace)
 	return s
 }
 
@@ -438,6 +441,23 @@ func (s *Store) SetMeshNetworks(mn *MeshNetworks) {
 	s.netDirty, s.gwDirty = true, true
 }
 
+// SetMeshConfig replaces the mesh config (nil: Istio's defaults). Of it,
+// the model reads the cluster-local hosts (NewClusterLocalHosts); a change
+// of them is a full change, since any service's views may differ.
+func (s *Store) SetMeshConfig(mc *MeshConfig) {
+	local := NewClusterLocalHosts(mc, s.cfg.Domain, s.cfg.SystemNamespace)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if local.Equal(s.local) {
+		return
+	}
+	s.local = local
+	s.changes.Full = true
+	s.sinceLast = true
+}
+
 // RemoveCluster drops every object of cluster c.
 func (s *Store) RemoveCluster(c ClusterID) {
 	s.writeMu.Lock()
@@ -499,6 +519,7 @@ func (s *Store) Snapshot() *Snapshot {
 		net:    s.net,
 		agg:    s.aggFrozen,
 		sorted: s.sorted,
+		local:  s.local,
 	}
 	// Every node reachable from sn is now published: later edits copy.
 	s.gen++

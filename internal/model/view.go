@@ -19,8 +19,9 @@ import (
 // one per gateway per locality of the endpoints they stand for, unless the
 // gateway has its own locality. An endpoint of another network without
 // gateways is left out (NoGatewayDrop) or direct (NoGatewayDirect, and
-// always for a proxy of the empty network).
-func buildView(host Host, ps *portState, n NetworkID, gw *gatewaySet, policy NoGatewayPolicy) View {
+// always for a proxy of the empty network). With only set (a cluster-local
+// host), endpoints of other clusters than only are left out first.
+func buildView(host Host, ps *portState, n NetworkID, only ClusterID, gw *gatewaySet, policy NoGatewayPolicy) View {
 	v := View{Cluster: ClusterName(host, ps.port, ""), Network: n, Endpoints: make([]ViewEndpoint, 0, len(ps.eps))}
 	scale := gw.scale
 	firstGateway := -1
@@ -34,6 +35,9 @@ func buildView(host Host, ps *portState, n NetworkID, gw *gatewaySet, policy NoG
 	var index map[gwKey]int
 	for i := range ps.eps {
 		e := &ps.eps[i]
+		if only != "" && e.cluster != only {
+			continue
+		}
 		direct := e.network == n || e.network == ""
 		gws := gw.byNetwork[e.network]
 		if !direct && len(gws) == 0 {
@@ -136,12 +140,13 @@ func addWeight(a, b uint32) uint32 {
 }
 
 // buildLocalView is what an east-west gateway of network n forwards to: the
-// endpoints of n itself, directly, weight 1.
-func buildLocalView(host Host, ps *portState, n NetworkID) View {
+// endpoints of n itself, directly, weight 1; with only set (a
+// cluster-local host), only those of cluster only.
+func buildLocalView(host Host, ps *portState, n NetworkID, only ClusterID) View {
 	v := View{Cluster: ClusterName(host, ps.port, ""), Network: n, Endpoints: []ViewEndpoint{}}
 	for i := range ps.eps {
 		e := &ps.eps[i]
-		if e.network != n {
+		if e.network != n || (only != "" && e.cluster != only) {
 			continue
 		}
 		te := ""

@@ -225,7 +225,7 @@ func TestBuildView(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ps := &portState{port: 5000, eps: sortedEndpoints(tt.eps)}
-			got := buildView(testHost, ps, tt.network, newGatewaySet(tt.gws, nil), tt.policy)
+			got := buildView(testHost, ps, tt.network, "", newGatewaySet(tt.gws, nil), tt.policy)
 			want := View{Cluster: "outbound|5000||" + string(testHost), Network: tt.network, Endpoints: tt.want}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("view (-want +got):\n%s", diff)
@@ -243,7 +243,7 @@ func sortedEndpoints(eps []endpoint) []endpoint {
 func TestBuildLocalView(t *testing.T) {
 	eps, _ := istioExample()
 	ps := &portState{port: 5000, eps: sortedEndpoints(eps)}
-	got := buildLocalView(testHost, ps, "network2")
+	got := buildLocalView(testHost, ps, "network2", "")
 	want := View{Cluster: "outbound|5000||" + string(testHost), Network: "network2", Endpoints: []ViewEndpoint{
 		direct("10.2.0.1", 1, "c2", "network2"),
 		direct("10.2.0.2", 1, "c2", "network2"),

@@ -365,11 +365,11 @@ func (v *view) putEndpoints(b *builder, c *changeSet, h model.Host, port uint32)
 	var mv model.View
 	var ok bool
 	if v.key.kind == kindGatewayEDS {
-		mv, ok = b.snap.LocalView(h, port, v.key.network)
+		mv, ok = b.snap.LocalViewIn(h, port, v.key.cluster, v.key.network)
 		// The gateway's cluster, and so its EDS resource, is named by SNI.
 		mv.Cluster = model.SNI(h, port, "")
 	} else {
-		mv, ok = b.snap.View(h, port, v.key.network)
+		mv, ok = b.snap.ViewIn(h, port, v.key.cluster, v.key.network)
 	}
 	if !ok {
 		return "", false

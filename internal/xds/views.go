@@ -56,7 +56,9 @@ type viewKey struct {
 	kind      kind
 	network   model.NetworkID // EDS, sidecar NDS
 	namespace string          // sidecar RDS
-	cluster   model.ClusterID // sidecar RDS, sidecar NDS
+	// cluster: sidecar RDS, sidecar NDS, and EDS (cluster-local hosts show
+	// only the proxy's own cluster's endpoints).
+	cluster model.ClusterID
 }
 
 func (k viewKey) String() string {
@@ -79,7 +81,7 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindSidecarCDS
 		}
 	case resource.EndpointType:
-		k.network = p.Network
+		k.network, k.cluster = p.Network, p.Cluster
 		switch p.Role {
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCEDS

@@ -1,0 +1,108 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxMeshConfigBytes bounds a mesh config document: Istio keeps it in a
+// ConfigMap, which Kubernetes caps at 1 MiB.
+const MaxMeshConfigBytes = 1 << 20
+
+// MeshConfig is what the model reads of Istio's MeshConfig (the YAML
+// istiod reads with --meshConfig, or the "mesh" key of the istio
+// ConfigMap). ParseMeshConfig builds it; the zero value is Istio's
+// defaults.
+type MeshConfig struct {
+	// ServiceSettings are meshConfig.serviceSettings, in order: hosts
+	// (exact, or a wildcard "*.SUFFIX" or "*") and whether they are
+	// cluster-local.
+	ServiceSettings []ServiceSetting
+	// DiscoveryAddress is meshConfig.defaultConfig.discoveryAddress
+	// (HOST:PORT), empty when not set: Istio's default is
+	// istiod.istio-system.svc:15012.
+	DiscoveryAddress string
+}
+
+// ServiceSetting is one entry of meshConfig.serviceSettings.
+type ServiceSetting struct {
+	Hosts        []string
+	ClusterLocal bool
+}
+
+// ParseMeshConfig reads Istio's MeshConfig from YAML or JSON, with
+// istio.io/api's types. As istiod, it ignores fields it does not know
+// (newer Istio releases add some); fields Causeway does not use are
+// ignored too. It refuses input over MaxMeshConfigBytes, input that is
+// not a MeshConfig, and serviceSettings hosts that are not hostnames or
+// wildcards Istio accepts ("*" or "*.SUFFIX").
+func ParseMeshConfig(data []byte) (*MeshConfig, error) {
+	if len(data) > MaxMeshConfigBytes {
+		return nil, fmt.Errorf("mesh config: %d bytes, more than the %d a mesh config may have", len(data), MaxMeshConfigBytes)
+	}
+	var mc meshconfig.MeshConfig
+	if len(bytes.TrimSpace(data)) > 0 {
+		js, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			return nil, fmt.Errorf("mesh config: cannot parse YAML: %w", err)
+		}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, &mc); err != nil {
+			return nil, fmt.Errorf("mesh config: not an Istio MeshConfig: %w", err)
+		}
+	}
+	out := &MeshConfig{DiscoveryAddress: mc.GetDefaultConfig().GetDiscoveryAddress()}
+	var errs []error
+	if a := out.DiscoveryAddress; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("defaultConfig.discoveryAddress %q: want HOST:PORT: %w", a, err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("defaultConfig.discoveryAddress %q: port %q is not a number", a, port))
+		}
+	}
+	for i, ss := range mc.GetServiceSettings() {
+		for _, h := range ss.GetHosts() {
+			if err := validServiceSettingsHost(h); err != nil {
+				errs = append(errs, fmt.Errorf("serviceSettings[%d].hosts %q: %w", i, h, err))
+			}
+		}
+		out.ServiceSettings = append(out.ServiceSettings, ServiceSetting{
+			Hosts:        ss.GetHosts(),
+			ClusterLocal: ss.GetSettings().GetClusterLocal(),
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("mesh config: %w", err)
+	}
+	return out, nil
+}
+
+// validServiceSettingsHost accepts a hostname, "*", or "*." followed by a
+// hostname: the wildcards Istio's MeshConfig allows.
+func validServiceSettingsHost(h string) error {
+	if h == "*" {
+		return nil
+	}
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || len(name) > 253 {
+		return errors.New("empty or too long")
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("a label is empty or longer than 63 characters")
+		}
+		for _, r := range label {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && (r < 'A' || r > 'Z') {
+				return fmt.Errorf("%q is not allowed in a hostname (a wildcard may only be a leading \"*.\")", r)
+			}
+		}
+	}
+	return nil
+}
