@@ -29,6 +29,7 @@ type serveFlags struct {
 	systemNamespace    string
 	meshNetworks       string
 	meshNetworksCM     string
+	meshConfig         string
 	meshNetworksPoll   time.Duration
 	debugAddr          string
 	profiling          bool
@@ -120,6 +121,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.meshNetworks, "mesh-networks", "", "meshNetworks YAML file, reloaded when it changes")
 	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
 	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
+	fl.StringVar(&f.meshConfig, "mesh-config", "", "Istio's MeshConfig YAML file (what istiod reads with --meshConfig), read at start; Causeway uses its serviceSettings[].settings.clusterLocal hosts and defaultConfig.discoveryAddress: the cluster-local hosts, whose endpoints a proxy sees only from its own cluster. Unset: Istio's defaults (kubernetes.default.svc, *.kube-system.svc and istiod.SYSTEM-NAMESPACE.svc are cluster-local)")
 	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "auto", "soft memory limit of the Go runtime: auto (90% of the container's cgroup memory limit, if any; GOMEMLIMIT wins), none, or a size such as 512Mi")
 	fl.StringVar(&f.sendBudget, "xds-send-budget", "64Mi", "bytes of large xDS responses (a first full CDS or EDS) in flight at once across all proxies, or none: bounds memory when many proxies connect together")
@@ -175,6 +177,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		MeshNetworksFile:      f.meshNetworks,
 		MeshNetworksPoll:      f.meshNetworksPoll,
 		MeshNetworksConfigMap: f.meshNetworksCM,
+		MeshConfigFile:        f.meshConfig,
 		DebugAddr:             f.debugAddr,
 		Profiling:             f.profiling,
 		StalePolicy:           policy,

@@ -68,6 +68,12 @@ type Config struct {
 	// MeshNetworksConfigMap, if set, names a ConfigMap of SystemNamespace
 	// whose key meshNetworks is watched. At most one of the two is set.
 	MeshNetworksConfigMap string
+	// MeshConfigFile, if set, is Istio's MeshConfig YAML (what istiod
+	// reads with --meshConfig), read once by New: of it, the model uses
+	// serviceSettings[].settings.clusterLocal and
+	// defaultConfig.discoveryAddress (the cluster-local hosts). Unset:
+	// Istio's defaults.
+	MeshConfigFile string
 	// DebugAddr is the debug HTTP listen address; empty: no listener (the
 	// handler is still available from [Server.DebugHandler]).
 	DebugAddr string
@@ -172,6 +178,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.ready.Store(&readiness{reason: "initial sync of the clusters in progress"})
 	s.store = model.NewStore(cfg.Model)
+	if cfg.MeshConfigFile != "" {
+		mc, err := loadMeshConfig(cfg.MeshConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: fix the file given to --mesh-config", err)
+		}
+		s.store.SetMeshConfig(mc)
+	}
 	xcfg := cfg.XDS
 	xcfg.Logger = cfg.Logger.With("component", "xds")
 	xcfg.Registerer = s.registry
