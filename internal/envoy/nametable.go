@@ -47,40 +47,40 @@ func mustNameTableDescriptors() (table, info protoreflect.MessageDescriptor) {
 			label = descriptorpb.FieldDescriptorProto_LABEL_REPEATED
 		}
 		return &descriptorpb.FieldDescriptorProto{
-			Name: proto.String(name), Number: proto.Int32(num), Label: label.Enum(),
-			Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(), JsonName: proto.String(jsonName(name)),
+			Name: new(name), Number: new(num), Label: label.Enum(),
+			Type: descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(), JsonName: new(jsonName(name)),
 		}
 	}
 	msg := func(name string, num int32, typeName string, rep bool) *descriptorpb.FieldDescriptorProto {
 		f := str(name, num, rep)
 		f.Type = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum()
-		f.TypeName = proto.String(typeName)
+		f.TypeName = new(typeName)
 		return f
 	}
 	const pkg = "istio.networking.nds.v1"
 	fd := &descriptorpb.FileDescriptorProto{
-		Name:    proto.String("causeway/nds.proto"),
-		Package: proto.String(pkg),
-		Syntax:  proto.String("proto3"),
+		Name:    new("causeway/nds.proto"),
+		Package: new(pkg),
+		Syntax:  new("proto3"),
 		MessageType: []*descriptorpb.DescriptorProto{{
-			Name: proto.String("NameTable"),
+			Name: new("NameTable"),
 			Field: []*descriptorpb.FieldDescriptorProto{
 				msg("table", 1, "."+pkg+".NameTable.TableEntry", true),
 				msg("name_info", 2, "."+pkg+".NameTable.NameInfo", false),
 			},
 			NestedType: []*descriptorpb.DescriptorProto{{
-				Name: proto.String("NameInfo"),
+				Name: new("NameInfo"),
 				Field: []*descriptorpb.FieldDescriptorProto{
 					str("ips", 1, true), str("registry", 2, false), str("shortname", 3, false),
 					str("namespace", 4, false), str("alt_hosts", 5, true),
 				},
 			}, {
-				Name: proto.String("TableEntry"),
+				Name: new("TableEntry"),
 				Field: []*descriptorpb.FieldDescriptorProto{
 					str("key", 1, false),
 					msg("value", 2, "."+pkg+".NameTable.NameInfo", false),
 				},
-				Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
+				Options: &descriptorpb.MessageOptions{MapEntry: new(true)},
 			}},
 		}},
 	}

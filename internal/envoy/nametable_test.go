@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -94,7 +95,7 @@ func TestNameTableWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(again) != string(b) {
+	if !bytes.Equal(again, b) {
 		t.Errorf("two marshals of one table differ: caches compare resources by their bytes")
 	}
 	if got := string(NameTable(nil).ProtoReflect().Descriptor().FullName()); "type.googleapis.com/"+got != NameTableType {
