@@ -95,10 +95,14 @@ type builder struct {
 	ports       portIndex
 	opts        envoy.ClusterOptions
 	gatewayPort uint32
+	policy      envoy.OutboundTrafficPolicy
 }
 
 func (s *Server) builder(snap *model.Snapshot) *builder {
-	return &builder{snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort}
+	return &builder{
+		snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort,
+		policy: s.cfg.OutboundTrafficPolicy,
+	}
 }
 
 // hostChange is a service as it was and as it is.
@@ -108,17 +112,64 @@ type hostChange struct {
 	// defChanged: the service itself (not only its endpoints) differs, so
 	// CDS, LDS and RDS built from it may too.
 	defChanged bool
-	// portsChanged: its TCP ports differ (or it came or went with some),
-	// so the listeners aggregating every service's ports may too.
+	// portsChanged: its TCP ports (their numbers, names and protocols) or
+	// its cluster IPs differ (or it came or went with ports), so the
+	// listeners aggregating every service's ports may too.
 	portsChanged bool
 }
 
 func newHostChange(h model.Host, old, cur *model.ServiceInfo) hostChange {
+	def := !sameService(old, cur)
 	return hostChange{
 		host: h, old: old, cur: cur,
-		defChanged:   !sameService(old, cur),
-		portsChanged: !slices.Equal(tcpPorts(old), tcpPorts(cur)),
+		defChanged:   def,
+		portsChanged: def && !sameListenerInputs(old, cur),
 	}
+}
+
+// sameListenerInputs reports whether a and b give the same listeners: the
+// same TCP ports with the same names and protocols, and the same cluster
+// IPs (the VIPs of captured sidecars' listeners) if they have any.
+func sameListenerInputs(a, b *model.ServiceInfo) bool {
+	var ap, bp []model.ServicePort
+	if a != nil {
+		ap = a.Ports
+	}
+	if b != nil {
+		bp = b.Ports
+	}
+	i, j := 0, 0
+	for {
+		for i < len(ap) && !isTCP(ap[i].Protocol) {
+			i++
+		}
+		for j < len(bp) && !isTCP(bp[j].Protocol) {
+			j++
+		}
+		if i == len(ap) || j == len(bp) {
+			if i != len(ap) || j != len(bp) {
+				return false
+			}
+			break
+		}
+		x, y := ap[i], bp[j]
+		if x.Port != y.Port || x.Name != y.Name || x.AppProtocol != y.AppProtocol {
+			return false
+		}
+		i++
+		j++
+	}
+	if len(ap) == 0 && len(bp) == 0 {
+		return true
+	}
+	var aIPs, bIPs map[model.ClusterID]string
+	if a != nil {
+		aIPs = a.ClusterIPs
+	}
+	if b != nil {
+		bIPs = b.ClusterIPs
+	}
+	return maps.Equal(aIPs, bIPs)
 }
 
 // changedHosts looks at the services changes names.
@@ -238,6 +289,21 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			}
 			c.deleteExcept(keep)
 		}
+	case kindCapturedLDS:
+		// Built once, then again when any service's listener inputs
+		// change: the per-port listeners aggregate every service.
+		if len(v.entries) == 0 || slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
+			ls = append(ls,
+				envoy.VirtualOutboundListener(b.policy, v.key.interception),
+				envoy.VirtualInboundListener(v.key.inbound.Inbound(), v.key.interception))
+			keep := make(map[string]struct{}, len(ls))
+			for _, l := range ls {
+				keep[l.GetName()] = struct{}{}
+				c.put(l.GetName(), l)
+			}
+			c.deleteExcept(keep)
+		}
 	case kindGatewayLDS:
 		// The SNI listener, and the control plane's passthrough listener
 		// (0.0.0.0_15012, while a Service istiod has port 15012; unless
@@ -279,7 +345,17 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			}
 			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster))
 		}
+		// A captured sidecar's sniffed ports have their own routes,
+		// HOST:PORT (unused by other sidecars, which never ask for them).
+		for i := range hcs {
+			if hc := &hcs[i]; hc.defChanged {
+				v.putSniffedRoutes(&c, hc)
+			}
+		}
 	default:
+		if v.key.kind == kindCapturedCDS {
+			v.putCapturedClusters(b, &c)
+		}
 		for i := range hcs {
 			v.updateHost(b, &c, &hcs[i])
 		}
@@ -298,6 +374,27 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		}
 	}
 	return len(c.upd), len(c.del)
+}
+
+// putSniffedRoutes rebuilds the HOST:PORT routes of one service's sniffed
+// ports in a sidecar RDS view.
+func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
+	var names []string
+	for _, p := range envoy.SniffedPorts(hc.cur, v.key.cluster) {
+		name := envoy.SniffedRouteName(hc.host, p)
+		names = append(names, name)
+		c.put(name, envoy.SniffedRoute(hc.cur, p, v.key.namespace, v.key.cluster))
+	}
+	for _, name := range v.byHost[hc.host] {
+		if !slices.Contains(names, name) {
+			c.delete(name)
+		}
+	}
+	if len(names) == 0 {
+		delete(v.byHost, hc.host)
+	} else {
+		v.byHost[hc.host] = names
+	}
 }
 
 // updateHost rebuilds the resources a per-host view derives from one
@@ -323,7 +420,7 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 			var res types.Resource
 			var name string
 			switch v.key.kind {
-			case kindSidecarCDS:
+			case kindSidecarCDS, kindCapturedCDS:
 				cl := envoy.Cluster(svc, p, b.opts)
 				name, res = cl.GetName(), cl
 			case kindGRPCCDS:
@@ -354,6 +451,22 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 		delete(v.byHost, hc.host)
 	} else {
 		v.byHost[hc.host] = names
+	}
+}
+
+// putCapturedClusters adds, once, the clusters a captured sidecar gets
+// besides its services': the passthrough and black hole clusters and its
+// workload's inbound|PORT|| clusters (all built from the key alone).
+func (v *view) putCapturedClusters(b *builder, c *changeSet) {
+	if _, done := v.entries[envoy.PassthroughCluster]; done {
+		return
+	}
+	for _, cl := range envoy.CapturedClusters(b.opts) {
+		c.put(cl.GetName(), cl)
+	}
+	for _, p := range v.key.inbound.Inbound().Ports {
+		cl := envoy.InboundCluster(p, b.opts)
+		c.put(cl.GetName(), cl)
 	}
 }
 

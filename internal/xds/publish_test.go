@@ -25,6 +25,15 @@ func TestKeyFor(t *testing.T) {
 	gateway := envoy.Proxy{Role: envoy.RoleEastWestGateway, Network: network2, Cluster: cluster2, Namespace: "istio-system"}
 	router := envoy.Proxy{Role: envoy.RoleRouter, Network: network1, Cluster: cluster1, Namespace: "istio-system"}
 	grpcP := envoy.Proxy{Role: envoy.RoleGRPC, Network: network1, Cluster: cluster2, Namespace: "sample"}
+	captured := sidecar
+	captured.Interception = envoy.InterceptionTProxy
+	captured.PodPorts = []envoy.PodPort{{Name: "http", Port: 5000}, {Port: 9000}}
+	capturedInbound := envoy.Inbound{Passthrough: model.MTLSPermissive, Ports: []envoy.InboundPort{
+		{Port: 5000, Protocol: model.ProtocolHTTP, Mode: model.MTLSPermissive},
+		{Port: 9000, Protocol: model.ProtocolUnsupported, Mode: model.MTLSPermissive},
+	}}.Key()
+	uncaptured := sidecar
+	uncaptured.Interception = envoy.InterceptionNone
 	tests := []struct {
 		name    string
 		proxy   envoy.Proxy
@@ -49,6 +58,15 @@ func TestKeyFor(t *testing.T) {
 		{"gRPC endpoints: per network", grpcP, edsType, viewKey{typeURL: edsType, kind: kindGRPCEDS, network: network1}, true},
 		{"gRPC listeners: one view for all", grpcP, ldsType, viewKey{typeURL: ldsType, kind: kindGRPCLDS}, true},
 		{"gRPC routes: one view for all", grpcP, rdsType, viewKey{typeURL: rdsType, kind: kindGRPCRDS}, true},
+		{"captured sidecar clusters: per workload inbound", captured, cdsType,
+			viewKey{typeURL: cdsType, kind: kindCapturedCDS, inbound: capturedInbound}, true},
+		{"captured sidecar listeners: per cluster, mode and workload inbound", captured, ldsType,
+			viewKey{typeURL: ldsType, kind: kindCapturedLDS, cluster: cluster1, interception: envoy.InterceptionTProxy, inbound: capturedInbound}, true},
+		{"captured sidecar endpoints: as any sidecar's", captured, edsType,
+			viewKey{typeURL: edsType, kind: kindSidecarEDS, network: network1}, true},
+		{"captured sidecar routes: as any sidecar's", captured, rdsType,
+			viewKey{typeURL: rdsType, kind: kindSidecarRDS, namespace: "sample", cluster: cluster1}, true},
+		{"NONE sidecar: the bind-to-port listeners", uncaptured, ldsType, viewKey{typeURL: ldsType, kind: kindSidecarLDS}, true},
 		{"secrets: not served", sidecar, "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", viewKey{}, false},
 	}
 	for _, tc := range tests {
@@ -179,8 +197,9 @@ func TestPublishOnlyChanged(t *testing.T) {
 		"gateway eds net2": {model.SNI("third.sample.svc.cluster.local", 7070, ""), model.SNI("third.sample.svc.cluster.local", 9000, "")},
 		"gateway lds":      {"0.0.0.0_15443"},
 		"sidecar lds":      {"0.0.0.0_7070"},
-		"sidecar rds":      {"7070", "9000"},
-		"grpc lds":         {"third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
+		// Ports named p<port> are sniffed: their own HOST:PORT routes too.
+		"sidecar rds": {"7070", "9000", "third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
+		"grpc lds":    {"third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
 	})
 
 	step(t, "the service removed", func() {
@@ -207,7 +226,9 @@ func TestPublishOnlyChanged(t *testing.T) {
 		"gateway eds net2": {"-" + model.SNI("third.sample.svc.cluster.local", 7070, ""), "-" + model.SNI("third.sample.svc.cluster.local", 9000, "")},
 		"gateway lds":      {"0.0.0.0_15443"},
 		"sidecar lds":      {"-0.0.0.0_7070"},
-		"sidecar rds":      {"-7070", "9000"},
+		"sidecar rds": {
+			"-7070", "-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000", "9000",
+		},
 		"grpc lds":         {"-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000"},
 	})
 

@@ -34,6 +34,10 @@ const (
 	kindGatewayLDS
 	kindSidecarRDS
 	kindGRPCRDS
+	// kindCapturedCDS and kindCapturedLDS: a captured sidecar's (see
+	// envoy.Proxy.Captured) clusters and listeners.
+	kindCapturedCDS
+	kindCapturedLDS
 )
 
 var kindNames = [...]string{
@@ -41,6 +45,7 @@ var kindNames = [...]string{
 	kindSidecarEDS: "sidecar-eds", kindGRPCEDS: "grpc-eds", kindGatewayEDS: "gateway-eds",
 	kindSidecarLDS: "sidecar-lds", kindGRPCLDS: "grpc-lds", kindGatewayLDS: "gateway-lds",
 	kindSidecarRDS: "sidecar-rds", kindGRPCRDS: "grpc-rds",
+	kindCapturedCDS: "captured-cds", kindCapturedLDS: "captured-lds",
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -55,11 +60,27 @@ type viewKey struct {
 	kind      kind
 	network   model.NetworkID // EDS
 	namespace string          // sidecar RDS
-	cluster   model.ClusterID // sidecar RDS
+	cluster   model.ClusterID // sidecar RDS, captured LDS (VIPs)
+	// interception: captured LDS (TPROXY listeners are transparent).
+	interception envoy.InterceptionMode
+	// inbound: captured CDS and LDS, the workload's ports and modes.
+	inbound envoy.InboundKey
 }
 
 func (k viewKey) String() string {
-	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q", k.kind, k.network, k.namespace, k.cluster)
+	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q",
+		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound)
+}
+
+// inboundOf is what a captured sidecar's inbound is built from: its pod's
+// container ports (POD_PORTS) and the mTLS mode of each. PeerAuthentication
+// is not watched yet, so every mode is the one model.EffectiveMTLS gives
+// without policies: PERMISSIVE, Istio's default.
+func inboundOf(p *envoy.Proxy) envoy.InboundKey {
+	w := model.Workload{Namespace: p.Namespace, Labels: p.Labels}
+	return envoy.WorkloadInbound(p, func(port uint32) model.MTLSMode {
+		return model.EffectiveMTLS(nil, "", w, port)
+	}).Key()
 }
 
 // keyFor returns the cache a proxy's requests of typeURL are served from;
@@ -75,6 +96,9 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindGatewayCDS
 		default:
 			k.kind = kindSidecarCDS
+			if p.Captured() {
+				k.kind, k.inbound = kindCapturedCDS, inboundOf(&p)
+			}
 		}
 	case resource.EndpointType:
 		k.network = p.Network
@@ -90,6 +114,9 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 		switch p.Role {
 		case envoy.RoleSidecar:
 			k.kind = kindSidecarLDS
+			if p.Captured() {
+				k.kind, k.cluster, k.interception, k.inbound = kindCapturedLDS, p.Cluster, p.Interception, inboundOf(&p)
+			}
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCLDS
 		case envoy.RoleEastWestGateway:

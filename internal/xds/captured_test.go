@@ -1,0 +1,99 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// TestCapturedViews: a captured sidecar's listeners and clusters are
+// built on first use, and a publish keeps them up to date: a TCP service
+// gets its VIP_PORT listener with tcp_proxy (not an HTTP connection
+// manager), an HTTP service its 0.0.0.0_PORT listener; the virtual
+// listeners and passthrough clusters are there from the start.
+func TestCapturedViews(t *testing.T) {
+	m := newMesh(t, Config{OutboundTrafficPolicy: envoy.RegistryOnly})
+	m.store.UpsertService(&model.Service{
+		Cluster: cluster1, Namespace: "sample", Name: "helloworld", Type: model.ServiceTypeClusterIP, ClusterIP: "10.1.100.1",
+		Ports: []model.ServicePort{{Name: "http", Port: helloPort}},
+	})
+	m.publish()
+	p := envoy.Proxy{
+		Role: envoy.RoleSidecar, Network: network1, Cluster: cluster1, Namespace: "sample",
+		Interception: envoy.InterceptionRedirect, PodPorts: []envoy.PodPort{{Name: "http", Port: 8080}},
+	}
+	ldsKey, _ := keyFor(p, ldsType)
+	cdsKey, _ := keyFor(p, cdsType)
+	rdsKey, _ := keyFor(p, rdsType)
+	lds, cds, rds := m.srv.viewFor(ldsKey), m.srv.viewFor(cdsKey), m.srv.viewFor(rdsKey)
+	names := func(v *view) []string {
+		var out []string
+		for n, r := range v.cache.GetResources() {
+			if err := r.(interface{ ValidateAll() error }).ValidateAll(); err != nil {
+				t.Errorf("%s: %v", n, err)
+			}
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	check := func(what string, v *view, want []string) {
+		t.Helper()
+		if diff := cmp.Diff(want, names(v)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", what, diff)
+		}
+	}
+	check("listeners", lds, []string{"0.0.0.0_5000", "virtualInbound", "virtualOutbound"})
+	check("clusters", cds, []string{"BlackHoleCluster", "InboundPassthroughCluster", "PassthroughCluster", "inbound|8080||", helloCluster})
+
+	// A TCP database and a service with an unnamed port.
+	m.store.UpsertService(&model.Service{
+		Cluster: cluster1, Namespace: "data", Name: "db", Type: model.ServiceTypeClusterIP, ClusterIP: "10.1.100.2",
+		Ports: []model.ServicePort{{Name: "tcp-mysql", Port: 3306}, {Name: "https", Port: 443}},
+	})
+	m.store.UpsertService(&model.Service{
+		Cluster: cluster1, Namespace: "web", Name: "web", Type: model.ServiceTypeClusterIP, ClusterIP: "10.1.100.3",
+		Ports: []model.ServicePort{{Port: 8000}},
+	})
+	m.publish()
+	check("listeners after two services", lds, []string{
+		"0.0.0.0_5000", "10.1.100.2_3306", "10.1.100.2_443", "10.1.100.3_8000", "virtualInbound", "virtualOutbound",
+	})
+	check("routes after two services", rds, []string{"3306", "443", "5000", "8000", "web.web.svc.cluster.local:8000"})
+	// TCP and TLS ports are proxied as TCP, not as HTTP.
+	for _, name := range []string{"10.1.100.2_3306", "10.1.100.2_443"} {
+		l := lds.entries[name].res.(*listenerv3.Listener)
+		f := l.GetFilterChains()[0].GetFilters()[0]
+		var tp tcpproxyv3.TcpProxy
+		if f.GetName() != wellknown.TCPProxy || f.GetTypedConfig().UnmarshalTo(&tp) != nil {
+			t.Fatalf("%s: filter %s, want tcp_proxy", name, f.GetName())
+		}
+		if want := model.ClusterName("db.data.svc.cluster.local", l.GetAddress().GetSocketAddress().GetPortValue(), ""); tp.GetCluster() != want {
+			t.Errorf("%s: tcp_proxy to %s, want %s", name, tp.GetCluster(), want)
+		}
+	}
+	// REGISTRY_ONLY: the catch-all drops.
+	vo := lds.entries[envoy.VirtualOutboundListenerName].res.(*listenerv3.Listener)
+	var tp tcpproxyv3.TcpProxy
+	if err := vo.GetFilterChains()[1].GetFilters()[0].GetTypedConfig().UnmarshalTo(&tp); err != nil || tp.GetCluster() != envoy.BlackHoleCluster {
+		t.Errorf("virtualOutbound catch-all goes to %q (%v), want BlackHoleCluster", tp.GetCluster(), err)
+	}
+
+	// The port renamed to http: sniffing gives way to HTTP on 0.0.0.0_8000.
+	m.store.UpsertService(&model.Service{
+		Cluster: cluster1, Namespace: "web", Name: "web", Type: model.ServiceTypeClusterIP, ClusterIP: "10.1.100.3",
+		Ports: []model.ServicePort{{Name: "http", Port: 8000}},
+	})
+	m.publish()
+	check("listeners after the rename", lds, []string{
+		"0.0.0.0_5000", "0.0.0.0_8000", "10.1.100.2_3306", "10.1.100.2_443", "virtualInbound", "virtualOutbound",
+	})
+	check("routes after the rename", rds, []string{"3306", "443", "5000", "8000"})
+}
