@@ -372,7 +372,7 @@ func TestWorkloadInbound(t *testing.T) {
 func TestCapturedClusters(t *testing.T) {
 	type summary struct {
 		Name, Type, LB, Bind string
-		Endpoints         int
+		Endpoints            int
 	}
 	sum := func(c *clusterv3.Cluster) summary {
 		validateDeep(t, c)

@@ -229,7 +229,7 @@ func TestPublishOnlyChanged(t *testing.T) {
 		"sidecar rds": {
 			"-7070", "-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000", "9000",
 		},
-		"grpc lds":         {"-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000"},
+		"grpc lds": {"-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000"},
 	})
 
 	// Every resource of every view passes Envoy's validation.
