@@ -174,3 +174,60 @@ func TestParseMTLSMode(t *testing.T) {
 		t.Errorf("ParseMTLSMode(strict) = %v, want UNSET (the API is upper case)", got)
 	}
 }
+
+func TestStorePeerAuthentications(t *testing.T) {
+	s := NewStore(Config{})
+	strict := &PeerAuthentication{Cluster: "c1", Namespace: "istio-system", Name: "default", Mode: MTLSStrict}
+	s.UpsertPeerAuthentication(strict)
+	ch := s.TakeChanges()
+	if diff := cmp.Diff(map[ClusterID]struct{}{"c1": {}}, ch.PeerAuthentication); diff != "" || ch.Empty() {
+		t.Fatalf("changes after an upsert (-want +got):\n%s", diff)
+	}
+	first := s.Snapshot()
+	if got := first.PeerAuthentications("c1"); len(got) != 1 || got[0].Mode != MTLSStrict {
+		t.Fatalf("snapshot policies = %+v", got)
+	}
+	if first.RootNamespace() != DefaultSystemNamespace {
+		t.Errorf("root namespace %q", first.RootNamespace())
+	}
+	if got := first.PeerAuthentications("c2"); got != nil {
+		t.Errorf("another cluster's policies = %+v, want none", got)
+	}
+
+	same := *strict
+	s.UpsertPeerAuthentication(&same)
+	if ch := s.TakeChanges(); !ch.Empty() {
+		t.Errorf("an equal upsert changed %+v", ch)
+	}
+
+	s.UpsertPeerAuthentication(&PeerAuthentication{Cluster: "c1", Namespace: "sample", Name: "a", Mode: MTLSDisable})
+	s.DeletePeerAuthentication(ObjectKey{Cluster: "c1", NamespacedName: NamespacedName{Namespace: "istio-system", Name: "default"}})
+	ch = s.TakeChanges()
+	if _, ok := ch.PeerAuthentication["c1"]; !ok {
+		t.Errorf("changes after a delete: %+v", ch)
+	}
+	second := s.Snapshot()
+	if got := second.PeerAuthentications("c1"); len(got) != 1 || got[0].Name != "a" {
+		t.Errorf("second snapshot policies = %+v", got)
+	}
+	if got := first.PeerAuthentications("c1"); len(got) != 1 || got[0].Name != "default" {
+		t.Errorf("the first snapshot changed: %+v", got)
+	}
+
+	s.RemoveCluster("c1")
+	if ch := s.TakeChanges(); len(ch.PeerAuthentication) != 1 {
+		t.Errorf("changes after removing the cluster: %+v", ch)
+	}
+	if got := s.Snapshot().PeerAuthentications("c1"); got != nil {
+		t.Errorf("policies of a removed cluster: %+v", got)
+	}
+}
+
+func TestChangesMergePeerAuthentication(t *testing.T) {
+	var c Changes
+	c.Merge(Changes{PeerAuthentication: map[ClusterID]struct{}{"c1": {}}})
+	c.Merge(Changes{PeerAuthentication: map[ClusterID]struct{}{"c2": {}}})
+	if diff := cmp.Diff(map[ClusterID]struct{}{"c1": {}, "c2": {}}, c.PeerAuthentication); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
