@@ -97,3 +97,79 @@ func TestCapturedViews(t *testing.T) {
 	})
 	check("routes after the rename", rds, []string{"3306", "443", "5000", "8000"})
 }
+
+// TestCapturedInboundFollowsPeerAuthentication: a PeerAuthentication of
+// the proxy's cluster changes its virtualInbound listener (and nothing
+// else) on the next publish; one of another cluster does not.
+func TestCapturedInboundFollowsPeerAuthentication(t *testing.T) {
+	m := newMesh(t, Config{})
+	m.publish()
+	p := envoy.Proxy{
+		Role: envoy.RoleSidecar, Network: network1, Cluster: cluster1, Namespace: "sample",
+		Labels: map[string]string{"app": "helloworld"}, Interception: envoy.InterceptionRedirect,
+		PodPorts: []envoy.PodPort{{Name: "http", Port: 5000}},
+	}
+	ldsKey, _ := keyFor(p, ldsType)
+	lds := m.srv.viewFor(ldsKey)
+	// transports lists the transport protocols of the chains of port 5000.
+	transports := func() []string {
+		t.Helper()
+		l := lds.cache.GetResources()[envoy.VirtualInboundListenerName].(*listenerv3.Listener)
+		var out []string
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetFilterChainMatch().GetDestinationPort().GetValue() == 5000 {
+				out = append(out, fc.GetFilterChainMatch().GetTransportProtocol())
+			}
+		}
+		return out
+	}
+	step := func(what string, change func(), wantChanged bool, want []string) {
+		t.Helper()
+		before := lds.cache.GetResources()
+		change()
+		m.publish()
+		after := lds.cache.GetResources()
+		changed := changedNames(before, after)
+		if wantChanged && !slices.Equal(changed, []string{envoy.VirtualInboundListenerName}) ||
+			!wantChanged && len(changed) > 0 {
+			t.Errorf("%s: listeners handed to the cache %v", what, changed)
+		}
+		if diff := cmp.Diff(want, transports()); diff != "" {
+			t.Errorf("%s: port 5000's chains (-want +got):\n%s", what, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"tls", "raw_buffer"}, transports()); diff != "" {
+		t.Errorf("default PERMISSIVE (-want +got):\n%s", diff)
+	}
+	step("mesh-wide STRICT", func() {
+		m.store.UpsertPeerAuthentication(&model.PeerAuthentication{
+			Cluster: cluster1, Namespace: "istio-system", Name: "default", Mode: model.MTLSStrict,
+		})
+	}, true, []string{"tls"})
+	step("another cluster's DISABLE", func() {
+		m.store.UpsertPeerAuthentication(&model.PeerAuthentication{
+			Cluster: cluster2, Namespace: "istio-system", Name: "default", Mode: model.MTLSDisable,
+		})
+	}, false, []string{"tls"})
+	step("a workload DISABLE on port 5000", func() {
+		m.store.UpsertPeerAuthentication(&model.PeerAuthentication{
+			Cluster: cluster1, Namespace: "sample", Name: "hw", Selector: map[string]string{"app": "helloworld"},
+			PortLevel: map[uint32]model.MTLSMode{5000: model.MTLSDisable},
+		})
+	}, true, []string{"raw_buffer"})
+	step("the workload policy removed", func() {
+		m.store.DeletePeerAuthentication(model.ObjectKey{Cluster: cluster1, NamespacedName: model.NamespacedName{Namespace: "sample", Name: "hw"}})
+	}, true, []string{"tls"})
+}
+
+func TestLabelsKey(t *testing.T) {
+	for _, labels := range []map[string]string{nil, {"app": "a"}, {"app": "a", "version": "v=1", "x": ""}} {
+		got := parseLabelsKey(labelsKey(labels))
+		if diff := cmp.Diff(labels, got); diff != "" {
+			t.Errorf("round trip of %v (-want +got):\n%s", labels, diff)
+		}
+	}
+	if labelsKey(map[string]string{"a": "b", "c": "d"}) != labelsKey(map[string]string{"c": "d", "a": "b"}) {
+		t.Error("labelsKey depends on map order")
+	}
+}

@@ -44,7 +44,10 @@ func (s *Server) Publish(snap *model.Snapshot, changes model.Changes) {
 	views := slices.Collect(maps.Values(s.views))
 	s.mu.Unlock()
 
-	updated, deleted := updateViews(views, s.builder(snap), hcs)
+	b := s.builder(snap)
+	b.peerAuthAll = old == nil || changes.Full
+	b.peerAuth = changes.PeerAuthentication
+	updated, deleted := updateViews(views, b, hcs)
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("xDS views published", "services", len(hcs), "full", changes.Full || old == nil,
 		"views", len(views), "updated", updated, "deleted", deleted, "took", time.Since(start))
@@ -96,6 +99,34 @@ type builder struct {
 	opts        envoy.ClusterOptions
 	gatewayPort uint32
 	policy      envoy.OutboundTrafficPolicy
+	// peerAuth names the clusters whose PeerAuthentications changed since
+	// the previous snapshot; peerAuthAll: treat every cluster's as changed.
+	peerAuth    map[model.ClusterID]struct{}
+	peerAuthAll bool
+}
+
+// peerAuthChanged reports whether cluster c's PeerAuthentications may
+// differ from what the views were built from.
+func (b *builder) peerAuthChanged(c model.ClusterID) bool {
+	if b.peerAuthAll {
+		return true
+	}
+	_, ok := b.peerAuth[c]
+	return ok
+}
+
+// capturedInbound is a captured sidecar's inbound: the ports of its key,
+// each in the mode the snapshot's PeerAuthentications of its cluster give
+// its workload (namespace and labels of the key).
+func (b *builder) capturedInbound(k viewKey) envoy.Inbound {
+	in := k.inbound.Inbound()
+	policies, root := b.snap.PeerAuthentications(k.cluster), b.snap.RootNamespace()
+	w := model.Workload{Namespace: k.namespace, Labels: parseLabelsKey(k.labels)}
+	in.Passthrough = model.EffectiveMTLS(policies, root, w, 0)
+	for i := range in.Ports {
+		in.Ports[i].Mode = model.EffectiveMTLS(policies, root, w, in.Ports[i].Port)
+	}
+	return in
 }
 
 func (s *Server) builder(snap *model.Snapshot) *builder {
@@ -290,19 +321,24 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			c.deleteExcept(keep)
 		}
 	case kindCapturedLDS:
-		// Built once, then again when any service's listener inputs
-		// change: the per-port listeners aggregate every service.
-		if len(v.entries) == 0 || slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+		// Outbound: built once, then again when any service's listener
+		// inputs change (the per-port listeners aggregate every service).
+		// Inbound: built once, then again when the PeerAuthentications of
+		// the proxy's cluster change.
+		first := len(v.entries) == 0
+		if first || slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
 			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
-			ls = append(ls,
-				envoy.VirtualOutboundListener(b.policy, v.key.interception),
-				envoy.VirtualInboundListener(v.key.inbound.Inbound(), v.key.interception))
-			keep := make(map[string]struct{}, len(ls))
+			ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
+			keep := make(map[string]struct{}, len(ls)+1)
+			keep[envoy.VirtualInboundListenerName] = struct{}{}
 			for _, l := range ls {
 				keep[l.GetName()] = struct{}{}
 				c.put(l.GetName(), l)
 			}
 			c.deleteExcept(keep)
+		}
+		if first || b.peerAuthChanged(v.key.cluster) {
+			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception))
 		}
 	case kindGatewayLDS:
 		// The SNI listener, and the control plane's passthrough listener

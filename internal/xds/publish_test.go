@@ -28,9 +28,11 @@ func TestKeyFor(t *testing.T) {
 	captured := sidecar
 	captured.Interception = envoy.InterceptionTProxy
 	captured.PodPorts = []envoy.PodPort{{Name: "http", Port: 5000}, {Port: 9000}}
-	capturedInbound := envoy.Inbound{Passthrough: model.MTLSPermissive, Ports: []envoy.InboundPort{
-		{Port: 5000, Protocol: model.ProtocolHTTP, Mode: model.MTLSPermissive},
-		{Port: 9000, Protocol: model.ProtocolUnsupported, Mode: model.MTLSPermissive},
+	captured.Labels = map[string]string{"app": "sleep", "version": "v1"}
+	// Ports and protocols only: the LDS view decides the modes.
+	capturedInbound := envoy.Inbound{Ports: []envoy.InboundPort{
+		{Port: 5000, Protocol: model.ProtocolHTTP},
+		{Port: 9000, Protocol: model.ProtocolUnsupported},
 	}}.Key()
 	uncaptured := sidecar
 	uncaptured.Interception = envoy.InterceptionNone
@@ -61,7 +63,10 @@ func TestKeyFor(t *testing.T) {
 		{"captured sidecar clusters: per workload inbound", captured, cdsType,
 			viewKey{typeURL: cdsType, kind: kindCapturedCDS, inbound: capturedInbound}, true},
 		{"captured sidecar listeners: per cluster, mode and workload inbound", captured, ldsType,
-			viewKey{typeURL: ldsType, kind: kindCapturedLDS, cluster: cluster1, interception: envoy.InterceptionTProxy, inbound: capturedInbound}, true},
+			viewKey{
+				typeURL: ldsType, kind: kindCapturedLDS, namespace: "sample", cluster: cluster1,
+				interception: envoy.InterceptionTProxy, inbound: capturedInbound, labels: "app=sleep\x00version=v1",
+			}, true},
 		{"captured sidecar endpoints: as any sidecar's", captured, edsType,
 			viewKey{typeURL: edsType, kind: kindSidecarEDS, network: network1}, true},
 		{"captured sidecar routes: as any sidecar's", captured, rdsType,

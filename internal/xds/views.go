@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -59,28 +62,56 @@ type viewKey struct {
 	typeURL   string
 	kind      kind
 	network   model.NetworkID // EDS
-	namespace string          // sidecar RDS
-	cluster   model.ClusterID // sidecar RDS, captured LDS (VIPs)
+	namespace string          // sidecar RDS, captured LDS (the workload's)
+	cluster   model.ClusterID // sidecar RDS, captured LDS (VIPs, PeerAuthentications)
 	// interception: captured LDS (TPROXY listeners are transparent).
 	interception envoy.InterceptionMode
-	// inbound: captured CDS and LDS, the workload's ports and modes.
+	// inbound: captured CDS and LDS, the workload's ports and protocols
+	// (modes unset: the LDS view decides them from the snapshot's
+	// PeerAuthentications, which change without the proxy changing).
 	inbound envoy.InboundKey
+	// labels: captured LDS, the workload's labels (see labelsKey).
+	labels string
 }
 
 func (k viewKey) String() string {
-	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q",
-		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound)
+	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q labels=%q",
+		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound, k.labels)
 }
 
-// inboundOf is what a captured sidecar's inbound is built from: its pod's
-// container ports (POD_PORTS) and the mTLS mode of each. PeerAuthentication
-// is not watched yet, so every mode is the one model.EffectiveMTLS gives
-// without policies: PERMISSIVE, Istio's default.
+// inboundOf is the ports of a captured sidecar's workload: its pod's TCP
+// container ports (POD_PORTS) with their protocols, modes unset.
 func inboundOf(p *envoy.Proxy) envoy.InboundKey {
-	w := model.Workload{Namespace: p.Namespace, Labels: p.Labels}
-	return envoy.WorkloadInbound(p, func(port uint32) model.MTLSMode {
-		return model.EffectiveMTLS(nil, "", w, port)
-	}).Key()
+	return envoy.WorkloadInbound(p, func(uint32) model.MTLSMode { return model.MTLSUnset }).Key()
+}
+
+// labelsKey encodes labels as a comparable string: sorted key=value pairs,
+// NUL-separated (neither a label key nor a value holds NUL).
+func labelsKey(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(labels[k])
+	}
+	return b.String()
+}
+
+// parseLabelsKey decodes labelsKey.
+func parseLabelsKey(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	out := map[string]string{}
+	for kv := range strings.SplitSeq(s, "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
 }
 
 // keyFor returns the cache a proxy's requests of typeURL are served from;
@@ -116,6 +147,7 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindSidecarLDS
 			if p.Captured() {
 				k.kind, k.cluster, k.interception, k.inbound = kindCapturedLDS, p.Cluster, p.Interception, inboundOf(&p)
+				k.namespace, k.labels = p.Namespace, labelsKey(p.Labels)
 			}
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCLDS
