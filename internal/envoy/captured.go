@@ -125,7 +125,8 @@ func VirtualOutboundListener(policy OutboundTrafficPolicy, mode InterceptionMode
 //   - Unknown (unnamed or unrecognised names): VIP_PORT as for TCP, but
 //     sniffed: plaintext HTTP goes to an HTTP connection manager with RDS
 //     SniffedRouteName(HOST, PORT), the rest to tcp_proxy.
-//   - UDP and SCTP ports get nothing.
+//   - UDP and SCTP ports get nothing, nor HTTP ports 15001 and 15006
+//     (the virtual listeners' addresses).
 //
 // A service without a cluster IP (headless) gets no VIP_PORT listener: its
 // TCP traffic reaches the pod directly through the virtual listener's
@@ -141,7 +142,10 @@ func CapturedOutboundListeners(services []*model.ServiceInfo, proxyCluster model
 			proto := model.PortProtocol(p)
 			switch {
 			case proto.IsHTTP():
-				httpPorts[p.Port] = true
+				// 0.0.0.0:15001 and :15006 are the virtual listeners'.
+				if p.Port != VirtualOutboundPort && p.Port != VirtualInboundPort {
+					httpPorts[p.Port] = true
+				}
 			case proto.IsTCP() || proto.IsUnsupported():
 				if vip == "" {
 					continue

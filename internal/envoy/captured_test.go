@@ -100,7 +100,7 @@ func summarizeListener(t *testing.T, l *listenerv3.Listener) listenerSummary {
 func TestCapturedOutboundListeners(t *testing.T) {
 	hello := helloworld() // http 5000, VIPs in cluster1 and cluster2
 	other := svcInfo("other", "api", map[model.ClusterID]string{"cluster1": "10.96.0.20"})
-	other.Ports = []model.ServicePort{{Name: "http-api", Port: 5000}, {Name: "grpc", Port: 9000}}
+	other.Ports = []model.ServicePort{{Name: "http-api", Port: 5000}, {Name: "grpc", Port: 9000}, {Name: "http", Port: 15001}, {Name: "http", Port: 15006}}
 	db := svcInfo("data", "db", map[model.ClusterID]string{"cluster1": "10.96.0.30"})
 	db.Ports = []model.ServicePort{{Name: "mysql", Port: 3306}, {Name: "tls-x", Port: 443}, {Name: "dns", Port: 53, Protocol: "UDP"}}
 	web := svcInfo("web", "web", map[model.ClusterID]string{"cluster2": "10.97.0.40"})
