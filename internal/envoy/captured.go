@@ -122,7 +122,7 @@ func VirtualOutboundListener(policy OutboundTrafficPolicy, mode InterceptionMode
 //   - TCP (tcp, tls, https, mongo, redis, mysql): one listener VIP_PORT per
 //     service, at its cluster IP in the proxy's cluster, tcp_proxy to
 //     outbound|PORT||HOST.
-//   - Unknown (unnamed or unrecognised names): VIP_PORT as for TCP, but
+//   - Unknown (unnamed or unrecognized names): VIP_PORT as for TCP, but
 //     sniffed: plaintext HTTP goes to an HTTP connection manager with RDS
 //     SniffedRouteName(HOST, PORT), the rest to tcp_proxy.
 //   - UDP and SCTP ports get nothing, nor HTTP ports 15001 and 15006
