@@ -1,10 +1,13 @@
 package xds
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/google/go-cmp/cmp"
@@ -171,5 +174,56 @@ func TestLabelsKey(t *testing.T) {
 	}
 	if labelsKey(map[string]string{"a": "b", "c": "d"}) != labelsKey(map[string]string{"c": "d", "a": "b"}) {
 		t.Error("labelsKey depends on map order")
+	}
+}
+
+// TestSotWCapturedSidecar: over a real ADS stream, a node with the
+// metadata pilot-agent sends (INTERCEPTION_MODE, POD_PORTS) gets the
+// captured shape: virtual listeners, VIP_PORT listeners for its services'
+// ports (sniffed: unnamed p<port> names), the passthrough clusters and
+// its workload's inbound cluster, and the sniffed ports' HOST:PORT routes.
+func TestSotWCapturedSidecar(t *testing.T) {
+	m := rawMesh(t, Config{})
+	cc := dial(t, serve(t, m.srv))
+	n := node("sidecar~10.1.0.9~sleep-1.sample~sample.svc.cluster.local", map[string]string{
+		"NETWORK": string(network1), "CLUSTER_ID": string(cluster1), "INTERCEPTION_MODE": "REDIRECT",
+		"POD_PORTS": `[{"name":"http","containerPort":8080,"protocol":"TCP"}]`,
+	})
+	c := newSotW(t, cc, n)
+
+	c.request(cdsType, nil, "", "", "")
+	cds := c.recvType(cdsType)
+	want := append([]string{"BlackHoleCluster", "InboundPassthroughCluster", "PassthroughCluster", "inbound|8080||"}, allClusters...)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, slices.Sorted(maps.Keys(decode[*clusterv3.Cluster](t, cds.GetResources())))); diff != "" {
+		t.Errorf("clusters (-want +got):\n%s", diff)
+	}
+	c.ack(cds, nil)
+
+	c.request(ldsType, nil, "", "", "")
+	lds := c.recvType(ldsType)
+	listeners := decode[*listenerv3.Listener](t, lds.GetResources())
+	// helloworld and other in cluster1 at their VIPs; the gateway Service
+	// (tls: TCP) only in cluster2, at its VIP there.
+	wantL := []string{"10.1.100.1_5000", "10.1.100.2_9000", "10.2.255.1_15443", "virtualInbound", "virtualOutbound"}
+	if diff := cmp.Diff(wantL, slices.Sorted(maps.Keys(listeners))); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	for name, l := range listeners {
+		if err := l.ValidateAll(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if name != envoy.VirtualInboundListenerName && name != envoy.VirtualOutboundListenerName && l.GetBindToPort().GetValue() {
+			t.Errorf("%s binds its port; a captured sidecar's outbound listeners must not", name)
+		}
+	}
+	c.ack(lds, nil)
+
+	routeNames := []string{"helloworld.sample.svc.cluster.local:5000"}
+	c.request(rdsType, routeNames, "", "", "")
+	rds := c.recvType(rdsType)
+	routes := decode[*routev3.RouteConfiguration](t, rds.GetResources())
+	if diff := cmp.Diff(routeNames, slices.Sorted(maps.Keys(routes))); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 }
