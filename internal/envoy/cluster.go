@@ -1,7 +1,6 @@
 package envoy
 
 import (
-	"math"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -12,7 +11,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/causeway-mesh/causeway/internal/model"
 )
@@ -60,6 +58,9 @@ type ClusterOptions struct {
 // svc must not be nil.
 func Cluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOptions) *clusterv3.Cluster {
 	c := edsCluster(model.ClusterName(svc.Host, port.Port, ""), svc, port, o.ConnectTimeout)
+	// HTTP/2 protocols need HTTP/2 upstream; sniffed ones speak what the
+	// client spoke (istiod's use_downstream_protocol).
+	c.TypedExtensionProtocolOptions = protocolOptions(model.PortProtocol(port))
 	c.TransportSocketMatches = []*clusterv3.Cluster_TransportSocketMatch{
 		{
 			Name: matchTLSModeIstio,
@@ -115,16 +116,8 @@ func edsCluster(name string, svc *model.ServiceInfo, port model.ServicePort, tim
 			EdsConfig:   adsConfigSource(),
 			ServiceName: name,
 		},
-		ConnectTimeout: durationpb.New(timeout),
-		// Istio lifts Envoy's default limits (1024) out of the way: the mesh
-		// must not drop requests a plain Kubernetes Service would carry.
-		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-			MaxConnections:     wrapperspb.UInt32(math.MaxUint32),
-			MaxPendingRequests: wrapperspb.UInt32(math.MaxUint32),
-			MaxRequests:        wrapperspb.UInt32(math.MaxUint32),
-			MaxRetries:         wrapperspb.UInt32(math.MaxUint32),
-			TrackRemaining:     true,
-		}}},
+		ConnectTimeout:  durationpb.New(timeout),
+		CircuitBreakers: istioCircuitBreakers(),
 		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			istioMetadataKey: {Fields: map[string]*structpb.Value{
 				"default_original_port": structpb.NewNumberValue(float64(port.Port)),

@@ -5,8 +5,16 @@
 //
 // # What each kind of client gets
 //
-// A sidecar (RoleSidecar): SidecarListeners, SidecarRoute per port, Cluster
-// and ClusterLoadAssignment (of its network's view) per service port.
+// A sidecar (RoleSidecar): SidecarRoute per port, Cluster and
+// ClusterLoadAssignment (of its network's view) per service port, and
+// listeners by how it gets its traffic (Proxy.Captured, node metadata
+// INTERCEPTION_MODE). Captured by iptables (REDIRECT, TPROXY): the virtual
+// listeners VirtualOutboundListener (15001) and VirtualInboundListener
+// (15006), the non-binding CapturedOutboundListeners chosen by each port's
+// protocol (model.PortProtocol), SniffedRoute for sniffed ports,
+// CapturedClusters and an InboundCluster per port of its workload
+// (WorkloadInbound). Not captured (NONE, or no mode): SidecarListeners,
+// which bind their ports. docs/sidecars.md has the whole picture.
 // An east-west gateway (RoleEastWestGateway): GatewayListener on 15443,
 // and per service port GatewayCluster with GatewayClusterLoadAssignment of
 // the model's LocalView of the gateway's own network.
@@ -33,11 +41,16 @@
 //   - The MetadataExchange cluster filter (a TypedStruct of a type only
 //     Istio's Envoy build has; upstream Envoy rejects it) and Istio's stats
 //     and telemetry filters: they feed Istio's telemetry, not routing.
-//   - The virtual outbound (15001) and inbound (15006) listeners that go
-//     with iptables capture: sidecar outbound listeners bind their port
-//     instead, and inbound traffic reaches the workload as it is.
+//   - For sidecars that are not captured (INTERCEPTION_MODE NONE or
+//     unset), the virtual listeners and any inbound listener: their
+//     outbound listeners bind their port, and inbound traffic reaches the
+//     workload as it is.
+//   - Headless services' per-endpoint outbound listeners of captured
+//     sidecars: their connections reach the pod through the catch-all.
 //   - The catch-all virtual host (allow_any to a passthrough cluster):
-//     a host the mesh does not know gets 404, not a blind forward.
+//     a host the mesh does not know gets 404, not a blind forward. (A
+//     captured sidecar's non-HTTP connections to unknown destinations
+//     still go to PassthroughCluster, under ALLOW_ANY.)
 //   - match_subject_alt_names, deprecated in Envoy: SPIFFE ids are matched
 //     as typed URI SANs (match_typed_subject_alt_names).
 //   - TLS for proxyless gRPC: grpc-go accepts neither transport socket

@@ -76,6 +76,14 @@ func TestGolden(t *testing.T) {
 	if len(sidecarListeners) != 1 {
 		t.Fatalf("SidecarListeners gave %d listeners, want 1", len(sidecarListeners))
 	}
+	capturedListeners := CapturedOutboundListeners(svcs, "cluster1", AllowAny)
+	if len(capturedListeners) != 1 {
+		t.Fatalf("CapturedOutboundListeners gave %d listeners, want 1", len(capturedListeners))
+	}
+	capturedHTTP := capturedListeners[0]
+	helloInbound := Inbound{Passthrough: model.MTLSPermissive, Ports: []InboundPort{
+		{Port: 5000, Protocol: model.ProtocolHTTP, Mode: model.MTLSPermissive},
+	}}
 	tests := []struct {
 		name string
 		msg  proto.Message
@@ -92,6 +100,11 @@ func TestGolden(t *testing.T) {
 		{"grpc_route", GRPCRoute(svc, port)},
 		{"grpc_cluster", GRPCCluster(svc, port, ClusterOptions{})},
 		{"grpc_endpoints", GRPCClusterLoadAssignment(helloView())},
+		{"captured_virtual_outbound", VirtualOutboundListener(AllowAny, InterceptionRedirect)},
+		{"captured_http_listener", capturedHTTP},
+		{"captured_virtual_inbound", VirtualInboundListener(helloInbound, InterceptionRedirect)},
+		{"captured_inbound_cluster", InboundCluster(helloInbound.Ports[0], ClusterOptions{})},
+		{"captured_passthrough_cluster", CapturedClusters(ClusterOptions{})[2]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,12 @@
 package envoy
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -57,10 +60,39 @@ const (
 	MetaRouterMode = "ROUTER_MODE"
 	MetaGenerator  = "GENERATOR"
 	MetaNamespace  = "NAMESPACE"
+	// MetaInterceptionMode is how iptables hands the sidecar its traffic:
+	// REDIRECT, TPROXY or NONE.
+	MetaInterceptionMode = "INTERCEPTION_MODE"
+	// MetaPodPorts is the pod's container ports as a JSON string
+	// ([{"name":"http","containerPort":5000,"protocol":"TCP"}]), as
+	// Istio's injection writes it.
+	MetaPodPorts = "POD_PORTS"
 
 	RouterModeSNIDNAT = "sni-dnat"
 	GeneratorGRPC     = "grpc"
 )
+
+// InterceptionMode is how a sidecar receives its traffic (node metadata
+// INTERCEPTION_MODE).
+type InterceptionMode string
+
+// Interception modes. Empty means the node did not say: such a proxy keeps
+// the bind-to-port shape, as NONE does.
+const (
+	InterceptionRedirect InterceptionMode = "REDIRECT"
+	InterceptionTProxy   InterceptionMode = "TPROXY"
+	InterceptionNone     InterceptionMode = "NONE"
+)
+
+// MaxPodPorts bounds the container ports a node may announce in POD_PORTS.
+const MaxPodPorts = 256
+
+// PodPort is a container port from node metadata POD_PORTS.
+type PodPort struct {
+	Name     string `json:"name"`
+	Port     uint32 `json:"containerPort"`
+	Protocol string `json:"protocol"`
+}
 
 // ErrInvalidNode is wrapped by every error of ParseNode: the client's node
 // does not identify it (the xDS server answers InvalidArgument).
@@ -86,6 +118,17 @@ type Proxy struct {
 	Labels map[string]string
 	// Generator is metadata GENERATOR as sent ("grpc" for proxyless gRPC).
 	Generator string
+	// Interception is metadata INTERCEPTION_MODE as sent.
+	Interception InterceptionMode
+	// PodPorts are metadata POD_PORTS, sorted by port, one per port.
+	PodPorts []PodPort
+}
+
+// Captured reports whether iptables hands the proxy its traffic
+// (INTERCEPTION_MODE REDIRECT or TPROXY): it gets the virtual listeners
+// and non-binding outbound listeners.
+func (p *Proxy) Captured() bool {
+	return p.Role == RoleSidecar && (p.Interception == InterceptionRedirect || p.Interception == InterceptionTProxy)
 }
 
 // ParseNode tells who an xDS client is from its node: the id Istio's
@@ -119,6 +162,19 @@ func ParseNode(n *corev3.Node) (Proxy, error) {
 	}
 	routerMode, err := metaString(md, MetaRouterMode)
 	if err != nil {
+		return Proxy{}, err
+	}
+	mode, err := metaString(md, MetaInterceptionMode)
+	if err != nil {
+		return Proxy{}, err
+	}
+	switch m := InterceptionMode(mode); m {
+	case "", InterceptionRedirect, InterceptionTProxy, InterceptionNone:
+		p.Interception = m
+	default:
+		return Proxy{}, fmt.Errorf("%w: node metadata %s is %q; use REDIRECT, TPROXY or NONE", ErrInvalidNode, MetaInterceptionMode, mode)
+	}
+	if p.PodPorts, err = metaPodPorts(md); err != nil {
 		return Proxy{}, err
 	}
 
@@ -217,6 +273,29 @@ func metaLabels(md map[string]*structpb.Value) (map[string]string, error) {
 		labels[k] = sv.StringValue
 	}
 	return labels, nil
+}
+
+// metaPodPorts reads metadata POD_PORTS, a JSON list of container ports
+// in a string.
+func metaPodPorts(md map[string]*structpb.Value) ([]PodPort, error) {
+	raw, err := metaString(md, MetaPodPorts)
+	if err != nil || raw == "" {
+		return nil, err
+	}
+	var ports []PodPort
+	if err := json.Unmarshal([]byte(raw), &ports); err != nil {
+		return nil, fmt.Errorf("%w: node metadata %s is not a JSON list of container ports: %w", ErrInvalidNode, MetaPodPorts, err)
+	}
+	if len(ports) > MaxPodPorts {
+		return nil, fmt.Errorf("%w: node metadata %s lists %d ports; at most %d are accepted", ErrInvalidNode, MetaPodPorts, len(ports), MaxPodPorts)
+	}
+	for _, pp := range ports {
+		if pp.Port < 1 || pp.Port > 65535 {
+			return nil, fmt.Errorf("%w: node metadata %s has containerPort %d; use 1-65535", ErrInvalidNode, MetaPodPorts, pp.Port)
+		}
+	}
+	slices.SortStableFunc(ports, func(a, b PodPort) int { return cmp.Compare(a.Port, b.Port) })
+	return slices.CompactFunc(ports, func(a, b PodPort) bool { return a.Port == b.Port }), nil
 }
 
 // kindName names the JSON kind of a metadata value for error messages.

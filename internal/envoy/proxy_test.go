@@ -187,6 +187,43 @@ func TestParseNode(t *testing.T) {
 			want: Proxy{ID: sleepID, IP: "10.244.0.9", PodName: "sleep-5d9f", Namespace: "sample", Role: RoleSidecar},
 		},
 		{
+			name: "captured sidecar with its pod's ports",
+			id:   sleepID,
+			meta: map[string]any{
+				"INTERCEPTION_MODE": "REDIRECT",
+				"POD_PORTS":         `[{"name":"http","containerPort":5000,"protocol":"TCP"},{"containerPort":9000},{"name":"dup","containerPort":5000}]`,
+			},
+			want: Proxy{
+				ID: sleepID, IP: "10.244.0.9", PodName: "sleep-5d9f", Namespace: "sample", Role: RoleSidecar,
+				Interception: InterceptionRedirect,
+				PodPorts:     []PodPort{{Name: "http", Port: 5000, Protocol: "TCP"}, {Port: 9000}},
+			},
+		},
+		{
+			name:    "unknown interception mode",
+			id:      sleepID,
+			meta:    map[string]any{"INTERCEPTION_MODE": "EBPF"},
+			wantErr: `INTERCEPTION_MODE is "EBPF"`,
+		},
+		{
+			name:    "POD_PORTS that is not JSON",
+			id:      sleepID,
+			meta:    map[string]any{"POD_PORTS": "http:5000"},
+			wantErr: "POD_PORTS is not a JSON list",
+		},
+		{
+			name:    "POD_PORTS with a port out of range",
+			id:      sleepID,
+			meta:    map[string]any{"POD_PORTS": `[{"containerPort":70000}]`},
+			wantErr: "containerPort 70000",
+		},
+		{
+			name:    "POD_PORTS with too many ports",
+			id:      sleepID,
+			meta:    map[string]any{"POD_PORTS": "[" + strings.Repeat(`{"containerPort":1},`, MaxPodPorts) + `{"containerPort":2}]`},
+			wantErr: "at most 256",
+		},
+		{
 			name:    "no node",
 			nilNode: true,
 			wantErr: "carries no node",
@@ -218,6 +255,25 @@ func TestParseNode(t *testing.T) {
 				t.Errorf("ParseNode (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestCaptured(t *testing.T) {
+	tests := []struct {
+		p    Proxy
+		want bool
+	}{
+		{Proxy{Role: RoleSidecar, Interception: InterceptionRedirect}, true},
+		{Proxy{Role: RoleSidecar, Interception: InterceptionTProxy}, true},
+		{Proxy{Role: RoleSidecar, Interception: InterceptionNone}, false},
+		{Proxy{Role: RoleSidecar}, false},
+		{Proxy{Role: RoleRouter, Interception: InterceptionRedirect}, false},
+		{Proxy{Role: RoleGRPC, Interception: InterceptionRedirect}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.p.Captured(); got != tt.want {
+			t.Errorf("%+v.Captured() = %v, want %v", tt.p, got, tt.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -33,32 +34,65 @@ func isProxyPort(p uint32) bool {
 	return false
 }
 
-// SidecarListeners are a sidecar's outbound listeners: one per distinct TCP
-// port of services, sorted by port, named 0.0.0.0_PORT, each an HTTP
-// connection manager taking its routes from RDS SidecarRouteName(PORT)
-// (see SidecarRoute) with the router filter.
+// SidecarListeners are the outbound listeners of a sidecar that is not
+// captured (INTERCEPTION_MODE NONE, or none said): one per distinct TCP
+// port of services, sorted by port, named 0.0.0.0_PORT. By the protocols
+// of the services' ports there (model.PortProtocol): if every one is TCP
+// (tcp, tls, https, mongo, redis, mysql), a tcp_proxy to the cluster of
+// the first service by host (a bound port carries no destination to tell
+// services apart; istiod also keeps one); otherwise an HTTP connection
+// manager taking its routes from RDS SidecarRouteName(PORT) (see
+// SidecarRoute) with the router filter.
 //
 // Istio marks these listeners bind_to_port=false and reaches them through
-// iptables and its virtual outbound listener on 15001. Causeway serves no
-// virtual listener, so these bind their port: a client sends to
-// 127.0.0.1:PORT (or the proxy's address) with the service's name as
-// Host. Ports reserved for the proxy itself (isProxyPort) are left out.
+// iptables and its virtual outbound listener on 15001; that is what
+// captured sidecars get (CapturedOutboundListeners). These bind their
+// port: a client sends to 127.0.0.1:PORT (or the proxy's address) with the
+// service's name as Host. Ports reserved for the proxy itself
+// (isProxyPort) are left out.
 func SidecarListeners(services []*model.ServiceInfo) []*listenerv3.Listener {
-	var ports []uint32
+	type portUse struct {
+		allTCP bool
+		first  model.Host // the first TCP service by host
+	}
+	byPort := map[uint32]*portUse{}
 	for _, svc := range services {
+		if svc == nil {
+			continue
+		}
 		for _, p := range svc.Ports {
-			if isTCP(p.Protocol) && !isProxyPort(p.Port) {
-				ports = append(ports, p.Port)
+			if !isTCP(p.Protocol) || isProxyPort(p.Port) {
+				continue
 			}
+			u := byPort[p.Port]
+			if u == nil {
+				u = &portUse{allTCP: true, first: svc.Host}
+				byPort[p.Port] = u
+			}
+			u.allTCP = u.allTCP && model.PortProtocol(p).IsTCP()
+			u.first = min(u.first, svc.Host)
 		}
 	}
-	slices.Sort(ports)
-	ports = slices.Compact(ports)
+	ports := slices.Sorted(maps.Keys(byPort))
 	out := make([]*listenerv3.Listener, len(ports))
 	for i, p := range ports {
-		out[i] = sidecarListener(p)
+		if u := byPort[p]; u.allTCP {
+			out[i] = tcpBindListener(p, model.ClusterName(u.first, p, ""))
+		} else {
+			out[i] = sidecarListener(p)
+		}
 	}
 	return out
+}
+
+// tcpBindListener is 0.0.0.0_PORT, bound, forwarding to cluster.
+func tcpBindListener(port uint32, cluster string) *listenerv3.Listener {
+	return &listenerv3.Listener{
+		Name:             OutboundListenerName(port),
+		Address:          socketAddress("0.0.0.0", port),
+		FilterChains:     []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{tcpProxyFilter(cluster)}}},
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}
 }
 
 func sidecarListener(port uint32) *listenerv3.Listener {

@@ -6,6 +6,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway-mesh/causeway/internal/model"
@@ -243,22 +245,45 @@ func TestSidecarListeners(t *testing.T) {
 		svcInfo("istio-system", "istio-eastwestgateway", nil, 15021, 15443, 15012),
 		udp, sctp,
 	}
+	db := svcInfo("data", "db", nil)
+	db.Ports = []model.ServicePort{{Name: "tcp-db", Port: 5432}, {Name: "https", Port: 443}}
+	db2 := svcInfo("data", "a-db", nil)
+	db2.Ports = []model.ServicePort{{Name: "mysql", Port: 5432}}
+	web443 := svcInfo("team-c", "web", nil)
+	web443.Ports = []model.ServicePort{{Name: "http", Port: 443}}
+	services = append(services, db, db2, web443, nil)
 	ls := SidecarListeners(services)
 	var names, routes []string
 	for _, l := range ls {
 		validateDeep(t, l)
 		names = append(names, l.GetName())
-		hcm := unpackHCM(t, l.GetFilterChains()[0].GetFilters()[0])
+		f := l.GetFilterChains()[0].GetFilters()[0]
+		if f.GetName() == wellknown.TCPProxy {
+			var tp tcpproxyv3.TcpProxy
+			if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+				t.Fatal(err)
+			}
+			routes = append(routes, "tcp:"+tp.GetCluster())
+			continue
+		}
+		hcm := unpackHCM(t, f)
 		routes = append(routes, hcm.GetRds().GetRouteConfigName())
 		if got := l.GetAddress().GetSocketAddress().GetPortValue(); OutboundListenerName(got) != l.GetName() {
 			t.Errorf("listener %s binds port %d", l.GetName(), got)
 		}
 	}
-	wantNames := []string{"0.0.0.0_53", "0.0.0.0_80", "0.0.0.0_8080", "0.0.0.0_15012", "0.0.0.0_15443"}
+	wantNames := []string{"0.0.0.0_53", "0.0.0.0_80", "0.0.0.0_443", "0.0.0.0_5432", "0.0.0.0_8080", "0.0.0.0_15012", "0.0.0.0_15443"}
 	if diff := cmp.Diff(wantNames, names); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"53", "80", "8080", "15012", "15443"}, routes); diff != "" {
+	// TCP-only ports get tcp_proxy (53: an unnamed port on a well-known TCP
+	// port; 5432: two TCP services, the first host wins); a port where one
+	// service is HTTP (443) or unknown (p<port>) an HTTP connection manager.
+	want := []string{
+		"tcp:outbound|53||dns.kube-system.svc.cluster.local", "80", "443",
+		"tcp:outbound|5432||a-db.data.svc.cluster.local", "8080", "15012", "15443",
+	}
+	if diff := cmp.Diff(want, routes); diff != "" {
 		t.Errorf("RDS names (-want +got):\n%s", diff)
 	}
 	if got := SidecarListeners(nil); len(got) != 0 {

@@ -100,6 +100,9 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 			Protocol: string(p.Protocol),
 			NodePort: uint32(p.NodePort),
 		}
+		if p.AppProtocol != nil {
+			sp.AppProtocol = *p.AppProtocol
+		}
 		if p.TargetPort.StrVal != "" || p.TargetPort.IntVal != 0 {
 			n, name, ok := targetPort(p.TargetPort.IntVal, p.TargetPort.StrVal)
 			if !ok {

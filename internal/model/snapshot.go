@@ -17,7 +17,19 @@ type Snapshot struct {
 	agg    *frozenAggregates
 	sorted *sortedServices
 	local  ClusterLocalHosts
+	pa     map[ClusterID][]PeerAuthentication
+	root   string
 }
+
+// PeerAuthentications returns the PeerAuthentications of cluster c, sorted
+// by namespace and name. The slice is shared: read-only.
+func (sn *Snapshot) PeerAuthentications(c ClusterID) []PeerAuthentication {
+	return sn.pa[c]
+}
+
+// RootNamespace is the system namespace: its PeerAuthentications without
+// a selector are mesh-wide.
+func (sn *Snapshot) RootNamespace() string { return sn.root }
 
 // sortedServices is the sorted list of ServiceInfo of one generation of
 // ServiceInfo values, built on first use and shared by the snapshots of that

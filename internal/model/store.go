@@ -16,14 +16,24 @@ type Changes struct {
 	// Services whose definition or endpoints changed (removed ones
 	// included).
 	Services map[Host]struct{}
+	// PeerAuthentication: clusters whose PeerAuthentications changed.
+	PeerAuthentication map[ClusterID]struct{}
 }
 
 // Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return !c.Full && len(c.Services) == 0 }
+func (c Changes) Empty() bool {
+	return !c.Full && len(c.Services) == 0 && len(c.PeerAuthentication) == 0
+}
 
 // Merge adds o to c.
 func (c *Changes) Merge(o Changes) {
 	c.Full = c.Full || o.Full
+	if len(o.PeerAuthentication) > 0 {
+		if c.PeerAuthentication == nil {
+			c.PeerAuthentication = make(map[ClusterID]struct{}, len(o.PeerAuthentication))
+		}
+		maps.Copy(c.PeerAuthentication, o.PeerAuthentication)
+	}
 	if len(o.Services) == 0 {
 		return
 	}
@@ -81,6 +91,11 @@ type Store struct {
 	last      *Snapshot
 	// sinceLast: something a snapshot shows changed since s.last.
 	sinceLast bool
+
+	// peerAuth holds PeerAuthentications by cluster; peerAuthFrozen is
+	// what snapshots share, replaced per cluster on change.
+	peerAuth       map[ClusterID]map[NamespacedName]*PeerAuthentication
+	peerAuthFrozen map[ClusterID][]PeerAuthentication
 }
 
 // NewStore returns an empty store.
@@ -464,6 +479,10 @@ func (s *Store) RemoveCluster(c ClusterID) {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.peerAuth[c]; ok {
+		delete(s.peerAuth, c)
+		s.freezePeerAuth(c)
+	}
 	cs := s.clusters[c]
 	if cs == nil {
 		return
@@ -520,6 +539,8 @@ func (s *Store) Snapshot() *Snapshot {
 		agg:    s.aggFrozen,
 		sorted: s.sorted,
 		local:  s.local,
+		pa:     s.peerAuthFrozen,
+		root:   s.cfg.SystemNamespace,
 	}
 	// Every node reachable from sn is now published: later edits copy.
 	s.gen++

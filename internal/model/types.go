@@ -107,6 +107,9 @@ type ServicePort struct {
 	Name     string
 	Port     uint32
 	Protocol string // TCP, UDP, SCTP; empty means TCP
+	// AppProtocol is spec.ports[].appProtocol; with the name it decides
+	// the application protocol (see PortProtocol).
+	AppProtocol string
 	// TargetPort is the numeric target port; 0 when the target port is named
 	// (TargetPortName) or unset (then it equals Port).
 	TargetPort     uint32

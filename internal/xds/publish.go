@@ -44,7 +44,10 @@ func (s *Server) Publish(snap *model.Snapshot, changes model.Changes) {
 	views := slices.Collect(maps.Values(s.views))
 	s.mu.Unlock()
 
-	updated, deleted := updateViews(views, s.builder(snap), hcs)
+	b := s.builder(snap)
+	b.peerAuthAll = old == nil || changes.Full
+	b.peerAuth = changes.PeerAuthentication
+	updated, deleted := updateViews(views, b, hcs)
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("xDS views published", "services", len(hcs), "full", changes.Full || old == nil,
 		"views", len(views), "updated", updated, "deleted", deleted, "took", time.Since(start))
@@ -95,10 +98,42 @@ type builder struct {
 	ports       portIndex
 	opts        envoy.ClusterOptions
 	gatewayPort uint32
+	policy      envoy.OutboundTrafficPolicy
+	// peerAuth names the clusters whose PeerAuthentications changed since
+	// the previous snapshot; peerAuthAll: treat every cluster's as changed.
+	peerAuth    map[model.ClusterID]struct{}
+	peerAuthAll bool
+}
+
+// peerAuthChanged reports whether cluster c's PeerAuthentications may
+// differ from what the views were built from.
+func (b *builder) peerAuthChanged(c model.ClusterID) bool {
+	if b.peerAuthAll {
+		return true
+	}
+	_, ok := b.peerAuth[c]
+	return ok
+}
+
+// capturedInbound is a captured sidecar's inbound: the ports of its key,
+// each in the mode the snapshot's PeerAuthentications of its cluster give
+// its workload (namespace and labels of the key).
+func (b *builder) capturedInbound(k viewKey) envoy.Inbound {
+	in := k.inbound.Inbound()
+	policies, root := b.snap.PeerAuthentications(k.cluster), b.snap.RootNamespace()
+	w := model.Workload{Namespace: k.namespace, Labels: parseLabelsKey(k.labels)}
+	in.Passthrough = model.EffectiveMTLS(policies, root, w, 0)
+	for i := range in.Ports {
+		in.Ports[i].Mode = model.EffectiveMTLS(policies, root, w, in.Ports[i].Port)
+	}
+	return in
 }
 
 func (s *Server) builder(snap *model.Snapshot) *builder {
-	return &builder{snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort}
+	return &builder{
+		snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort,
+		policy: s.cfg.OutboundTrafficPolicy,
+	}
 }
 
 // hostChange is a service as it was and as it is.
@@ -108,17 +143,64 @@ type hostChange struct {
 	// defChanged: the service itself (not only its endpoints) differs, so
 	// CDS, LDS and RDS built from it may too.
 	defChanged bool
-	// portsChanged: its TCP ports differ (or it came or went with some),
-	// so the listeners aggregating every service's ports may too.
+	// portsChanged: its TCP ports (their numbers, names and protocols) or
+	// its cluster IPs differ (or it came or went with ports), so the
+	// listeners aggregating every service's ports may too.
 	portsChanged bool
 }
 
 func newHostChange(h model.Host, old, cur *model.ServiceInfo) hostChange {
+	def := !sameService(old, cur)
 	return hostChange{
 		host: h, old: old, cur: cur,
-		defChanged:   !sameService(old, cur),
-		portsChanged: !slices.Equal(tcpPorts(old), tcpPorts(cur)),
+		defChanged:   def,
+		portsChanged: def && !sameListenerInputs(old, cur),
 	}
+}
+
+// sameListenerInputs reports whether a and b give the same listeners: the
+// same TCP ports with the same names and protocols, and the same cluster
+// IPs (the VIPs of captured sidecars' listeners) if they have any.
+func sameListenerInputs(a, b *model.ServiceInfo) bool {
+	var ap, bp []model.ServicePort
+	if a != nil {
+		ap = a.Ports
+	}
+	if b != nil {
+		bp = b.Ports
+	}
+	i, j := 0, 0
+	for {
+		for i < len(ap) && !isTCP(ap[i].Protocol) {
+			i++
+		}
+		for j < len(bp) && !isTCP(bp[j].Protocol) {
+			j++
+		}
+		if i == len(ap) || j == len(bp) {
+			if i != len(ap) || j != len(bp) {
+				return false
+			}
+			break
+		}
+		x, y := ap[i], bp[j]
+		if x.Port != y.Port || x.Name != y.Name || x.AppProtocol != y.AppProtocol {
+			return false
+		}
+		i++
+		j++
+	}
+	if len(ap) == 0 && len(bp) == 0 {
+		return true
+	}
+	var aIPs, bIPs map[model.ClusterID]string
+	if a != nil {
+		aIPs = a.ClusterIPs
+	}
+	if b != nil {
+		bIPs = b.ClusterIPs
+	}
+	return maps.Equal(aIPs, bIPs)
 }
 
 // changedHosts looks at the services changes names.
@@ -238,6 +320,26 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			}
 			c.deleteExcept(keep)
 		}
+	case kindCapturedLDS:
+		// Outbound: built once, then again when any service's listener
+		// inputs change (the per-port listeners aggregate every service).
+		// Inbound: built once, then again when the PeerAuthentications of
+		// the proxy's cluster change.
+		first := len(v.entries) == 0
+		if first || slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
+			ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
+			keep := make(map[string]struct{}, len(ls)+1)
+			keep[envoy.VirtualInboundListenerName] = struct{}{}
+			for _, l := range ls {
+				keep[l.GetName()] = struct{}{}
+				c.put(l.GetName(), l)
+			}
+			c.deleteExcept(keep)
+		}
+		if first || b.peerAuthChanged(v.key.cluster) {
+			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception))
+		}
 	case kindGatewayLDS:
 		// The SNI listener, and the control plane's passthrough listener
 		// (0.0.0.0_15012, while a Service istiod has port 15012; unless
@@ -281,7 +383,17 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			}
 			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster))
 		}
+		// A captured sidecar's sniffed ports have their own routes,
+		// HOST:PORT (unused by other sidecars, which never ask for them).
+		for i := range hcs {
+			if hc := &hcs[i]; hc.defChanged {
+				v.putSniffedRoutes(&c, hc)
+			}
+		}
 	default:
+		if v.key.kind == kindCapturedCDS {
+			v.putCapturedClusters(b, &c)
+		}
 		for i := range hcs {
 			v.updateHost(b, &c, &hcs[i])
 		}
@@ -300,6 +412,27 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		}
 	}
 	return len(c.upd), len(c.del)
+}
+
+// putSniffedRoutes rebuilds the HOST:PORT routes of one service's sniffed
+// ports in a sidecar RDS view.
+func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
+	var names []string
+	for _, p := range envoy.SniffedPorts(hc.cur, v.key.cluster) {
+		name := envoy.SniffedRouteName(hc.host, p)
+		names = append(names, name)
+		c.put(name, envoy.SniffedRoute(hc.cur, p, v.key.namespace, v.key.cluster))
+	}
+	for _, name := range v.byHost[hc.host] {
+		if !slices.Contains(names, name) {
+			c.delete(name)
+		}
+	}
+	if len(names) == 0 {
+		delete(v.byHost, hc.host)
+	} else {
+		v.byHost[hc.host] = names
+	}
 }
 
 // updateHost rebuilds the resources a per-host view derives from one
@@ -325,7 +458,7 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 			var res types.Resource
 			var name string
 			switch v.key.kind {
-			case kindSidecarCDS:
+			case kindSidecarCDS, kindCapturedCDS:
 				cl := envoy.Cluster(svc, p, b.opts)
 				name, res = cl.GetName(), cl
 			case kindGRPCCDS:
@@ -356,6 +489,22 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 		delete(v.byHost, hc.host)
 	} else {
 		v.byHost[hc.host] = names
+	}
+}
+
+// putCapturedClusters adds, once, the clusters a captured sidecar gets
+// besides its services': the passthrough and black hole clusters and its
+// workload's inbound|PORT|| clusters (all built from the key alone).
+func (v *view) putCapturedClusters(b *builder, c *changeSet) {
+	if _, done := v.entries[envoy.PassthroughCluster]; done {
+		return
+	}
+	for _, cl := range envoy.CapturedClusters(b.opts) {
+		c.put(cl.GetName(), cl)
+	}
+	for _, p := range v.key.inbound.Inbound().Ports {
+		cl := envoy.InboundCluster(p, b.opts)
+		c.put(cl.GetName(), cl)
 	}
 }
 

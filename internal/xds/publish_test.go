@@ -25,6 +25,17 @@ func TestKeyFor(t *testing.T) {
 	gateway := envoy.Proxy{Role: envoy.RoleEastWestGateway, Network: network2, Cluster: cluster2, Namespace: "istio-system"}
 	router := envoy.Proxy{Role: envoy.RoleRouter, Network: network1, Cluster: cluster1, Namespace: "istio-system"}
 	grpcP := envoy.Proxy{Role: envoy.RoleGRPC, Network: network1, Cluster: cluster2, Namespace: "sample"}
+	captured := sidecar
+	captured.Interception = envoy.InterceptionTProxy
+	captured.PodPorts = []envoy.PodPort{{Name: "http", Port: 5000}, {Port: 9000}}
+	captured.Labels = map[string]string{"app": "sleep", "version": "v1"}
+	// Ports and protocols only: the LDS view decides the modes.
+	capturedInbound := envoy.Inbound{Ports: []envoy.InboundPort{
+		{Port: 5000, Protocol: model.ProtocolHTTP},
+		{Port: 9000, Protocol: model.ProtocolUnsupported},
+	}}.Key()
+	uncaptured := sidecar
+	uncaptured.Interception = envoy.InterceptionNone
 	tests := []struct {
 		name    string
 		proxy   envoy.Proxy
@@ -53,6 +64,18 @@ func TestKeyFor(t *testing.T) {
 			viewKey{typeURL: envoy.NameTableType, kind: kindSidecarNDS, cluster: cluster1, network: network1}, true},
 		{"router name table: none (istiod builds it for sidecars)", router, envoy.NameTableType,
 			viewKey{typeURL: envoy.NameTableType, kind: kindEmpty}, true},
+		{"captured sidecar clusters: per workload inbound", captured, cdsType,
+			viewKey{typeURL: cdsType, kind: kindCapturedCDS, inbound: capturedInbound}, true},
+		{"captured sidecar listeners: per cluster, mode and workload inbound", captured, ldsType,
+			viewKey{
+				typeURL: ldsType, kind: kindCapturedLDS, namespace: "sample", cluster: cluster1,
+				interception: envoy.InterceptionTProxy, inbound: capturedInbound, labels: "app=sleep\x00version=v1",
+			}, true},
+		{"captured sidecar endpoints: as any sidecar's", captured, edsType,
+			viewKey{typeURL: edsType, kind: kindSidecarEDS, network: network1, cluster: cluster1}, true},
+		{"captured sidecar routes: as any sidecar's", captured, rdsType,
+			viewKey{typeURL: rdsType, kind: kindSidecarRDS, namespace: "sample", cluster: cluster1}, true},
+		{"NONE sidecar: the bind-to-port listeners", uncaptured, ldsType, viewKey{typeURL: ldsType, kind: kindSidecarLDS}, true},
 		{"secrets: not served", sidecar, "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", viewKey{}, false},
 	}
 	for _, tc := range tests {
@@ -183,8 +206,9 @@ func TestPublishOnlyChanged(t *testing.T) {
 		"gateway eds net2": {model.SNI("third.sample.svc.cluster.local", 7070, ""), model.SNI("third.sample.svc.cluster.local", 9000, "")},
 		"gateway lds":      {"0.0.0.0_15443"},
 		"sidecar lds":      {"0.0.0.0_7070"},
-		"sidecar rds":      {"7070", "9000"},
-		"grpc lds":         {"third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
+		// Ports named p<port> are sniffed: their own HOST:PORT routes too.
+		"sidecar rds": {"7070", "9000", "third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
+		"grpc lds":    {"third.sample.svc.cluster.local:7070", "third.sample.svc.cluster.local:9000"},
 	})
 
 	step(t, "the service removed", func() {
@@ -211,8 +235,10 @@ func TestPublishOnlyChanged(t *testing.T) {
 		"gateway eds net2": {"-" + model.SNI("third.sample.svc.cluster.local", 7070, ""), "-" + model.SNI("third.sample.svc.cluster.local", 9000, "")},
 		"gateway lds":      {"0.0.0.0_15443"},
 		"sidecar lds":      {"-0.0.0.0_7070"},
-		"sidecar rds":      {"-7070", "9000"},
-		"grpc lds":         {"-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000"},
+		"sidecar rds": {
+			"-7070", "-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000", "9000",
+		},
+		"grpc lds": {"-third.sample.svc.cluster.local:7070", "-third.sample.svc.cluster.local:9000"},
 	})
 
 	// Every resource of every view passes Envoy's validation.

@@ -70,6 +70,11 @@ type Config struct {
 	SendBudget int64
 	// Registerer, if set, receives the server's Prometheus metrics.
 	Registerer prometheus.Registerer
+	// OutboundTrafficPolicy is the mesh config's
+	// outboundTrafficPolicy.mode: where a captured sidecar sends
+	// connections to destinations no service claims. The zero value is
+	// ALLOW_ANY (PassthroughCluster), Istio's default.
+	OutboundTrafficPolicy envoy.OutboundTrafficPolicy
 }
 
 // Server is the ADS server. It is safe for concurrent use; create it with

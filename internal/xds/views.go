@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -35,6 +38,10 @@ const (
 	kindSidecarRDS
 	kindGRPCRDS
 	kindSidecarNDS
+	// kindCapturedCDS and kindCapturedLDS: a captured sidecar's (see
+	// envoy.Proxy.Captured) clusters and listeners.
+	kindCapturedCDS
+	kindCapturedLDS
 )
 
 var kindNames = [...]string{
@@ -42,6 +49,7 @@ var kindNames = [...]string{
 	kindSidecarEDS: "sidecar-eds", kindGRPCEDS: "grpc-eds", kindGatewayEDS: "gateway-eds",
 	kindSidecarLDS: "sidecar-lds", kindGRPCLDS: "grpc-lds", kindGatewayLDS: "gateway-lds",
 	kindSidecarRDS: "sidecar-rds", kindGRPCRDS: "grpc-rds", kindSidecarNDS: "sidecar-nds",
+	kindCapturedCDS: "captured-cds", kindCapturedLDS: "captured-lds",
 }
 
 func (k kind) String() string { return kindNames[k] }
@@ -55,14 +63,59 @@ type viewKey struct {
 	typeURL   string
 	kind      kind
 	network   model.NetworkID // EDS, sidecar NDS
-	namespace string          // sidecar RDS
-	// cluster: sidecar RDS, sidecar NDS, and EDS (cluster-local hosts show
-	// only the proxy's own cluster's endpoints).
+	namespace string          // sidecar RDS, captured LDS (the workload's)
+	// cluster: sidecar RDS, sidecar NDS, captured LDS (VIPs,
+	// PeerAuthentications), and EDS (cluster-local hosts show only the
+	// proxy's own cluster's endpoints).
 	cluster model.ClusterID
+	// interception: captured LDS (TPROXY listeners are transparent).
+	interception envoy.InterceptionMode
+	// inbound: captured CDS and LDS, the workload's ports and protocols
+	// (modes unset: the LDS view decides them from the snapshot's
+	// PeerAuthentications, which change without the proxy changing).
+	inbound envoy.InboundKey
+	// labels: captured LDS, the workload's labels (see labelsKey).
+	labels string
 }
 
 func (k viewKey) String() string {
-	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q", k.kind, k.network, k.namespace, k.cluster)
+	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q labels=%q",
+		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound, k.labels)
+}
+
+// inboundOf is the ports of a captured sidecar's workload: its pod's TCP
+// container ports (POD_PORTS) with their protocols, modes unset.
+func inboundOf(p *envoy.Proxy) envoy.InboundKey {
+	return envoy.WorkloadInbound(p, func(uint32) model.MTLSMode { return model.MTLSUnset }).Key()
+}
+
+// labelsKey encodes labels as a comparable string: sorted key=value pairs,
+// NUL-separated (neither a label key nor a value holds NUL).
+func labelsKey(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(labels[k])
+	}
+	return b.String()
+}
+
+// parseLabelsKey decodes labelsKey.
+func parseLabelsKey(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	out := map[string]string{}
+	for kv := range strings.SplitSeq(s, "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
 }
 
 // keyFor returns the cache a proxy's requests of typeURL are served from;
@@ -79,6 +132,9 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindGatewayCDS
 		default:
 			k.kind = kindSidecarCDS
+			if p.Captured() {
+				k.kind, k.inbound = kindCapturedCDS, inboundOf(&p)
+			}
 		}
 	case resource.EndpointType:
 		k.network, k.cluster = p.Network, p.Cluster
@@ -94,6 +150,10 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 		switch p.Role {
 		case envoy.RoleSidecar:
 			k.kind = kindSidecarLDS
+			if p.Captured() {
+				k.kind, k.cluster, k.interception, k.inbound = kindCapturedLDS, p.Cluster, p.Interception, inboundOf(&p)
+				k.namespace, k.labels = p.Namespace, labelsKey(p.Labels)
+			}
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCLDS
 		case envoy.RoleEastWestGateway:
