@@ -6,7 +6,10 @@
 // view that proxy must be sent (View). The rules are Istio's, made precise in
 // docs and tests: network of an endpoint (network.go), meshNetworks parsing
 // and validation (meshnetworks.go), gateway discovery (gateways.go), views
-// and weights (view.go).
+// and weights (view.go), the mesh config it reads (meshconfig.go) and the
+// cluster-local hosts it decides (clusterlocal.go: a proxy of cluster C
+// sees only C's endpoints of them, ViewIn), and the DNS name table of a
+// proxy (names.go).
 //
 // # Incremental state
 //

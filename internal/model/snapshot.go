@@ -71,8 +71,8 @@ func (sn *Snapshot) View(h Host, port uint32, network NetworkID) (v View, ok boo
 // ViewIn returns what a proxy of cluster (may be "": unknown) and network
 // (may be "") sees of service h on Service port port (not the target
 // port). ok is false if h or port is unknown. See buildView for the rules;
-// for a cluster-local host (ClusterLocal) and a known cluster, only that
-// cluster's endpoints count.
+// for a cluster-local host (NewClusterLocalHosts) and a known cluster,
+// only that cluster's endpoints count.
 func (sn *Snapshot) ViewIn(h Host, port uint32, cluster ClusterID, network NetworkID) (v View, ok bool) {
 	ps := sn.portState(h, port)
 	if ps == nil {
@@ -115,10 +115,6 @@ func (sn *Snapshot) onlyCluster(h Host, cluster ClusterID) ClusterID {
 	}
 	return ""
 }
-
-// ClusterLocal reports whether h is cluster-local (see
-// NewClusterLocalHosts).
-func (sn *Snapshot) ClusterLocal(h Host) bool { return sn.local.IsClusterLocal(h) }
 
 // Gateways returns the gateways of network n, sorted by address and port.
 func (sn *Snapshot) Gateways(n NetworkID) []Gateway {

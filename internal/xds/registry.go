@@ -118,13 +118,26 @@ func shortType(typeURL string) string {
 type registry struct {
 	metrics *metrics
 
-	mu      sync.RWMutex
+	mu sync.RWMutex
+	// streams are keyed by streamKey: go-control-plane numbers SotW and
+	// delta streams each from 1, so the two protocols' ids are kept apart.
 	streams map[int64]*conn
 	nodes   map[*corev3.Node]*conn
+	// last numbers the streams of both protocols in the order they opened
+	// (conn.stream).
+	last int64
 }
+
+// sotwKey and deltaKey are the registry keys of go-control-plane's stream
+// ids: a SotW stream's id as it is, a delta stream's negated (both start
+// at 1, so they never meet).
+func sotwKey(id int64) int64  { return id }
+func deltaKey(id int64) int64 { return -id }
 
 // conn is one ADS stream.
 type conn struct {
+	// stream numbers the stream among all of the server's, SotW and delta
+	// alike, in the order they opened.
 	stream      int64
 	protocol    string
 	connectedAt time.Time
@@ -206,8 +219,10 @@ func (r *registry) open(ctx context.Context, id int64, protocol string) {
 	if slot := slotFrom(ctx); slot != nil {
 		slot.id.Store(id)
 	}
-	c := &conn{stream: id, protocol: protocol, connectedAt: time.Now(), types: make(map[string]*typeState)}
+	c := &conn{protocol: protocol, connectedAt: time.Now(), types: make(map[string]*typeState)}
 	r.mu.Lock()
+	r.last++
+	c.stream = r.last
 	r.streams[id] = c
 	r.mu.Unlock()
 }
@@ -475,16 +490,17 @@ func (r *registry) latest(id string) *conn {
 func (r *registry) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
 		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
-			r.open(ctx, id, ProtocolSotW)
+			r.open(ctx, sotwKey(id), ProtocolSotW)
 			return nil
 		},
 		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
-			r.open(ctx, id, ProtocolDelta)
+			r.open(ctx, deltaKey(id), ProtocolDelta)
 			return nil
 		},
-		StreamClosedFunc:      func(id int64, _ *corev3.Node) { r.close(id) },
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { r.close(id) },
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { r.close(sotwKey(id)) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { r.close(deltaKey(id)) },
 		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
+			id = sotwKey(id)
 			if err := r.identify(id, req.GetNode()); err != nil {
 				return err
 			}
@@ -494,6 +510,7 @@ func (r *registry) callbacks() serverv3.Callbacks {
 			return nil
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
+			id = deltaKey(id)
 			if err := r.identify(id, req.GetNode()); err != nil {
 				return err
 			}
@@ -503,10 +520,10 @@ func (r *registry) callbacks() serverv3.Callbacks {
 			return nil
 		},
 		StreamResponseFunc: func(ctx context.Context, id int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
-			r.sentSotW(ctx, id, resp)
+			r.sentSotW(ctx, sotwKey(id), resp)
 		},
 		StreamDeltaResponseFunc: func(id int64, _ *discoverygrpc.DeltaDiscoveryRequest, resp *discoverygrpc.DeltaDiscoveryResponse) {
-			r.sentDelta(id, resp)
+			r.sentDelta(deltaKey(id), resp)
 		},
 		FetchRequestFunc: func(context.Context, *discoverygrpc.DiscoveryRequest) error {
 			return errors.New("REST fetch is not served; use ADS")

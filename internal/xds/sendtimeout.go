@@ -157,9 +157,12 @@ func (t *timedStream) RecvMsg(m any) error {
 // sendTimedOut counts and logs a stream closed for a blocked send.
 func (s *Server) sendTimedOut(slot *streamSlot) {
 	s.metrics.sendTimeouts.Inc()
-	id := slot.id.Load()
-	attrs := []any{"stream", id, "timeout", s.cfg.SendTimeout}
-	if p, ok := s.reg.proxyOf(id); ok {
+	key := slot.id.Load() // the registry's key of the stream
+	attrs := []any{"timeout", s.cfg.SendTimeout}
+	if c := s.reg.stream(key); c != nil {
+		attrs = append(attrs, "stream", c.stream, "protocol", c.protocol)
+	}
+	if p, ok := s.reg.proxyOf(key); ok {
 		attrs = append(attrs, "proxy", p.ID)
 	}
 	s.log.Warn("closing xDS stream: a send blocked past the send timeout", attrs...)

@@ -5,7 +5,10 @@
 //
 // A proxy's view is decided by its node (envoy.ParseNode): its role picks
 // which resources it gets, its network which endpoints (split-horizon
-// EDS), its namespace and cluster which route domains. Each resource type
+// EDS), its cluster which endpoints of cluster-local hosts and which
+// cluster IPs its name table (NDS) holds, its namespace and cluster which
+// route domains. A type the server does not serve is answered with nothing
+// (nds.go), never by ending the stream. Each resource type
 // of each distinct view is one shared cache (viewCache), made when the
 // first proxy of that view asks for the type; every proxy of the view
 // watches the same cache, so a resource is built and marshaled once per
