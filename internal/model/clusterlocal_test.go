@@ -118,6 +118,7 @@ aFieldOfANewerIstio: 1
 `,
 		want: &MeshConfig{
 			DiscoveryAddress: "istiod.istio-system.svc:15012",
+			RegistryOnly:     true,
 			ServiceSettings: []ServiceSetting{
 				{Hosts: []string{"*.data.svc.cluster.local", "db.other.svc.cluster.local"}, ClusterLocal: true},
 				{Hosts: []string{"kubernetes.default.svc.cluster.local"}},

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,10 @@ type MeshConfig struct {
 	// (HOST:PORT), empty when not set: Istio's default is
 	// istiod.istio-system.svc:15012.
 	DiscoveryAddress string
+	// RegistryOnly is meshConfig.outboundTrafficPolicy.mode REGISTRY_ONLY:
+	// a captured sidecar drops connections to destinations no service
+	// claims. False is ALLOW_ANY, Istio's default.
+	RegistryOnly bool
 }
 
 // ServiceSetting is one entry of meshConfig.serviceSettings.
@@ -49,6 +54,7 @@ func ParseMeshConfig(data []byte) (*MeshConfig, error) {
 		return nil, fmt.Errorf("mesh config: %d bytes, more than the %d a mesh config may have", len(data), MaxMeshConfigBytes)
 	}
 	var mc meshconfig.MeshConfig
+	registryOnly := false
 	if len(bytes.TrimSpace(data)) > 0 {
 		js, err := yaml.YAMLToJSON(data)
 		if err != nil {
@@ -57,8 +63,12 @@ func ParseMeshConfig(data []byte) (*MeshConfig, error) {
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, &mc); err != nil {
 			return nil, fmt.Errorf("mesh config: not an Istio MeshConfig: %w", err)
 		}
+		registryOnly = explicitRegistryOnly(js)
 	}
-	out := &MeshConfig{DiscoveryAddress: mc.GetDefaultConfig().GetDiscoveryAddress()}
+	out := &MeshConfig{
+		DiscoveryAddress: mc.GetDefaultConfig().GetDiscoveryAddress(),
+		RegistryOnly:     registryOnly,
+	}
 	var errs []error
 	if a := out.DiscoveryAddress; a != "" {
 		if _, port, err := net.SplitHostPort(a); err != nil {
@@ -82,6 +92,30 @@ func ParseMeshConfig(data []byte) (*MeshConfig, error) {
 		return nil, fmt.Errorf("mesh config: %w", err)
 	}
 	return out, nil
+}
+
+// explicitRegistryOnly tells whether a mesh config (as JSON, already
+// parsed once as a MeshConfig) sets outboundTrafficPolicy.mode to
+// REGISTRY_ONLY. In Istio's proto REGISTRY_ONLY is the enum's zero value,
+// so a parsed MeshConfig cannot tell it from an absent policy; istiod
+// merges the file over its defaults, where the mode is ALLOW_ANY, so only
+// an explicit REGISTRY_ONLY (or 0) selects it.
+func explicitRegistryOnly(js []byte) bool {
+	var raw struct {
+		OutboundTrafficPolicy struct {
+			Mode any `json:"mode"`
+		} `json:"outboundTrafficPolicy"`
+	}
+	if json.Unmarshal(js, &raw) != nil {
+		return false
+	}
+	switch m := raw.OutboundTrafficPolicy.Mode.(type) {
+	case string:
+		return m == meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY.String()
+	case float64:
+		return m == float64(meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY)
+	}
+	return false
 }
 
 // validServiceSettingsHost accepts a hostname, "*", or "*." followed by a

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
 func TestLoadMeshConfig(t *testing.T) {
@@ -36,6 +38,28 @@ func TestLoadMeshConfig(t *testing.T) {
 	} {
 		if _, err := loadMeshConfig(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestMeshConfigOutboundPolicy: --mesh-config's outboundTrafficPolicy
+// reaches the xDS server (captured sidecars' catch-all).
+func TestMeshConfigOutboundPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want envoy.OutboundTrafficPolicy
+	}{
+		{"", envoy.AllowAny},
+		{"outboundTrafficPolicy: {mode: ALLOW_ANY}", envoy.AllowAny},
+		{"outboundTrafficPolicy: {}", envoy.AllowAny},
+		{"outboundTrafficPolicy: {mode: REGISTRY_ONLY}", envoy.RegistryOnly},
+	} {
+		mc, err := model.ParseMeshConfig([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := withMeshConfig(xds.Config{}, mc).OutboundTrafficPolicy; got != tc.want {
+			t.Errorf("%q: outbound traffic policy %v, want %v", tc.yaml, got, tc.want)
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
+	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -184,6 +185,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%w: fix the file given to --mesh-config", err)
 		}
 		s.store.SetMeshConfig(mc)
+		cfg.XDS = withMeshConfig(cfg.XDS, mc)
 	}
 	xcfg := cfg.XDS
 	xcfg.Logger = cfg.Logger.With("component", "xds")
@@ -532,4 +534,13 @@ func (s *Server) DebugAddr() net.Addr {
 	s.addrMu.Lock()
 	defer s.addrMu.Unlock()
 	return s.debugAddr
+}
+
+// withMeshConfig applies the mesh config's settings that the xDS server
+// reads (outboundTrafficPolicy) to its configuration.
+func withMeshConfig(x xds.Config, mc *model.MeshConfig) xds.Config {
+	if mc.RegistryOnly {
+		x.OutboundTrafficPolicy = envoy.RegistryOnly
+	}
+	return x
 }
