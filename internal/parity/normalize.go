@@ -260,15 +260,37 @@ func (f Facts) commonTLS(p string, c *tlsv3.CommonTlsContext) {
 	f.set(strings.Join(sans, ","), p, "san")
 }
 
+// sanMatchers lists a validation context's SAN matchers as TYPE:MATCH.
+// An untyped matcher (match_subject_alt_names, which Envoy tries against
+// every SAN) of a spiffe:// identity reads as URI: only a URI SAN can hold
+// "spiffe://" (a DNS name, IP or e-mail address cannot), so Envoy accepts
+// exactly the same certificates either way.
 func sanMatchers(v *tlsv3.CertificateValidationContext) []string {
 	var out []string
 	for _, m := range v.GetMatchTypedSubjectAltNames() {
 		out = append(out, m.GetSanType().String()+":"+stringMatcher(m.GetMatcher()))
 	}
 	for _, m := range v.GetMatchSubjectAltNames() {
-		out = append(out, "ANY:"+stringMatcher(m))
+		typ := "ANY"
+		if spiffeMatcher(m) {
+			typ = tlsv3.SubjectAltNameMatcher_URI.String()
+		}
+		out = append(out, typ+":"+stringMatcher(m))
 	}
 	return out
+}
+
+// spiffeMatcher reports whether m matches only strings that start with
+// spiffe:// (an exact or prefix match on such a string).
+func spiffeMatcher(m *matcherv3.StringMatcher) bool {
+	const scheme = "spiffe://"
+	switch p := m.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+		return strings.HasPrefix(p.Exact, scheme)
+	case *matcherv3.StringMatcher_Prefix:
+		return strings.HasPrefix(p.Prefix, scheme)
+	}
+	return false
 }
 
 func stringMatcher(m *matcherv3.StringMatcher) string {

@@ -304,3 +304,23 @@ func TestNodeProto(t *testing.T) {
 		t.Errorf("LABELS app = %q, want sleep", got)
 	}
 }
+
+// TestSANMatchers: an untyped matcher of a SPIFFE identity is the URI
+// matcher Envoy would apply; anything else keeps its type.
+func TestSANMatchers(t *testing.T) {
+	exact := func(s string) *matcherv3.StringMatcher {
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}}
+	}
+	v := &tlsv3.CertificateValidationContext{
+		MatchSubjectAltNames: []*matcherv3.StringMatcher{
+			exact("spiffe://cluster.local/ns/a/sa/b"),
+			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://cluster.local/"}},
+			exact("helloworld.sample.svc"),
+		},
+		MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_DNS, Matcher: exact("x.y")}},
+	}
+	want := []string{"DNS:exact=x.y", "URI:exact=spiffe://cluster.local/ns/a/sa/b", "URI:prefix=spiffe://cluster.local/", "ANY:exact=helloworld.sample.svc"}
+	if diff := cmp.Diff(want, sanMatchers(v)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

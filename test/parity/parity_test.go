@@ -36,6 +36,9 @@ const (
 	syncTimeout = 60 * time.Second
 	// reportEnv names a file the full report is also written to.
 	reportEnv = "CAUSEWAY_PARITY_REPORT"
+	// dumpEnv names a folder each proxy's facts from each server are
+	// written to (PHASE_SERVER_PROXY.facts, one "path = value" a line).
+	dumpEnv = "CAUSEWAY_PARITY_DUMP"
 )
 
 // meshAllowAny and meshRegistryOnly are the two mesh configs compared:
@@ -146,7 +149,7 @@ func TestParityWithIstiod(t *testing.T) {
 				t.Logf("phase %s: %s never showed both networks to %s (%v); comparing what it serves", phase.name, srv.name, sleep1, err)
 			}
 		}
-		diffs := compareAll(t, ist, cw, phase.proxies)
+		diffs := compareAll(t, phase.name, ist, cw, phase.proxies)
 		for i := range diffs {
 			diffs[i].Node = phase.name + " " + diffs[i].Node
 		}
@@ -217,7 +220,7 @@ func buildReport(all, unexplained []xp.Difference, used map[string]int, table *x
 	var explained []xp.Difference
 	for _, d := range all {
 		if r, ok := table.Match(d); ok {
-			d.Path = "[" + r.ID + "] " + d.Path
+			d.Path += "  [" + r.ID + "]"
 			explained = append(explained, d)
 		}
 	}
@@ -390,7 +393,7 @@ func stableFacts(ctx context.Context, srv server, node xp.Node) (xp.Facts, error
 
 // compareAll fetches every proxy's answer from both servers, in parallel,
 // and returns the differences, sorted by proxy and path.
-func compareAll(t *testing.T, ist, cw server, proxies []proxy) []xp.Difference {
+func compareAll(t *testing.T, phase string, ist, cw server, proxies []proxy) []xp.Difference {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -417,6 +420,10 @@ func compareAll(t *testing.T, ist, cw server, proxies []proxy) []xp.Difference {
 			t.Fatalf("fetch %s: %v", p.name, r.err)
 		}
 		t.Logf("%s: istiod %d facts, causeway %d facts", p.name, len(r.istiod), len(r.causeway))
+		if dir := os.Getenv(dumpEnv); dir != "" {
+			dumpFacts(t, dir, phase+"_istiod_"+p.name, r.istiod)
+			dumpFacts(t, dir, phase+"_causeway_"+p.name, r.causeway)
+		}
 		out = append(out, xp.Compare(p.name, r.istiod, r.causeway)...)
 	}
 	slices.SortStableFunc(out, func(a, b xp.Difference) int { return strings.Compare(a.Node, b.Node) })
@@ -433,4 +440,17 @@ func buildCauseway(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("build causeway: %w\n%s", err, out.String())
 	}
 	return bin, nil
+}
+
+// dumpFacts writes facts into dir/NAME.facts, sorted, one a line.
+func dumpFacts(t *testing.T, dir, name string, f xp.Facts) {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(f)) {
+		fmt.Fprintf(&b, "%s = %s\n", k, f[k])
+	}
+	name = strings.NewReplacer("/", "_", "@", "_", "(", "_", ")", "").Replace(name)
+	if err := os.WriteFile(filepath.Join(dir, name+".facts"), []byte(b.String()), 0o644); err != nil {
+		t.Errorf("dump facts: %v", err)
+	}
 }
