@@ -61,7 +61,14 @@ func Normalize(s *Snapshot) Facts {
 	return f
 }
 
+// empty is the value of a fact whose value is empty (no SAN matcher, no
+// ALPN): a fact is never "", so that "" can mean "absent" in a Difference.
+const empty = "(empty)"
+
 func (f Facts) set(value string, parts ...string) {
+	if value == "" {
+		value = empty
+	}
 	f[strings.Join(parts, "/")] = value
 }
 

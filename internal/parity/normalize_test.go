@@ -133,7 +133,7 @@ func TestNormalizeChainKeys(t *testing.T) {
 		"listener/virtualInbound/chain{dport=9000,transport=tls}/tls/certificate_sds":           "default",
 		"listener/virtualInbound/chain{dport=9000,transport=tls}/tls/alpn":                      "h2,http/1.1",
 		"listener/virtualInbound/chain{dport=9000,transport=tls}/tls/validation_sds":            "ROOTCA",
-		"listener/virtualInbound/chain{dport=9000,transport=tls}/tls/san":                       "",
+		"listener/virtualInbound/chain{dport=9000,transport=tls}/tls/san":                       empty,
 		"listener/virtualInbound/chain{dip=0.0.0.0/0}/filter/google.protobuf.Struct":            present,
 		"listener/virtualInbound/chain{dip=0.0.0.0/0}/terminal":                                 "tcp_proxy cluster=InboundPassthroughCluster",
 		"listener/virtualInbound/chain{dip=0.0.0.0/0}/transport":                                "raw_buffer",
