@@ -277,7 +277,7 @@ func sanMatchers(v *tlsv3.CertificateValidationContext) []string {
 	for _, m := range v.GetMatchTypedSubjectAltNames() {
 		out = append(out, m.GetSanType().String()+":"+stringMatcher(m.GetMatcher()))
 	}
-	for _, m := range v.GetMatchSubjectAltNames() {
+	for _, m := range v.GetMatchSubjectAltNames() { //nolint:staticcheck // istiod still sends the deprecated untyped matchers; comparing them is the point.
 		typ := "ANY"
 		if spiffeMatcher(m) {
 			typ = tlsv3.SubjectAltNameMatcher_URI.String()
@@ -382,7 +382,7 @@ func upstreamProtocol(c *clusterv3.Cluster) string {
 		}
 		return "unset"
 	}
-	if c.GetHttp2ProtocolOptions() != nil {
+	if c.GetHttp2ProtocolOptions() != nil { //nolint:staticcheck // a server may still send the deprecated field; Envoy honors it.
 		return "http2"
 	}
 	return "default"

@@ -1,6 +1,7 @@
 package parity
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -144,9 +145,7 @@ func TestNormalizeChainKeys(t *testing.T) {
 	// The tree's no-match branch reads dport=*, where the match said
 	// 0.0.0.0/0: the same chain, keyed by what the tree says.
 	wantTree := Facts{}
-	for k, v := range want {
-		wantTree[k] = v
-	}
+	maps.Copy(wantTree, want)
 	for k, v := range want {
 		if len(k) > len("listener/virtualInbound/chain{dip=0.0.0.0/0}") && k[:len("listener/virtualInbound/chain{dip=0.0.0.0/0}")] == "listener/virtualInbound/chain{dip=0.0.0.0/0}" {
 			delete(wantTree, k)
@@ -312,7 +311,7 @@ func TestSANMatchers(t *testing.T) {
 		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}}
 	}
 	v := &tlsv3.CertificateValidationContext{
-		MatchSubjectAltNames: []*matcherv3.StringMatcher{
+		MatchSubjectAltNames: []*matcherv3.StringMatcher{ //nolint:staticcheck // the deprecated field istiod sends.
 			exact("spiffe://cluster.local/ns/a/sa/b"),
 			{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://cluster.local/"}},
 			exact("helloworld.sample.svc"),

@@ -201,7 +201,10 @@ func waitEstablished(ctx context.Context, crds dynamic.NamespaceableResourceInte
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("CRD %s not established before the deadline (last error: %v): %w", name, err, ctx.Err())
+			if err != nil {
+				return fmt.Errorf("CRD %s not established before the deadline (last error: %w): %w", name, err, ctx.Err())
+			}
+			return fmt.Errorf("CRD %s not established before the deadline: %w", name, ctx.Err())
 		case <-ticker.C:
 		}
 	}

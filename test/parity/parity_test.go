@@ -111,9 +111,11 @@ func TestParityWithIstiod(t *testing.T) {
 
 	var proxies []proxy
 	for _, s := range sites {
-		for _, w := range s.workloads() {
-			if w.app == "sleep" || w.app == "legacy" || w.app == "httpbin" {
-				proxies = append(proxies, proxy{name: w.sidecar(s, bins.Version).String(), node: w.sidecar(s, bins.Version)})
+		ws := s.workloads()
+		for i := range ws {
+			if app := ws[i].app; app == "sleep" || app == "legacy" || app == "httpbin" {
+				node := ws[i].sidecar(s, bins.Version)
+				proxies = append(proxies, proxy{name: node.String(), node: node})
 			}
 		}
 		gw := s.gatewayNode(bins.Version)
@@ -174,9 +176,9 @@ func TestParityWithIstiod(t *testing.T) {
 
 func sleeps(ps []proxy) []proxy {
 	var out []proxy
-	for _, p := range ps {
-		if strings.HasPrefix(p.node.Pod, "sleep-") {
-			out = append(out, p)
+	for i := range ps {
+		if strings.HasPrefix(ps[i].node.Pod, "sleep-") {
+			out = append(out, ps[i])
 		}
 	}
 	return out
@@ -329,8 +331,7 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 		if err == nil {
 			return nil
 		}
-		var stop backoffStop
-		if errors.As(err, &stop) {
+		if stop, ok := errors.AsType[backoffStop](err); ok {
 			return stop.err
 		}
 		select {
@@ -403,7 +404,8 @@ func compareAll(t *testing.T, phase string, ist, cw server, proxies []proxy) []x
 	}
 	results := make([]result, len(proxies))
 	var wg sync.WaitGroup
-	for i, p := range proxies {
+	for i := range proxies {
+		p := &proxies[i]
 		wg.Go(func() {
 			r := &results[i]
 			if r.istiod, r.err = stableFacts(ctx, ist, p.node); r.err != nil {
@@ -414,8 +416,8 @@ func compareAll(t *testing.T, phase string, ist, cw server, proxies []proxy) []x
 	}
 	wg.Wait()
 	var out []xp.Difference
-	for i, p := range proxies {
-		r := results[i]
+	for i := range proxies {
+		p, r := &proxies[i], &results[i]
 		if r.err != nil {
 			t.Fatalf("fetch %s: %v", p.name, r.err)
 		}

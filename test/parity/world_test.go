@@ -3,6 +3,7 @@ package parity
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 
@@ -67,9 +68,7 @@ func (w workload) podLabels() map[string]string {
 		"service.istio.io/canonical-name":     w.app,
 		"service.istio.io/canonical-revision": "v1",
 	}
-	for k, v := range w.labels {
-		l[k] = v
-	}
+	maps.Copy(l, w.labels)
 	return l
 }
 
@@ -163,8 +162,9 @@ func (s *site) write(ctx context.Context) error {
 	if _, err := testenv.CreateNode(ctx, cs, s.node(), map[string]string{"kubernetes.io/hostname": s.node()}, "", s.podIP(1)); err != nil {
 		return err
 	}
-	for _, w := range s.workloads() {
-		if err := w.create(ctx, cs, s.node()); err != nil {
+	ws := s.workloads()
+	for i := range ws {
+		if err := ws[i].create(ctx, cs, s.node()); err != nil {
 			return fmt.Errorf("cluster %s: %w", s.cluster.ID, err)
 		}
 	}
@@ -289,7 +289,7 @@ func applyIstioObjects(ctx context.Context, c *testenv.Cluster) error {
 
 func splitYAML(s string) []string {
 	var out []string
-	for _, doc := range strings.Split(s, "\n---\n") {
+	for doc := range strings.SplitSeq(s, "\n---\n") {
 		if strings.TrimSpace(doc) != "" {
 			out = append(out, doc)
 		}
