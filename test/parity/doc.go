@@ -13,7 +13,8 @@
 // pod, and Istio's cross-network Gateway with AUTO_PASSTHROUGH on 15443),
 // an HTTP service (helloworld), a TCP and TLS service (tcp-echo), a service
 // whose port has no name (plain), a headless service with one pod per
-// cluster (db), the sleep client, and PeerAuthentications: STRICT mesh-wide,
+// cluster (db), the sleep client, the API server's endpoint of
+// kubernetes.default (cluster-local, no mesh mTLS), and PeerAuthentications: STRICT mesh-wide,
 // PERMISSIVE in namespace permissive, DISABLE for the workload legacy.
 // cluster1 also runs legacy and, in namespace permissive, httpbin.
 //

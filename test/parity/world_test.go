@@ -168,6 +168,14 @@ func (s *site) write(ctx context.Context) error {
 			return fmt.Errorf("cluster %s: %w", s.cluster.ID, err)
 		}
 	}
+	// The API server's own endpoint, as its endpoint reconciler writes it
+	// (the harness runs with that reconciler off): kubernetes.default is
+	// cluster-local for istiod, and it does not speak mesh mTLS.
+	if _, err := testenv.CreateEndpointSlice(ctx, cs, metav1.NamespaceDefault, "kubernetes", "kubernetes",
+		[]testenv.EndpointPort{{Name: "https", Port: 6443}},
+		[]testenv.Endpoint{{IP: s.podIP(2), Ready: true}}); err != nil {
+		return fmt.Errorf("cluster %s: %w", s.cluster.ID, err)
+	}
 	return s.createGateway(ctx, cs)
 }
 
