@@ -29,9 +29,12 @@ import (
 const (
 	// tablePath is the table of deliberate differences, from this folder.
 	tablePath = "../../docs/parity.md"
-	// fetchWait is how long a server gets to answer each xDS type; a type
-	// not answered in time is a difference (unanswered/...).
-	fetchWait = 5 * time.Second
+	// fetchWait is how long Causeway gets to answer each xDS type; a type
+	// not answered in time is a difference (unanswered/...). istiod, the
+	// oracle, always answers: it gets oracleWait, so that a loaded machine
+	// cannot turn its slowness into a difference.
+	fetchWait  = 5 * time.Second
+	oracleWait = 20 * time.Second
 	// syncTimeout bounds the wait for a server to show both networks.
 	syncTimeout = 60 * time.Second
 	// reportEnv names a file the full report is also written to.
@@ -238,6 +241,8 @@ type server struct {
 	name string
 	addr string
 	stop func()
+	// wait is how long it gets to answer each xDS type.
+	wait time.Duration
 }
 
 func startIstiod(t *testing.T, env *testenv.Env, bins testenv.IstioBinaries, c *testenv.Cluster, mesh string) server {
@@ -246,7 +251,7 @@ func startIstiod(t *testing.T, env *testenv.Env, bins testenv.IstioBinaries, c *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return server{name: "istiod", addr: ist.GRPCAddr, stop: ist.Stop}
+	return server{name: "istiod", addr: ist.GRPCAddr, stop: ist.Stop, wait: oracleWait}
 }
 
 // meshConfigFlag is --mesh-config when `causeway serve` takes the mesh
@@ -304,7 +309,7 @@ func startCauseway(t *testing.T, env *testenv.Env, bin, clusterID, kubeconfig, m
 		})
 		cancel()
 		if last == nil {
-			return server{name: "causeway", addr: xdsAddr, stop: p.Stop}
+			return server{name: "causeway", addr: xdsAddr, stop: p.Stop, wait: fetchWait}
 		}
 		p.Stop()
 		if !strings.Contains(last.Error(), "address already in use") {
@@ -366,7 +371,7 @@ func waitSynced(ctx context.Context, srv server, node xp.Node, cond func(xp.Fact
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	return poll(ctx, func(ctx context.Context) error {
-		snap, err := xp.Fetch(ctx, srv.addr, node.Proto(), xp.FetchOptions{Wait: fetchWait})
+		snap, err := xp.Fetch(ctx, srv.addr, node.Proto(), xp.FetchOptions{Wait: srv.wait})
 		if err != nil {
 			return err
 		}
@@ -379,7 +384,7 @@ func waitSynced(ctx context.Context, srv server, node xp.Node, cond func(xp.Fact
 func stableFacts(ctx context.Context, srv server, node xp.Node) (xp.Facts, error) {
 	var prev xp.Facts
 	for range 5 {
-		snap, err := xp.Fetch(ctx, srv.addr, node.Proto(), xp.FetchOptions{Wait: fetchWait})
+		snap, err := xp.Fetch(ctx, srv.addr, node.Proto(), xp.FetchOptions{Wait: srv.wait})
 		if err != nil {
 			return nil, fmt.Errorf("%s, %s: %w", srv.name, node, err)
 		}
