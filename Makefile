@@ -6,13 +6,15 @@ BIN           := bin
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBE_BUILD    := tools/kube/build.sh
+# istiod (pilot-discovery), the parity test's oracle (docs/parity.md).
+ISTIO_BUILD   := tools/istio/build.sh
 # Integration tests start several kube-apiservers; two packages at a time fit
 # a 2-core machine. -count=1: the end-to-end test and the load harness build
 # and run the causeway binary themselves, which Go's test cache cannot see,
 # so a cached pass could be stale.
 TEST_FLAGS    ?= -race -count=1 -p 2 -timeout 25m
 
-.PHONY: all build test unit lint demo bench bench-go deps kube-binaries clean
+.PHONY: all build test unit lint demo bench bench-go deps kube-binaries istio-binaries clean
 
 all: build
 
@@ -20,16 +22,20 @@ build:
 	$(GO) build -o $(BIN)/causeway ./cmd/causeway
 
 ## deps: install what the tests need: Debian's etcd, openssl and iproute2 (when
-## root and missing), and the pinned kube-apiserver/kube-controller-manager.
+## root and missing), the pinned kube-apiserver/kube-controller-manager and
+## the pinned istiod (pilot-discovery) with Istio's CRDs.
 deps:
 	@./hack/install-deps.sh
 
 kube-binaries:
 	@$(KUBE_BUILD) >/dev/null
 
+istio-binaries:
+	@$(ISTIO_BUILD) >/dev/null
+
 ## test: everything, integration tests included (they need `make deps`).
 test: deps
-	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) $(GO) test $(TEST_FLAGS) ./...
+	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) CAUSEWAY_ISTIO_BIN=$$($(ISTIO_BUILD)) $(GO) test $(TEST_FLAGS) ./...
 
 ## unit: only the tests that need nothing installed.
 unit:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Causeway's tests need on a fresh Debian machine: etcd (Debian's
 # etcd-server), openssl, iproute2, haproxy (the gateway benchmark's point of
-# comparison, whose configuration a test checks), and the pinned Kubernetes
+# comparison, whose configuration a test checks), the pinned Kubernetes
 # binaries built from the Go module proxy (tools/kube/build.sh, cached after
-# the first run).
+# the first run), and the pinned istiod with Istio's CRDs, the parity test's
+# oracle (tools/istio/build.sh, cached the same way).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +28,4 @@ fi
 # the tests start their own on free ports, so running ones do no harm (Debian's
 # haproxy.cfg opens no TCP port).
 tools/kube/build.sh >/dev/null
+tools/istio/build.sh >/dev/null

@@ -14,6 +14,11 @@
 // CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail], which applies
 // internal/testreq's policy).
 //
+// Beside the clusters an Env runs istiod, the parity test's oracle
+// ([Env.StartIstiod], with Istio's CRDs from [Cluster.InstallCRDs]; both from
+// tools/istio/build.sh or $CAUSEWAY_ISTIO_BIN, see [FindIstio]), and any
+// other process a test supervises ([Env.Run]).
+//
 // Every process is started with free loopback ports, logs to a file in the
 // Env's folder (the test's temporary directory under [Start], whose cleanup
 // prints every log's tail when the test fails; see [Env.Logs]) and is

@@ -85,11 +85,20 @@ type process struct {
 
 // startProcess runs bin with args, its stdout and stderr appended to logPath.
 func startProcess(l *launcher, name, logPath, bin string, args []string) (*process, error) {
+	return startProcessEnv(l, name, logPath, bin, args, nil)
+}
+
+// startProcessEnv is startProcess with env added to the process's
+// environment (later entries win).
+func startProcessEnv(l *launcher, name, logPath, bin string, args, env []string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,0 +1,191 @@
+package parity
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// Row is one deliberate difference: which proxies, which facts, which
+// side, and why.
+type Row struct {
+	// ID is stable: tests and reviews cite it.
+	ID string
+	// Nodes and Path are patterns in which * matches any run of
+	// characters (slashes and pipes too), matched against the whole
+	// node name and path.
+	Nodes string
+	Path  string
+	// Side is SideIstiod, SideCauseway, SideValue, or "any".
+	Side   string
+	Reason string
+}
+
+// Table is the table of deliberate differences.
+type Table struct {
+	Rows []Row
+}
+
+// tableHeader is the header row of the table in docs/parity.md.
+var tableHeader = []string{"ID", "Nodes", "Path", "Side", "Reason"}
+
+// ParseTable reads the first Markdown table of doc whose header is
+// | ID | Nodes | Path | Side | Reason |. Cells may quote their text in
+// backticks and escape a pipe as \|. IDs must be distinct and non-empty;
+// Side must be one of istiod, causeway, value or any.
+func ParseTable(doc []byte) (*Table, error) {
+	t := &Table{}
+	sc := bufio.NewScanner(bytes.NewReader(doc))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	state := 0 // 0: looking for the header, 1: separator, 2: rows
+	line := 0
+	ids := map[string]int{}
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		switch state {
+		case 0:
+			if cells, ok := splitRow(text); ok && equalFold(cells, tableHeader) {
+				state = 1
+			}
+		case 1:
+			if !strings.HasPrefix(text, "|") || strings.Trim(text, "|-: ") != "" {
+				return nil, fmt.Errorf("line %d: want the separator row under the header of the table of deliberate differences", line)
+			}
+			state = 2
+		case 2:
+			cells, ok := splitRow(text)
+			if !ok {
+				return t, nil
+			}
+			if len(cells) != len(tableHeader) {
+				return nil, fmt.Errorf("line %d: %d cells, want %d (%s); escape a pipe inside a cell as \\|", line, len(cells), len(tableHeader), strings.Join(tableHeader, ", "))
+			}
+			r := Row{ID: cells[0], Nodes: cells[1], Path: cells[2], Side: cells[3], Reason: cells[4]}
+			if r.ID == "" || r.Path == "" || r.Nodes == "" {
+				return nil, fmt.Errorf("line %d: ID, Nodes and Path must not be empty", line)
+			}
+			if prev, dup := ids[r.ID]; dup {
+				return nil, fmt.Errorf("line %d: ID %s is already used on line %d", line, r.ID, prev)
+			}
+			ids[r.ID] = line
+			switch r.Side {
+			case SideIstiod, SideCauseway, SideValue, "any":
+			default:
+				return nil, fmt.Errorf("line %d (%s): side %q, want istiod, causeway, value or any", line, r.ID, r.Side)
+			}
+			if r.Reason == "" {
+				return nil, fmt.Errorf("line %d (%s): a deliberate difference needs its reason", line, r.ID)
+			}
+			t.Rows = append(t.Rows, r)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read the table of deliberate differences: %w", err)
+	}
+	if state == 0 {
+		return nil, fmt.Errorf("no table whose header is | %s |", strings.Join(tableHeader, " | "))
+	}
+	return t, nil
+}
+
+// splitRow splits a Markdown table row into its trimmed cells, honoring \|
+// and stripping one pair of backticks around a cell.
+func splitRow(line string) ([]string, bool) {
+	if !strings.HasPrefix(line, "|") || !strings.HasSuffix(line, "|") || len(line) < 2 {
+		return nil, false
+	}
+	line = line[1 : len(line)-1]
+	var cells []string
+	var cur strings.Builder
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\' && i+1 < len(line) && line[i+1] == '|':
+			cur.WriteByte('|')
+			i++
+		case line[i] == '|':
+			cells = append(cells, cleanCell(cur.String()))
+			cur.Reset()
+		default:
+			cur.WriteByte(line[i])
+		}
+	}
+	cells = append(cells, cleanCell(cur.String()))
+	return cells, true
+}
+
+func cleanCell(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
+func equalFold(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.EqualFold(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Match returns the first row that explains d.
+func (t *Table) Match(d Difference) (Row, bool) {
+	for _, r := range t.Rows {
+		if r.Side != "any" && r.Side != d.Side() {
+			continue
+		}
+		if Glob(r.Nodes, d.Node) && Glob(r.Path, d.Path) {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
+// Explain splits diffs into those the table explains, counted per row ID,
+// and those it does not.
+func (t *Table) Explain(diffs []Difference) (unexplained []Difference, used map[string]int) {
+	used = map[string]int{}
+	for _, d := range diffs {
+		if r, ok := t.Match(d); ok {
+			used[r.ID]++
+			continue
+		}
+		unexplained = append(unexplained, d)
+	}
+	return unexplained, used
+}
+
+// Glob reports whether s matches pattern, in which * matches any run of
+// characters (none included) and every other character itself.
+func Glob(pattern, s string) bool {
+	// Iterative wildcard matching with backtracking to the last star.
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pattern) && pattern[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
