@@ -465,4 +465,3 @@ func TestNonReadersDoNotDelayNewProxy(t *testing.T) {
 		t.Errorf("the new proxy's CDS has %d clusters, want all", got)
 	}
 }
-
