@@ -22,11 +22,11 @@ const (
 	minSharedNames = 1 << 10
 	// DefaultMaxRequestBytes bounds one request message (Config). A real
 	// proxy's largest request is an Envoy's SotW EDS request, which names
-	// every EDS cluster of the mesh: measured on the bench world, names
-	// such as outbound|5000||helloworld.sample.svc.cluster.local average
-	// 55 bytes with their tag, so 10,000 services of 2 ports send 1.1 MB;
-	// 4 MiB (gRPC's own default) leaves room for 75,000 such names. The
-	// server used to accept 16 MiB.
+	// every EDS cluster of the mesh: a name such as
+	// outbound|5000||helloworld.sample.svc.cluster.local takes 53 bytes
+	// with its tag and length, so 10,000 services of 2 ports send about
+	// 1.1 MB; 4 MiB (gRPC's own default) leaves room for some 75,000 such
+	// names. The server used to accept 16 MiB.
 	DefaultMaxRequestBytes = 4 << 20
 	// DefaultMaxRequestNames bounds the resource names of one request
 	// (Config): 100,000 is above what 4 MiB of real names holds (75,000),
