@@ -188,7 +188,7 @@ func (c *requestCodec) unmarshalShared(b []byte, m proto.Message) error {
 	c.mu.Unlock()
 	if !found {
 		var err error
-		if names, err = decodeNames(span); err != nil {
+		if names, err = decodeNames(span, count); err != nil {
 			return err
 		}
 		c.keep(span, names)
@@ -328,10 +328,11 @@ func namesSpan(b []byte) (start, end, count int, ok bool) {
 var errNamesUTF8 = errors.New("proto: resource_names holds invalid UTF-8")
 
 // decodeNames decodes a span of resource_names entries (see namesSpan),
-// checking UTF-8 as proto.Unmarshal does for a proto3 string. The slice's
-// capacity is its length.
-func decodeNames(span []byte) ([]string, error) {
-	var names []string
+// checking UTF-8 as proto.Unmarshal does for a proto3 string; count is
+// how many there are. The slice's capacity is its length, and so is its
+// array's (what listCost counts).
+func decodeNames(span []byte, count int) ([]string, error) {
+	names := make([]string, 0, count)
 	for i := 0; i < len(span); {
 		_, _, n := protowire.ConsumeTag(span[i:])
 		if n < 0 {
