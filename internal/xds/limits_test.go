@@ -139,8 +139,8 @@ func TestNackErrorDetailTruncated(t *testing.T) {
 	if !strings.HasPrefix(got, "éé") || !strings.Contains(got, "truncated") || !strings.Contains(got, fmt.Sprint(len(huge))) {
 		t.Errorf("the NACK detail kept %q...: want the start of the message and a note of the cut", got[:40])
 	}
-	if !strings.HasPrefix(huge, got[:strings.Index(got, "...")]) {
-		t.Errorf("the cut is not on a rune boundary")
+	if kept, _, ok := strings.Cut(got, "..."); !ok || !strings.HasPrefix(huge, kept) {
+		t.Errorf("the cut is not on a rune boundary, or the note is missing")
 	}
 }
 
