@@ -49,6 +49,7 @@ type serveFlags struct {
 	customHosts        []string
 	revision           string
 	workloadCertTTLMax time.Duration
+	xdsLimits          xdsLimitFlags
 }
 
 func newServeCommand() *cobra.Command {
@@ -140,6 +141,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.revision, "revision", "", "control plane revision: the serving certificate also names istiod-REVISION.NAMESPACE.svc")
 	fl.DurationVar(&f.workloadCertTTLMax, "workload-cert-ttl-max", ca.DefaultWorkloadTTLMax, "longest workload certificate the CA signs; longer requests are clamped to it")
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
+	f.xdsLimits.register(fl)
 	return cmd
 }
 
@@ -194,6 +196,9 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 			CustomHosts:    f.customHosts,
 		},
 		Logger: log,
+	}
+	if err := f.xdsLimits.apply(&cfg.XDS); err != nil {
+		return server.Config{}, err
 	}
 	if f.manifests != "" {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {

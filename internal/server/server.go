@@ -355,7 +355,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var gs *grpc.Server
 	if tlsLn != nil {
-		gs = grpc.NewServer(append(xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
+		gs = grpc.NewServer(append(s.xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
 		s.ca.Register(gs)
 		s.xds.Register(gs)
 		s.log.Info("secure port listening (xDS over mTLS, CA)", "addr", tlsLn.Addr().String())

@@ -19,7 +19,7 @@ func response(typeURL string, size int) *discoverygrpc.DiscoveryResponse {
 
 func TestSendBudget(t *testing.T) {
 	eds := edsType
-	b := newSendBudget(3*largeResponse, newMetrics(nil))
+	b := newSendBudget(3*largeResponse, -1, 0, newMetrics(nil))
 	one, two := &streamHolds{b: b}, &streamHolds{b: b}
 	ctx := t.Context()
 
@@ -71,7 +71,7 @@ func TestSendBudget(t *testing.T) {
 }
 
 func TestSendBudgetOff(t *testing.T) {
-	if b := newSendBudget(-1, newMetrics(nil)); b != nil {
+	if b := newSendBudget(-1, 0, 0, newMetrics(nil)); b != nil {
 		t.Fatalf("negative budget: %+v, want none", b)
 	}
 	h := &streamHolds{}

@@ -427,16 +427,28 @@ func (c *viewCache) CreateWatch(req *cache.Request, sub cache.Subscription, ch c
 
 // createWatch is CreateWatch with the stream's sync memo (nil: none).
 func (c *viewCache) createWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response, memo *syncMemo) (func(), error) {
+	cancel, _, err := c.openWatch(req, sub, ch, memo)
+	return cancel, err
+}
+
+// openWatch is createWatch; answered says the request was answered at once.
+func (c *viewCache) openWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response, memo *syncMemo) (cancel func(), answered bool, err error) {
 	if req.GetTypeUrl() != c.typeURL {
-		return nil, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
+		return nil, false, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
 	}
 	w := &sotwWatch{req: req, sub: sub, ch: ch, memo: memo}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The first request of a stream (no version, or one of another
 	// process) is always answered, even with nothing, so that the client
-	// can finish initializing.
-	first := req.GetVersionInfo() == "" || !strings.HasPrefix(req.GetVersionInfo(), c.prefix)
+	// can finish initializing. A NACK is not a first request, whatever
+	// version it quotes (an Envoy that rejects its first response quotes
+	// none): the stream holds what it rejected, so the watch waits for
+	// something to change, as Istio does; answering it at once would send
+	// the same rejected resources again, in a loop as fast as the client
+	// can NACK.
+	first := req.GetErrorDetail() == nil &&
+		(req.GetVersionInfo() == "" || !strings.HasPrefix(req.GetVersionInfo(), c.prefix))
 	var changed []*cachedResource
 	var removed []string
 	if since, ok := c.memoFor(memo, sub, req.GetResourceNames(), false); ok {
@@ -448,7 +460,7 @@ func (c *viewCache) createWatch(req *cache.Request, sub cache.Subscription, ch c
 		memo.forget()
 		// The channel is new and empty: this cannot block.
 		w.ch <- resp
-		return func() {}, nil
+		return func() {}, true, nil
 	}
 	memo.remember(c, c.version, sub, req.GetResourceNames())
 	c.sotw[w] = struct{}{}
@@ -456,7 +468,7 @@ func (c *viewCache) createWatch(req *cache.Request, sub cache.Subscription, ch c
 		c.mu.Lock()
 		delete(c.sotw, w)
 		c.mu.Unlock()
-	}, nil
+	}, false, nil
 }
 
 // CreateDeltaWatch answers a delta request at once if the stream lacks
@@ -468,8 +480,15 @@ func (c *viewCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 
 // createDeltaWatch is CreateDeltaWatch with the stream's sync memo.
 func (c *viewCache) createDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse, memo *syncMemo) (func(), error) {
+	cancel, _, err := c.openDeltaWatch(req, sub, ch, memo)
+	return cancel, err
+}
+
+// openDeltaWatch is createDeltaWatch; answered says the request was
+// answered at once.
+func (c *viewCache) openDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse, memo *syncMemo) (cancel func(), answered bool, err error) {
 	if req.GetTypeUrl() != c.typeURL {
-		return nil, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
+		return nil, false, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
 	}
 	w := &deltaWatch{req: req, sub: sub, ch: ch, memo: memo}
 	c.mu.Lock()
@@ -491,7 +510,7 @@ func (c *viewCache) createDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 		// go-control-plane drains the stream's channel before it makes a
 		// watch, and the channel has room for two per type: no block.
 		w.ch <- c.deltaResponse(w, deltaResources(changed), changed, removed)
-		return func() {}, nil
+		return func() {}, true, nil
 	}
 	memo.remember(c, c.version, sub, nil)
 	c.delta[w] = struct{}{}
@@ -502,7 +521,7 @@ func (c *viewCache) createDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 		c.mu.Lock()
 		c.dropDelta(w)
 		c.mu.Unlock()
-	}, nil
+	}, false, nil
 }
 
 // diff compares what a stream knows (sub's returned versions) with the

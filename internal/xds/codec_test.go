@@ -50,7 +50,7 @@ func TestRequestCodecSameAsProto(t *testing.T) {
 		{"another list", &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResourceNames: edsNames(300, "other")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newRequestCodec()
+			c := newRequestCodec(codecLimits{})
 			b := marshalRequest(t, tc.req)
 			for i := range 2 { // a miss, then a hit
 				got := &discoverygrpc.DiscoveryRequest{ResourceNames: []string{"stale"}, VersionInfo: "stale"}
@@ -66,7 +66,7 @@ func TestRequestCodecSameAsProto(t *testing.T) {
 }
 
 func TestRequestCodecShares(t *testing.T) {
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	names := edsNames(200, "svc")
 	one := marshalRequest(t, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResponseNonce: "1", ResourceNames: names})
 	two := marshalRequest(t, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResponseNonce: "2", VersionInfo: "x", ResourceNames: names})
@@ -98,7 +98,7 @@ func TestRequestCodecShares(t *testing.T) {
 }
 
 func TestRequestCodecRefuses(t *testing.T) {
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	names := edsNames(100, "svc")
 	// Only names, so that the last bytes are those of the last name.
 	bad := marshalRequest(t, &discoverygrpc.DiscoveryRequest{ResourceNames: names})
@@ -134,7 +134,7 @@ func TestRequestCodecSplitNames(t *testing.T) {
 		b = protowire.AppendTag(b, resourceNamesField, protowire.BytesType)
 		b = protowire.AppendString(b, n)
 	}
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	var r discoverygrpc.DiscoveryRequest
 	if err := c.unmarshalShared(b, &r); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func FuzzRequestCodec(f *testing.F) {
 	f.Add(marshalRequest(f, &discoverygrpc.DiscoveryRequest{TypeUrl: edsType, ResponseNonce: "1", ResourceNames: edsNames(60, "svc")}))
 	f.Add([]byte{0x1a, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := newRequestCodec()
+		c := newRequestCodec(codecLimits{})
 		var got, want discoverygrpc.DiscoveryRequest
 		errGot := c.unmarshalShared(b, &got)
 		errWant := proto.Unmarshal(b, &want)
@@ -173,7 +173,7 @@ func BenchmarkRequestDecode(b *testing.B) {
 		}
 	})
 	b.Run("shared", func(b *testing.B) {
-		c := newRequestCodec()
+		c := newRequestCodec(codecLimits{})
 		b.ReportAllocs()
 		for b.Loop() {
 			var r discoverygrpc.DiscoveryRequest
@@ -189,7 +189,7 @@ func BenchmarkRequestDecode(b *testing.B) {
 // same names to share them.
 func TestRequestCodecDelta(t *testing.T) {
 	big := edsNames(500, "svc")
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	for _, req := range []*discoverygrpc.DeltaDiscoveryRequest{
 		{Node: &corev3.Node{Id: "sidecar~10.0.0.1~a.ns~ns.svc.cluster.local"}, TypeUrl: edsType, ResourceNamesSubscribe: big,
 			InitialResourceVersions: map[string]string{big[0]: "v1"}},
@@ -258,7 +258,7 @@ func splitPieces(b []byte, n int) mem.BufferSlice {
 // the other through the codec's reused buffer, and wants each to stay what
 // it was when the next is decoded (nothing of the buffer is kept).
 func TestRequestCodecPieces(t *testing.T) {
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	var reqs []proto.Message
 	var got []proto.Message
 	for i := range 6 {

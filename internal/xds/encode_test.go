@@ -166,7 +166,7 @@ func TestEncodeFallsBack(t *testing.T) {
 		}
 	}
 	// The codec still encodes them, through proto.
-	c := newRequestCodec()
+	c := newRequestCodec(codecLimits{})
 	msg := delta(func(r *discoverygrpc.Resource) { r.Ttl = durationpb.New(5) })
 	bs, err := c.Marshal(msg)
 	if err != nil {

@@ -18,6 +18,15 @@ type metrics struct {
 	// sendBudgetBytes and sendBudgetWaits describe the send budget.
 	sendBudgetBytes prometheus.Gauge
 	sendBudgetWaits prometheus.Counter
+	// sendBudgetTimeouts counts streams closed waiting for the budget.
+	sendBudgetTimeouts prometheus.Counter
+	// views and viewRefusals describe the views' lifecycle.
+	views        prometheus.Gauge
+	viewRefusals prometheus.Counter
+	// requestsRefused counts requests over a size or names limit.
+	requestsRefused *prometheus.CounterVec
+	// namesCacheBytes is the memory of the shared resource-name lists.
+	namesCacheBytes prometheus.Gauge
 }
 
 // newMetrics makes the metrics and registers them with reg, if not nil.
@@ -52,9 +61,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "causeway_xds_send_budget_waits_total",
 			Help: "Large xDS responses that waited for the send budget before being sent.",
 		}),
+		sendBudgetTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_xds_send_budget_timeouts_total",
+			Help: "xDS streams closed because a response waited for the send budget past the budget wait (--xds-send-budget-wait).",
+		}),
+		views: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_xds_views",
+			Help: "xDS views (one resource type of one network, namespace and cluster that proxies claim) the server holds, unused ones included until their grace ends.",
+		}),
+		viewRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_xds_view_refusals_total",
+			Help: "xDS requests refused because the view limit (--xds-max-views) was reached and the proxy's network or cluster is unknown to the mesh.",
+		}),
+		requestsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_xds_requests_refused_total",
+			Help: "xDS requests refused for a limit, by reason (names: more resource names than --xds-max-request-names).",
+		}, []string{"reason"}),
+		namesCacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_xds_names_cache_bytes",
+			Help: "Memory of the shared resource-name lists of xDS requests, bounded by --xds-names-cache-bytes.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds, m.sendBudgetBytes, m.sendBudgetWaits)
+		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds, m.sendBudgetBytes, m.sendBudgetWaits,
+			m.sendBudgetTimeouts, m.views, m.viewRefusals, m.requestsRefused, m.namesCacheBytes)
 	}
 	return m
 }

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -117,6 +120,13 @@ func shortType(typeURL string) string {
 // request.
 type registry struct {
 	metrics *metrics
+	// newPacer makes the re-send pacer of a stream's type (nil: none).
+	newPacer func() *pacer
+	// maxNames is the codec's bound on a request's names (for messages).
+	maxNames int
+	// onClose is called with each stream that ends, after it left the
+	// registry (the server gives back its views); nil: nothing.
+	onClose func(c *conn)
 
 	mu sync.RWMutex
 	// streams are keyed by streamKey: go-control-plane numbers SotW and
@@ -141,6 +151,8 @@ type conn struct {
 	stream      int64
 	protocol    string
 	connectedAt time.Time
+	// ctx is the stream's context: it ends with the stream.
+	ctx context.Context
 
 	// node is the node pointer the conn is indexed under (registry.mu);
 	// proxy is set once, by the first request, before the conn is indexed.
@@ -152,6 +164,31 @@ type conn struct {
 	types map[string]*typeState
 	// memos are the streams' sync memos by type (see viewCache).
 	memos map[string]*syncMemo
+	// pacers pace the answers to the stream's requests, by type.
+	pacers map[string]*pacer
+
+	// views are the views the stream's types are served from, by type
+	// URL; guarded by Server.mu (each holds a reference on its view).
+	views  map[string]*view
+	closed bool
+}
+
+// pacer returns the stream's re-send pacer of typeURL, or nil for none.
+func (c *conn) pacer(typeURL string, newPacer func() *pacer) *pacer {
+	if newPacer == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pacers[typeURL]
+	if !ok {
+		if c.pacers == nil {
+			c.pacers = make(map[string]*pacer, 4)
+		}
+		p = newPacer()
+		c.pacers[typeURL] = p
+	}
+	return p
 }
 
 // memo returns the stream's sync memo of typeURL.
@@ -219,7 +256,7 @@ func (r *registry) open(ctx context.Context, id int64, protocol string) {
 	if slot := slotFrom(ctx); slot != nil {
 		slot.id.Store(id)
 	}
-	c := &conn{protocol: protocol, connectedAt: time.Now(), types: make(map[string]*typeState)}
+	c := &conn{protocol: protocol, connectedAt: time.Now(), ctx: ctx, types: make(map[string]*typeState)}
 	r.mu.Lock()
 	r.last++
 	c.stream = r.last
@@ -229,9 +266,9 @@ func (r *registry) open(ctx context.Context, id int64, protocol string) {
 
 func (r *registry) close(id int64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c := r.streams[id]
 	if c == nil {
+		r.mu.Unlock()
 		return
 	}
 	delete(r.streams, id)
@@ -240,6 +277,10 @@ func (r *registry) close(id int64) {
 	}
 	if c.parsed {
 		r.metrics.proxies.Dec()
+	}
+	r.mu.Unlock()
+	if r.onClose != nil {
+		r.onClose(c)
 	}
 }
 
@@ -322,6 +363,11 @@ type statusDetail struct {
 	message string
 }
 
+// maxNackDetail bounds the error_detail message of a NACK that the registry
+// keeps (and /debug/proxies shows): Envoy's own messages name the resource
+// and the field that failed, well under 1 KiB; a client may send megabytes.
+const maxNackDetail = 4 << 10
+
 func detailOf(code int32, message string, present bool) *statusDetail {
 	if !present {
 		return nil
@@ -329,7 +375,21 @@ func detailOf(code int32, message string, present bool) *statusDetail {
 	if message == "" {
 		message = codes.Code(code).String()
 	}
-	return &statusDetail{message: message}
+	return &statusDetail{message: truncateDetail(message, maxNackDetail)}
+}
+
+// truncateDetail cuts message to at most limit bytes, on a UTF-8
+// boundary, and says how much was left out; the result is a new string,
+// so the request's (possibly huge) message is not kept alive by it.
+func truncateDetail(message string, limit int) string {
+	if len(message) <= limit {
+		return message
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(message[cut]) {
+		cut--
+	}
+	return strings.Clone(message[:cut]) + fmt.Sprintf("... [truncated: %d of %d bytes shown]", cut, len(message))
 }
 
 // sentSotW records a SotW response; ctx is the response's (see
@@ -486,6 +546,19 @@ func (r *registry) latest(id string) *conn {
 	return best
 }
 
+// checkNames refuses a request the codec found to name too many
+// resources (it left them out: see requestCodec.refuse).
+func (r *registry) checkNames(req proto.Message) error {
+	n := tooManyNames(req)
+	if n == 0 {
+		return nil
+	}
+	r.metrics.requestsRefused.WithLabelValues("names").Inc()
+	return status.Errorf(codes.ResourceExhausted,
+		"xDS request names %d resources; the limit is %d per request (--xds-max-request-names): "+
+			"subscribe to fewer names, or to all of them with a wildcard request", n, r.maxNames)
+}
+
 // callbacks wires the registry into go-control-plane's server.
 func (r *registry) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
@@ -501,6 +574,9 @@ func (r *registry) callbacks() serverv3.Callbacks {
 		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { r.close(deltaKey(id)) },
 		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
 			id = sotwKey(id)
+			if err := r.checkNames(req); err != nil {
+				return err
+			}
 			if err := r.identify(id, req.GetNode()); err != nil {
 				return err
 			}
@@ -511,6 +587,9 @@ func (r *registry) callbacks() serverv3.Callbacks {
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
 			id = deltaKey(id)
+			if err := r.checkNames(req); err != nil {
+				return err
+			}
 			if err := r.identify(id, req.GetNode()); err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -64,7 +65,7 @@ func (s *Server) newTimedStream(st grpc.ServerStream) *timedStream {
 		slot:         slot,
 		timeout:      s.cfg.SendTimeout,
 		onStuck:      s.sendTimedOut,
-		holds:        &streamHolds{b: s.budget},
+		holds:        &streamHolds{b: s.budget, cb: s.budget.conn(peerKey(st.Context()))},
 		msgs:         make(chan any),
 		started:      make(chan struct{}, 1),
 		// One slot: the result of a send given up on is left there, so
@@ -100,7 +101,10 @@ func (t *timedStream) SendMsg(m any) error {
 	// was disconnected, only to reconnect and queue again.
 	select {
 	case <-t.started:
-	case err := <-t.results: // the stream ended while it waited
+	case err := <-t.results: // the stream ended while it waited, or the wait was too long
+		if status.Code(err) == codes.ResourceExhausted {
+			t.failed = err
+		}
 		return err
 	}
 	t.timer.Reset(t.timeout)
@@ -122,7 +126,10 @@ func (t *timedStream) run() {
 		select {
 		case m := <-t.msgs:
 			if err := t.holds.take(t.ctx, m); err != nil {
-				t.results <- status.FromContextError(err).Err()
+				if _, ok := status.FromError(err); !ok {
+					err = status.FromContextError(err).Err()
+				}
+				t.results <- err
 				continue
 			}
 			t.started <- struct{}{}
@@ -140,6 +147,25 @@ func (t *timedStream) stop() {
 	t.timer.Stop()
 	close(t.done)
 	t.holds.releaseAll()
+	t.holds.b.leave(t.holds.cb)
+}
+
+// result is the status the stream ends with: err, go-control-plane's, or
+// the reason the stream failed a send, which go-control-plane reports as
+// Unavailable.
+func (t *timedStream) result(err error) error {
+	if t.failed != nil {
+		return t.failed
+	}
+	return err
+}
+
+// peerKey identifies the client connection of a stream: its address.
+func peerKey(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.Network() + "/" + p.Addr.String()
+	}
+	return ""
 }
 
 // RecvMsg receives a request; one that answers a response gives back the

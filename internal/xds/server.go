@@ -71,6 +71,42 @@ type Config struct {
 	// means DefaultSendBudget, negative no bound. A response larger than
 	// the budget is sent alone.
 	SendBudget int64
+	// ConnSendBudget bounds the bytes of the send budget that the streams
+	// of one client connection hold at once, so that one connection with
+	// many streams that do not read cannot take the whole budget; zero
+	// means SendBudget/8 (DefaultSendBudget/8), negative no bound.
+	ConnSendBudget int64
+	// SendBudgetWait is how long a response may wait for its share of the
+	// send budget before its stream is closed (ResourceExhausted); zero
+	// means DefaultSendBudgetWait.
+	SendBudgetWait time.Duration
+
+	// MaxViews is the number of views from which a proxy that claims a
+	// network or cluster the mesh does not know is refused; zero means
+	// DefaultMaxViews, negative no bound.
+	MaxViews int
+	// ViewGrace is how long a view no stream uses is kept (a proxy that
+	// reconnects finds it built) before it is freed; zero means
+	// DefaultViewGrace.
+	ViewGrace time.Duration
+
+	// MaxRequestBytes bounds the size of one request message; zero means
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// MaxRequestNames bounds the resource names of one request; zero
+	// means DefaultMaxRequestNames.
+	MaxRequestNames int
+	// NamesCacheBytes bounds the memory of the shared resource-name lists
+	// (see requestCodec); zero means DefaultNamesCacheBytes.
+	NamesCacheBytes int64
+
+	// ResendRate is how many requests per second of one type a stream may
+	// have answered at once after ResendBurst (see pacer); zero means
+	// DefaultResendRate, negative no pacing. ResendBurst zero means
+	// DefaultResendBurst.
+	ResendRate  float64
+	ResendBurst int
+
 	// Registerer, if set, receives the server's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// OutboundTrafficPolicy is the mesh config's
@@ -78,6 +114,64 @@ type Config struct {
 	// connections to destinations no service claims. The zero value is
 	// ALLOW_ANY (PassthroughCluster), Istio's default.
 	OutboundTrafficPolicy envoy.OutboundTrafficPolicy
+}
+
+// Defaults of the views' lifecycle (Config.MaxViews, Config.ViewGrace).
+const (
+	// DefaultMaxViews: a view is one resource type of one (role, network,
+	// namespace, cluster) that proxies claim; a mesh of 10 networks, 20
+	// clusters and 200 namespaces of sidecars needs about
+	// 200*20 (RDS) + 10*3 (EDS) + 10 views: 4,040. Past the limit, views of
+	// known networks and clusters are still made.
+	DefaultMaxViews = 5000
+	// DefaultViewGrace keeps an unused view long enough for its proxies to
+	// reconnect (a control plane restart, a rolling update of the gateway)
+	// without rebuilding it.
+	DefaultViewGrace = 2 * time.Minute
+)
+
+// withDefaults fills the zero fields of cfg.
+func (cfg Config) withDefaults() Config {
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.GatewayPort == 0 {
+		cfg.GatewayPort = model.DefaultGatewayPort
+	}
+	if cfg.SendBudget == 0 {
+		cfg.SendBudget = DefaultSendBudget
+	}
+	if cfg.ConnSendBudget == 0 {
+		cfg.ConnSendBudget = max(cfg.SendBudget/8, largeResponse)
+		if cfg.SendBudget < 0 {
+			cfg.ConnSendBudget = -1
+		}
+	}
+	if cfg.SendBudgetWait <= 0 {
+		cfg.SendBudgetWait = DefaultSendBudgetWait
+	}
+	if cfg.MaxViews == 0 {
+		cfg.MaxViews = DefaultMaxViews
+	}
+	if cfg.ViewGrace <= 0 {
+		cfg.ViewGrace = DefaultViewGrace
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.MaxRequestNames <= 0 {
+		cfg.MaxRequestNames = DefaultMaxRequestNames
+	}
+	if cfg.NamesCacheBytes <= 0 {
+		cfg.NamesCacheBytes = DefaultNamesCacheBytes
+	}
+	if cfg.ResendRate == 0 {
+		cfg.ResendRate = DefaultResendRate
+	}
+	if cfg.ResendBurst <= 0 {
+		cfg.ResendBurst = DefaultResendBurst
+	}
+	return cfg
 }
 
 // Server is the ADS server. It is safe for concurrent use; create it with
@@ -104,17 +198,15 @@ type Server struct {
 	snap  *model.Snapshot
 	ports portIndex
 	views map[viewKey]*view
+	// known is the networks and clusters of a snapshot, computed when the
+	// view limit is reached.
+	known knownSet
 }
 
 // New returns a Server with no snapshot yet: proxies that connect before
 // the first Publish get empty answers, then everything once it comes.
 func New(cfg Config) *Server {
-	if cfg.SendTimeout <= 0 {
-		cfg.SendTimeout = DefaultSendTimeout
-	}
-	if cfg.GatewayPort == 0 {
-		cfg.GatewayPort = model.DefaultGatewayPort
-	}
+	cfg = cfg.withDefaults()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -128,7 +220,12 @@ func New(cfg Config) *Server {
 		views:         make(map[viewKey]*view),
 	}
 	s.reg = newRegistry(s.metrics)
-	s.budget = newSendBudget(cfg.SendBudget, s.metrics)
+	s.reg.onClose = s.releaseViews
+	s.reg.maxNames = cfg.MaxRequestNames
+	if cfg.ResendRate > 0 {
+		s.reg.newPacer = func() *pacer { return newPacer(cfg.ResendRate, cfg.ResendBurst) }
+	}
+	s.budget = newSendBudget(cfg.SendBudget, cfg.ConnSendBudget, cfg.SendBudgetWait, s.metrics)
 	// The server context only bounds go-control-plane's stream loops; a
 	// stream ends with its gRPC stream (client gone, send timeout, or the
 	// gRPC server stopping).
@@ -153,17 +250,19 @@ func (s *Server) Register(gs *grpc.Server) {
 
 // GRPCServerOptions are the options the gRPC server of an xDS port should
 // have: keepalive pings that find dead connections (their streams end and
-// their proxies leave the registry), and an enforcement policy that lets
-// Envoy and grpc-go send their own keepalives.
-func GRPCServerOptions() []grpc.ServerOption {
+// their proxies leave the registry), an enforcement policy that lets
+// Envoy and grpc-go send their own keepalives, and the request bounds of
+// the server's Config.
+func (s *Server) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		// ADS streams live as long as the proxy: no per-connection cap on
-		// streams beyond gRPC's default, and large CDS responses.
-		grpc.MaxRecvMsgSize(16 << 20),
-		// SotW requests' resource_names decoded once per distinct list.
-		serverCodecOption(newRequestCodec()),
+		// What a real proxy sends (see DefaultMaxRequestBytes); gRPC
+		// answers a larger message with ResourceExhausted.
+		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes),
+		// SotW requests' resource_names decoded once per distinct list,
+		// and counted.
+		serverCodecOption(newRequestCodec(codecLimits{maxNames: s.cfg.MaxRequestNames, cacheBytes: s.cfg.NamesCacheBytes, m: s.metrics})),
 	}
 }
 
@@ -171,7 +270,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 // gRPC server (ending every stream) and returns nil. It returns an error
 // if serving fails. lis is closed when Serve returns.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gs := grpc.NewServer(GRPCServerOptions()...)
+	gs := grpc.NewServer(s.GRPCServerOptions()...)
 	s.Register(gs)
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
@@ -204,12 +303,12 @@ var _ discoverygrpc.AggregatedDiscoveryServiceServer = adsService{}
 func (a adsService) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
 	ts := a.s.newTimedStream(st)
 	defer ts.stop()
-	return a.s.ads.StreamAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DiscoveryRequest, discoverygrpc.DiscoveryResponse]{ServerStream: ts})
+	return ts.result(a.s.ads.StreamAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DiscoveryRequest, discoverygrpc.DiscoveryResponse]{ServerStream: ts}))
 }
 
 // DeltaAggregatedResources serves a delta (incremental) ADS stream.
 func (a adsService) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
 	ts := a.s.newTimedStream(st)
 	defer ts.stop()
-	return a.s.ads.DeltaAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DeltaDiscoveryRequest, discoverygrpc.DeltaDiscoveryResponse]{ServerStream: ts})
+	return ts.result(a.s.ads.DeltaAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DeltaDiscoveryRequest, discoverygrpc.DeltaDiscoveryResponse]{ServerStream: ts}))
 }

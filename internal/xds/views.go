@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -186,22 +187,39 @@ type viewMux struct {
 
 var _ cache.Cache = (*viewMux)(nil)
 
-// CreateWatch routes a SotW watch.
+// CreateWatch routes a SotW watch. A stream whose requests of the type
+// were answered at once too often waits for its pacer first.
 func (m *viewMux) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
 	v, c, err := m.s.viewOf(req.GetNode(), req.GetTypeUrl())
 	if err != nil {
 		return nil, err
 	}
-	return v.cache.createWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	p := c.pacer(req.GetTypeUrl(), m.s.reg.newPacer)
+	if err := p.wait(c.ctx); err != nil {
+		return nil, err
+	}
+	cancel, answered, err := v.cache.openWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	if answered {
+		p.answered()
+	}
+	return cancel, err
 }
 
-// CreateDeltaWatch routes a delta watch.
+// CreateDeltaWatch routes a delta watch, paced as CreateWatch.
 func (m *viewMux) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
 	v, c, err := m.s.viewOf(req.GetNode(), req.GetTypeUrl())
 	if err != nil {
 		return nil, err
 	}
-	return v.cache.createDeltaWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	p := c.pacer(req.GetTypeUrl(), m.s.reg.newPacer)
+	if err := p.wait(c.ctx); err != nil {
+		return nil, err
+	}
+	cancel, answered, err := v.cache.openDeltaWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	if answered {
+		p.answered()
+	}
+	return cancel, err
 }
 
 // Fetch refuses REST polling, which the server does not offer.
@@ -210,7 +228,8 @@ func (m *viewMux) Fetch(context.Context, *cache.Request) (cache.Response, error)
 }
 
 // viewOf returns the view serving a request: that of its stream's proxy
-// (found by the node pointer the registry indexed) for the type.
+// (found by the node pointer the registry indexed) for the type. The
+// stream holds a reference on it until it ends.
 func (s *Server) viewOf(node *corev3.Node, typeURL string) (*view, *conn, error) {
 	c := s.reg.byNode(node)
 	if c == nil {
@@ -220,24 +239,165 @@ func (s *Server) viewOf(node *corev3.Node, typeURL string) (*view, *conn, error)
 	if !ok {
 		return s.unknownView(c, typeURL), c, nil
 	}
-	return s.viewFor(key), c, nil
+	v, err := s.acquireView(c, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, c, nil
 }
 
-// viewFor returns the view of key, building it from the latest snapshot
-// if it is new.
+// acquireView returns the view of key for stream c, creating it if it is
+// new (see viewFor), and records that c uses it: a view some stream uses
+// is never freed.
+func (s *Server) acquireView(c *conn, key viewKey) (*view, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := c.views[key.typeURL]; v != nil && v.key == key {
+		return v, nil
+	}
+	if c.closed {
+		return nil, status.Error(codes.Canceled, "xDS stream ended")
+	}
+	v, err := s.viewForLocked(key)
+	if err != nil {
+		return nil, err
+	}
+	if old := c.views[key.typeURL]; old != nil {
+		s.unrefLocked(old)
+	}
+	if c.views == nil {
+		c.views = make(map[string]*view, 4)
+	}
+	c.views[key.typeURL] = v
+	v.refs++
+	v.idleGen++ // a pending sweep of v no longer applies
+	return v, nil
+}
+
+// releaseViews gives back the views of a stream that ended.
+func (s *Server) releaseViews(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.closed = true
+	for _, v := range c.views {
+		s.unrefLocked(v)
+	}
+	c.views = nil
+}
+
+// unrefLocked drops a stream's reference on v; a view no stream uses is
+// freed after the grace period, unless a stream takes it again before.
+// Callers hold s.mu.
+func (s *Server) unrefLocked(v *view) {
+	v.refs--
+	if v.refs > 0 {
+		return
+	}
+	v.idleGen++
+	gen := v.idleGen
+	time.AfterFunc(s.cfg.ViewGrace, func() { s.sweepView(v, gen) })
+}
+
+// sweepView frees v if no stream took it since it became unused (gen).
+func (s *Server) sweepView(v *view, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v.refs > 0 || v.idleGen != gen || s.views[v.key] != v {
+		return
+	}
+	delete(s.views, v.key)
+	s.metrics.views.Set(float64(len(s.views)))
+	s.log.Debug("xDS view freed", "view", v.key.String(), "idle", s.cfg.ViewGrace)
+}
+
+// viewForLocked returns the view of key, building it from the latest
+// snapshot if it is new. Once the server holds Config.MaxViews views, a new
+// view is made only for a network and cluster the mesh knows: made-up
+// metadata must not make the server build and keep views without bound.
+// Callers hold s.mu.
+func (s *Server) viewForLocked(key viewKey) (*view, error) {
+	if v := s.views[key]; v != nil {
+		return v, nil
+	}
+	if s.cfg.MaxViews > 0 && len(s.views) >= s.cfg.MaxViews {
+		if what := s.unknownLocked(key); what != "" {
+			s.metrics.viewRefusals.Inc()
+			return nil, status.Errorf(codes.ResourceExhausted,
+				"the xDS server holds its limit of %d views and this proxy's %s is not part of the mesh; "+
+					"set the proxy's NETWORK and CLUSTER_ID node metadata to a network and cluster the control plane knows "+
+					"(causeway networks, /debug/networks), or raise --xds-max-views", s.cfg.MaxViews, what)
+		}
+	}
+	return s.buildViewLocked(key), nil
+}
+
+// viewFor returns the view of key, building it if it is new, with no limit
+// and no stream reference: a view made here is not freed.
 func (s *Server) viewFor(key viewKey) *view {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v := s.views[key]; v != nil {
 		return v
 	}
+	return s.buildViewLocked(key)
+}
+
+// buildViewLocked builds the view of key from the latest snapshot and
+// adds it. Callers hold s.mu.
+func (s *Server) buildViewLocked(key viewKey) *view {
 	v := s.newView(key)
 	if s.snap != nil {
 		v.update(s.builder(s.snap), everyHost(nil, s.snap))
 	}
 	s.views[key] = v
+	s.metrics.views.Set(float64(len(s.views)))
 	s.log.Debug("xDS view created", "view", key.String(), "resources", len(v.entries))
 	return v
+}
+
+// unknownLocked names the part of key (network, cluster) that the current
+// snapshot does not know, or "" if it knows them all. The empty network
+// and cluster are always known. Callers hold s.mu.
+func (s *Server) unknownLocked(key viewKey) string {
+	if key.network == "" && key.cluster == "" {
+		return ""
+	}
+	if s.known.snap != s.snap {
+		s.known = knownOf(s.snap)
+	}
+	if key.network != "" && !s.known.networks[key.network] {
+		return fmt.Sprintf("network %q (NETWORK)", key.network)
+	}
+	if key.cluster != "" && !s.known.clusters[key.cluster] {
+		return fmt.Sprintf("cluster %q (CLUSTER_ID)", key.cluster)
+	}
+	return ""
+}
+
+// knownSet is the networks and clusters of one snapshot.
+type knownSet struct {
+	snap     *model.Snapshot
+	networks map[model.NetworkID]bool
+	clusters map[model.ClusterID]bool
+}
+
+// knownOf lists the networks and clusters snap knows: every network of
+// its report, and every cluster with endpoints.
+func knownOf(snap *model.Snapshot) knownSet {
+	k := knownSet{snap: snap, networks: map[model.NetworkID]bool{}, clusters: map[model.ClusterID]bool{}}
+	if snap == nil {
+		return k
+	}
+	for _, n := range snap.Networks().Networks {
+		k.networks[n.Name] = true
+		for _, c := range n.Clusters {
+			k.clusters[c] = true
+		}
+	}
+	for c := range snap.Stats().Endpoints {
+		k.clusters[c] = true
+	}
+	return k
 }
 
 // view is one shared cache and what it was built from.
@@ -251,6 +411,13 @@ type view struct {
 	// byHost lists the names of the resources built from each service
 	// (per-host kinds), to delete those a change makes obsolete.
 	byHost map[model.Host][]string
+
+	// refs counts the streams served from the view; idleGen changes each
+	// time the view is taken or becomes unused, so that a sweep planned
+	// when it became unused knows whether it still applies. Both are
+	// guarded by Server.mu.
+	refs    int
+	idleGen uint64
 }
 
 // entry is a resource a view holds and, for EDS, the input it was built
