@@ -48,6 +48,7 @@ type serveFlags struct {
 	customHosts        []string
 	revision           string
 	workloadCertTTLMax time.Duration
+	kubeconfigOptions  []string
 }
 
 func newServeCommand() *cobra.Command {
@@ -137,6 +138,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringArrayVar(&f.customHosts, "custom-host", nil, "another DNS name of the control plane's serving certificate, the name proxies dial it by (Istio's ISTIOD_CUSTOM_HOST, e.g. istiod-1-11-4.istio-system.svc); repeatable")
 	fl.StringVar(&f.revision, "revision", "", "control plane revision: the serving certificate also names istiod-REVISION.NAMESPACE.svc")
 	fl.DurationVar(&f.workloadCertTTLMax, "workload-cert-ttl-max", ca.DefaultWorkloadTTLMax, "longest workload certificate the CA signs; longer requests are clamped to it")
+	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	return cmd
 }
@@ -161,6 +163,10 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		return server.Config{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
 	}
 	budget, err := sendBudget(f.sendBudget)
+	if err != nil {
+		return server.Config{}, err
+	}
+	kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
 	if err != nil {
 		return server.Config{}, err
 	}
@@ -190,7 +196,8 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 			Revision:       f.revision,
 			CustomHosts:    f.customHosts,
 		},
-		Logger: log,
+		NewClients: clusters.KubeconfigClientsWith(kcPolicy),
+		Logger:     log,
 	}
 	if f.manifests != "" {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {
@@ -213,6 +220,13 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 	cfg.ClusterID = model.ClusterID(f.clusterID)
 	return cfg, nil
 }
+
+// kubeconfigOptionUsage is the --help of --allow-kubeconfig-option.
+const kubeconfigOptionUsage = `let remote secrets' kubeconfigs use an option refused by default (comma-separated or repeated): ` +
+	`insecure-skip-tls-verify (the API server's certificate is not verified: anyone on the path gets the token and can answer for the cluster, including its TokenReviews, i.e. mint any workload identity of it), ` +
+	`proxy-url, impersonate (as, as-groups, as-uid, as-user-extra), basic-auth (username, password), ` +
+	`link-local-server (a server on 169.254.0.0/16 or fe80::/10, where cloud metadata services listen). ` +
+	`Exec and auth-provider plugins and paths to token, certificate, key or CA files are never allowed. See docs/security.md`
 
 // loadRESTConfig loads a client configuration as kubectl does: the given
 // file, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
