@@ -49,6 +49,8 @@ type serveFlags struct {
 	revision           string
 	workloadCertTTLMax time.Duration
 	kubeconfigOptions  []string
+	reviewQPS          float64
+	reviewBurst        int
 }
 
 func newServeCommand() *cobra.Command {
@@ -138,6 +140,8 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringArrayVar(&f.customHosts, "custom-host", nil, "another DNS name of the control plane's serving certificate, the name proxies dial it by (Istio's ISTIOD_CUSTOM_HOST, e.g. istiod-1-11-4.istio-system.svc); repeatable")
 	fl.StringVar(&f.revision, "revision", "", "control plane revision: the serving certificate also names istiod-REVISION.NAMESPACE.svc")
 	fl.DurationVar(&f.workloadCertTTLMax, "workload-cert-ttl-max", ca.DefaultWorkloadTTLMax, "longest workload certificate the CA signs; longer requests are clamped to it")
+	fl.Float64Var(&f.reviewQPS, "ca-token-review-qps", ca.DefaultReviewQPS, "TokenReviews per second the CA may send to each cluster's API server (token bucket); certificate requests beyond it fail at once with Unavailable and are retried by the agent. Accepted tokens are remembered 30s, refused ones 5s")
+	fl.IntVar(&f.reviewBurst, "ca-token-review-burst", ca.DefaultReviewBurst, "burst of --ca-token-review-qps")
 	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	return cmd
@@ -195,6 +199,8 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 			WorkloadTTLMax: f.workloadCertTTLMax,
 			Revision:       f.revision,
 			CustomHosts:    f.customHosts,
+			ReviewQPS:      f.reviewQPS,
+			ReviewBurst:    f.reviewBurst,
 		},
 		NewClients: clusters.KubeconfigClientsWith(kcPolicy),
 		Logger:     log,
