@@ -73,6 +73,9 @@ type Config struct {
 	DebugAddr string
 	// Profiling adds Go's runtime profiles to the debug API (/debug/pprof/).
 	Profiling bool
+	// DebugRemote serves the whole debug API to every peer; by default
+	// only /ready and /metrics are, the rest only to loopback peers.
+	DebugRemote bool
 	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
 	// cluster set (see clusters.Config).
 	StalePolicy   clusters.StalePolicy
@@ -207,6 +210,8 @@ func New(cfg Config) (*Server, error) {
 		Gatherer:  s.registry,
 		Profiling: cfg.Profiling,
 		Logger:    cfg.Logger,
+
+		RemoteDebug: cfg.DebugRemote,
 	})
 	if err != nil {
 		return nil, err
