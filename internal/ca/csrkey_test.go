@@ -145,3 +145,44 @@ func TestCreateCertificateRefusesKeys(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckCSRKey: whatever the bytes, the key check does not panic, and a
+// CSR it passes that parses carries an accepted key.
+func FuzzCheckCSRKey(f *testing.F) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := checkCSRKey(data); err != nil {
+			return
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			return
+		}
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			return
+		}
+		switch pub := csr.PublicKey.(type) {
+		case *ecdsa.PublicKey:
+			if pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384() {
+				t.Fatalf("passed curve %s", pub.Curve.Params().Name)
+			}
+		case *rsa.PublicKey:
+			if n := pub.N.BitLen(); n < MinCSRRSABits || n > MaxCSRRSABits {
+				t.Fatalf("passed RSA %d", n)
+			}
+		default:
+			t.Fatalf("passed key %T", pub)
+		}
+	})
+}

@@ -94,7 +94,8 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
 	if cfg.Profiling {
-		s.mux.HandleFunc("GET "+PathPprof, pprof.Index)
+		// Named profiles (heap?seconds=N) take a delta over N seconds too.
+		s.mux.HandleFunc("GET "+PathPprof, s.capSeconds(pprof.Index))
 		s.mux.HandleFunc("GET "+PathPprof+"cmdline", pprof.Cmdline)
 		s.mux.HandleFunc("GET "+PathPprof+"profile", s.capSeconds(pprof.Profile))
 		s.mux.HandleFunc("GET "+PathPprof+"symbol", pprof.Symbol)

@@ -314,7 +314,7 @@ func TestProfileDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	for _, p := range []string{"profile?seconds=86400", "trace?seconds=31", "profile?seconds=-1", "profile?seconds=x"} {
+	for _, p := range []string{"profile?seconds=86400", "trace?seconds=31", "heap?seconds=86400", "goroutine?seconds=3600", "profile?seconds=-1", "profile?seconds=x"} {
 		if code, body := f.get(t, PathPprof+p); code != http.StatusBadRequest || !strings.Contains(body, "up to 30") {
 			t.Errorf("%s: %d %.100q, want 400 naming the cap", p, code, body)
 		}
