@@ -235,8 +235,8 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 // kubeconfigOptionUsage is the --help of --allow-kubeconfig-option.
 const kubeconfigOptionUsage = `let remote secrets' kubeconfigs use an option refused by default (comma-separated or repeated): ` +
 	`insecure-skip-tls-verify (the API server's certificate is not verified: anyone on the path gets the token and can answer for the cluster, including its TokenReviews, i.e. mint any workload identity of it), ` +
-	`proxy-url, impersonate (as, as-groups, as-uid, as-user-extra), basic-auth (username, password), ` +
-	`link-local-server (a server on 169.254.0.0/16 or fe80::/10, where cloud metadata services listen). ` +
+	`proxy-url, impersonate (as, as-groups, as-uid, as-user-extra), basic-auth (username, password, or user:password@ in the server URL), ` +
+	`link-local-server (a server on 169.254.0.0/16 or fe80::/10, where cloud metadata services listen, or another metadata address or name such as metadata.google.internal). ` +
 	`Exec and auth-provider plugins and paths to token, certificate, key or CA files are never allowed. See docs/security.md`
 
 // loadRESTConfig loads a client configuration as kubectl does: the given

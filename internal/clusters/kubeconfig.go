@@ -27,9 +27,10 @@ import (
 //     paths to files (tokenFile, client-certificate, client-key,
 //     certificate-authority): the reader's files are not the author's.
 //   - Refused unless an operator allows them (KubeconfigOption):
-//     insecure-skip-tls-verify, proxy-url, impersonation, basic auth, and a
-//     server whose host is a link-local address (169.254.0.0/16, fe80::/10:
-//     cloud metadata services).
+//     insecure-skip-tls-verify, proxy-url, impersonation, basic auth (also
+//     as user:password@ in the server URL), and a server whose host is a
+//     link-local address (169.254.0.0/16, fe80::/10) or another well-known
+//     cloud metadata address or name.
 //   - Every cluster, user and context entry is checked, not only the current
 //     context's, and rebuilt from the allowed fields only: unknown fields and
 //     extensions are dropped.
@@ -53,7 +54,8 @@ const (
 	OptionBasicAuth KubeconfigOption = "basic-auth"
 	// OptionLinkLocalServer allows a server URL whose host is a link-local
 	// address (169.254.0.0/16, fe80::/10), where cloud metadata services
-	// listen.
+	// listen, or another well-known metadata address or name
+	// (metadata.google.internal, fd00:ec2::254, 100.100.100.200).
 	OptionLinkLocalServer KubeconfigOption = "link-local-server"
 )
 
@@ -264,6 +266,10 @@ func checkServer(name, server string, p KubeconfigPolicy) error {
 	if u.Scheme != "https" && u.Scheme != "http" {
 		return fmt.Errorf("cluster %q: server %q: scheme %q is not http or https: write https://HOST:PORT", name, server, u.Scheme)
 	}
+	if u.User != nil && !p.Allows(OptionBasicAuth) {
+		return needsOption(fmt.Sprintf("cluster %q: server %q carries a user name or password", name, server), OptionBasicAuth,
+			"remove user:password@ from the URL")
+	}
 	if p.Allows(OptionLinkLocalServer) {
 		return nil
 	}
@@ -276,8 +282,12 @@ func checkServer(name, server string, p KubeconfigPolicy) error {
 		// An IPv6 zone: the address before it decides.
 		host = host[:i]
 	}
+	if metadataNames[strings.ToLower(host)] {
+		return needsOption(fmt.Sprintf("cluster %q names server %s, a cloud metadata service", name, server),
+			OptionLinkLocalServer, "name the cluster's API server")
+	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Unmap().IsLinkLocalUnicast() {
+		if a = a.Unmap(); a.IsLinkLocalUnicast() || metadataAddrs[a] {
 			return needsOption(fmt.Sprintf("cluster %q names server %s, a link-local address (where cloud metadata services listen)", name, server),
 				OptionLinkLocalServer, "name the cluster's API server")
 		}
@@ -292,6 +302,16 @@ func checkServer(name, server string, p KubeconfigPolicy) error {
 	}
 	return nil
 }
+
+// Cloud metadata services outside the link-local ranges, refused with
+// them: Google's names, AWS's IPv6 address, Alibaba's address.
+var (
+	metadataNames = map[string]bool{"metadata.google.internal": true, "metadata.goog": true, "metadata": true}
+	metadataAddrs = map[netip.Addr]bool{
+		netip.MustParseAddr("fd00:ec2::254"):   true,
+		netip.MustParseAddr("100.100.100.200"): true,
+	}
+)
 
 // sanitizeUser rebuilds a user entry from the allowed fields.
 func sanitizeUser(name string, u *clientcmdapi.AuthInfo, p KubeconfigPolicy) (*clientcmdapi.AuthInfo, error) {
