@@ -16,6 +16,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/server"
@@ -33,6 +34,7 @@ type serveFlags struct {
 	debugAddr          string
 	profiling          bool
 	debugRemote        bool
+	profileMaxSeconds  int
 	memoryLimit        string
 	sendBudget         string
 	stalePolicy        string
@@ -127,10 +129,11 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
 	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
 	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it. Every peer gets /ready and /metrics (probes, Prometheus); the rest (/debug/*: every cluster, endpoint and proxy of the mesh, and Go's profiles) only loopback peers, e.g. through kubectl port-forward, unless --debug-remote")
+	fl.IntVar(&f.profileMaxSeconds, "profile-max-seconds", debug.DefaultMaxProfileSeconds, "longest CPU profile, trace or delta profile (?seconds=) the debug API takes; longer requests get 400")
 	fl.BoolVar(&f.debugRemote, "debug-remote", false, "serve the whole debug API, topology and profiles included, to every peer that reaches --debug-addr, without authentication: only on a network you trust (it tells anyone who asks every service, endpoint and proxy of the mesh, and lets them profile the server)")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "auto", "soft memory limit of the Go runtime: auto (90% of the container's cgroup memory limit, if any; GOMEMLIMIT wins), none, or a size such as 512Mi")
 	fl.StringVar(&f.sendBudget, "xds-send-budget", "64Mi", "bytes of large xDS responses (a first full CDS or EDS) in flight at once across all proxies, or none: bounds memory when many proxies connect together")
-	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine), to loopback peers unless --debug-remote; CPU profiles and traces last at most 30s")
+	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine), to loopback peers unless --debug-remote; CPU profiles and traces last at most --profile-max-seconds")
 	fl.StringVar(&f.stalePolicy, "stale-cluster-policy", "keep", "what happens to an unreachable cluster's endpoints: keep, or drop-after=DURATION")
 	fl.DurationVar(&f.clusterSyncTimeout, "cluster-sync-timeout", server.DefaultClusterSyncTimeout, "how long startup waits for every cluster's initial sync")
 	fl.DurationVar(&f.probeInterval, "probe-interval", clusters.DefaultProbeInterval, "how often each API server is probed to tell live from stale")
@@ -192,6 +195,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		DebugAddr:             f.debugAddr,
 		Profiling:             f.profiling,
 		DebugRemote:           f.debugRemote,
+		ProfileMaxSeconds:     f.profileMaxSeconds,
 		StalePolicy:           policy,
 		ProbeInterval:         f.probeInterval,
 		ClusterSyncTimeout:    f.clusterSyncTimeout,

@@ -63,6 +63,9 @@ type Config struct {
 	// goroutines: `go tool pprof http://ADDR/debug/pprof/heap`). CPU
 	// profiles and traces last at most MaxProfileSeconds.
 	Profiling bool
+	// MaxProfileSeconds caps ?seconds= of CPU profiles, traces and delta
+	// profiles; default DefaultMaxProfileSeconds.
+	MaxProfileSeconds int
 	// RemoteDebug serves every path to every peer. By default only
 	// PathReady and PathMetrics are; the rest (topology, proxies,
 	// profiles) only to loopback peers.
@@ -84,6 +87,9 @@ var _ http.Handler = (*Server)(nil)
 func New(cfg Config) (*Server, error) {
 	if cfg.Snapshot == nil || cfg.Clusters == nil || cfg.Ready == nil || cfg.Logger == nil {
 		return nil, errors.New("debug: Config.Snapshot, Clusters, Ready and Logger are required")
+	}
+	if cfg.MaxProfileSeconds <= 0 {
+		cfg.MaxProfileSeconds = DefaultMaxProfileSeconds
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET "+PathClusters, s.clusters)
@@ -133,18 +139,18 @@ func Loopback(remoteAddr string) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// MaxProfileSeconds caps the seconds of a CPU profile or trace: a longer
-// one would keep the profiler (and its cost) busy for as long as a caller
-// asks.
-const MaxProfileSeconds = 30
+// DefaultMaxProfileSeconds caps the seconds of a CPU profile or trace: a
+// longer one would keep the profiler (and its cost) busy for as long as a
+// caller asks.
+const DefaultMaxProfileSeconds = 30
 
-// capSeconds refuses a ?seconds= above MaxProfileSeconds.
+// capSeconds refuses a ?seconds= above Config.MaxProfileSeconds.
 func (s *Server) capSeconds(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("seconds"); v != "" {
 			n, err := strconv.ParseFloat(v, 64)
-			if err != nil || n <= 0 || n > MaxProfileSeconds {
-				s.fail(w, http.StatusBadRequest, fmt.Sprintf("seconds=%s: want a positive number of seconds up to %d", v, MaxProfileSeconds))
+			if err != nil || n <= 0 || n > float64(s.cfg.MaxProfileSeconds) {
+				s.fail(w, http.StatusBadRequest, fmt.Sprintf("seconds=%s: want a positive number of seconds up to %d (--profile-max-seconds)", v, s.cfg.MaxProfileSeconds))
 				return
 			}
 		}

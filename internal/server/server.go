@@ -76,6 +76,9 @@ type Config struct {
 	// DebugRemote serves the whole debug API to every peer; by default
 	// only /ready and /metrics are, the rest only to loopback peers.
 	DebugRemote bool
+	// ProfileMaxSeconds caps the duration of CPU profiles and traces of
+	// the debug API; default debug.DefaultMaxProfileSeconds.
+	ProfileMaxSeconds int
 	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
 	// cluster set (see clusters.Config).
 	StalePolicy   clusters.StalePolicy
@@ -211,7 +214,8 @@ func New(cfg Config) (*Server, error) {
 		Profiling: cfg.Profiling,
 		Logger:    cfg.Logger,
 
-		RemoteDebug: cfg.DebugRemote,
+		RemoteDebug:       cfg.DebugRemote,
+		MaxProfileSeconds: cfg.ProfileMaxSeconds,
 	})
 	if err != nil {
 		return nil, err
