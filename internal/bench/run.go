@@ -269,6 +269,8 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	args := append([]string{"serve",
 		"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
 		"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=",
+		// A phase's CPU profile lasts the whole phase.
+		"--profile-max-seconds", "3600",
 	}, cfg.ServeArgs...)
 	logPath := filepath.Join(w.dir, "serve-"+strconv.FormatInt(time.Now().UnixMilli(), 10)+".log")
 	s.harnessCPU0 = selfCPU()

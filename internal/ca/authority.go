@@ -110,6 +110,15 @@ type Config struct {
 	CustomHosts []string
 	// ServingTTL is the validity of the serving certificate. Default 24h.
 	ServingTTL time.Duration
+	// ReviewQPS and ReviewBurst bound the TokenReviews sent to each
+	// cluster (a token bucket); requests beyond it fail with Unavailable
+	// at once. Defaults DefaultReviewQPS and DefaultReviewBurst.
+	ReviewQPS   float64
+	ReviewBurst int
+	// ReviewCacheSize bounds the remembered TokenReview results (accepted
+	// tokens for ReviewCacheTTL, refused ones for ReviewNegativeTTL).
+	// Default DefaultReviewCacheSize.
+	ReviewCacheSize int
 	// Registry receives the CA's metrics. Nil: they are not registered.
 	Registry prometheus.Registerer
 	// Logger receives the CA's logs. Required.
@@ -130,6 +139,8 @@ type Authority struct {
 	// the config cluster, so that the control plane of another cluster can
 	// tell whose root a ConfigMap holds.
 	manager string
+	// reviews caches and rate-limits TokenReviews.
+	reviews *reviewGate
 
 	running atomic.Bool
 	state   atomic.Pointer[caState]
@@ -158,6 +169,8 @@ func New(cfg Config) (*Authority, error) {
 		return nil, errors.New("ca: Config.ClusterID is empty: set --cluster-id")
 	case cfg.Client == nil:
 		return nil, errors.New("ca: Config.Client is nil")
+	case cfg.ReviewQPS < 0 || cfg.ReviewBurst < 0 || cfg.ReviewCacheSize < 0:
+		return nil, fmt.Errorf("ca: token review limits must not be negative (qps %v, burst %d, cache %d)", cfg.ReviewQPS, cfg.ReviewBurst, cfg.ReviewCacheSize)
 	case cfg.WorkloadTTL < 0 || cfg.WorkloadTTLMax < 0 || cfg.ServingTTL < 0:
 		return nil, fmt.Errorf("ca: a certificate lifetime is negative (workload %v, workload maximum %v, serving %v): give positive durations",
 			cfg.WorkloadTTL, cfg.WorkloadTTLMax, cfg.ServingTTL)
@@ -179,6 +192,15 @@ func New(cfg Config) (*Authority, error) {
 	}
 	if cfg.NewReviewer == nil {
 		cfg.NewReviewer = NewKubeReviewer
+	}
+	if cfg.ReviewQPS == 0 {
+		cfg.ReviewQPS = DefaultReviewQPS
+	}
+	if cfg.ReviewBurst == 0 {
+		cfg.ReviewBurst = max(DefaultReviewBurst, int(cfg.ReviewQPS))
+	}
+	if cfg.ReviewCacheSize == 0 {
+		cfg.ReviewCacheSize = DefaultReviewCacheSize
 	}
 	if cfg.WorkloadTTLMax == 0 {
 		cfg.WorkloadTTLMax = DefaultWorkloadTTLMax
@@ -207,6 +229,7 @@ func New(cfg Config) (*Authority, error) {
 		metrics:  m,
 		dnsNames: names,
 		manager:  FieldManager(cfg.ClusterID),
+		reviews:  newReviewGate(cfg.ReviewQPS, cfg.ReviewBurst, cfg.ReviewCacheSize, time.Now),
 	}
 	a.state.Store(&caState{changed: make(chan struct{})})
 	a.tlsBase = &tls.Config{

@@ -13,6 +13,10 @@ import (
 type metrics struct {
 	// requests counts CreateCertificate calls by cluster and gRPC code.
 	requests *prometheus.CounterVec
+	// reviews counts token checks by cluster and outcome (reviewed: a
+	// TokenReview was sent; cached: answered from the cache; limited:
+	// refused because the cluster's review budget was spent).
+	reviews *prometheus.CounterVec
 	// loads counts CA loads by source Secret and result (ok, error).
 	loads *prometheus.CounterVec
 	// servingIssued counts serving certificates issued, by result.
@@ -33,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "causeway_ca_certificate_requests_total",
 			Help: "CreateCertificate calls, by cluster of the caller's token and gRPC status code.",
 		}, []string{"cluster", "code"}),
+		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_ca_token_reviews_total",
+			Help: "Token checks of CreateCertificate, by cluster and outcome: reviewed (a TokenReview was sent), cached (answered from the cache), limited (refused: the cluster's TokenReview rate limit was reached).",
+		}, []string{"cluster", "outcome"}),
 		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_ca_loads_total",
 			Help: "Loads of the CA from its Secret (cacerts or istio-ca-secret), by result.",
@@ -58,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.requests, m.loads, m.servingIssued, m.rootWrites, m.rootErrors, m.rootForeign} {
+	for _, c := range []prometheus.Collector{m.requests, m.reviews, m.loads, m.servingIssued, m.rootWrites, m.rootErrors, m.rootForeign} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

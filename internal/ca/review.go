@@ -121,18 +121,10 @@ func reviewAudiences(token string, accepted []string, noDefault bool) ([]string,
 
 // tokenAudiences reads the aud claim of a JWT without verifying it.
 func tokenAudiences(token string) ([]string, bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil, false
-	}
 	var claims struct {
 		Aud json.RawMessage `json:"aud"`
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	if !decodeClaims(token, &claims) {
 		return nil, false
 	}
 	if len(claims.Aud) == 0 {
@@ -147,4 +139,17 @@ func tokenAudiences(token string) ([]string, bool) {
 		return many, true
 	}
 	return nil, false
+}
+
+// decodeClaims decodes the payload of a JWT into v without verifying it.
+func decodeClaims(token string, v any) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(payload, v) == nil
 }

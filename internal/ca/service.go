@@ -100,9 +100,14 @@ func (a *Authority) createCertificate(ctx context.Context, req *pb.IstioCertific
 	var ns, sa string
 	audiences, err := reviewAudiences(token, a.cfg.Audiences, a.cfg.NoDefaultAudience)
 	if err == nil {
-		ns, sa, err = a.cfg.NewReviewer(client).Review(reviewCtx, token, audiences)
+		var outcome reviewOutcome
+		ns, sa, outcome, err = a.reviews.review(reviewCtx, cluster, a.cfg.NewReviewer(client), token, audiences)
+		a.metrics.reviews.WithLabelValues(string(cluster), string(outcome)).Inc()
 	}
 	switch {
+	case errors.Is(err, errReviewLimited):
+		res.err = status.Errorf(codes.Unavailable, "cluster %s: %v: retry shortly", cluster, err)
+		return res
 	case errors.Is(err, ErrUnauthenticated):
 		res.err = status.Errorf(codes.Unauthenticated, "cluster %s: %v; send a service-account token of that cluster for audience %s (a token of another cluster must name it in the %s metadata)",
 			cluster, err, a.audienceText(), ClusterIDMetadataKey)
@@ -124,6 +129,10 @@ func (a *Authority) createCertificate(ctx context.Context, req *pb.IstioCertific
 	st := a.state.Load()
 	if st.ca == nil {
 		res.err = status.Error(codes.Unavailable, errNoCA.Error()+": try again shortly")
+		return res
+	}
+	if err := checkCSRKey([]byte(req.GetCsr())); err != nil {
+		res.err = status.Error(codes.InvalidArgument, err.Error())
 		return res
 	}
 	issued, err := st.ca.SignCSR([]byte(req.GetCsr()), pki.SANs{URIs: []string{res.identity}}, ttl)

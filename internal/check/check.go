@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/causeway-mesh/causeway/internal/clusters"
 )
 
 // Status is the outcome of one check.
@@ -137,6 +139,10 @@ type Config struct {
 	Now func() time.Time
 	// Timeout bounds each request; default DefaultTimeout.
 	Timeout time.Duration
+	// KubeconfigPolicy is what the kubeconfigs of remote secrets may use
+	// (they pass clusters.SanitizeKubeconfig before any is dialed). The
+	// zero value is the default policy.
+	KubeconfigPolicy clusters.KubeconfigPolicy
 }
 
 // Run checks the clusters and returns every result, sorted by check then

@@ -20,8 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/install"
 )
 
@@ -241,13 +241,12 @@ func probeRemoteSecrets(ctx context.Context, cfg Config, secrets []corev1.Secret
 
 func probeRemote(ctx context.Context, cfg Config, secret, key string, kubeconfig []byte) remoteProbe {
 	p := remoteProbe{secret: secret, key: key}
-	rc, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	// The kubeconfig is written by whoever may write Secrets in the
+	// system namespace: it goes through the control plane's sanitizer, so
+	// that it cannot run a plugin or read a file on this machine.
+	rc, err := clusters.SanitizeKubeconfig(kubeconfig, cfg.KubeconfigPolicy)
 	if err != nil {
 		p.parseErr = err
-		return p
-	}
-	if rc.Host == "" {
-		p.parseErr = errors.New("the kubeconfig names no server")
 		return p
 	}
 	p.server = rc.Host

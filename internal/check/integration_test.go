@@ -3,6 +3,10 @@ package check
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -347,6 +351,27 @@ func TestCheckSeedMesh(t *testing.T) {
 				}
 			},
 			want: []want{{Fail, "cluster1", CheckRemoteSecret, "secret istio-system/istio-remote-secret-bad key bad is not a usable kubeconfig"}},
+		},
+		{
+			// A remote secret's exec plugin must never run on the
+			// operator's machine (issue 14, finding 1).
+			name: "remote secret with an exec plugin",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				marker := filepath.Join(t.TempDir(), "pwned")
+				kc := strings.Replace(string(m.c2.Kubeconfig()), "token: "+m.c2.AdminToken,
+					"exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, 'touch "+marker+"'], interactiveMode: Never}", 1)
+				if kc == string(m.c2.Kubeconfig()) {
+					t.Fatal("the kubeconfig holds no token line to replace")
+				}
+				m.putRemoteSecret(ctx, t, "istio-remote-secret-exec", "exec", []byte(kc))
+				return cfg, func(ctx context.Context) {
+					_ = cs1.CoreV1().Secrets(testNS).Delete(ctx, "istio-remote-secret-exec", metav1.DeleteOptions{})
+					if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("the exec plugin of a remote secret ran (marker %s: %v)", marker, err)
+					}
+				}
+			},
+			want: []want{{Fail, "cluster1", CheckRemoteSecret, "authenticates with an exec plugin (/bin/sh), which is never run"}},
 		},
 		{
 			name: "unreachable remote secret server",

@@ -2,6 +2,7 @@ package check
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
@@ -498,6 +500,11 @@ func remoteSecretRule(m *mesh) []Result {
 			switch {
 			case p.parseErr != nil && p.key == "":
 				out = append(out, Result{Fail, s.name, CheckRemoteSecret, fmt.Sprintf("secret %s: %v", p.secret, p.parseErr), fix})
+			case errors.Is(p.parseErr, clusters.ErrKubeconfigRefused):
+				// Nothing of it was used: neither the control plane nor
+				// this command runs a plugin or reads a file a remote
+				// secret names.
+				out = append(out, Result{Fail, s.name, CheckRemoteSecret, fmt.Sprintf("secret %s key %s was not used: %v", p.secret, p.key, p.parseErr), fix})
 			case p.parseErr != nil:
 				out = append(out, Result{Fail, s.name, CheckRemoteSecret, fmt.Sprintf("secret %s key %s is not a usable kubeconfig: %v", p.secret, p.key, p.parseErr), fix})
 			case apierrors.IsUnauthorized(p.reachErr):

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	meshcheck "github.com/causeway-mesh/causeway/internal/check"
+	"github.com/causeway-mesh/causeway/internal/clusters"
 )
 
 // checkFlags are the flags of `causeway check`.
@@ -20,6 +21,7 @@ type checkFlags struct {
 	systemNamespace    string
 	discoveryAddresses []string
 	timeout            time.Duration
+	kubeconfigOptions  []string
 }
 
 func newCheckCommand() *cobra.Command {
@@ -40,7 +42,10 @@ fail, with the cluster and, when something is wrong, what to do:
                  balancer's, externalIPs, or for NodePort the nodes that run
                  a ready gateway pod (from its EndpointSlices)
   remote-secret  every remote secret (label istio/multiCluster=true) parses
-                 as a kubeconfig and its cluster answers, from this machine
+                 as a kubeconfig the control plane accepts and its cluster
+                 answers, from this machine (a remote secret is untrusted
+                 input: its exec plugins are never run nor its files read,
+                 and the options serve refuses are refused here too)
   serving-cert   the control plane's serving certificate (standard names plus
                  its --custom-host args) covers the Services in front of it,
                  every --discovery-address, and istiod-remote; istiod-remote
@@ -65,11 +70,16 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
 			if err != nil {
 				return err
 			}
+			kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
+			if err != nil {
+				return err
+			}
 			report, err := meshcheck.Run(cmd.Context(), meshcheck.Config{
 				Clusters:           clusters,
 				SystemNamespace:    f.systemNamespace,
 				DiscoveryAddresses: f.discoveryAddresses,
 				Timeout:            f.timeout,
+				KubeconfigPolicy:   kcPolicy,
 			})
 			if err != nil {
 				return err
@@ -95,6 +105,7 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
 	fl.StringVar(&f.systemNamespace, "system-namespace", "istio-system", "the control plane's namespace")
 	fl.StringArrayVar(&f.discoveryAddresses, "discovery-address", nil, "a name proxies dial to reach the control plane, checked against its serving certificate (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", meshcheck.DefaultTimeout, "limit of each request to an API server")
+	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	return cmd
 }
 
@@ -148,6 +159,15 @@ func (f *checkFlags) clusters() ([]meshcheck.Cluster, error) {
 		out = append(out, meshcheck.Cluster{Name: name, Config: rc})
 	}
 	return out, nil
+}
+
+// kubeconfigPolicy parses --allow-kubeconfig-option.
+func kubeconfigPolicy(values []string) (clusters.KubeconfigPolicy, error) {
+	p, err := clusters.ParseKubeconfigPolicy(values)
+	if err != nil {
+		return clusters.KubeconfigPolicy{}, fmt.Errorf("%s: %w", clusters.AllowOptionFlag, err)
+	}
+	return p, nil
 }
 
 func first(s []string) string {

@@ -28,6 +28,7 @@ type gatewayFlags struct {
 	listen        string
 	listener      string
 	admin         string
+	adminRemote   bool
 	drain         time.Duration
 	helloTimeout  time.Duration
 	nodeID        string
@@ -51,7 +52,8 @@ Configuration updates never drop established connections. On SIGTERM the
 gateway stops accepting, waits up to --drain for open connections, then closes
 them. The admin server (--admin) serves /ready (200 once the first full
 configuration is applied; also /healthz/ready), /metrics (Prometheus) and
-/config (JSON: SNI, clusters, endpoints, weights, xDS versions).
+/config (JSON: SNI, clusters, endpoints, weights, xDS versions; to loopback
+peers only unless --admin-remote-config).
 
 The node id defaults to router~IP~POD.NS~NS.svc.cluster.local from the
 environment Istio's gateway pods have: INSTANCE_IP, POD_NAME and
@@ -105,7 +107,8 @@ certificate. The files are read at start.`,
 	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the cluster the gateway runs in (required)")
 	fl.StringVar(&f.listen, "listen", gateway.DefaultListen, "address to accept connections on")
 	fl.StringVar(&f.listener, "listener-name", "", "LDS listener to run (default 0.0.0.0_PORT for the --listen port)")
-	fl.StringVar(&f.admin, "admin", gateway.DefaultAdmin, "address of the admin server: /ready, /metrics, /config")
+	fl.StringVar(&f.admin, "admin", gateway.DefaultAdmin, "address of the admin server: /ready, /metrics (every peer: kubelet probes, Prometheus), /config (loopback peers only, e.g. kubectl port-forward, unless --admin-remote-config)")
+	fl.BoolVar(&f.adminRemote, "admin-remote-config", false, "serve /config to every peer of --admin, without authentication: it lists every route, cluster and endpoint address the gateway forwards to; only on a network you trust, and never on a port a load balancer publishes")
 	fl.DurationVar(&f.drain, "drain", gateway.DefaultDrain, "on SIGTERM, how long open connections may take to end before they are closed")
 	fl.DurationVar(&f.helloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "how long a connection may take to send its TLS ClientHello")
 	fl.StringVar(&f.nodeID, "node-id", "", "xDS node id (default router~$INSTANCE_IP~$POD_NAME.$POD_NAMESPACE~$POD_NAMESPACE.svc.DOMAIN)")
@@ -157,6 +160,7 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		ListenerName:       f.listener,
 		ExposeControlPlane: f.exposeCP,
 		Admin:              f.admin,
+		AdminRemoteConfig:  f.adminRemote,
 		HelloTimeout:       f.helloTimeout,
 		Drain:              f.drain,
 		Logger:             log,

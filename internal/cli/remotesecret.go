@@ -30,6 +30,7 @@ func newRemoteSecretCreateCommand() *cobra.Command {
 		namespace  string
 		tokenTTL   time.Duration
 		wait       time.Duration
+		kcOptions  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -59,6 +60,14 @@ before it expires. Running the command again is safe.`,
 			if name == "" {
 				return fmt.Errorf("--name is required: the remote cluster's id (the data key of the secret)")
 			}
+			kcPolicy, err := kubeconfigPolicy(kcOptions)
+			if err != nil {
+				return err
+			}
+			// --kubeconfig is the operator's own file (an admin's
+			// credentials of the remote cluster), loaded as kubectl would;
+			// the kubeconfig this command writes is checked against the
+			// control plane's policy for remote secrets.
 			restCfg, err := loadRESTConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -87,6 +96,8 @@ before it expires. Running the command again is safe.`,
 				Namespace: namespace,
 				TokenTTL:  tokenTTL,
 				Wait:      wait,
+
+				KubeconfigPolicy: kcPolicy,
 			})
 			if err != nil {
 				return err
@@ -109,5 +120,6 @@ before it expires. Running the command again is safe.`,
 	fl.StringVar(&namespace, "namespace", "istio-system", "namespace of the ServiceAccount in the remote cluster and of the secret in the primary")
 	fl.DurationVar(&tokenTTL, "token-ttl", 0, "request a token valid this long (TokenRequest) instead of a non-expiring service-account-token Secret")
 	fl.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the token controller to fill the token Secret")
+	fl.StringSliceVar(&kcOptions, "allow-kubeconfig-option", nil, "write the secret even if its kubeconfig uses an option the control plane refuses by default (then start serve with the same option): "+kubeconfigOptionUsage)
 	return cmd
 }

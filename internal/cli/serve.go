@@ -16,6 +16,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/server"
@@ -33,6 +34,8 @@ type serveFlags struct {
 	meshNetworksPoll   time.Duration
 	debugAddr          string
 	profiling          bool
+	debugRemote        bool
+	profileMaxSeconds  int
 	memoryLimit        string
 	sendBudget         string
 	stalePolicy        string
@@ -50,6 +53,9 @@ type serveFlags struct {
 	revision           string
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
+	kubeconfigOptions  []string
+	reviewQPS          float64
+	reviewBurst        int
 }
 
 func newServeCommand() *cobra.Command {
@@ -62,7 +68,9 @@ Secret labeled istio/multiCluster=true in the system namespace (one kubeconfig
 per data key, the key being the cluster id; see 'causeway remote-secret
 create'), build the mesh model, and serve the debug API (JSON) and metrics on
 --debug-addr: /debug/clusters, /debug/networks, /debug/endpoints, /ready,
-/metrics, and Go's runtime profiles under /debug/pprof/ (--profiling).
+/metrics, and Go's runtime profiles under /debug/pprof/ (--profiling). Only
+/ready and /metrics are served to every peer; /debug/* only to loopback
+peers (kubectl port-forward) unless --debug-remote.
 
 Proxies connect to --xds-addr (plaintext ADS, state-of-the-world and delta).
 A proxy announces its network and cluster in its node metadata (NETWORK,
@@ -123,10 +131,12 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.DurationVar(&f.meshNetworksPoll, "mesh-networks-poll", server.DefaultMeshNetworksPoll, "how often --mesh-networks is checked for changes")
 	fl.StringVar(&f.meshNetworksCM, "mesh-networks-configmap", "", "ConfigMap of the system namespace whose key "+server.MeshNetworksKey+" holds meshNetworks, watched")
 	fl.StringVar(&f.meshConfig, "mesh-config", "", "Istio's MeshConfig YAML file (what istiod reads with --meshConfig), read at start; Causeway uses its serviceSettings[].settings.clusterLocal hosts and defaultConfig.discoveryAddress (the cluster-local hosts, whose endpoints a proxy sees only from its own cluster) and outboundTrafficPolicy.mode (REGISTRY_ONLY: a captured sidecar drops connections to destinations no service claims; default ALLOW_ANY passes them through). Unset: Istio's defaults (kubernetes.default.svc, *.kube-system.svc and istiod.SYSTEM-NAMESPACE.svc are cluster-local)")
-	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it")
+	fl.StringVar(&f.debugAddr, "debug-addr", server.DefaultDebugAddr, "listen address of the debug API and metrics; empty disables it. Every peer gets /ready and /metrics (probes, Prometheus); the rest (/debug/*: every cluster, endpoint and proxy of the mesh, and Go's profiles) only loopback peers, e.g. through kubectl port-forward, unless --debug-remote")
+	fl.IntVar(&f.profileMaxSeconds, "profile-max-seconds", debug.DefaultMaxProfileSeconds, "longest CPU profile, trace or delta profile (?seconds=) the debug API takes; longer requests get 400")
+	fl.BoolVar(&f.debugRemote, "debug-remote", false, "serve the whole debug API, topology and profiles included, to every peer that reaches --debug-addr, without authentication: only on a network you trust (it tells anyone who asks every service, endpoint and proxy of the mesh, and lets them profile the server)")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "auto", "soft memory limit of the Go runtime: auto (90% of the container's cgroup memory limit, if any; GOMEMLIMIT wins), none, or a size such as 512Mi")
 	fl.StringVar(&f.sendBudget, "xds-send-budget", "64Mi", "bytes of large xDS responses (a first full CDS or EDS) in flight at once across all proxies, or none: bounds memory when many proxies connect together")
-	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine)")
+	fl.BoolVar(&f.profiling, "profiling", true, "serve Go's runtime profiles on the debug API (/debug/pprof/: heap, profile, goroutine), to loopback peers unless --debug-remote; CPU profiles and traces last at most --profile-max-seconds")
 	fl.StringVar(&f.stalePolicy, "stale-cluster-policy", "keep", "what happens to an unreachable cluster's endpoints: keep, or drop-after=DURATION")
 	fl.DurationVar(&f.clusterSyncTimeout, "cluster-sync-timeout", server.DefaultClusterSyncTimeout, "how long startup waits for every cluster's initial sync")
 	fl.DurationVar(&f.probeInterval, "probe-interval", clusters.DefaultProbeInterval, "how often each API server is probed to tell live from stale")
@@ -140,6 +150,9 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringArrayVar(&f.customHosts, "custom-host", nil, "another DNS name of the control plane's serving certificate, the name proxies dial it by (Istio's ISTIOD_CUSTOM_HOST, e.g. istiod-1-11-4.istio-system.svc); repeatable")
 	fl.StringVar(&f.revision, "revision", "", "control plane revision: the serving certificate also names istiod-REVISION.NAMESPACE.svc")
 	fl.DurationVar(&f.workloadCertTTLMax, "workload-cert-ttl-max", ca.DefaultWorkloadTTLMax, "longest workload certificate the CA signs; longer requests are clamped to it")
+	fl.Float64Var(&f.reviewQPS, "ca-token-review-qps", ca.DefaultReviewQPS, "TokenReviews per second the CA may send to each cluster's API server (token bucket); certificate requests beyond it fail at once with Unavailable and are retried by the agent. Accepted tokens are remembered 30s, refused ones 5s")
+	fl.IntVar(&f.reviewBurst, "ca-token-review-burst", ca.DefaultReviewBurst, "burst of --ca-token-review-qps")
+	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
 	return cmd
@@ -168,6 +181,10 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
+	if err != nil {
+		return server.Config{}, err
+	}
 	cfg := server.Config{
 		SystemNamespace: f.systemNamespace,
 		Model: model.Config{
@@ -182,6 +199,8 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		MeshConfigFile:        f.meshConfig,
 		DebugAddr:             f.debugAddr,
 		Profiling:             f.profiling,
+		DebugRemote:           f.debugRemote,
+		ProfileMaxSeconds:     f.profileMaxSeconds,
 		StalePolicy:           policy,
 		ProbeInterval:         f.probeInterval,
 		ClusterSyncTimeout:    f.clusterSyncTimeout,
@@ -194,8 +213,11 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 			WorkloadTTLMax: f.workloadCertTTLMax,
 			Revision:       f.revision,
 			CustomHosts:    f.customHosts,
+			ReviewQPS:      f.reviewQPS,
+			ReviewBurst:    f.reviewBurst,
 		},
-		Logger: log,
+		NewClients: clusters.KubeconfigClientsWith(kcPolicy),
+		Logger:     log,
 	}
 	if err := f.xdsLimits.apply(&cfg.XDS); err != nil {
 		return server.Config{}, err
@@ -221,6 +243,13 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 	cfg.ClusterID = model.ClusterID(f.clusterID)
 	return cfg, nil
 }
+
+// kubeconfigOptionUsage is the --help of --allow-kubeconfig-option.
+const kubeconfigOptionUsage = `let remote secrets' kubeconfigs use an option refused by default (comma-separated or repeated): ` +
+	`insecure-skip-tls-verify (the API server's certificate is not verified: anyone on the path gets the token and can answer for the cluster, including its TokenReviews, i.e. mint any workload identity of it), ` +
+	`proxy-url, impersonate (as, as-groups, as-uid, as-user-extra), basic-auth (username, password, or user:password@ in the server URL), ` +
+	`link-local-server (a server on 169.254.0.0/16 or fe80::/10, where cloud metadata services listen, or another metadata address or name such as metadata.google.internal). ` +
+	`Exec and auth-provider plugins and paths to token, certificate, key or CA files are never allowed. See docs/security.md`
 
 // loadRESTConfig loads a client configuration as kubectl does: the given
 // file, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.

@@ -23,7 +23,13 @@ func newStatusCommand() *cobra.Command {
 		Long: `Read a running 'causeway serve' debug API and show, in one view, every
 cluster (state, network, when it synced, when its API server last answered,
 how stale its data is, endpoint and object counts, errors), every network
-with its clusters, endpoints and gateways, and the model's warnings.`,
+with its clusters, endpoints and gateways, and the model's warnings.
+
+The server answers /debug/* only to loopback peers (unless it runs with
+--debug-remote): for a control plane in a pod, forward its port first,
+  kubectl -n istio-system port-forward deploy/istiod 15014
+and run causeway status against http://localhost:15014. A remote secret
+the server refused is listed in state error with the reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {

@@ -83,6 +83,23 @@ func TestKubeconfigClients(t *testing.T) {
 		{name: "token file", data: kubeconfig(goodCluster, "    tokenFile: /var/run/secrets/token"), wantErr: "token file"},
 		{name: "client cert files", data: kubeconfig(goodCluster, "    client-certificate: /a.crt\n    client-key: /a.key"), wantErr: "certificate or key files"},
 		{name: "no credential", data: kubeconfig(goodCluster, "    {}"), wantErr: "has no credential"},
+		{name: "insecure", data: kubeconfig("    server: https://10.0.0.1:6443\n    insecure-skip-tls-verify: true", goodUser), wantErr: "--allow-kubeconfig-option=insecure-skip-tls-verify"},
+		{name: "proxy url", data: kubeconfig(goodCluster+"\n    proxy-url: http://attacker:3128", goodUser), wantErr: "--allow-kubeconfig-option=proxy-url"},
+		{name: "impersonation", data: kubeconfig(goodCluster, goodUser+"\n    as: system:admin"), wantErr: "--allow-kubeconfig-option=impersonate"},
+		{name: "impersonated groups", data: kubeconfig(goodCluster, goodUser+"\n    as-groups: [system:masters]"), wantErr: "--allow-kubeconfig-option=impersonate"},
+		{name: "basic auth", data: kubeconfig(goodCluster, "    username: admin\n    password: secret"), wantErr: "--allow-kubeconfig-option=basic-auth"},
+		{name: "metadata server", data: kubeconfig("    server: http://169.254.169.254\n    certificate-authority-data: "+cert, goodUser), wantErr: "--allow-kubeconfig-option=link-local-server"},
+		{name: "mapped metadata server", data: kubeconfig("    server: https://[::ffff:169.254.169.254]:443\n    certificate-authority-data: "+cert, goodUser), wantErr: "link-local"},
+		{name: "link-local v6 server", data: kubeconfig("    server: https://[fe80::1%25eth0]:443\n    certificate-authority-data: "+cert, goodUser), wantErr: "link-local"},
+		{name: "metadata name", data: kubeconfig("    server: http://metadata.google.internal\n    certificate-authority-data: "+cert, goodUser), wantErr: "--allow-kubeconfig-option=link-local-server"},
+		{name: "AWS IPv6 metadata", data: kubeconfig("    server: http://[fd00:ec2::254]\n    certificate-authority-data: "+cert, goodUser), wantErr: "cloud metadata"},
+		{name: "user in server URL", data: kubeconfig("    server: https://admin:pw@10.0.0.1:6443\n    certificate-authority-data: "+cert, goodUser), wantErr: "--allow-kubeconfig-option=basic-auth"},
+		{name: "numeric host", data: kubeconfig("    server: https://2852039166\n    certificate-authority-data: "+cert, goodUser), wantErr: "neither an IP address nor a DNS name"},
+		{name: "hex host", data: kubeconfig("    server: https://0xa9fea9fe\n    certificate-authority-data: "+cert, goodUser), wantErr: "neither an IP address nor a DNS name"},
+		{name: "other context's exec plugin", data: strings.NewReplacer("contexts:\n", "contexts:\n- name: evil\n  context: {cluster: c, user: evil}\n", "users:\n", "users:\n- name: evil\n  user:\n    exec: {command: /bin/sh, apiVersion: client.authentication.k8s.io/v1}\n").Replace(kubeconfig(goodCluster, goodUser)), wantErr: "exec plugin (/bin/sh)"},
+		{name: "unused user's token file", data: strings.Replace(kubeconfig(goodCluster, goodUser), "users:\n", "users:\n- name: unused\n  user:\n    tokenFile: /etc/shadow\n", 1), wantErr: "token file (/etc/shadow)"},
+		{name: "unused cluster's CA file", data: strings.Replace(kubeconfig(goodCluster, goodUser), "clusters:\n", "clusters:\n- name: unused\n  cluster:\n    server: https://x\n    certificate-authority: /etc/ca.crt\n", 1), wantErr: "certificate-authority file"},
+		{name: "too large", data: kubeconfig(goodCluster, goodUser) + "# " + strings.Repeat("x", MaxKubeconfigBytes), wantErr: "more than the"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,10 @@ type RemoteSecretConfig struct {
 	TokenTTL time.Duration
 	// Wait bounds the wait for the token controller. Default 30s.
 	Wait time.Duration
+	// KubeconfigPolicy is the policy the control plane applies to remote
+	// kubeconfigs (--allow-kubeconfig-option): a secret it would refuse is
+	// not made. The zero value is the default policy.
+	KubeconfigPolicy KubeconfigPolicy
 }
 
 // RemoteSecret is what [CreateRemoteSecret] made.
@@ -99,13 +103,21 @@ func CreateRemoteSecret(ctx context.Context, cfg RemoteSecretConfig) (*RemoteSec
 	if cfg.Wait <= 0 {
 		cfg.Wait = 30 * time.Second
 	}
+	// Refuse, before anything is created, a secret the control plane
+	// would refuse (e.g. a --server on a link-local address).
+	probe, err := remoteKubeconfig(cfg.ClusterID, cfg.Server, cfg.CAData, "placeholder")
+	if err != nil {
+		return nil, fmt.Errorf("remote secret for cluster %s: %w", cfg.ClusterID, err)
+	}
+	if _, err := SanitizeKubeconfig(probe, cfg.KubeconfigPolicy); err != nil {
+		return nil, fmt.Errorf("remote secret for cluster %s: the control plane would refuse its kubeconfig: %w", cfg.ClusterID, err)
+	}
 	if err := ensureReader(ctx, cfg.Client, cfg.Namespace); err != nil {
 		return nil, fmt.Errorf("remote secret for cluster %s: %w", cfg.ClusterID, err)
 	}
 	var (
 		token   string
 		expires *time.Time
-		err     error
 	)
 	if cfg.TokenTTL > 0 {
 		token, expires, err = requestToken(ctx, cfg.Client, cfg.Namespace, cfg.TokenTTL)

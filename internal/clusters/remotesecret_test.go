@@ -182,3 +182,33 @@ func TestCreateRemoteSecretErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateRemoteSecretRefusedServer: a secret the control plane would
+// refuse is not made, and nothing is created in the remote cluster.
+func TestCreateRemoteSecretRefusedServer(t *testing.T) {
+	caB64, _ := testPEM(t)
+	ca, err := base64.StdEncoding.DecodeString(caB64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := fake.NewClientset()
+	_, err = CreateRemoteSecret(t.Context(), RemoteSecretConfig{
+		Client: cs, ClusterID: "c2", Server: "https://169.254.169.254", CAData: ca,
+	})
+	if err == nil || !strings.Contains(err.Error(), "--allow-kubeconfig-option=link-local-server") {
+		t.Fatalf("CreateRemoteSecret() error = %v, want a refusal naming the option", err)
+	}
+	if n := len(cs.Actions()); n != 0 {
+		t.Errorf("%d API calls made for a refused secret: %v", n, cs.Actions())
+	}
+	p, err := ParseKubeconfigPolicy([]string{string(OptionLinkLocalServer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTokenController(cs, "tok")
+	if _, err := CreateRemoteSecret(t.Context(), RemoteSecretConfig{
+		Client: cs, ClusterID: "c2", Server: "https://169.254.169.254", CAData: ca, KubeconfigPolicy: p,
+	}); err != nil {
+		t.Fatalf("allowed link-local server: %v", err)
+	}
+}

@@ -5,6 +5,11 @@
 // view`), /ready and /metrics. It reads only published values: the latest
 // model snapshot and the cluster set's statuses; it never touches the
 // store. It is also the client side of `causeway status`.
+//
+// Only /ready and /metrics are served to every peer (kubelet probes and
+// Prometheus reach them on the pod address). Everything else, the mesh's
+// topology and Go's profiles, is served only to loopback peers (`kubectl
+// port-forward` arrives on loopback) unless Config.RemoteDebug is set.
 package debug
 
 import (
@@ -12,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,8 +60,16 @@ type Config struct {
 	// Gatherer serves /metrics; nil serves no /metrics.
 	Gatherer prometheus.Gatherer
 	// Profiling serves Go's runtime profiles under PathPprof (heap, CPU,
-	// goroutines: `go tool pprof http://ADDR/debug/pprof/heap`).
+	// goroutines: `go tool pprof http://ADDR/debug/pprof/heap`). CPU
+	// profiles and traces last at most MaxProfileSeconds.
 	Profiling bool
+	// MaxProfileSeconds caps ?seconds= of CPU profiles, traces and delta
+	// profiles; default DefaultMaxProfileSeconds.
+	MaxProfileSeconds int
+	// RemoteDebug serves every path to every peer. By default only
+	// PathReady and PathMetrics are; the rest (topology, proxies,
+	// profiles) only to loopback peers.
+	RemoteDebug bool
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -73,6 +88,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Snapshot == nil || cfg.Clusters == nil || cfg.Ready == nil || cfg.Logger == nil {
 		return nil, errors.New("debug: Config.Snapshot, Clusters, Ready and Logger are required")
 	}
+	if cfg.MaxProfileSeconds <= 0 {
+		cfg.MaxProfileSeconds = DefaultMaxProfileSeconds
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET "+PathClusters, s.clusters)
 	s.mux.HandleFunc("GET "+PathNetworks, s.networks)
@@ -82,11 +100,12 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
 	if cfg.Profiling {
-		s.mux.HandleFunc("GET "+PathPprof, pprof.Index)
+		// Named profiles (heap?seconds=N) take a delta over N seconds too.
+		s.mux.HandleFunc("GET "+PathPprof, s.capSeconds(pprof.Index))
 		s.mux.HandleFunc("GET "+PathPprof+"cmdline", pprof.Cmdline)
-		s.mux.HandleFunc("GET "+PathPprof+"profile", pprof.Profile)
+		s.mux.HandleFunc("GET "+PathPprof+"profile", s.capSeconds(pprof.Profile))
 		s.mux.HandleFunc("GET "+PathPprof+"symbol", pprof.Symbol)
-		s.mux.HandleFunc("GET "+PathPprof+"trace", pprof.Trace)
+		s.mux.HandleFunc("GET "+PathPprof+"trace", s.capSeconds(pprof.Trace))
 	}
 	return s, nil
 }
@@ -95,7 +114,49 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // ServeHTTP serves the debug API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.RemoteDebug && !Public(r.URL.Path) && !Loopback(r.RemoteAddr) {
+		s.fail(w, http.StatusForbidden, fmt.Sprintf("%s is served only to loopback peers: use kubectl port-forward (or run causeway status in the pod), or start the server with --debug-remote", r.URL.Path))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Public reports whether a path of the debug API is served to every peer:
+// the readiness probe and the metrics.
+func Public(p string) bool {
+	return p == PathReady || p == PathMetrics
+}
+
+// Loopback reports whether a peer address (host:port, as
+// http.Request.RemoteAddr) is a loopback address.
+func Loopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// DefaultMaxProfileSeconds caps the seconds of a CPU profile or trace: a
+// longer one would keep the profiler (and its cost) busy for as long as a
+// caller asks.
+const DefaultMaxProfileSeconds = 30
+
+// capSeconds refuses a ?seconds= above Config.MaxProfileSeconds.
+func (s *Server) capSeconds(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("seconds"); v != "" {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil || n <= 0 || n > float64(s.cfg.MaxProfileSeconds) {
+				s.fail(w, http.StatusBadRequest, fmt.Sprintf("seconds=%s: want a positive number of seconds up to %d (--profile-max-seconds)", v, s.cfg.MaxProfileSeconds))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
 
 // ClustersResponse is the body of /debug/clusters.
 type ClustersResponse struct {

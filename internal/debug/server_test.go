@@ -91,10 +91,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// get asks from a loopback peer, as `causeway status` through kubectl
+// port-forward does.
 func (f *fixture) get(t *testing.T, path string) (int, string) {
 	t.Helper()
+	return f.getFrom(t, "127.0.0.1:40000", path)
+}
+
+func (f *fixture) getFrom(t *testing.T, remoteAddr, path string) (int, string) {
+	t.Helper()
 	rec := httptest.NewRecorder()
-	f.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.RemoteAddr = remoteAddr
+	f.srv.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()
 }
 
@@ -245,5 +254,69 @@ func TestProfiling(t *testing.T) {
 	}
 	if code, body := f.get(t, "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/: %d %.80q, want the index", code, body)
+	}
+}
+
+// TestRemotePeers: a peer that is not on loopback gets /ready and
+// /metrics (kubelet, Prometheus) and nothing of the topology or the
+// profiles, unless RemoteDebug is set.
+func TestRemotePeers(t *testing.T) {
+	f := newFixture(t)
+	srv, err := New(Config{
+		Snapshot:  func() *model.Snapshot { return f.snap },
+		Clusters:  testStatuses,
+		Ready:     func() (bool, string) { return true, "" },
+		Gatherer:  f.reg,
+		Profiling: true,
+		Logger:    discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handle("/debug/proxies", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("[]")) }))
+	f.srv = srv
+	paths := []string{PathClusters, PathNetworks, PathEndpoints + "?host=a&port=1", "/debug/proxies", PathPprof + "heap", PathPprof, "/debug/../debug/clusters", "/nothing"}
+	for _, remote := range []string{"10.1.2.3:5000", "[fd00::1]:5000", "[::ffff:10.1.2.3]:5000"} {
+		for _, p := range paths {
+			if code, body := f.getFrom(t, remote, p); code != http.StatusForbidden || !strings.Contains(body, "--debug-remote") {
+				t.Errorf("%s from %s: %d %.100q, want 403 naming --debug-remote", p, remote, code, body)
+			}
+		}
+		for _, p := range []string{PathReady, PathMetrics} {
+			if code, _ := f.getFrom(t, remote, p); code != http.StatusOK {
+				t.Errorf("%s from %s: %d, want 200", p, remote, code)
+			}
+		}
+	}
+	for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000", "[::ffff:127.0.0.1]:5000"} {
+		if code, _ := f.getFrom(t, remote, PathClusters); code != http.StatusOK {
+			t.Errorf("%s from %s: %d, want 200", PathClusters, remote, code)
+		}
+	}
+	srv.cfg.RemoteDebug = true
+	if code, _ := f.getFrom(t, "10.1.2.3:5000", PathClusters); code != http.StatusOK {
+		t.Errorf("%s from a remote peer with RemoteDebug: %d, want 200", PathClusters, code)
+	}
+}
+
+// TestProfileDuration: a CPU profile or trace longer than
+// MaxProfileSeconds is refused at once.
+func TestProfileDuration(t *testing.T) {
+	f := newFixture(t)
+	srv, err := New(Config{
+		Snapshot:  func() *model.Snapshot { return f.snap },
+		Clusters:  testStatuses,
+		Ready:     func() (bool, string) { return true, "" },
+		Profiling: true,
+		Logger:    discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	for _, p := range []string{"profile?seconds=86400", "trace?seconds=31", "heap?seconds=86400", "goroutine?seconds=3600", "profile?seconds=-1", "profile?seconds=x"} {
+		if code, body := f.get(t, PathPprof+p); code != http.StatusBadRequest || !strings.Contains(body, "up to 30") {
+			t.Errorf("%s: %d %.100q, want 400 naming the cap", p, code, body)
+		}
 	}
 }

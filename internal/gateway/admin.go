@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -10,14 +12,38 @@ import (
 )
 
 // adminHandler serves /ready (and Istio's /healthz/ready), /metrics and
-// /config.
+// /config. /config (every route, cluster and endpoint address) is served
+// only to loopback peers unless Config.AdminRemoteConfig: the admin port is
+// reachable on the pod address, and a Service may publish it.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", g.serveReady)
 	mux.HandleFunc("GET /healthz/ready", g.serveReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{Registry: g.metrics.reg}))
 	mux.HandleFunc("GET /config", g.serveConfig)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ready", "/healthz/ready", "/metrics":
+		default:
+			if !g.cfg.AdminRemoteConfig && !loopbackPeer(r.RemoteAddr) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(r.URL.Path + " is served only to loopback peers: use kubectl port-forward, or start the gateway with --admin-remote-config\n"))
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// loopbackPeer reports whether an http.Request.RemoteAddr is on loopback.
+func loopbackPeer(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // serveReady answers 200 once the first full configuration is applied and

@@ -67,6 +67,10 @@ type Config struct {
 	// Admin is the address of the admin HTTP server (/ready, /metrics,
 	// /config); default DefaultAdmin.
 	Admin string
+	// AdminRemoteConfig serves /config to every peer of the admin server;
+	// by default only loopback peers get it (it lists every route and
+	// endpoint address the gateway forwards to).
+	AdminRemoteConfig bool
 
 	// HelloTimeout bounds the wait for a connection's TLS ClientHello;
 	// default DefaultHelloTimeout.

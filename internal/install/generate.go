@@ -476,7 +476,13 @@ func gateway(v Values) []Object {
 	}
 	tls := tcpServicePort("tls", gw.Port, PortGatewayTLS)
 	tls.NodePort = gw.NodePort
-	ports := []corev1.ServicePort{tcpServicePort("status-port", PortGatewayAdmin, PortGatewayAdmin), tls}
+	// The Service publishes only the traffic ports: the admin port
+	// (probes, /metrics, /config on loopback) stays on the pod, so that a
+	// load balancer never exposes what the gateway knows of the mesh.
+	// Istio's east-west Service publishes status-port 15021; a load
+	// balancer health check reaches the traffic port, or the node's
+	// health-check port with externalTrafficPolicy Local.
+	ports := []corev1.ServicePort{tls}
 	cports := []corev1.ContainerPort{containerPort("status-port", PortGatewayAdmin), containerPort("tls", PortGatewayTLS)}
 	if gw.ExposeControlPlane {
 		ports = append(ports, tcpServicePort("tls-istiod", PortXDSTLS, PortXDSTLS))

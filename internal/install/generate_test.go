@@ -401,7 +401,7 @@ func TestGatewayService(t *testing.T) {
 			name:      "LoadBalancer exposing the control plane",
 			values:    Values{ClusterID: "cluster1", Network: "network1", Image: testImage, Gateway: GatewayValues{ExposeControlPlane: true}},
 			wantType:  corev1.ServiceTypeLoadBalancer,
-			wantPorts: []string{"status-port/15021/15021/0", "tls/15443/15443/0", "tls-istiod/15012/15012/0"},
+			wantPorts: []string{"tls/15443/15443/0", "tls-istiod/15012/15012/0"},
 			wantLabels: map[string]string{
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network1",
 			},
@@ -413,7 +413,7 @@ func TestGatewayService(t *testing.T) {
 			values: Values{ClusterID: "cluster2", Network: "network2", Image: testImage, RemotePilotAddress: "192.0.2.1", Revision: "r1",
 				Gateway: GatewayValues{ServiceType: corev1.ServiceTypeNodePort, Port: 443, NodePort: 31443}},
 			wantType:  corev1.ServiceTypeNodePort,
-			wantPorts: []string{"status-port/15021/15021/0", "tls/443/15443/31443"},
+			wantPorts: []string{"tls/443/15443/31443"},
 			wantLabels: map[string]string{
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network2",
 				"istio.io/rev": "r1", "networking.istio.io/gatewayPort": "443",
@@ -427,7 +427,7 @@ func TestGatewayService(t *testing.T) {
 			name:          "explicit xDS address on the secure port",
 			values:        Values{ClusterID: "c", Network: "n", Image: testImage, Gateway: GatewayValues{XDSAddress: "cp.example.com:15012"}},
 			wantType:      corev1.ServiceTypeLoadBalancer,
-			wantPorts:     []string{"status-port/15021/15021/0", "tls/15443/15443/0"},
+			wantPorts:     []string{"tls/15443/15443/0"},
 			wantLabels:    map[string]string{"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "n"},
 			wantXDS:       "--xds=cp.example.com:15012",
 			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem"},
@@ -437,7 +437,7 @@ func TestGatewayService(t *testing.T) {
 			name:      "explicit xDS address",
 			values:    Values{ClusterID: "c", Network: "n", Image: testImage, Revision: "r1", Gateway: GatewayValues{XDSAddress: "cp.example.com:15010"}},
 			wantType:  corev1.ServiceTypeLoadBalancer,
-			wantPorts: []string{"status-port/15021/15021/0", "tls/15443/15443/0"},
+			wantPorts: []string{"tls/15443/15443/0"},
 			wantLabels: map[string]string{
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "n", "istio.io/rev": "r1",
 			},
@@ -601,5 +601,32 @@ gateway:
 				t.Errorf("values (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNoAdminPortPublished: no Service a load balancer or node port
+// publishes carries the debug or admin ports (topology, profiles); they
+// stay on the pods, where the probes and Prometheus reach them.
+func TestNoAdminPortPublished(t *testing.T) {
+	for _, p := range Profiles() {
+		for _, st := range []corev1.ServiceType{corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeNodePort} {
+			v := Values{ClusterID: "c", Network: "n", Image: testImage, RemotePilotAddress: "192.0.2.1",
+				Gateway: GatewayValues{ServiceType: st, ExposeControlPlane: p != ProfileRemote}}
+			objs, err := Generate(p, v)
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			for _, o := range objs {
+				svc, ok := o.(*corev1.Service)
+				if !ok || (svc.Spec.Type != corev1.ServiceTypeLoadBalancer && svc.Spec.Type != corev1.ServiceTypeNodePort) {
+					continue
+				}
+				for _, sp := range svc.Spec.Ports {
+					if sp.Port == PortGatewayAdmin || sp.Port == PortDebug || sp.TargetPort.IntValue() == PortGatewayAdmin || sp.TargetPort.IntValue() == PortDebug {
+						t.Errorf("%s, %s: Service %s publishes port %s %d", p, st, svc.Name, sp.Name, sp.Port)
+					}
+				}
+			}
+		}
 	}
 }

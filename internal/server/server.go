@@ -80,6 +80,12 @@ type Config struct {
 	DebugAddr string
 	// Profiling adds Go's runtime profiles to the debug API (/debug/pprof/).
 	Profiling bool
+	// DebugRemote serves the whole debug API to every peer; by default
+	// only /ready and /metrics are, the rest only to loopback peers.
+	DebugRemote bool
+	// ProfileMaxSeconds caps the duration of CPU profiles and traces of
+	// the debug API; default debug.DefaultMaxProfileSeconds.
+	ProfileMaxSeconds int
 	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
 	// cluster set (see clusters.Config).
 	StalePolicy   clusters.StalePolicy
@@ -222,6 +228,9 @@ func New(cfg Config) (*Server, error) {
 		Gatherer:  s.registry,
 		Profiling: cfg.Profiling,
 		Logger:    cfg.Logger,
+
+		RemoteDebug:       cfg.DebugRemote,
+		MaxProfileSeconds: cfg.ProfileMaxSeconds,
 	})
 	if err != nil {
 		return nil, err
