@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
@@ -101,6 +102,9 @@ func (k *certsKubeFlags) register(cmd *cobra.Command) {
 func (k *certsKubeFlags) client() (kubernetes.Interface, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = k.kubeconfig
+	if err := checkKubeconfigFiles(rules); err != nil {
+		return nil, "", err
+	}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: k.kubeContext})
 	cfg, err := loader.ClientConfig()
@@ -210,7 +214,7 @@ workloads get certificates from it as they renew theirs.`,
 			if err != nil {
 				return err
 			}
-			rootCert, rootKey, err := certsReadRoot(rootDir)
+			rootCert, rootKey, err := certsReadRoot(cmd.Context(), rootDir)
 			if err != nil {
 				return err
 			}
@@ -288,7 +292,7 @@ func certsIDRune(r rune) bool {
 }
 
 // certsReadRoot reads DIR/root-cert.pem and DIR/root-key.pem.
-func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
+func certsReadRoot(ctx context.Context, dir string) (certPEM, keyPEM []byte, err error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -298,7 +302,7 @@ func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
 	case !fi.IsDir():
 		return nil, nil, fmt.Errorf("--root %s is a file: give the folder holding %s and %s", dir, pki.FileRootCert, pki.FileRootKey)
 	}
-	certPEM, err = os.ReadFile(filepath.Join(dir, pki.FileRootCert))
+	certPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootCert), files.PEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s has no %s: make a root with `causeway certs root --out %s`, or point --root at the folder holding %s and %s",
 			dir, pki.FileRootCert, dir, pki.FileRootCert, pki.FileRootKey)
@@ -306,7 +310,7 @@ func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read root certificate: %w", err)
 	}
-	keyPEM, err = os.ReadFile(filepath.Join(dir, pki.FileRootKey))
+	keyPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootKey), files.PEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s has %s but no %s: signing an intermediate needs the root's key; copy it back from where it is kept",
 			dir, pki.FileRootCert, pki.FileRootKey)
@@ -487,7 +491,7 @@ the root, nothing has expired. Problems are reported, not fatal.`,
 			)
 			switch {
 			case len(args) > 0:
-				report, err = certsInspectPaths(args)
+				report, err = certsInspectPaths(cmd.Context(), args)
 			default:
 				report, err = certsInspectObject(cmd.Context(), kube, secret, configMap)
 			}
@@ -530,7 +534,7 @@ type certsBundleCheck struct {
 }
 
 // certsInspectPaths inspects files and folders.
-func certsInspectPaths(paths []string) (certsReport, error) {
+func certsInspectPaths(ctx context.Context, paths []string) (certsReport, error) {
 	var report certsReport
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -538,7 +542,7 @@ func certsInspectPaths(paths []string) (certsReport, error) {
 			return certsReport{}, fmt.Errorf("inspect: %w", err)
 		}
 		if !fi.IsDir() {
-			data, err := os.ReadFile(p)
+			data, err := files.Read(ctx, p, files.PEM)
 			if err != nil {
 				return certsReport{}, fmt.Errorf("inspect: %w", err)
 			}
@@ -558,7 +562,7 @@ func certsInspectPaths(paths []string) (certsReport, error) {
 			if e.IsDir() || !strings.HasSuffix(e.Name(), ".pem") {
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(p, e.Name()))
+			b, err := files.Read(ctx, filepath.Join(p, e.Name()), files.PEM)
 			if err != nil {
 				return certsReport{}, fmt.Errorf("inspect: %w", err)
 			}
