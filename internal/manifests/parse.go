@@ -302,6 +302,12 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 		if err != nil {
 			return nil, err
 		}
+		// Live discovery ignores a bad gateway label or annotation (as
+		// Istio does) and warns; a manifest is checked input, so the
+		// loader refuses it and says where it is.
+		if len(ms.Ignored) > 0 {
+			return nil, fmt.Errorf("service %s/%s/%s: %s", cluster, ms.Namespace, ms.Name, ms.Ignored[0])
+		}
 		return one("Service", name, ms), nil
 
 	default: // EndpointSlice

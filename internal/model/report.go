@@ -48,6 +48,10 @@ type Stats struct {
 	Networks int
 	// Gateways of every network.
 	Gateways int
+	// IgnoredGatewayAnnotations: unparsable networking.istio.io/gatewayPort
+	// labels and traffic.istio.io/nodeSelector annotations of gateway
+	// Services, ignored (the Service is kept with the defaults).
+	IgnoredGatewayAnnotations int
 }
 
 // aggregates are the store's running sums over every service state.
@@ -282,6 +286,8 @@ func (sn *Snapshot) Stats() Stats {
 		Endpoints:        make(map[ClusterID]map[NetworkID]int, len(sn.agg.counts)),
 		DroppedNoGateway: map[NetworkID]int{},
 		Gateways:         sn.gw.total,
+
+		IgnoredGatewayAnnotations: sn.gw.ignored,
 	}
 	for c, m := range sn.agg.counts {
 		st.Endpoints[c] = maps.Clone(m)
