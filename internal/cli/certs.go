@@ -328,66 +328,6 @@ type certsFile struct {
 	mode fs.FileMode
 }
 
-// certsWriteFiles writes files into dir (made if missing). Without force it
-// refuses when any of them exists, before writing anything. Each file is
-// written to a temporary name and renamed, so a reader never sees half a key.
-func certsWriteFiles(dir string, files []certsFile, force bool) error {
-	if dir == "" {
-		return errors.New("--out is empty: name the folder to write into")
-	}
-	if err := os.MkdirAll(dir, certsDirMode); err != nil {
-		return fmt.Errorf("make folder for the certificates: %w", err)
-	}
-	if !force {
-		var existing []string
-		for _, f := range files {
-			p := filepath.Join(dir, f.name)
-			if _, err := os.Lstat(p); err == nil {
-				existing = append(existing, p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("check %s: %w", p, err)
-			}
-		}
-		if len(existing) > 0 {
-			return fmt.Errorf("refusing to overwrite %s: they hold a CA and its key; pass --force to replace them (the old key is lost), or write elsewhere with --out",
-				strings.Join(existing, ", "))
-		}
-	}
-	for _, f := range files {
-		if err := certsWriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func certsWriteFile(path string, data []byte, mode fs.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 // certsReportWritten lists the files written and the certificates made.
 func certsReportWritten(w io.Writer, dir string, files []certsFile, certs []byte) error {
 	var b strings.Builder
@@ -641,7 +581,7 @@ func certsInspectData(report *certsReport, prefix string, data map[string][]byte
 	}
 	check := "ok"
 	if _, err := pki.NewCA(pki.BundleFromData(data)); err != nil {
-		check = err.Error()
+		check = err.Error() + certsTornAdvice(prefix, err)
 	}
 	report.Bundles = append(report.Bundles, certsBundleCheck{Source: strings.TrimSpace(prefix), Check: check})
 }
@@ -659,8 +599,47 @@ func certsInspectPEM(source string, data []byte) (certsSource, error) {
 		if err := pki.Verify(data, data, pki.VerifyOptions{}); err != nil {
 			src.Chain = err.Error()
 		}
+	} else if len(infos) > 1 {
+		src.Chain = certsChainOrder(infos)
 	}
 	return src, nil
+}
+
+// certsChainOrder explains a chain of several certificates that does not
+// end at a self-signed root: most often one in the wrong order. It returns
+// "" when each certificate is issued by the next (a chain that stops below
+// its root, which is fine).
+func certsChainOrder(infos []pki.CertInfo) string {
+	const fix = "put the leaf (or the intermediate CA) first and each certificate before its issuer, the root last: for cert-chain.pem, ca-cert.pem then root-cert.pem (cat ca-cert.pem root-cert.pem > cert-chain.pem)"
+	for i := range infos[:len(infos)-1] {
+		if infos[i].SelfSigned {
+			return fmt.Sprintf("NOT IN ORDER: the self-signed root is certificate [%d] of %d, not the last; %s", i, len(infos), fix)
+		}
+	}
+	for i := range infos[:len(infos)-1] {
+		if infos[i].Issuer != infos[i+1].Subject {
+			return fmt.Sprintf("NOT IN ORDER: certificate [%d] is issued by %q, but the next one is %q; %s",
+				i, infos[i].Issuer, infos[i+1].Subject, fix)
+		}
+	}
+	return ""
+}
+
+// certsTornAdvice says what to do with a CA bundle whose files do not
+// belong together: a key that is not the certificate's, or a chain or root
+// of another CA (a write cut short, or files copied from two sets).
+func certsTornAdvice(prefix string, err error) string {
+	if !errors.Is(err, pki.ErrKeyMismatch) && !errors.Is(err, pki.ErrChainBroken) {
+		return ""
+	}
+	where := strings.TrimSpace(prefix)
+	redo := "causeway certs intermediate --root ROOT --cluster ID --force"
+	if strings.HasSuffix(where, string(filepath.Separator)) {
+		redo += " --out " + strings.TrimSuffix(where, string(filepath.Separator))
+	} else {
+		redo += " --apply"
+	}
+	return fmt.Sprintf(" -- THE SET IS TORN: its files come from different CAs; do not plug it in. Restore all four files from one set (a backup, or the cacerts Secret that works), or make a new set: %s", redo)
 }
 
 // certsWriteText prints a report for people.
