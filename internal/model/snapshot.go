@@ -16,6 +16,8 @@ type Snapshot struct {
 	net    *netConfig
 	agg    *frozenAggregates
 	sorted *sortedServices
+	// clusters are the ids of the clusters with objects, sorted; shared.
+	clusters []ClusterID
 }
 
 // sortedServices is the sorted list of ServiceInfo of one generation of
