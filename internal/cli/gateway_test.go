@@ -33,7 +33,7 @@ func TestGatewayFlagsConfig(t *testing.T) {
 	}
 	base := gatewayFlags{
 		xds: "istiod-remote.istio-system.svc:15012", network: "network2", clusterID: "cluster2",
-		listen: gateway.DefaultListen, admin: gateway.DefaultAdmin, drain: time.Second, helloTimeout: time.Second,
+		listen: gateway.DefaultListen, admin: gateway.DefaultAdmin, drain: time.Second, helloTimeout: time.Second, maxHellos: 8,
 		nodeID: "router~10.2.0.100~gw-0.istio-system~istio-system.svc.cluster.local",
 	}
 	tests := []struct {

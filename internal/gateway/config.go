@@ -24,6 +24,9 @@ const (
 	DefaultListen         = "0.0.0.0:15443"
 	DefaultAdmin          = ":15021"
 	DefaultHelloTimeout   = 5 * time.Second
+	// DefaultMaxPendingHellos caps the connections waiting for their
+	// ClientHello at once, over all listeners.
+	DefaultMaxPendingHellos = 1024
 	DefaultDrain          = 30 * time.Second
 	DefaultReconnectDelay = 500 * time.Millisecond
 	// MaxReconnectDelay caps the backoff between two ADS streams.
@@ -71,6 +74,13 @@ type Config struct {
 	// HelloTimeout bounds the wait for a connection's TLS ClientHello;
 	// default DefaultHelloTimeout.
 	HelloTimeout time.Duration
+	// MaxPendingHellos caps the connections that have not sent a whole
+	// ClientHello yet, over all listeners: when one more is accepted, the
+	// oldest of them is closed at once (counted as reason hello_limit), so
+	// clients that stall mid-hello cannot hold every file descriptor or
+	// buffer for HelloTimeout each, and real clients still get in. Default
+	// DefaultMaxPendingHellos.
+	MaxPendingHellos int
 	// Drain is how long Run waits for open connections when its context
 	// ends, before it closes them; default DefaultDrain.
 	Drain time.Duration
@@ -104,8 +114,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("gateway: no cluster id: give the id of the cluster the gateway runs in")
 	case cfg.NodeID == "":
 		return cfg, errors.New("gateway: no node id: give router~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local")
-	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0:
-		return cfg, errors.New("gateway: hello timeout, drain and reconnect delay must not be negative")
+	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0, cfg.MaxPendingHellos < 0:
+		return cfg, errors.New("gateway: hello timeout, pending hello cap, drain and reconnect delay must not be negative")
 	}
 	p, err := envoy.ParseNode(node(cfg))
 	if err != nil {
@@ -144,6 +154,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.HelloTimeout == 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if cfg.MaxPendingHellos == 0 {
+		cfg.MaxPendingHellos = DefaultMaxPendingHellos
 	}
 	if cfg.Drain == 0 {
 		cfg.Drain = DefaultDrain
