@@ -21,14 +21,14 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen         = "0.0.0.0:15443"
-	DefaultAdmin          = ":15021"
-	DefaultHelloTimeout   = 5 * time.Second
+	DefaultListen       = "0.0.0.0:15443"
+	DefaultAdmin        = ":15021"
+	DefaultHelloTimeout = 5 * time.Second
 	// DefaultMaxPendingHellos caps the connections waiting for their
 	// ClientHello at once, over all listeners.
 	DefaultMaxPendingHellos = 1024
-	DefaultDrain          = 30 * time.Second
-	DefaultReconnectDelay = 500 * time.Millisecond
+	DefaultDrain            = 30 * time.Second
+	DefaultReconnectDelay   = 500 * time.Millisecond
 	// MaxReconnectDelay caps the backoff between two ADS streams.
 	MaxReconnectDelay = 30 * time.Second
 	// DefaultNamespace is the namespace of the default node id.
