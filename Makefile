@@ -12,7 +12,7 @@ KUBE_BUILD    := tools/kube/build.sh
 # so a cached pass could be stale.
 TEST_FLAGS    ?= -race -count=1 -p 2 -timeout 25m
 
-.PHONY: all build test unit lint demo bench bench-go deps kube-binaries clean
+.PHONY: all build test unit fuzz lint demo bench bench-go deps kube-binaries clean
 
 all: build
 
@@ -27,9 +27,17 @@ deps:
 kube-binaries:
 	@$(KUBE_BUILD) >/dev/null
 
-## test: everything, integration tests included (they need `make deps`).
+## test: everything, integration tests included (they need `make deps`),
+## then every fuzz target for a short fixed time (make fuzz).
 test: deps
 	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) $(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) fuzz
+
+## fuzz: each native Go fuzz target (discovered, see hack/fuzz.sh) for
+## FUZZTIME (default 10s); FUZZTIME=10m make fuzz to search longer.
+FUZZTIME ?= 10s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./hack/fuzz.sh
 
 ## unit: only the tests that need nothing installed.
 unit:
