@@ -10,6 +10,8 @@
 #
 #   FUZZTIME=10s   time per target (default 10s; CI keeps the default)
 #   FUZZ_PKGS=...  limit to these packages (default: all that have targets)
+#   FUZZ_JOBS=2    packages fuzzed at once (each builds its own instrumented
+#                  test binary, which is most of the wall time)
 #
 # Run one target longer locally:
 #   go test -run '^$' -fuzz '^FuzzParseHello$' -fuzztime 10m ./internal/gateway
@@ -18,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-10s}
+FUZZ_JOBS=${FUZZ_JOBS:-2}
+export GO FUZZTIME
 
 if [[ -n "${FUZZ_PKGS:-}" ]]; then
 	read -r -a pkgs <<<"$FUZZ_PKGS"
@@ -30,13 +34,19 @@ if [[ ${#pkgs[@]} -eq 0 ]]; then
 	exit 1
 fi
 
-total=0
-for pkg in "${pkgs[@]}"; do
+# fuzz_pkg runs every target of one package, one after the other, each
+# line of output prefixed with the package.
+fuzz_pkg() {
+	set -euo pipefail
+	local pkg=$1 target
+	local -a targets
 	mapfile -t targets < <("$GO" test -run '^$' -list '^Fuzz' "$pkg" | grep -E '^Fuzz')
 	for target in "${targets[@]}"; do
 		echo "fuzz: $pkg $target ($FUZZTIME)"
-		"$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
-		total=$((total + 1))
+		"$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | sed -u "s|^|[$pkg $target] |"
 	done
-done
-echo "fuzz: $total targets passed"
+}
+export -f fuzz_pkg
+
+printf '%s\n' "${pkgs[@]}" | xargs -P "$FUZZ_JOBS" -I{} bash -c 'fuzz_pkg "$1"' _ {}
+echo "fuzz: every target of ${#pkgs[@]} packages passed"
