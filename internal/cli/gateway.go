@@ -110,8 +110,8 @@ certificate. The files are read at start.`,
 	fl.DurationVar(&f.drain, "drain", gateway.DefaultDrain, "on SIGTERM, how long open connections may take to end before they are closed")
 	fl.DurationVar(&f.helloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "how long a connection may take to send its TLS ClientHello")
 	fl.IntVar(&f.maxHellos, "max-pending-hellos", gateway.DefaultMaxPendingHellos,
-		"most connections that may be waiting for their TLS ClientHello at once, over all listeners; beyond it the oldest waiting one is closed at once "+
-			"(metric causeway_gateway_connection_errors_total{reason=\"hello_limit\"}), so clients that stall mid-hello cannot exhaust the gateway or lock real clients out")
+		"most connections that may be waiting for their TLS ClientHello at once, over all listeners; beyond it the oldest waiting one is closed at once if it has waited over 1s, "+
+			"else the new one is (metric causeway_gateway_connection_errors_total{reason=\"hello_limit\"}), so clients that stall mid-hello cannot exhaust the gateway or lock real clients out")
 	fl.StringVar(&f.nodeID, "node-id", "", "xDS node id (default router~$INSTANCE_IP~$POD_NAME.$POD_NAMESPACE~$POD_NAMESPACE.svc.DOMAIN)")
 	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain, for the default node id")
 	return cmd

@@ -114,7 +114,7 @@ func New(cfg Config) (*Gateway, error) {
 		adminLn: adminLn,
 		ready:   make(chan struct{}),
 	}
-	g.hellos.max = cfg.MaxPendingHellos
+	g.hellos.max, g.hellos.grace = cfg.MaxPendingHellos, cfg.HelloGrace
 	g.killCtx, g.kill = context.WithCancel(context.Background())
 	g.metrics = newMetrics(g.Table, func() float64 { return float64(g.openConns.Load()) },
 		func() float64 { return float64(g.hellos.len()) })
@@ -316,7 +316,14 @@ func (g *Gateway) acceptLoop(l *listener) {
 			continue
 		}
 		delay = 0
-		pc := g.hellos.add(c)
+		pc := g.hellos.add(c, time.Now())
+		if pc == nil {
+			g.metrics.accepted.Inc()
+			g.metrics.errors[reasonHelloLimit].Inc()
+			_ = c.SetLinger(0) // a reset: nothing lingers in TIME_WAIT
+			_ = c.Close()
+			continue
+		}
 		g.conns.Add(1)
 		go g.serveConn(l, pc)
 	}
@@ -371,13 +378,16 @@ func (g *Gateway) serveConn(l *listener, pc *pendingConn) {
 func (g *Gateway) open(l *listener, pc *pendingConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
 	c := pc.c
 	var h clientHello
+	evicted := fmt.Errorf("closed mid-hello to make room: more than %d connections were waiting for their ClientHello", g.cfg.MaxPendingHellos)
 	if err := c.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout)); err != nil {
-		g.hellos.done(pc)
+		if g.hellos.done(pc) { // closed before it was read from
+			return nil, nil, h, reasonHelloLimit, evicted
+		}
 		return nil, nil, h, reasonBadHello, err
 	}
 	h, err := readHello(c, buf)
 	if g.hellos.done(pc) {
-		return nil, nil, h, reasonHelloLimit, fmt.Errorf("closed mid-hello to make room: more than %d connections were waiting for their ClientHello", g.cfg.MaxPendingHellos)
+		return nil, nil, h, reasonHelloLimit, evicted
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
