@@ -634,8 +634,8 @@ func certsTornAdvice(prefix string, err error) string {
 	}
 	where := strings.TrimSpace(prefix)
 	redo := "causeway certs intermediate --root ROOT --cluster ID --force"
-	if strings.HasSuffix(where, string(filepath.Separator)) {
-		redo += " --out " + strings.TrimSuffix(where, string(filepath.Separator))
+	if dir, ok := strings.CutSuffix(where, string(filepath.Separator)); ok {
+		redo += " --out " + dir
 	} else {
 		redo += " --apply"
 	}

@@ -42,7 +42,7 @@ func TestOfflineCommandsRefuseSpecialFiles(t *testing.T) {
 		{"certs", "inspect", certsDir},
 		{"networks", "--manifests", manifests},
 		{"view", "--manifests", manifests, "--host", "a.b", "--port", "80", "--network", "n"},
-		{"networks", "--manifests", filepath.Join(exampleDir), "--mesh-networks", fifo},
+		{"networks", "--manifests", exampleDir, "--mesh-networks", fifo},
 		{"certs", "intermediate", "--root", certsDir, "--cluster", "c1", "--out", filepath.Join(dir, "out")},
 		{"manifest", "diff", fifo, fifo},
 	} {
@@ -55,9 +55,9 @@ func TestOfflineCommandsRefuseSpecialFiles(t *testing.T) {
 	}
 }
 
-// The context from main (cancelled by SIGINT or SIGTERM) stops the offline
+// The context from main (canceled by SIGINT or SIGTERM) stops the offline
 // commands.
-func TestOfflineCommandsStopWhenCancelled(t *testing.T) {
+func TestOfflineCommandsStopWhenCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	for _, args := range [][]string{
@@ -70,7 +70,7 @@ func TestOfflineCommandsStopWhenCancelled(t *testing.T) {
 		cmd.SetErr(&out)
 		cmd.SetArgs(args)
 		if err := cmd.ExecuteContext(ctx); !errors.Is(err, context.Canceled) {
-			t.Errorf("causeway %s with a cancelled context = %v, want context.Canceled", args[0], err)
+			t.Errorf("causeway %s with a canceled context = %v, want context.Canceled", args[0], err)
 		}
 	}
 }

@@ -1,7 +1,7 @@
 // Package files reads the files Causeway is given (manifests, meshNetworks
 // files, PEM certificates and keys, kubeconfigs, tokens, values) with one
 // bounded reader: only regular files (after symlinks are resolved), never
-// more than a per-kind limit, and never past a cancelled context. A device
+// more than a per-kind limit, and never past a canceled context. A device
 // such as /dev/zero, a FIFO or a socket is refused at once, before a byte is
 // read, so a careless or hostile path can neither fill memory nor hang the
 // command.

@@ -86,6 +86,6 @@ func TestReadHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := Read(ctx, p, Manifest); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Read with a cancelled context = %v, want context.Canceled", err)
+		t.Fatalf("Read with a canceled context = %v, want context.Canceled", err)
 	}
 }

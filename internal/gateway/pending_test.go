@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,7 +95,7 @@ func TestPendingHellosCap(t *testing.T) {
 			}
 			closed := more // within grace, the new ones are closed
 			if evict {
-				closed = append(first, more[:max]...) // past it, the oldest
+				closed = slices.Concat(first, more[:max]) // past it, the oldest
 			}
 			for i, c := range closed {
 				if !closedByPeer(c) {

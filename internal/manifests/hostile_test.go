@@ -64,8 +64,8 @@ func TestLoadMeshNetworksRefusesDevices(t *testing.T) {
 	}
 }
 
-// A load of many files stops once its context is cancelled.
-func TestLoadStopsWhenCancelled(t *testing.T) {
+// A load of many files stops once its context is canceled.
+func TestLoadStopsWhenCanceled(t *testing.T) {
 	root := t.TempDir()
 	c1 := writeCluster(t, root)
 	for i := range 200 {
@@ -80,9 +80,9 @@ func TestLoadStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := Load(ctx, root); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Load with a cancelled context = %v, want context.Canceled", err)
+		t.Fatalf("Load with a canceled context = %v, want context.Canceled", err)
 	}
-	// Cancelled half-way: the parser looks at the context between
+	// Canceled half-way: the parser looks at the context between
 	// documents, so a single huge file stops too.
 	var big strings.Builder
 	for i := range 2000 {
@@ -91,6 +91,6 @@ func TestLoadStopsWhenCancelled(t *testing.T) {
 	ctx, cancel = context.WithCancel(t.Context())
 	cancel()
 	if _, err := parseManifest(ctx, "c1", []byte(big.String())); !errors.Is(err, context.Canceled) {
-		t.Fatalf("parseManifest with a cancelled context = %v, want context.Canceled", err)
+		t.Fatalf("parseManifest with a canceled context = %v, want context.Canceled", err)
 	}
 }

@@ -216,7 +216,7 @@ func (sn *Snapshot) dropped(names []NetworkID, endpoints map[NetworkID]int) map[
 }
 
 // unknownRegistries warns of meshNetworks fromRegistry entries that name
-// no cluster of the mesh: a misspelt id places nothing, silently.
+// no cluster of the mesh: a misspelled id places nothing, silently.
 func (sn *Snapshot) unknownRegistries() []string {
 	if sn.net == nil || sn.net.mn == nil {
 		return nil
