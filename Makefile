@@ -14,7 +14,7 @@ ISTIO_BUILD   := tools/istio/build.sh
 # so a cached pass could be stale.
 TEST_FLAGS    ?= -race -count=1 -p 2 -timeout 25m
 
-.PHONY: all build test unit lint demo bench bench-go deps kube-binaries istio-binaries clean
+.PHONY: all build test unit fuzz lint demo bench bench-go deps kube-binaries istio-binaries clean
 
 all: build
 
@@ -33,9 +33,17 @@ kube-binaries:
 istio-binaries:
 	@$(ISTIO_BUILD) >/dev/null
 
-## test: everything, integration tests included (they need `make deps`).
+## test: everything, integration tests included (they need `make deps`),
+## then every fuzz target for a short fixed time (make fuzz).
 test: deps
 	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) CAUSEWAY_ISTIO_BIN=$$($(ISTIO_BUILD)) $(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) fuzz
+
+## fuzz: each native Go fuzz target (discovered, see hack/fuzz.sh) for
+## FUZZTIME (default 10s); FUZZTIME=10m make fuzz to search longer.
+FUZZTIME ?= 10s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./hack/fuzz.sh
 
 ## unit: only the tests that need nothing installed.
 unit:

@@ -12,7 +12,7 @@ package examples
 import "embed"
 
 // Home holds the home setup under "home/": load it with
-// manifests.LoadFS(examples.Home, "home"), and its meshNetworks from
+// manifests.LoadFS(ctx, examples.Home, "home"), and its meshNetworks from
 // "home/mesh-networks.yaml".
 //
 //go:embed home

@@ -14,7 +14,14 @@ import (
 )
 
 func main() {
+	// The first SIGINT or SIGTERM cancels ctx, which every command (and
+	// every loop over outside input) watches; the second one, should a
+	// command not stop, ends the process as if it were not caught.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := cli.NewRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {

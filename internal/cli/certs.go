@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
@@ -101,6 +102,9 @@ func (k *certsKubeFlags) register(cmd *cobra.Command) {
 func (k *certsKubeFlags) client() (kubernetes.Interface, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = k.kubeconfig
+	if err := checkKubeconfigFiles(rules); err != nil {
+		return nil, "", err
+	}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: k.kubeContext})
 	cfg, err := loader.ClientConfig()
@@ -210,7 +214,7 @@ workloads get certificates from it as they renew theirs.`,
 			if err != nil {
 				return err
 			}
-			rootCert, rootKey, err := certsReadRoot(rootDir)
+			rootCert, rootKey, err := certsReadRoot(cmd.Context(), rootDir)
 			if err != nil {
 				return err
 			}
@@ -288,7 +292,7 @@ func certsIDRune(r rune) bool {
 }
 
 // certsReadRoot reads DIR/root-cert.pem and DIR/root-key.pem.
-func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
+func certsReadRoot(ctx context.Context, dir string) (certPEM, keyPEM []byte, err error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -298,7 +302,7 @@ func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
 	case !fi.IsDir():
 		return nil, nil, fmt.Errorf("--root %s is a file: give the folder holding %s and %s", dir, pki.FileRootCert, pki.FileRootKey)
 	}
-	certPEM, err = os.ReadFile(filepath.Join(dir, pki.FileRootCert))
+	certPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootCert), files.PEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s has no %s: make a root with `causeway certs root --out %s`, or point --root at the folder holding %s and %s",
 			dir, pki.FileRootCert, dir, pki.FileRootCert, pki.FileRootKey)
@@ -306,7 +310,7 @@ func certsReadRoot(dir string) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read root certificate: %w", err)
 	}
-	keyPEM, err = os.ReadFile(filepath.Join(dir, pki.FileRootKey))
+	keyPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootKey), files.PEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s has %s but no %s: signing an intermediate needs the root's key; copy it back from where it is kept",
 			dir, pki.FileRootCert, pki.FileRootKey)
@@ -322,66 +326,6 @@ type certsFile struct {
 	name string
 	data []byte
 	mode fs.FileMode
-}
-
-// certsWriteFiles writes files into dir (made if missing). Without force it
-// refuses when any of them exists, before writing anything. Each file is
-// written to a temporary name and renamed, so a reader never sees half a key.
-func certsWriteFiles(dir string, files []certsFile, force bool) error {
-	if dir == "" {
-		return errors.New("--out is empty: name the folder to write into")
-	}
-	if err := os.MkdirAll(dir, certsDirMode); err != nil {
-		return fmt.Errorf("make folder for the certificates: %w", err)
-	}
-	if !force {
-		var existing []string
-		for _, f := range files {
-			p := filepath.Join(dir, f.name)
-			if _, err := os.Lstat(p); err == nil {
-				existing = append(existing, p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("check %s: %w", p, err)
-			}
-		}
-		if len(existing) > 0 {
-			return fmt.Errorf("refusing to overwrite %s: they hold a CA and its key; pass --force to replace them (the old key is lost), or write elsewhere with --out",
-				strings.Join(existing, ", "))
-		}
-	}
-	for _, f := range files {
-		if err := certsWriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func certsWriteFile(path string, data []byte, mode fs.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // certsReportWritten lists the files written and the certificates made.
@@ -487,7 +431,7 @@ the root, nothing has expired. Problems are reported, not fatal.`,
 			)
 			switch {
 			case len(args) > 0:
-				report, err = certsInspectPaths(args)
+				report, err = certsInspectPaths(cmd.Context(), args)
 			default:
 				report, err = certsInspectObject(cmd.Context(), kube, secret, configMap)
 			}
@@ -530,7 +474,7 @@ type certsBundleCheck struct {
 }
 
 // certsInspectPaths inspects files and folders.
-func certsInspectPaths(paths []string) (certsReport, error) {
+func certsInspectPaths(ctx context.Context, paths []string) (certsReport, error) {
 	var report certsReport
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -538,7 +482,7 @@ func certsInspectPaths(paths []string) (certsReport, error) {
 			return certsReport{}, fmt.Errorf("inspect: %w", err)
 		}
 		if !fi.IsDir() {
-			data, err := os.ReadFile(p)
+			data, err := files.Read(ctx, p, files.PEM)
 			if err != nil {
 				return certsReport{}, fmt.Errorf("inspect: %w", err)
 			}
@@ -558,7 +502,7 @@ func certsInspectPaths(paths []string) (certsReport, error) {
 			if e.IsDir() || !strings.HasSuffix(e.Name(), ".pem") {
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(p, e.Name()))
+			b, err := files.Read(ctx, filepath.Join(p, e.Name()), files.PEM)
 			if err != nil {
 				return certsReport{}, fmt.Errorf("inspect: %w", err)
 			}
@@ -637,7 +581,7 @@ func certsInspectData(report *certsReport, prefix string, data map[string][]byte
 	}
 	check := "ok"
 	if _, err := pki.NewCA(pki.BundleFromData(data)); err != nil {
-		check = err.Error()
+		check = err.Error() + certsTornAdvice(prefix, err)
 	}
 	report.Bundles = append(report.Bundles, certsBundleCheck{Source: strings.TrimSpace(prefix), Check: check})
 }
@@ -655,8 +599,47 @@ func certsInspectPEM(source string, data []byte) (certsSource, error) {
 		if err := pki.Verify(data, data, pki.VerifyOptions{}); err != nil {
 			src.Chain = err.Error()
 		}
+	} else if len(infos) > 1 {
+		src.Chain = certsChainOrder(infos)
 	}
 	return src, nil
+}
+
+// certsChainOrder explains a chain of several certificates that does not
+// end at a self-signed root: most often one in the wrong order. It returns
+// "" when each certificate is issued by the next (a chain that stops below
+// its root, which is fine).
+func certsChainOrder(infos []pki.CertInfo) string {
+	const fix = "put the leaf (or the intermediate CA) first and each certificate before its issuer, the root last: for cert-chain.pem, ca-cert.pem then root-cert.pem (cat ca-cert.pem root-cert.pem > cert-chain.pem)"
+	for i := range infos[:len(infos)-1] {
+		if infos[i].SelfSigned {
+			return fmt.Sprintf("NOT IN ORDER: the self-signed root is certificate [%d] of %d, not the last; %s", i, len(infos), fix)
+		}
+	}
+	for i := range infos[:len(infos)-1] {
+		if infos[i].Issuer != infos[i+1].Subject {
+			return fmt.Sprintf("NOT IN ORDER: certificate [%d] is issued by %q, but the next one is %q; %s",
+				i, infos[i].Issuer, infos[i+1].Subject, fix)
+		}
+	}
+	return ""
+}
+
+// certsTornAdvice says what to do with a CA bundle whose files do not
+// belong together: a key that is not the certificate's, or a chain or root
+// of another CA (a write cut short, or files copied from two sets).
+func certsTornAdvice(prefix string, err error) string {
+	if !errors.Is(err, pki.ErrKeyMismatch) && !errors.Is(err, pki.ErrChainBroken) {
+		return ""
+	}
+	where := strings.TrimSpace(prefix)
+	redo := "causeway certs intermediate --root ROOT --cluster ID --force"
+	if dir, ok := strings.CutSuffix(where, string(filepath.Separator)); ok {
+		redo += " --out " + dir
+	} else {
+		redo += " --apply"
+	}
+	return fmt.Sprintf(" -- THE SET IS TORN: its files come from different CAs; do not plug it in. Restore all four files from one set (a backup, or the cacerts Secret that works), or make a new set: %s", redo)
 }
 
 // certsWriteText prints a report for people.

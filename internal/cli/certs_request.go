@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/causeway-mesh/causeway/internal/ca"
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
@@ -111,7 +111,7 @@ func (f *certsRequestFlags) run(cmd *cobra.Command) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	token, err := os.ReadFile(f.tokenFile)
+	token, err := files.Read(cmd.Context(), f.tokenFile, files.Token)
 	if err != nil {
 		return fmt.Errorf("--token-file: %w", err)
 	}
@@ -202,7 +202,7 @@ func (f *certsRequestFlags) tlsConfig() (*tls.Config, error) {
 	if f.rootCert == "" {
 		return cfg, nil
 	}
-	data, err := os.ReadFile(f.rootCert)
+	data, err := files.Read(context.Background(), f.rootCert, files.PEM)
 	if err != nil {
 		return nil, fmt.Errorf("--root-cert: %w", err)
 	}

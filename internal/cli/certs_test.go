@@ -183,10 +183,19 @@ func TestCertsRefuseOverwrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The set lives in one ..set-* folder behind ..data; nothing else.
+	sets := 0
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
+		switch {
+		case e.Name() == certsDataLink:
+		case strings.HasPrefix(e.Name(), certsSetPrefix):
+			sets++
+		case strings.HasPrefix(e.Name(), "."):
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
+	}
+	if sets != 1 {
+		t.Errorf("%d set folders in %s, want the current one only", sets, certs)
 	}
 }
 

@@ -64,7 +64,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return err
 	}
-	set, err := manifests.LoadFS(examples.Home, "home")
+	set, err := manifests.LoadFS(cmd.Context(), examples.Home, "home")
 	if err != nil {
 		return fmt.Errorf("the embedded example: %w", err)
 	}

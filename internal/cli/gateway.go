@@ -31,6 +31,7 @@ type gatewayFlags struct {
 	adminRemote   bool
 	drain         time.Duration
 	helloTimeout  time.Duration
+	maxHellos     int
 	nodeID        string
 	domain        string
 }
@@ -111,6 +112,9 @@ certificate. The files are read at start.`,
 	fl.BoolVar(&f.adminRemote, "admin-remote-config", false, "serve /config to every peer of --admin, without authentication: it lists every route, cluster and endpoint address the gateway forwards to; only on a network you trust, and never on a port a load balancer publishes")
 	fl.DurationVar(&f.drain, "drain", gateway.DefaultDrain, "on SIGTERM, how long open connections may take to end before they are closed")
 	fl.DurationVar(&f.helloTimeout, "hello-timeout", gateway.DefaultHelloTimeout, "how long a connection may take to send its TLS ClientHello")
+	fl.IntVar(&f.maxHellos, "max-pending-hellos", gateway.DefaultMaxPendingHellos,
+		"most connections that may be waiting for their TLS ClientHello at once, over all listeners; beyond it the oldest waiting one is closed at once if it has waited over 1s, "+
+			"else the new one is (metric causeway_gateway_connection_errors_total{reason=\"hello_limit\"}), so clients that stall mid-hello cannot exhaust the gateway or lock real clients out")
 	fl.StringVar(&f.nodeID, "node-id", "", "xDS node id (default router~$INSTANCE_IP~$POD_NAME.$POD_NAMESPACE~$POD_NAMESPACE.svc.DOMAIN)")
 	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain, for the default node id")
 	return cmd
@@ -128,6 +132,8 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		return gateway.Config{}, fmt.Errorf("--drain %v: want a positive duration", f.drain)
 	case f.helloTimeout <= 0:
 		return gateway.Config{}, fmt.Errorf("--hello-timeout %v: want a positive duration", f.helloTimeout)
+	case f.maxHellos <= 0:
+		return gateway.Config{}, fmt.Errorf("--max-pending-hellos %d: want a positive number, such as %d", f.maxHellos, gateway.DefaultMaxPendingHellos)
 	}
 	var xdsTLS *tls.Config
 	switch {
@@ -162,6 +168,7 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		Admin:              f.admin,
 		AdminRemoteConfig:  f.adminRemote,
 		HelloTimeout:       f.helloTimeout,
+		MaxPendingHellos:   f.maxHellos,
 		Drain:              f.drain,
 		Logger:             log,
 	}, nil

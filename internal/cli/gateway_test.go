@@ -27,9 +27,13 @@ func TestGatewayFlagsConfig(t *testing.T) {
 	if err := os.WriteFile(rootFile, root, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	emptyFile := filepath.Join(t.TempDir(), "empty.pem")
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	base := gatewayFlags{
 		xds: "istiod-remote.istio-system.svc:15012", network: "network2", clusterID: "cluster2",
-		listen: gateway.DefaultListen, admin: gateway.DefaultAdmin, drain: time.Second, helloTimeout: time.Second,
+		listen: gateway.DefaultListen, admin: gateway.DefaultAdmin, drain: time.Second, helloTimeout: time.Second, maxHellos: 8,
 		nodeID: "router~10.2.0.100~gw-0.istio-system~istio-system.svc.cluster.local",
 	}
 	tests := []struct {
@@ -48,7 +52,8 @@ func TestGatewayFlagsConfig(t *testing.T) {
 		{name: "server name without roots", mut: func(f *gatewayFlags) { f.xdsServerName = "istiod" }, wantErr: "need --xds-root-cert"},
 		{name: "client certificate without roots", mut: func(f *gatewayFlags) { f.xdsCert, f.xdsKey = rootFile, rootFile }, wantErr: "need --xds-root-cert"},
 		{name: "unreadable roots", mut: func(f *gatewayFlags) { f.xdsRootCert = rootFile + ".missing" }, wantErr: "--xds-root-cert: xDS root certificate"},
-		{name: "roots without a certificate", mut: func(f *gatewayFlags) { f.xdsRootCert = os.DevNull }, wantErr: "no PEM CERTIFICATE block"},
+		{name: "roots without a certificate", mut: func(f *gatewayFlags) { f.xdsRootCert = emptyFile }, wantErr: "no PEM CERTIFICATE block"},
+		{name: "roots from a device", mut: func(f *gatewayFlags) { f.xdsRootCert = os.DevNull }, wantErr: "is a device, not a regular file"},
 		{name: "certificate without key", mut: func(f *gatewayFlags) { f.xdsRootCert, f.xdsCert = rootFile, rootFile }, wantErr: "both the certificate and its key"},
 	}
 	for _, tt := range tests {

@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/version"
 )
@@ -134,7 +135,7 @@ func (f *manifestFlags) generate(fl *pflag.FlagSet) ([]byte, error) {
 	}
 	v := install.Values{}
 	if f.valuesFile != "" {
-		data, err := os.ReadFile(f.valuesFile)
+		data, err := files.Read(context.Background(), f.valuesFile, files.Values)
 		if err != nil {
 			return nil, fmt.Errorf("values file: %w", err)
 		}
@@ -240,11 +241,11 @@ manifest cannot be read.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
 			}
-			a, err := readManifest(cmd.InOrStdin(), args[0])
+			a, err := readManifest(cmd.Context(), cmd.InOrStdin(), args[0])
 			if err != nil {
 				return err
 			}
-			b, err := readManifest(cmd.InOrStdin(), args[1])
+			b, err := readManifest(cmd.Context(), cmd.InOrStdin(), args[1])
 			if err != nil {
 				return err
 			}
@@ -270,15 +271,15 @@ manifest cannot be read.`,
 	return cmd
 }
 
-func readManifest(stdin io.Reader, path string) ([]byte, error) {
+func readManifest(ctx context.Context, stdin io.Reader, path string) ([]byte, error) {
 	var (
 		data []byte
 		err  error
 	)
 	if path == "-" {
-		data, err = io.ReadAll(stdin)
+		data, err = files.ReadFrom(ctx, "standard input", stdin, files.Manifest)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = files.Read(ctx, path, files.Manifest)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)

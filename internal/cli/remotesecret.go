@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
@@ -74,7 +74,7 @@ before it expires. Running the command again is safe.`,
 			}
 			ca := restCfg.CAData
 			if len(ca) == 0 && restCfg.CAFile != "" {
-				if ca, err = os.ReadFile(restCfg.CAFile); err != nil {
+				if ca, err = files.Read(cmd.Context(), restCfg.CAFile, files.PEM); err != nil {
 					return fmt.Errorf("read the server's CA: %w", err)
 				}
 			}

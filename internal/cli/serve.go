@@ -103,7 +103,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := f.config(log)
+			cfg, err := f.config(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
@@ -158,7 +158,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	return cmd
 }
 
-func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
+func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Config, error) {
 	if f.manifests == "" && f.clusterID == "" {
 		return server.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
 	}
@@ -226,7 +226,7 @@ func (f *serveFlags) config(log *slog.Logger) (server.Config, error) {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {
 			return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")
 		}
-		set, err := manifests.Load(f.manifests)
+		set, err := manifests.Load(ctx, f.manifests)
 		if err != nil {
 			return server.Config{}, fmt.Errorf("--manifests: %w", err)
 		}
@@ -256,6 +256,9 @@ const kubeconfigOptionUsage = `let remote secrets' kubeconfigs use an option ref
 func loadRESTConfig(path string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = path
+	if err := checkKubeconfigFiles(rules); err != nil {
+		return nil, err
+	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		if path == "" {

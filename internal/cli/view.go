@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,8 +38,9 @@ func (f *offlineFlags) register(fs *pflag.FlagSet) {
 }
 
 // load checks the flags, loads the manifests (and meshNetworks) into a new
-// store and returns its snapshot and the manifests' cluster ids.
-func (f *offlineFlags) load() (*model.Snapshot, []model.ClusterID, error) {
+// store and returns its snapshot and the manifests' cluster ids. It stops
+// with ctx's error once ctx is done (Ctrl-C).
+func (f *offlineFlags) load(ctx context.Context) (*model.Snapshot, []model.ClusterID, error) {
 	if f.manifests == "" {
 		return nil, nil, errors.New("--manifests is required: give the directory with one folder per cluster (e.g. --manifests examples/home)")
 	}
@@ -65,13 +67,13 @@ func (f *offlineFlags) load() (*model.Snapshot, []model.ClusterID, error) {
 		return nil, nil, fmt.Errorf("--system-namespace is empty: want a namespace such as %s", model.DefaultSystemNamespace)
 	}
 
-	set, err := manifests.Load(f.manifests)
+	set, err := manifests.Load(ctx, f.manifests)
 	if err != nil {
 		return nil, nil, err
 	}
 	var mn *model.MeshNetworks
 	if f.meshNetworks != "" {
-		if mn, err = manifests.LoadMeshNetworks(f.meshNetworks); err != nil {
+		if mn, err = manifests.LoadMeshNetworks(ctx, f.meshNetworks); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -142,7 +144,7 @@ The JSON output is the schema of /debug/endpoints: {"cluster", "network",
 			case !cmd.Flags().Changed("network"):
 				return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
 			}
-			sn, clusters, err := flags.load()
+			sn, clusters, err := flags.load(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ type collector struct {
 	badDesc       *prometheus.Desc
 	servicesDesc  *prometheus.Desc
 	gatewaysDesc  *prometheus.Desc
+	ignoredDesc   *prometheus.Desc
 }
 
 // NewCollector returns the collector of Causeway's state gauges: clusters by
@@ -42,11 +43,13 @@ func NewCollector(snapshot func() *model.Snapshot, statuses func() []clusters.St
 			"Remote secret entries that cannot be used (bad kubeconfig, refused credential, colliding cluster id).", nil, nil),
 		servicesDesc: prometheus.NewDesc("causeway_services", "Services known to the mesh (by host).", nil, nil),
 		gatewaysDesc: prometheus.NewDesc("causeway_gateways", "East-west gateways of every network.", nil, nil),
+		ignoredDesc: prometheus.NewDesc("causeway_gateway_annotations_ignored",
+			"Unparsable networking.istio.io/gatewayPort labels and traffic.istio.io/nodeSelector annotations of gateway Services, ignored (the Service is kept with the defaults; /debug/networks names them).", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.clustersDesc, c.staleDesc, c.endpointsDesc, c.droppedDesc, c.badDesc, c.servicesDesc, c.gatewaysDesc} {
+	for _, d := range []*prometheus.Desc{c.clustersDesc, c.staleDesc, c.endpointsDesc, c.droppedDesc, c.badDesc, c.servicesDesc, c.gatewaysDesc, c.ignoredDesc} {
 		ch <- d
 	}
 }
@@ -84,4 +87,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.servicesDesc, prometheus.GaugeValue, float64(stats.Services))
 	ch <- prometheus.MustNewConstMetric(c.gatewaysDesc, prometheus.GaugeValue, float64(stats.Gateways))
+	ch <- prometheus.MustNewConstMetric(c.ignoredDesc, prometheus.GaugeValue, float64(stats.IgnoredGatewayAnnotations))
 }

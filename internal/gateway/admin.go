@@ -57,9 +57,19 @@ func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) {
 	case !g.isReady():
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("waiting for the first configuration from the control plane\n"))
+	case !g.listenerFound():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("listener " + g.cfg.ListenerName + " is not in the control plane's LDS: no connection can be routed; check the gateway's network and the east-west Service's port\n"))
 	default:
 		_, _ = w.Write([]byte("ready\n"))
 	}
+}
+
+// listenerFound reports whether the main listener's LDS listener is in the
+// configuration in use.
+func (g *Gateway) listenerFound() bool {
+	t := g.Table()
+	return t != nil && t.Listener != ""
 }
 
 func (g *Gateway) isReady() bool {

@@ -21,11 +21,17 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen         = "0.0.0.0:15443"
-	DefaultAdmin          = ":15021"
-	DefaultHelloTimeout   = 5 * time.Second
-	DefaultDrain          = 30 * time.Second
-	DefaultReconnectDelay = 500 * time.Millisecond
+	DefaultListen       = "0.0.0.0:15443"
+	DefaultAdmin        = ":15021"
+	DefaultHelloTimeout = 5 * time.Second
+	// DefaultHelloGrace is how long a connection waiting for its hello is
+	// safe from being closed to make room (see Config.HelloGrace).
+	DefaultHelloGrace = time.Second
+	// DefaultMaxPendingHellos caps the connections waiting for their
+	// ClientHello at once, over all listeners.
+	DefaultMaxPendingHellos = 1024
+	DefaultDrain            = 30 * time.Second
+	DefaultReconnectDelay   = 500 * time.Millisecond
 	// MaxReconnectDelay caps the backoff between two ADS streams.
 	MaxReconnectDelay = 30 * time.Second
 	// DefaultNamespace is the namespace of the default node id.
@@ -75,6 +81,18 @@ type Config struct {
 	// HelloTimeout bounds the wait for a connection's TLS ClientHello;
 	// default DefaultHelloTimeout.
 	HelloTimeout time.Duration
+	// MaxPendingHellos caps the connections that have not sent a whole
+	// ClientHello yet, over all listeners: when one more is accepted, the
+	// oldest of them is closed at once if it has waited longer than
+	// HelloGrace, else the new one is (counted as reason hello_limit). So
+	// clients that stall mid-hello cannot hold every file descriptor or
+	// buffer for HelloTimeout each, and real clients still get in. Default
+	// DefaultMaxPendingHellos.
+	MaxPendingHellos int
+	// HelloGrace is how long a connection waiting for its hello cannot be
+	// closed to make room for a newer one; default DefaultHelloGrace, at
+	// most HelloTimeout.
+	HelloGrace time.Duration
 	// Drain is how long Run waits for open connections when its context
 	// ends, before it closes them; default DefaultDrain.
 	Drain time.Duration
@@ -108,8 +126,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("gateway: no cluster id: give the id of the cluster the gateway runs in")
 	case cfg.NodeID == "":
 		return cfg, errors.New("gateway: no node id: give router~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local")
-	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0:
-		return cfg, errors.New("gateway: hello timeout, drain and reconnect delay must not be negative")
+	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0, cfg.MaxPendingHellos < 0, cfg.HelloGrace < 0:
+		return cfg, errors.New("gateway: hello timeout, pending hello cap, drain and reconnect delay must not be negative")
 	}
 	p, err := envoy.ParseNode(node(cfg))
 	if err != nil {
@@ -149,6 +167,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.HelloTimeout == 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
+	if cfg.MaxPendingHellos == 0 {
+		cfg.MaxPendingHellos = DefaultMaxPendingHellos
+	}
+	if cfg.HelloGrace == 0 {
+		cfg.HelloGrace = DefaultHelloGrace
+	}
+	cfg.HelloGrace = min(cfg.HelloGrace, cfg.HelloTimeout)
 	if cfg.Drain == 0 {
 		cfg.Drain = DefaultDrain
 	}

@@ -42,6 +42,9 @@ type Gateway struct {
 
 	// open counts open connections.
 	openConns atomic.Int64
+	// hellos are the connections still reading their ClientHello, capped
+	// by Config.MaxPendingHellos.
+	hellos pendingHellos
 
 	ready     chan struct{} // closed once the first full config is applied
 	readyOnce sync.Once
@@ -111,8 +114,10 @@ func New(cfg Config) (*Gateway, error) {
 		adminLn: adminLn,
 		ready:   make(chan struct{}),
 	}
+	g.hellos.max, g.hellos.grace = cfg.MaxPendingHellos, cfg.HelloGrace
 	g.killCtx, g.kill = context.WithCancel(context.Background())
-	g.metrics = newMetrics(g.Table, func() float64 { return float64(g.openConns.Load()) })
+	g.metrics = newMetrics(g.Table, func() float64 { return float64(g.openConns.Load()) },
+		func() float64 { return float64(g.hellos.len()) })
 	g.ads = newADSClient(cfg, g.metrics, g.publish, g.onReady)
 	return g, nil
 }
@@ -311,15 +316,24 @@ func (g *Gateway) acceptLoop(l *listener) {
 			continue
 		}
 		delay = 0
+		pc := g.hellos.add(c, time.Now())
+		if pc == nil {
+			g.metrics.accepted.Inc()
+			g.metrics.errors[reasonHelloLimit].Inc()
+			_ = c.SetLinger(0) // a reset: nothing lingers in TIME_WAIT
+			_ = c.Close()
+			continue
+		}
 		g.conns.Add(1)
-		go g.serveConn(l, c)
+		go g.serveConn(l, pc)
 	}
 }
 
 // serveConn reads the client's ClientHello, picks the endpoint its SNI
 // routes to in l's table, replays the bytes read and then passes bytes
 // both ways until both sides are done.
-func (g *Gateway) serveConn(l *listener, c *net.TCPConn) {
+func (g *Gateway) serveConn(l *listener, pc *pendingConn) {
+	c := pc.c
 	defer g.conns.Done()
 	g.metrics.accepted.Inc()
 	g.openConns.Add(1)
@@ -327,7 +341,7 @@ func (g *Gateway) serveConn(l *listener, c *net.TCPConn) {
 	stopKill := context.AfterFunc(g.killCtx, func() { _ = c.Close() })
 
 	buf := g.bufs.get()
-	up, cl, hello, r, err := g.open(l, c, buf)
+	up, cl, hello, r, err := g.open(l, pc, buf)
 	replayed := len(*buf)
 	g.bufs.put(buf)
 	if err != nil {
@@ -361,12 +375,20 @@ func (g *Gateway) serveConn(l *listener, c *net.TCPConn) {
 // open does everything before the bytes flow: the ClientHello (within
 // HelloTimeout), the route, the endpoint, the dial, and the replay of what
 // was read. On error it returns why, for the metrics.
-func (g *Gateway) open(l *listener, c *net.TCPConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
+func (g *Gateway) open(l *listener, pc *pendingConn, buf *[]byte) (*net.TCPConn, *Cluster, clientHello, reason, error) {
+	c := pc.c
 	var h clientHello
+	evicted := fmt.Errorf("closed mid-hello to make room: more than %d connections were waiting for their ClientHello", g.cfg.MaxPendingHellos)
 	if err := c.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout)); err != nil {
+		if g.hellos.done(pc) { // closed before it was read from
+			return nil, nil, h, reasonHelloLimit, evicted
+		}
 		return nil, nil, h, reasonBadHello, err
 	}
 	h, err := readHello(c, buf)
+	if g.hellos.done(pc) {
+		return nil, nil, h, reasonHelloLimit, evicted
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, nil, h, reasonHelloTimeout, fmt.Errorf("no complete TLS ClientHello within %v: %w", g.cfg.HelloTimeout, err)

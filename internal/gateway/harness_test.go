@@ -487,9 +487,16 @@ func gatewayNodeID() string {
 // most drain) when the test ends, after the test's own cleanups.
 func newHarness(t testing.TB, drain, helloTimeout time.Duration) *harness {
 	t.Helper()
+	return newHarnessWith(t, drain, helloTimeout, nil)
+}
+
+// newHarnessWith is newHarness with the gateway's Config changed by mutate
+// (may be nil).
+func newHarnessWith(t testing.TB, drain, helloTimeout time.Duration, mutate func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, pki: newMeshPKI(t)}
 	h.cp = newControlPlane(t, gatewayNodeID())
-	gw, err := New(Config{
+	cfg := Config{
 		XDS:            h.cp.addr,
 		Network:        testNetwork,
 		ClusterID:      testCluster,
@@ -500,7 +507,11 @@ func newHarness(t testing.TB, drain, helloTimeout time.Duration) *harness {
 		Drain:          drain,
 		ReconnectDelay: 20 * time.Millisecond,
 		Logger:         testLogger(t),
-	})
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

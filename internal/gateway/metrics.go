@@ -25,6 +25,9 @@ const (
 	reasonNoEndpoints
 	// reasonDialFailed: connecting to the picked endpoint failed.
 	reasonDialFailed
+	// reasonHelloLimit: Config.MaxPendingHellos connections were already
+	// waiting for their ClientHello; closed at once.
+	reasonHelloLimit
 	numReasons
 )
 
@@ -42,6 +45,8 @@ func (r reason) String() string {
 		return "no_endpoints"
 	case reasonDialFailed:
 		return "dial_failed"
+	case reasonHelloLimit:
+		return "hello_limit"
 	default:
 		return "unknown"
 	}
@@ -84,7 +89,7 @@ type metrics struct {
 
 // newMetrics registers the metrics; table is the routing table in use and
 // active the number of open connections, both read when scraped.
-func newMetrics(table func() *Table, active func() float64) *metrics {
+func newMetrics(table func() *Table, active, pendingHellos func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
@@ -106,7 +111,7 @@ func newMetrics(table func() *Table, active func() float64) *metrics {
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "causeway_gateway_connection_errors_total",
 		Help: "Connections closed without being passed on, by reason: hello_timeout, bad_hello, no_route (unknown SNI), " +
-			"no_cluster, no_endpoints, dial_failed.",
+			"no_cluster, no_endpoints, dial_failed, hello_limit (closed at once: too many connections were waiting for their ClientHello).",
 	}, []string{"reason"})
 	for r := range numReasons {
 		m.errors[r] = errs.WithLabelValues(r.String())
@@ -123,7 +128,11 @@ func newMetrics(table func() *Table, active func() float64) *metrics {
 		Name: "causeway_gateway_connections_active",
 		Help: "Connections open: reading the ClientHello, connecting, or passing bytes.",
 	}, active)
-	m.reg.MustRegister(m.accepted, activeGauge, bytes, errs, m.xdsConnected, updates,
+	pendingGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "causeway_gateway_hellos_pending",
+		Help: "Connections waiting for their TLS ClientHello (capped by --max-pending-hellos).",
+	}, pendingHellos)
+	m.reg.MustRegister(m.accepted, activeGauge, pendingGauge, bytes, errs, m.xdsConnected, updates,
 		newClusterCollector(table),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

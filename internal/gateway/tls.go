@@ -1,13 +1,15 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"os"
+
+	boundedfiles "github.com/causeway-mesh/causeway/internal/files"
 )
 
 // XDSTLSFiles name what an ADS connection over TLS needs: the roots that
@@ -33,7 +35,7 @@ func XDSTLSConfig(xds string, files XDSTLSFiles) (*tls.Config, error) {
 	if files.RootCert == "" {
 		return nil, errors.New("xDS over TLS: no root certificate file: give the mesh's root (root-cert.pem of the ConfigMap istio-ca-root-cert)")
 	}
-	pemBytes, err := os.ReadFile(files.RootCert)
+	pemBytes, err := boundedfiles.Read(context.Background(), files.RootCert, boundedfiles.PEM)
 	if err != nil {
 		return nil, fmt.Errorf("xDS root certificate: %w", err)
 	}
@@ -62,7 +64,15 @@ func XDSTLSConfig(xds string, files XDSTLSFiles) (*tls.Config, error) {
 	case files.Cert == "" || files.Key == "":
 		return nil, errors.New("xDS client certificate: give both the certificate and its key, or neither")
 	default:
-		cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+		certPEM, err := boundedfiles.Read(context.Background(), files.Cert, boundedfiles.PEM)
+		if err != nil {
+			return nil, fmt.Errorf("xDS client certificate: %w", err)
+		}
+		keyPEM, err := boundedfiles.Read(context.Background(), files.Key, boundedfiles.PEM)
+		if err != nil {
+			return nil, fmt.Errorf("xDS client key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("xDS client certificate %s, key %s: %w", files.Cert, files.Key, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,6 +153,9 @@ type Watcher struct {
 	mu       sync.Mutex
 	paused   bool
 	rejected map[key]string
+	// ignored holds, per Service, the gateway labels and annotations last
+	// logged as ignored, so each is logged once.
+	ignored map[key]string
 }
 
 // New builds a watcher for the cluster cfg.Client reads. Nothing runs until
@@ -178,6 +182,7 @@ func New(cfg Config) (*Watcher, error) {
 		syncedCh: make(chan struct{}),
 		paused:   cfg.Paused,
 		rejected: map[key]string{},
+		ignored:  map[key]string{},
 	}
 	core := w.factory.Core().V1()
 	w.namespaces = core.Namespaces().Lister()
@@ -337,6 +342,7 @@ func (w *Watcher) sync(k key) {
 	case kindService:
 		svc, err := w.services.Services(k.namespace).Get(k.name)
 		if w.gone(k, err) {
+			delete(w.ignored, k)
 			s.DeleteService(ok)
 			return
 		}
@@ -347,6 +353,7 @@ func (w *Watcher) sync(k key) {
 			return
 		}
 		delete(w.rejected, k)
+		w.noteIgnored(k, m.Ignored)
 		s.UpsertService(m)
 	case kindEndpointSlice:
 		es, err := w.slices.EndpointSlices(k.namespace).Get(k.name)
@@ -408,6 +415,22 @@ func (w *Watcher) reject(k key, err error) {
 		w.log.Info("object rejected; it is left out of the mesh until fixed", "object", k.String(), "err", err)
 	}
 	w.rejected[k] = err.Error()
+}
+
+// noteIgnored logs, once per distinct set, the gateway labels and
+// annotations of a Service that were ignored; the model reports them in
+// /debug/networks and a metric.
+func (w *Watcher) noteIgnored(k key, ignored []string) {
+	if len(ignored) == 0 {
+		delete(w.ignored, k)
+		return
+	}
+	joined := strings.Join(ignored, "; ")
+	if w.ignored[k] == joined {
+		return
+	}
+	w.ignored[k] = joined
+	w.log.Info("gateway label or annotation ignored; the Service is kept with the default", "object", k.String(), "err", joined)
 }
 
 // Pause stops all writes into the store; when it returns, no write is in

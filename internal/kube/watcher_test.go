@@ -227,20 +227,21 @@ func TestWatcherFeedsStore(t *testing.T) {
 }
 
 func TestWatcherRejectsInvalidObjects(t *testing.T) {
-	bad := service("app", "gw", map[string]string{model.LabelNetwork: "net1", model.LabelGatewayPort: "not-a-port"})
+	bad := service("app", "gw", map[string]string{model.LabelNetwork: "net1"})
+	bad.Spec.ClusterIP = "not-an-ip"
 	h := start(t, false, append(baseObjects(), bad)...)
 	ctx := t.Context()
 
 	errs, total := h.w.Rejected(0)
-	if total != 1 || len(errs) != 1 || !strings.Contains(errs[0], model.LabelGatewayPort) {
-		t.Fatalf("Rejected() = %q, %d; want one error naming %s", errs, total, model.LabelGatewayPort)
+	if total != 1 || len(errs) != 1 || !strings.Contains(errs[0], "spec.clusterIP") {
+		t.Fatalf("Rejected() = %q, %d; want one error naming spec.clusterIP", errs, total)
 	}
 	if s := h.store.Snapshot().Service(model.ServiceHost("app", "gw", "")); s != nil {
 		t.Fatalf("rejected service is in the model: %+v", s)
 	}
 
 	// Fixed: it enters the model and leaves the rejected list.
-	bad.Labels[model.LabelGatewayPort] = "15443"
+	bad.Spec.ClusterIP = "10.96.0.99"
 	bad.ResourceVersion = "2"
 	if _, err := h.client.CoreV1().Services("app").Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -254,6 +255,31 @@ func TestWatcherRejectsInvalidObjects(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A bad gatewayPort label dropped the whole Service; Istio ignores the
+// label. The Service stays, nothing is rejected, and the networks report
+// (/debug/networks) names the ignored label.
+func TestWatcherKeepsServiceWithBadGatewayLabel(t *testing.T) {
+	gw := service("app", "gw", map[string]string{model.LabelNetwork: "net1", model.LabelGatewayPort: "not-a-port"})
+	h := start(t, false, append(baseObjects(), gw)...)
+	if errs, total := h.w.Rejected(0); total != 0 {
+		t.Fatalf("Rejected() = %q: a bad gateway label must not reject the Service", errs)
+	}
+	snap := h.store.Snapshot()
+	if s := snap.Service(model.ServiceHost("app", "gw", "")); s == nil {
+		t.Fatal("the Service with a bad gateway label is not in the model")
+	}
+	warned := false
+	for _, w := range snap.Networks().Warnings {
+		warned = warned || (strings.Contains(w, "app/gw") && strings.Contains(w, model.LabelGatewayPort) && strings.Contains(w, "ignored"))
+	}
+	if !warned {
+		t.Errorf("no warning names the ignored label: %q", snap.Networks().Warnings)
+	}
+	if n := snap.Stats().IgnoredGatewayAnnotations; n != 1 {
+		t.Errorf("Stats().IgnoredGatewayAnnotations = %d, want 1", n)
+	}
 }
 
 func TestWatcherPauseAndReplay(t *testing.T) {

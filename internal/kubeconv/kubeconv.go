@@ -34,10 +34,11 @@ var ErrNoServiceName = errors.New("no " + discoveryv1.LabelServiceName + " label
 var ErrFQDNSlice = errors.New("address type FQDN is not supported")
 
 // Service converts a Service. Errors name the Service and say what to fix:
-// a bad networking.istio.io/gatewayPort label, a traffic.istio.io/nodeSelector
-// annotation that is not a JSON map of labels, a port out of range or an
-// address that is not an IP. A headless Service (clusterIP None) gets an
-// empty ClusterIP.
+// a port out of range or an address that is not an IP. A bad
+// networking.istio.io/gatewayPort label or traffic.istio.io/nodeSelector
+// annotation does not drop the Service: it is ignored, as Istio ignores it
+// (default port, no selector), and said in the result's Ignored. A headless
+// Service (clusterIP None) gets an empty ClusterIP.
 func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error) {
 	if s == nil {
 		return nil, errors.New("kubeconv: nil Service")
@@ -64,21 +65,16 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 		out.ClusterIP = ip
 	}
 	if v, ok := s.Labels[model.LabelGatewayPort]; ok {
-		p, err := strconv.ParseUint(v, 10, 16)
-		if err != nil || p == 0 {
-			return nil, fail("label %s=%q is not a port number (1-65535): set it to the gateway's service port or remove it (default %d)",
-				model.LabelGatewayPort, v, model.DefaultGatewayPort)
+		p, err := ParseGatewayPort(v)
+		if err != nil {
+			out.Ignored = append(out.Ignored, err.Error())
 		}
-		out.GatewayPort = uint32(p)
+		out.GatewayPort = p
 	}
 	if v, ok := s.Annotations[model.AnnotationNodeSelect]; ok {
-		var sel map[string]string
-		if err := json.Unmarshal([]byte(v), &sel); err != nil || sel == nil {
-			if err == nil {
-				err = errors.New("not a JSON object")
-			}
-			return nil, fmt.Errorf("service %s/%s/%s: annotation %s=%q is not a JSON map of node labels (e.g. {\"kubernetes.io/os\": \"linux\"}): %w",
-				cluster, s.Namespace, s.Name, model.AnnotationNodeSelect, v, err)
+		sel, err := ParseNodeSelector(v)
+		if err != nil {
+			out.Ignored = append(out.Ignored, err.Error())
 		}
 		out.NodeSelector = sel
 	}
@@ -133,6 +129,45 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 		}
 	}
 	return out, nil
+}
+
+// ParseGatewayPort parses a networking.istio.io/gatewayPort label: a port
+// number, 1-65535. On error it returns 0, the model's "default 15443", and
+// an error that quotes the label (at most its first 64 bytes) and says why.
+func ParseGatewayPort(v string) (uint32, error) {
+	p, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || p == 0 {
+		return 0, fmt.Errorf("label %s=%s is not a port number (1-65535): set it to the gateway's service port or remove it (default %d)",
+			model.LabelGatewayPort, quote(v), model.DefaultGatewayPort)
+	}
+	return uint32(p), nil
+}
+
+// ParseNodeSelector parses a traffic.istio.io/nodeSelector annotation: a
+// JSON object of node label keys and values. On error it returns nil (no
+// selector: every node) and an error that quotes the annotation (at most its
+// first 64 bytes) and says why.
+func ParseNodeSelector(v string) (map[string]string, error) {
+	var sel map[string]string
+	err := json.Unmarshal([]byte(v), &sel)
+	if err == nil && sel == nil {
+		err = errors.New("not a JSON object")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s=%s is not a JSON map of node labels (e.g. {\"kubernetes.io/os\": \"linux\"}): %w",
+			model.AnnotationNodeSelect, quote(v), err)
+	}
+	return sel, nil
+}
+
+// quote quotes a label or annotation value for a message, cut to 64 bytes:
+// Go syntax, so control characters cannot reach a terminal.
+func quote(v string) string {
+	const max = 64
+	if len(v) > max {
+		return strconv.Quote(v[:max]) + "..."
+	}
+	return strconv.Quote(v)
 }
 
 // targetPort splits an IntOrString target port into a number or a name. A

@@ -131,24 +131,69 @@ func TestService(t *testing.T) {
 	}
 }
 
+// A bad gateway label or annotation does not drop the Service (it did,
+// taking the gateway and its network's reachability with it): the value is
+// ignored, as Istio does, and said in Ignored.
+func TestServiceIgnoresBadGatewayAnnotations(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*corev1.Service)
+		want   []string // substrings of the one Ignored entry
+	}{
+		{"gateway port not a number", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "tls" },
+			[]string{model.LabelGatewayPort, `"tls"`, "1-65535"}},
+		{"gateway port zero", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "0" },
+			[]string{model.LabelGatewayPort}},
+		{"gateway port too big", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "70000" },
+			[]string{`"70000"`}},
+		{"node selector bad JSON", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `{kubernetes.io/os: linux}` },
+			[]string{model.AnnotationNodeSelect, "JSON map"}},
+		{"node selector not a map", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `["linux"]` },
+			[]string{model.AnnotationNodeSelect}},
+		{"node selector null", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `null` },
+			[]string{model.AnnotationNodeSelect, "not a JSON object"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := gatewayService()
+			tc.modify(s)
+			got, err := Service("c2", s)
+			if err != nil {
+				t.Fatalf("Service: %v, want the Service kept", err)
+			}
+			if len(got.Ignored) != 1 {
+				t.Fatalf("Ignored = %q, want one entry", got.Ignored)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got.Ignored[0], w) {
+					t.Errorf("Ignored %q does not contain %q", got.Ignored[0], w)
+				}
+			}
+			if strings.HasPrefix(tc.name, "gateway port") && got.GatewayPort != 0 {
+				t.Errorf("GatewayPort = %d, want 0 (the default)", got.GatewayPort)
+			}
+			if strings.HasPrefix(tc.name, "node selector") && got.NodeSelector != nil {
+				t.Errorf("NodeSelector = %v, want nil (no selector)", got.NodeSelector)
+			}
+			if len(got.Ports) != 2 || got.Network != "network2" {
+				t.Errorf("the rest of the Service is lost: %+v", got)
+			}
+		})
+	}
+	s := gatewayService()
+	s.Labels[model.LabelGatewayPort] = "\x1b[31m" + strings.Repeat("9", 100)
+	got, err := Service("c2", s)
+	if err != nil || len(got.Ignored) != 1 || strings.ContainsRune(got.Ignored[0], 0x1b) || len(got.Ignored[0]) > 300 {
+		t.Errorf("Ignored = %q, %v: want the value quoted and cut", got.Ignored, err)
+	}
+}
+
 func TestServiceErrors(t *testing.T) {
 	tests := []struct {
 		name   string
 		modify func(*corev1.Service)
 		want   []string // substrings of the error
 	}{
-		{"gateway port not a number", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "tls" },
-			[]string{"c2/istio-system/istio-eastwestgateway", model.LabelGatewayPort, `"tls"`, "1-65535"}},
-		{"gateway port zero", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "0" },
-			[]string{"c2/istio-system/istio-eastwestgateway", model.LabelGatewayPort}},
-		{"gateway port too big", func(s *corev1.Service) { s.Labels[model.LabelGatewayPort] = "70000" },
-			[]string{"c2/istio-system/istio-eastwestgateway", `"70000"`}},
-		{"node selector bad JSON", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `{kubernetes.io/os: linux}` },
-			[]string{"c2/istio-system/istio-eastwestgateway", model.AnnotationNodeSelect, "JSON map"}},
-		{"node selector not a map", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `["linux"]` },
-			[]string{"c2/istio-system/istio-eastwestgateway", model.AnnotationNodeSelect}},
-		{"node selector null", func(s *corev1.Service) { s.Annotations[model.AnnotationNodeSelect] = `null` },
-			[]string{model.AnnotationNodeSelect, "not a JSON object"}},
 		{"port zero", func(s *corev1.Service) { s.Spec.Ports[1].Port = 0 },
 			[]string{"c2/istio-system/istio-eastwestgateway", `spec.ports[1] ("tls")`, "port 0"}},
 		{"node port negative", func(s *corev1.Service) { s.Spec.Ports[0].NodePort = -1 },

@@ -17,11 +17,11 @@ const exampleDir = "../../examples/home"
 
 // The embedded example is the example directory.
 func TestEmbeddedExample(t *testing.T) {
-	embedded, err := LoadFS(examples.Home, "home")
+	embedded, err := LoadFS(t.Context(), examples.Home, "home")
 	if err != nil {
-		t.Fatalf("LoadFS(examples.Home): %v", err)
+		t.Fatalf("LoadFS(t.Context(), examples.Home): %v", err)
 	}
-	onDisk, err := Load(exampleDir)
+	onDisk, err := Load(t.Context(), exampleDir)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", exampleDir, err)
 	}
@@ -31,13 +31,13 @@ func TestEmbeddedExample(t *testing.T) {
 	if diff := cmp.Diff([]model.ClusterID{"cluster1", "cluster2"}, embedded.Clusters()); diff != "" {
 		t.Errorf("Clusters (-want +got):\n%s", diff)
 	}
-	if _, err := LoadMeshNetworksFS(examples.Home, "home/mesh-networks.yaml"); err != nil {
-		t.Errorf("LoadMeshNetworksFS(examples.Home): %v", err)
+	if _, err := LoadMeshNetworksFS(t.Context(), examples.Home, "home/mesh-networks.yaml"); err != nil {
+		t.Errorf("LoadMeshNetworksFS(t.Context(), examples.Home): %v", err)
 	}
 }
 
 func TestApply(t *testing.T) {
-	set, err := LoadFS(examples.Home, "home")
+	set, err := LoadFS(t.Context(), examples.Home, "home")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestApply(t *testing.T) {
 }
 
 func TestLoadMeshNetworks(t *testing.T) {
-	mn, err := LoadMeshNetworks(filepath.Join(exampleDir, "mesh-networks.yaml"))
+	mn, err := LoadMeshNetworks(t.Context(), filepath.Join(exampleDir, "mesh-networks.yaml"))
 	if err != nil {
 		t.Fatalf("LoadMeshNetworks: %v", err)
 	}
@@ -117,7 +117,7 @@ func TestLoadMeshNetworks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := LoadMeshNetworks(tc.path)
+			_, err := LoadMeshNetworks(t.Context(), tc.path)
 			if err == nil {
 				t.Fatal("LoadMeshNetworks: no error")
 			}
@@ -128,7 +128,7 @@ func TestLoadMeshNetworks(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadMeshNetworksFS(examples.Home, "home/none.yaml"); err == nil || !strings.Contains(err.Error(), "home/none.yaml") {
+	if _, err := LoadMeshNetworksFS(t.Context(), examples.Home, "home/none.yaml"); err == nil || !strings.Contains(err.Error(), "home/none.yaml") {
 		t.Errorf("LoadMeshNetworksFS(missing) = %v, want an error naming the file", err)
 	}
 }

@@ -8,6 +8,7 @@
 package manifests
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
@@ -48,7 +50,9 @@ func (s *Set) Clusters() []model.ClusterID {
 // cluster id, holding that cluster's Kubernetes objects in *.yaml, *.yml and
 // *.json files (subfolders included; names starting with "." are skipped).
 // Files directly in dir are not read, so a meshNetworks file may sit there.
-func Load(dir string) (*Set, error) {
+// Each file must be a regular file (a symlink to one is followed) of at most
+// files.Manifest's limit; Load stops with ctx's error once ctx is done.
+func Load(ctx context.Context, dir string) (*Set, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("manifests directory: %w", err)
@@ -56,19 +60,25 @@ func Load(dir string) (*Set, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("manifests directory %s is a file: give the directory that holds one folder per cluster", dir)
 	}
-	l := loader{fsys: os.DirFS(dir), root: ".", display: func(p string) string { return filepath.Join(dir, filepath.FromSlash(p)) }}
+	display := func(p string) string { return filepath.Join(dir, filepath.FromSlash(p)) }
+	l := loader{ctx: ctx, fsys: os.DirFS(dir), root: ".", display: display,
+		read: func(p string) ([]byte, error) { return files.Read(ctx, display(p), files.Manifest) }}
 	return l.load()
 }
 
 // LoadFS is Load on a file system, for embedded examples: root is the
 // directory inside fsys ("." for its top) that holds the cluster folders.
-func LoadFS(fsys fs.FS, root string) (*Set, error) {
-	l := loader{fsys: fsys, root: root, display: func(p string) string { return p }}
+func LoadFS(ctx context.Context, fsys fs.FS, root string) (*Set, error) {
+	l := loader{ctx: ctx, fsys: fsys, root: root, display: func(p string) string { return p },
+		read: func(p string) ([]byte, error) { return files.ReadFS(ctx, fsys, p, files.Manifest) }}
 	return l.load()
 }
 
 type loader struct {
+	ctx  context.Context
 	fsys fs.FS
+	// read reads a file of fsys, bounded.
+	read func(string) ([]byte, error)
 	root string
 	// display turns a path of fsys into the name a message shows.
 	display func(string) string
@@ -124,9 +134,12 @@ func isManifest(name string) bool {
 func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 	id := model.ClusterID(dirName)
 	dir := path.Join(l.root, dirName)
-	var files []string
+	var manifests []string
 	err := fs.WalkDir(l.fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := l.ctx.Err(); err != nil {
 			return err
 		}
 		if p != dir && strings.HasPrefix(d.Name(), ".") {
@@ -136,14 +149,14 @@ func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 			return nil
 		}
 		if !d.IsDir() && isManifest(d.Name()) {
-			files = append(files, p)
+			manifests = append(manifests, p)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", id, err)
 	}
-	if len(files) == 0 {
+	if len(manifests) == 0 {
 		return nil, fmt.Errorf("cluster folder %s holds no .yaml, .yml or .json files: add the cluster's objects or remove the folder", l.display(dir))
 	}
 
@@ -155,12 +168,12 @@ func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 		where string
 	}
 	var slicesAt []sliceAt
-	for _, f := range files {
-		data, err := fs.ReadFile(l.fsys, f)
+	for _, f := range manifests {
+		data, err := l.read(f)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", id, err)
 		}
-		objs, err := parseManifest(id, data)
+		objs, err := parseManifest(l.ctx, id, data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.display(f), err)
 		}

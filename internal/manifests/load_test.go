@@ -39,7 +39,7 @@ func TestLoadFS(t *testing.T) {
 		"m/.git/config.yaml":         file("not: [read"),
 		"m/c3-not-a-cluster.yaml.md": file(""),
 	}
-	set, err := LoadFS(fsys, "m")
+	set, err := LoadFS(t.Context(), fsys, "m")
 	if err != nil {
 		t.Fatalf("LoadFS: %v", err)
 	}
@@ -81,12 +81,12 @@ func TestLoadFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set2, err := LoadFS(sub, ".")
+	set2, err := LoadFS(t.Context(), sub, ".")
 	if err != nil {
 		t.Fatalf("LoadFS(.): %v", err)
 	}
 	if diff := cmp.Diff(set.clusters, set2.clusters, cmp.AllowUnexported(clusterSet{})); diff != "" {
-		t.Errorf("LoadFS(sub, .) differs (-m +sub):\n%s", diff)
+		t.Errorf("LoadFS(t.Context(), sub, .) differs (-m +sub):\n%s", diff)
 	}
 }
 
@@ -127,7 +127,7 @@ func TestLoadFSErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			set, err := LoadFS(tc.fsys, "m")
+			set, err := LoadFS(t.Context(), tc.fsys, "m")
 			if err == nil {
 				t.Fatalf("LoadFS = %+v, want an error", set)
 			}
@@ -141,7 +141,7 @@ func TestLoadFSErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadFS(fstest.MapFS{}, "../m"); err == nil || !strings.Contains(err.Error(), "not a valid path") {
+	if _, err := LoadFS(t.Context(), fstest.MapFS{}, "../m"); err == nil || !strings.Contains(err.Error(), "not a valid path") {
 		t.Errorf("LoadFS(../m) = %v, want an invalid path error", err)
 	}
 }
@@ -159,16 +159,16 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
-	if _, err := Load(filepath.Join(root, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := Load(t.Context(), filepath.Join(root, "missing")); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("Load(missing) = %v, want an error naming it", err)
 	}
 	write("file.yaml", sleepYAML)
-	if _, err := Load(filepath.Join(root, "file.yaml")); err == nil || !strings.Contains(err.Error(), "is a file") {
+	if _, err := Load(t.Context(), filepath.Join(root, "file.yaml")); err == nil || !strings.Contains(err.Error(), "is a file") {
 		t.Errorf("Load(file) = %v, want an error saying it is a file", err)
 	}
 
 	write("c1/sleep.yaml", sleepYAML)
-	set, err := Load(root)
+	set, err := Load(t.Context(), root)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestLoad(t *testing.T) {
 
 	// Errors name the file by its path on disk.
 	write("c1/bad.yaml", "kind: [")
-	_, err = Load(root)
+	_, err = Load(t.Context(), root)
 	if want := filepath.Join(root, "c1", "bad.yaml") + ": line 1, document 1: not valid YAML"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Load = %v, want an error containing %q", err, want)
 	}

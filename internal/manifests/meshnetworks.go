@@ -1,17 +1,19 @@
 package manifests
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
-	"os"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
 // LoadMeshNetworks reads and validates the meshNetworks file at path
-// (Istio's format, YAML or JSON). Errors name the file.
-func LoadMeshNetworks(path string) (*model.MeshNetworks, error) {
-	data, err := os.ReadFile(path)
+// (Istio's format, YAML or JSON), a regular file of at most
+// files.MeshNetworks' limit. Errors name the file.
+func LoadMeshNetworks(ctx context.Context, path string) (*model.MeshNetworks, error) {
+	data, err := files.Read(ctx, path, files.MeshNetworks)
 	if err != nil {
 		return nil, fmt.Errorf("mesh networks file: %w", err)
 	}
@@ -20,8 +22,8 @@ func LoadMeshNetworks(path string) (*model.MeshNetworks, error) {
 
 // LoadMeshNetworksFS is LoadMeshNetworks on a file system, for embedded
 // examples.
-func LoadMeshNetworksFS(fsys fs.FS, name string) (*model.MeshNetworks, error) {
-	data, err := fs.ReadFile(fsys, name)
+func LoadMeshNetworksFS(ctx context.Context, fsys fs.FS, name string) (*model.MeshNetworks, error) {
+	data, err := files.ReadFS(ctx, fsys, name, files.MeshNetworks)
 	if err != nil {
 		return nil, fmt.Errorf("mesh networks file: %w", err)
 	}

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,10 +68,14 @@ func (e *docError) Unwrap() error { return e.err }
 // parseManifest parses one manifest file of cluster: YAML or JSON, several
 // documents separated by "---" lines, each a Namespace, Service,
 // EndpointSlice, Pod, Node or a List of them. Empty documents are skipped.
-// Errors say where (line, document, List item) and what.
-func parseManifest(cluster model.ClusterID, data []byte) ([]object, error) {
+// Errors say where (line, document, List item) and what. It stops with
+// ctx's error once ctx is done.
+func parseManifest(ctx context.Context, cluster model.ClusterID, data []byte) ([]object, error) {
 	var out []object
 	for i, d := range splitDocuments(data) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		doc := i + 1
 		js, err := yaml.YAMLToJSONStrict(d.data)
 		if err != nil {
@@ -296,6 +301,12 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 		ms, err := kubeconv.Service(cluster, &s)
 		if err != nil {
 			return nil, err
+		}
+		// Live discovery ignores a bad gateway label or annotation (as
+		// Istio does) and warns; a manifest is checked input, so the
+		// loader refuses it and says where it is.
+		if len(ms.Ignored) > 0 {
+			return nil, fmt.Errorf("service %s/%s/%s: %s", cluster, ms.Namespace, ms.Name, ms.Ignored[0])
 		}
 		return one("Service", name, ms), nil
 

@@ -128,7 +128,7 @@ func TestParseManifest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseManifest("c", []byte(tc.in))
+			got, err := parseManifest(t.Context(), "c", []byte(tc.in))
 			if err != nil {
 				t.Fatalf("parseManifest: %v", err)
 			}
@@ -189,7 +189,7 @@ func TestParseManifestErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseManifest("c", []byte(tc.in))
+			got, err := parseManifest(t.Context(), "c", []byte(tc.in))
 			if err == nil {
 				t.Fatalf("parseManifest = %+v, want an error", got)
 			}
@@ -220,7 +220,7 @@ func FuzzParseManifest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		objs, err := parseManifest("c", data)
+		objs, err := parseManifest(t.Context(), "c", data)
 		if err != nil {
 			return
 		}

@@ -120,7 +120,7 @@ func sameService(a, b *Service) bool {
 		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.LoadBalancerIPs, b.LoadBalancerIPs) &&
 		slices.Equal(a.LoadBalancerHostnames, b.LoadBalancerHostnames) && a.Network == b.Network &&
 		a.GatewayPort == b.GatewayPort && (a.NodeSelector == nil) == (b.NodeSelector == nil) &&
-		maps.Equal(a.NodeSelector, b.NodeSelector)
+		maps.Equal(a.NodeSelector, b.NodeSelector) && slices.Equal(a.Ignored, b.Ignored)
 }
 
 func sameSlice(a, b *EndpointSlice) bool {

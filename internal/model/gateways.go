@@ -246,6 +246,7 @@ type gatewayInputs struct {
 func discoverGateways(in *gatewayInputs) *gatewaySet {
 	var gws []Gateway
 	var warnings []string
+	ignored := 0
 	nodePortClusters := map[ClusterID]bool{}
 	fromService := func(c ClusterID, nn NamespacedName, spec gwSpec) bool {
 		cs := in.clusters[c]
@@ -322,6 +323,10 @@ func discoverGateways(in *gatewayInputs) *gatewaySet {
 			continue
 		}
 		svc := cs.services[k.NamespacedName].svc
+		for _, ig := range svc.Ignored {
+			warnings = append(warnings, fmt.Sprintf("service %s: %s; ignored, as Istio does: fix or remove it", k, ig))
+			ignored++
+		}
 		port := svc.GatewayPort
 		if port == 0 {
 			port = DefaultGatewayPort
@@ -330,6 +335,7 @@ func discoverGateways(in *gatewayInputs) *gatewaySet {
 	}
 	set := newGatewaySet(gws, warnings)
 	set.nodePortClusters = nodePortClusters
+	set.ignored = ignored
 	return set
 }
 
@@ -355,6 +361,9 @@ type gatewaySet struct {
 	scale    uint32
 	total    int
 	warnings []string
+	// ignored counts the unparsable gateway labels and annotations of
+	// gateway Services, ignored.
+	ignored int
 	// nodePortClusters are the clusters with a NodePort gateway Service:
 	// their nodes decide gateway addresses.
 	nodePortClusters map[ClusterID]bool

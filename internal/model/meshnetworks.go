@@ -249,6 +249,9 @@ func (mn *MeshNetworks) Validate() error {
 		n := mn.Networks[name]
 		if name == "" {
 			errs = append(errs, errors.New(`meshNetworks: a network has an empty name: name every network (the empty network is where endpoints no rule matches are)`))
+		} else if why := labelValueProblem(string(name)); why != "" {
+			errs = append(errs, fmt.Errorf("meshNetworks: network name %s %s: a network name is also the value of the label %s, so it must be a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)",
+				strconv.QuoteToASCII(string(name)), why, LabelNetwork))
 		}
 		for i, ep := range n.Endpoints {
 			where := fmt.Sprintf("meshNetworks: network %q endpoints[%d]", name, i)
@@ -287,6 +290,23 @@ func (mn *MeshNetworks) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// labelValueProblem says why s is not a Kubernetes label value, "" if it is.
+func labelValueProblem(s string) string {
+	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+	switch {
+	case len(s) > 63:
+		return fmt.Sprintf("is %d characters long", len(s))
+	case s != "" && (!alnum(s[0]) || !alnum(s[len(s)-1])):
+		return "does not start and end with a letter or digit"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '-' && c != '_' && c != '.' {
+			return "holds a character other than letters, digits, '-', '_' and '.'"
+		}
+	}
+	return ""
 }
 
 func isSpaceOrSlash(r rune) bool { return r == '/' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }

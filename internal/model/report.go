@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // NetworksReport says how the mesh is split in networks: what
@@ -48,6 +49,10 @@ type Stats struct {
 	Networks int
 	// Gateways of every network.
 	Gateways int
+	// IgnoredGatewayAnnotations: unparsable networking.istio.io/gatewayPort
+	// labels and traffic.istio.io/nodeSelector annotations of gateway
+	// Services, ignored (the Service is kept with the defaults).
+	IgnoredGatewayAnnotations int
 }
 
 // aggregates are the store's running sums over every service state.
@@ -210,6 +215,39 @@ func (sn *Snapshot) dropped(names []NetworkID, endpoints map[NetworkID]int) map[
 	return out
 }
 
+// unknownRegistries warns of meshNetworks fromRegistry entries that name
+// no cluster of the mesh: a misspelled id places nothing, silently.
+func (sn *Snapshot) unknownRegistries() []string {
+	if sn.net == nil || sn.net.mn == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(sn.net.mn.Networks)) {
+		for i, ep := range sn.net.mn.Networks[name].Endpoints {
+			if ep.FromRegistry == "" {
+				continue
+			}
+			if _, ok := slices.BinarySearch(sn.clusters, ep.FromRegistry); ok {
+				continue
+			}
+			known := make([]string, len(sn.clusters))
+			for j, c := range sn.clusters {
+				known[j] = string(c)
+			}
+			out = append(out, fmt.Sprintf("meshNetworks network %q endpoints[%d]: fromRegistry %q names no cluster of the mesh (clusters: %s): it places nothing; use a cluster id (--cluster-id, a remote secret's data key, or a manifests folder name)",
+				name, i, ep.FromRegistry, orNone(strings.Join(known, ", "))))
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 // Networks reports every network: how membership was decided, its
 // clusters, endpoints and gateways, and every warning.
 func (sn *Snapshot) Networks() NetworksReport {
@@ -259,6 +297,7 @@ func (sn *Snapshot) Networks() NetworksReport {
 		rep.Networks = append(rep.Networks, nr)
 	}
 	rep.Warnings = append(rep.Warnings, sn.gw.warnings...)
+	rep.Warnings = append(rep.Warnings, sn.unknownRegistries()...)
 	rep.Warnings = append(rep.Warnings, sn.agg.warnings...)
 	if sn.policy == NoGatewayDrop {
 		for n, k := range sn.dropped(names, endpoints) {
@@ -282,6 +321,8 @@ func (sn *Snapshot) Stats() Stats {
 		Endpoints:        make(map[ClusterID]map[NetworkID]int, len(sn.agg.counts)),
 		DroppedNoGateway: map[NetworkID]int{},
 		Gateways:         sn.gw.total,
+
+		IgnoredGatewayAnnotations: sn.gw.ignored,
 	}
 	for c, m := range sn.agg.counts {
 		st.Endpoints[c] = maps.Clone(m)

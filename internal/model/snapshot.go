@@ -19,6 +19,8 @@ type Snapshot struct {
 	local  ClusterLocalHosts
 	pa     map[ClusterID][]PeerAuthentication
 	root   string
+	// clusters are the ids of the clusters with objects, sorted; shared.
+	clusters []ClusterID
 }
 
 // PeerAuthentications returns the PeerAuthentications of cluster c, sorted

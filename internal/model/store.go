@@ -65,7 +65,7 @@ type Store struct {
 	// they change inputs, TakeChanges and Snapshot while they flush.
 	mu        sync.Mutex
 	clusters  map[ClusterID]*clusterState
-	clusterID []ClusterID // sorted
+	clusterID []ClusterID // sorted; copied on change, snapshots share it
 	mn        *MeshNetworks
 	mnAddrs   map[string]resolution
 	// local are the cluster-local hosts (SetMeshConfig).
@@ -125,7 +125,8 @@ func (s *Store) cluster(c ClusterID) *clusterState {
 		cs = newClusterState()
 		s.clusters[c] = cs
 		i, _ := slices.BinarySearch(s.clusterID, c)
-		s.clusterID = slices.Insert(s.clusterID, i, c)
+		s.clusterID = slices.Insert(slices.Clip(s.clusterID), i, c)
+		s.sinceLast = true
 	}
 	return cs
 }
@@ -499,7 +500,8 @@ func (s *Store) RemoveCluster(c ClusterID) {
 	}
 	delete(s.clusters, c)
 	if i, ok := slices.BinarySearch(s.clusterID, c); ok {
-		s.clusterID = slices.Delete(s.clusterID, i, i+1)
+		s.clusterID = slices.Delete(slices.Clone(s.clusterID), i, i+1)
+		s.sinceLast = true
 	}
 	s.gwDirty = true
 }
@@ -532,15 +534,16 @@ func (s *Store) Snapshot() *Snapshot {
 		s.sorted = &sortedServices{gen: s.infoGen}
 	}
 	sn := &Snapshot{
-		policy: s.cfg.NoGatewayEndpoints,
-		svc:    s.svc,
-		gw:     s.gw,
-		net:    s.net,
-		agg:    s.aggFrozen,
-		sorted: s.sorted,
-		local:  s.local,
-		pa:     s.peerAuthFrozen,
-		root:   s.cfg.SystemNamespace,
+		policy:   s.cfg.NoGatewayEndpoints,
+		svc:      s.svc,
+		gw:       s.gw,
+		net:      s.net,
+		agg:      s.aggFrozen,
+		sorted:   s.sorted,
+		local:    s.local,
+		pa:       s.peerAuthFrozen,
+		root:     s.cfg.SystemNamespace,
+		clusters: s.clusterID,
 	}
 	// Every node reachable from sn is now published: later edits copy.
 	s.gen++

@@ -141,6 +141,11 @@ type Service struct {
 	// NodeSelector is the parsed traffic.istio.io/nodeSelector annotation, nil
 	// when the annotation is absent.
 	NodeSelector map[string]string
+	// Ignored lists the gateway label and annotation values that could not
+	// be parsed and were ignored, as Istio does (GatewayPort and
+	// NodeSelector then hold their defaults): "label X=V: why". A gateway
+	// Service's are reported as warnings of the networks report.
+	Ignored []string
 }
 
 // Key identifies the Service in the cluster set.

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/causeway-mesh/causeway/internal/files"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
@@ -86,7 +87,7 @@ func (m *meshNetworksSource) loadFile(path string) (fileState, error) {
 	if err != nil {
 		return fileState{}, fmt.Errorf("meshNetworks file: %w", err)
 	}
-	data, err := os.ReadFile(path)
+	data, err := files.Read(context.Background(), path, files.MeshNetworks)
 	if err != nil {
 		return fileState{}, fmt.Errorf("meshNetworks file: %w", err)
 	}
@@ -129,7 +130,7 @@ func (m *meshNetworksSource) pollFile(ctx context.Context, path string, interval
 			continue
 		}
 		st = now
-		data, err := os.ReadFile(path)
+		data, err := files.Read(ctx, path, files.MeshNetworks)
 		if err != nil {
 			m.log.Info("meshNetworks file cannot be read", "path", path, "err", err)
 			continue
