@@ -213,7 +213,7 @@ func (w *Watcher) discoverPeerAuth(ctx context.Context) (bool, error) {
 
 // newPeerAuthWatch builds the PeerAuthentication informer of every
 // namespace, its handler enqueuing keys as the other kinds' do. Its list
-// and watch honour the informer's context (istio.io/client-go's generated
+// and watch honor the informer's context (istio.io/client-go's generated
 // informer uses context.TODO), and it tells the reflector whether the
 // client supports streaming lists (client-go fakes do not).
 func (w *Watcher) newPeerAuthWatch() (*peerAuthWatch, error) {
