@@ -86,12 +86,13 @@ type Config struct {
 	// ProfileMaxSeconds caps the duration of CPU profiles and traces of
 	// the debug API; default debug.DefaultMaxProfileSeconds.
 	ProfileMaxSeconds int
-	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
-	// cluster set (see clusters.Config).
-	StalePolicy   clusters.StalePolicy
-	ProbeInterval time.Duration
-	ProbeTimeout  time.Duration
-	NewClients    clusters.ClientFactory
+	// StalePolicy, ProbeInterval, ProbeTimeout, PeerAuthRecheck and
+	// NewClients configure the cluster set (see clusters.Config).
+	StalePolicy     clusters.StalePolicy
+	ProbeInterval   time.Duration
+	ProbeTimeout    time.Duration
+	PeerAuthRecheck time.Duration
+	NewClients      clusters.ClientFactory
 	// ClusterSyncTimeout bounds the wait for the initial sync of every
 	// cluster; after it the server serves what it has. Default 1m.
 	ClusterSyncTimeout time.Duration
@@ -258,6 +259,7 @@ func (s *Server) newClusterSet() error {
 		StalePolicy:     cfg.StalePolicy,
 		ProbeInterval:   cfg.ProbeInterval,
 		ProbeTimeout:    cfg.ProbeTimeout,
+		PeerAuthRecheck: cfg.PeerAuthRecheck,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
