@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,15 +124,15 @@ func TestCapturedOutboundListeners(t *testing.T) {
 			}
 			want := []listenerSummary{
 				{
-					Name: "0.0.0.0_5000", Address: "0.0.0.0:5000", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_5000", Address: "0.0.0.0:5000", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("5000"), Default: catchAll,
 				},
 				{
-					Name: "0.0.0.0_8443", Address: "0.0.0.0:8443", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_8443", Address: "0.0.0.0:8443", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("8443"), Default: catchAll,
 				},
 				{
-					Name: "0.0.0.0_9000", Address: "0.0.0.0:9000", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_9000", Address: "0.0.0.0:9000", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("9000"), Default: catchAll,
 				},
 				{
@@ -144,7 +145,7 @@ func TestCapturedOutboundListeners(t *testing.T) {
 				},
 				{
 					// Not in cluster1: the VIP of the cluster that has one.
-					Name: "10.97.0.40_8080", Address: "10.97.0.40:8080", Filters: "tls_inspector,http_inspector",
+					Name: "10.97.0.40_8080", Address: "10.97.0.40:8080", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: []chainSummary{{
 						Transport: "raw_buffer", ALPN: "http/1.1,h2c", Target: "rds:web.web.svc.cluster.local:8080",
 					}},
@@ -179,9 +180,12 @@ func TestSniffedRoutes(t *testing.T) {
 	if got := SniffedPorts(headless, "cluster1"); got != nil {
 		t.Errorf("SniffedPorts(headless) = %v, want none", got)
 	}
-	rc := SniffedRoute(web, 8080, "web", "cluster1")
+	rc := SniffedRoute(web, 8080)
 	validateDeep(t, rc)
+	// The listener is the service's own VIP_PORT: every Host is the
+	// service's, as istiod's "*".
 	if rc.GetName() != "web.web.svc.cluster.local:8080" || len(rc.GetVirtualHosts()) != 1 ||
+		!slices.Equal(rc.GetVirtualHosts()[0].GetDomains(), []string{"*"}) ||
 		rc.GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster() != "outbound|8080||web.web.svc.cluster.local" {
 		t.Errorf("SniffedRoute = %v", rc)
 	}

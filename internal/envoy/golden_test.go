@@ -89,7 +89,7 @@ func TestGolden(t *testing.T) {
 		msg  proto.Message
 	}{
 		{"sidecar_listener", sidecarListeners[0]},
-		{"sidecar_route", SidecarRoute(5000, svcs, "sample", "cluster1")},
+		{"sidecar_route", SidecarRoute(5000, svcs, "sample", "cluster1", AllowAny)},
 		{"sidecar_cluster", Cluster(svc, port, ClusterOptions{})},
 		{"sidecar_endpoints", ClusterLoadAssignment(helloView())},
 		{"eastwest_listener", GatewayListener(svcs, model.DefaultGatewayPort)},

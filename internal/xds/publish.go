@@ -381,7 +381,7 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 				c.delete(name)
 				continue
 			}
-			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster))
+			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster, b.policy))
 		}
 		// A captured sidecar's sniffed ports have their own routes,
 		// HOST:PORT (unused by other sidecars, which never ask for them).
@@ -421,7 +421,7 @@ func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
 	for _, p := range envoy.SniffedPorts(hc.cur, v.key.cluster) {
 		name := envoy.SniffedRouteName(hc.host, p)
 		names = append(names, name)
-		c.put(name, envoy.SniffedRoute(hc.cur, p, v.key.namespace, v.key.cluster))
+		c.put(name, envoy.SniffedRoute(hc.cur, p))
 	}
 	for _, name := range v.byHost[hc.host] {
 		if !slices.Contains(names, name) {
