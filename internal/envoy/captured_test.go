@@ -298,7 +298,7 @@ func TestVirtualInboundListener(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, summarizeListener(t, VirtualInboundListener(tt.in, tt.mode))); diff != "" {
+			if diff := cmp.Diff(tt.want, summarizeListener(t, VirtualInboundListener(tt.in, tt.mode, ""))); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -311,7 +311,7 @@ func TestInboundInspectorPorts(t *testing.T) {
 	// matches plaintext HTTP ALPNs.
 	l := VirtualInboundListener(Inbound{Passthrough: model.MTLSPermissive, Ports: []InboundPort{
 		{Port: 7000, Protocol: model.ProtocolTCP, Mode: model.MTLSDisable},
-	}}, InterceptionRedirect)
+	}}, InterceptionRedirect, "")
 	var got []string
 	for _, f := range l.GetListenerFilters() {
 		d := ""
@@ -430,6 +430,43 @@ func TestClusterProtocolOptions(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("port %s: protocol options %q, want %q", tt.port.Name, got, tt.want)
+		}
+	}
+}
+
+// TestInboundClientSAN: every chain that terminates mesh mTLS accepts only
+// client certificates of the mesh's trust domain (a URI SAN starting
+// spiffe://TRUSTDOMAIN/), as istiod's.
+func TestInboundClientSAN(t *testing.T) {
+	in := Inbound{Passthrough: model.MTLSPermissive, Ports: []InboundPort{
+		{Port: 80, Protocol: model.ProtocolHTTP, Mode: model.MTLSStrict},
+		{Port: 7000, Protocol: model.ProtocolTCP, Mode: model.MTLSPermissive},
+	}}
+	for _, tt := range []struct{ trustDomain, want string }{
+		{"", "spiffe://cluster.local/"},
+		{"example.org", "spiffe://example.org/"},
+	} {
+		l := VirtualInboundListener(in, InterceptionRedirect, tt.trustDomain)
+		n := 0
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetTransportSocket() == nil {
+				continue
+			}
+			n++
+			var tc tlsv3.DownstreamTlsContext
+			if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tc); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range tc.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames() {
+				got = append(got, m.GetSanType().String()+" prefix="+m.GetMatcher().GetPrefix())
+			}
+			if diff := cmp.Diff([]string{"URI prefix=" + tt.want}, got); diff != "" {
+				t.Errorf("trust domain %q, chain %s: SAN matchers (-want +got):\n%s", tt.trustDomain, fc.GetName(), diff)
+			}
+		}
+		if n == 0 {
+			t.Fatalf("trust domain %q: no chain terminates mTLS", tt.trustDomain)
 		}
 	}
 }

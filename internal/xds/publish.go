@@ -338,7 +338,7 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			c.deleteExcept(keep)
 		}
 		if first || b.peerAuthChanged(v.key.cluster) {
-			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception))
+			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception, b.opts.TrustDomain))
 		}
 	case kindGatewayLDS:
 		// The SNI listener, and the control plane's passthrough listener
