@@ -235,8 +235,9 @@ func hasPort(svc *model.ServiceInfo, port uint32) bool {
 // namespace (as Istio does: that is what the short name resolves to
 // there, and only there, and two namespaces' services of one name would
 // otherwise claim the same domain); NAME.NS.svc; NAME.NS; and the
-// service's cluster IP in the proxy's cluster, if it has one ("[IP]" for
-// IPv6, as a Host header carries it).
+// service's VIP for the proxy (ServiceVIP: its cluster IP in the proxy's
+// cluster, else another cluster's, as istiod's; "[IP]" for IPv6, as a
+// Host header carries it).
 //
 // A host not of the form NAME.NS.svc.DOMAIN gets itself and its absolute
 // form.
@@ -250,7 +251,7 @@ func routeDomains(svc *model.ServiceInfo, proxyNamespace string, proxyCluster mo
 		}
 		out = append(out, svc.Name+"."+svc.Namespace+".svc", svc.Name+"."+svc.Namespace)
 	}
-	if ip, err := netip.ParseAddr(svc.ClusterIPs[proxyCluster]); err == nil {
+	if ip, err := netip.ParseAddr(ServiceVIP(svc, proxyCluster)); err == nil {
 		if ip.Is6() {
 			out = append(out, "["+ip.String()+"]")
 		} else {

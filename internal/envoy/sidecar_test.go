@@ -62,7 +62,7 @@ func TestRouteDomains(t *testing.T) {
 			},
 		},
 		{
-			name:      "no service in the proxy's cluster: no cluster IP",
+			name:      "no service in the proxy's cluster: the first cluster's IP, as istiod",
 			svc:       helloworld(),
 			namespace: "default",
 			cluster:   "cluster3",
@@ -70,6 +70,7 @@ func TestRouteDomains(t *testing.T) {
 				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local.",
 				"helloworld.sample.svc",
 				"helloworld.sample",
+				"10.96.81.179",
 			},
 		},
 		{
