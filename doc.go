@@ -21,8 +21,9 @@
 //     into a model, for `causeway view`, `causeway networks` and the embedded
 //     demo.
 //   - internal/kube: one watcher per cluster: client-go informers (with
-//     transforms that keep only what the model reads) whose handlers enqueue
-//     keys; one sync function converges the model from the informer caches.
+//     transforms that keep only what the model reads), and an istio.io/client-go
+//     PeerAuthentication informer where the cluster serves them, whose handlers
+//     enqueue keys; one sync function converges the model from the caches.
 //   - internal/clusters: the cluster set: the config cluster plus one cluster
 //     per remote-secret entry (istio/multiCluster=true), built through an
 //     injectable client factory; liveness probes and the stale-cluster policy.
