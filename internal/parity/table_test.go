@@ -1,6 +1,7 @@
 package parity
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -156,4 +157,32 @@ func TestKnownGaps(t *testing.T) {
 	if _, err := ParseTable([]byte(dup)); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Errorf("a gap reusing a deliberate row's ID: %v, want an error", err)
 	}
+}
+
+// TestDocsTable: docs/parity.md's tables parse, deliberate rows are D
+// rows and known gaps G rows (a gap never hides among the deliberate
+// differences).
+func TestDocsTable(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/parity.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := ParseTable(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Rows) == 0 {
+		t.Error("no deliberate differences read")
+	}
+	for _, r := range tab.Rows {
+		if !strings.HasPrefix(r.ID, "D") {
+			t.Errorf("deliberate row %s: IDs of deliberate differences start with D", r.ID)
+		}
+	}
+	for _, r := range tab.Gaps {
+		if !strings.HasPrefix(r.ID, "G") {
+			t.Errorf("known gap %s: IDs of known gaps start with G", r.ID)
+		}
+	}
+	t.Logf("%d deliberate differences, %d known gaps", len(tab.Rows), len(tab.Gaps))
 }
