@@ -196,12 +196,17 @@ func SniffedRouteName(host model.Host, port uint32) string {
 	return hostPort(string(host), port)
 }
 
-// SniffedRoute is the RDS resource SniffedRouteName(HOST, PORT): the
-// service's one virtual host of SidecarRoute.
-func SniffedRoute(svc *model.ServiceInfo, port uint32, proxyNamespace string, proxyCluster model.ClusterID) *routev3.RouteConfiguration {
-	rc := SidecarRoute(port, []*model.ServiceInfo{svc}, proxyNamespace, proxyCluster)
-	rc.Name = SniffedRouteName(svc.Host, port)
-	return rc
+// SniffedRoute is the RDS resource SniffedRouteName(HOST, PORT): one
+// virtual host, as in SidecarRoute, but for every domain ("*"): the
+// listener is the service's own VIP_PORT, so whatever Host a request
+// carries, it was sent to this service (as istiod's). Nothing else shares
+// the route, so it has no catch-all.
+func SniffedRoute(svc *model.ServiceInfo, port uint32) *routev3.RouteConfiguration {
+	name := SniffedRouteName(svc.Host, port)
+	return &routev3.RouteConfiguration{
+		Name:         name,
+		VirtualHosts: []*routev3.VirtualHost{sidecarVirtualHost(name, svc.Host, port, []string{"*"})},
+	}
 }
 
 // SniffedPorts are the ports of svc whose protocol is unknown and that
@@ -219,7 +224,10 @@ func SniffedPorts(svc *model.ServiceInfo, proxyCluster model.ClusterID) []uint32
 	return out
 }
 
-// httpWildcardListener is 0.0.0.0_PORT of a captured sidecar.
+// httpWildcardListener is 0.0.0.0_PORT of a captured sidecar. It has the
+// HTTP inspector only, as istiod's: without a TLS inspector Envoy reports
+// every connection's transport as raw_buffer, and a TLS client's bytes
+// are not HTTP, so they go to the catch-all all the same.
 func httpWildcardListener(port uint32, policy OutboundTrafficPolicy) *listenerv3.Listener {
 	name := OutboundListenerName(port)
 	return &listenerv3.Listener{
@@ -227,7 +235,7 @@ func httpWildcardListener(port uint32, policy OutboundTrafficPolicy) *listenerv3
 		Address:    socketAddress(wildcardIPv4, port),
 		BindToPort: wrapperspb.Bool(false),
 		ListenerFilters: []*listenerv3.ListenerFilter{
-			tlsInspector(), httpInspector(),
+			httpInspector(),
 		},
 		ListenerFiltersTimeout:           durationpb.New(0),
 		ContinueOnListenerFiltersTimeout: true,
@@ -262,7 +270,7 @@ func vipListener(name, vip string, svc *model.ServiceInfo, port uint32, sniffed 
 		TrafficDirection:                 corev3.TrafficDirection_OUTBOUND,
 	}
 	if sniffed {
-		l.ListenerFilters = []*listenerv3.ListenerFilter{tlsInspector(), httpInspector()}
+		l.ListenerFilters = []*listenerv3.ListenerFilter{httpInspector()}
 		l.FilterChains = []*listenerv3.FilterChain{{
 			FilterChainMatch: &listenerv3.FilterChainMatch{
 				TransportProtocol:    transportProtocolRaw,
@@ -283,7 +291,8 @@ func outboundHCM(listenerName, rds string) *listenerv3.Filter {
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: rds,
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		HttpFilters:   []*hcmv3.HttpFilter{routerFilter()},
+		StripPortMode: stripAnyHostPort(),
 	}
 	return &listenerv3.Filter{
 		Name:       wellknown.HTTPConnectionManager,

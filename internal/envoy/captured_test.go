@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,15 +124,15 @@ func TestCapturedOutboundListeners(t *testing.T) {
 			}
 			want := []listenerSummary{
 				{
-					Name: "0.0.0.0_5000", Address: "0.0.0.0:5000", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_5000", Address: "0.0.0.0:5000", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("5000"), Default: catchAll,
 				},
 				{
-					Name: "0.0.0.0_8443", Address: "0.0.0.0:8443", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_8443", Address: "0.0.0.0:8443", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("8443"), Default: catchAll,
 				},
 				{
-					Name: "0.0.0.0_9000", Address: "0.0.0.0:9000", Filters: "tls_inspector,http_inspector",
+					Name: "0.0.0.0_9000", Address: "0.0.0.0:9000", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: httpOn("9000"), Default: catchAll,
 				},
 				{
@@ -144,7 +145,7 @@ func TestCapturedOutboundListeners(t *testing.T) {
 				},
 				{
 					// Not in cluster1: the VIP of the cluster that has one.
-					Name: "10.97.0.40_8080", Address: "10.97.0.40:8080", Filters: "tls_inspector,http_inspector",
+					Name: "10.97.0.40_8080", Address: "10.97.0.40:8080", Filters: "http_inspector", // no TLS inspector, as istiod
 					Chains: []chainSummary{{
 						Transport: "raw_buffer", ALPN: "http/1.1,h2c", Target: "rds:web.web.svc.cluster.local:8080",
 					}},
@@ -179,9 +180,12 @@ func TestSniffedRoutes(t *testing.T) {
 	if got := SniffedPorts(headless, "cluster1"); got != nil {
 		t.Errorf("SniffedPorts(headless) = %v, want none", got)
 	}
-	rc := SniffedRoute(web, 8080, "web", "cluster1")
+	rc := SniffedRoute(web, 8080)
 	validateDeep(t, rc)
+	// The listener is the service's own VIP_PORT: every Host is the
+	// service's, as istiod's "*".
 	if rc.GetName() != "web.web.svc.cluster.local:8080" || len(rc.GetVirtualHosts()) != 1 ||
+		!slices.Equal(rc.GetVirtualHosts()[0].GetDomains(), []string{"*"}) ||
 		rc.GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster() != "outbound|8080||web.web.svc.cluster.local" {
 		t.Errorf("SniffedRoute = %v", rc)
 	}
@@ -294,7 +298,7 @@ func TestVirtualInboundListener(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, summarizeListener(t, VirtualInboundListener(tt.in, tt.mode))); diff != "" {
+			if diff := cmp.Diff(tt.want, summarizeListener(t, VirtualInboundListener(tt.in, tt.mode, ""))); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -307,7 +311,7 @@ func TestInboundInspectorPorts(t *testing.T) {
 	// matches plaintext HTTP ALPNs.
 	l := VirtualInboundListener(Inbound{Passthrough: model.MTLSPermissive, Ports: []InboundPort{
 		{Port: 7000, Protocol: model.ProtocolTCP, Mode: model.MTLSDisable},
-	}}, InterceptionRedirect)
+	}}, InterceptionRedirect, "")
 	var got []string
 	for _, f := range l.GetListenerFilters() {
 		d := ""
@@ -426,6 +430,43 @@ func TestClusterProtocolOptions(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("port %s: protocol options %q, want %q", tt.port.Name, got, tt.want)
+		}
+	}
+}
+
+// TestInboundClientSAN: every chain that terminates mesh mTLS accepts only
+// client certificates of the mesh's trust domain (a URI SAN starting
+// spiffe://TRUSTDOMAIN/), as istiod's.
+func TestInboundClientSAN(t *testing.T) {
+	in := Inbound{Passthrough: model.MTLSPermissive, Ports: []InboundPort{
+		{Port: 80, Protocol: model.ProtocolHTTP, Mode: model.MTLSStrict},
+		{Port: 7000, Protocol: model.ProtocolTCP, Mode: model.MTLSPermissive},
+	}}
+	for _, tt := range []struct{ trustDomain, want string }{
+		{"", "spiffe://cluster.local/"},
+		{"example.org", "spiffe://example.org/"},
+	} {
+		l := VirtualInboundListener(in, InterceptionRedirect, tt.trustDomain)
+		n := 0
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetTransportSocket() == nil {
+				continue
+			}
+			n++
+			var tc tlsv3.DownstreamTlsContext
+			if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tc); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range tc.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames() {
+				got = append(got, m.GetSanType().String()+" prefix="+m.GetMatcher().GetPrefix())
+			}
+			if diff := cmp.Diff([]string{"URI prefix=" + tt.want}, got); diff != "" {
+				t.Errorf("trust domain %q, chain %s: SAN matchers (-want +got):\n%s", tt.trustDomain, fc.GetName(), diff)
+			}
+		}
+		if n == 0 {
+			t.Fatalf("trust domain %q: no chain terminates mTLS", tt.trustDomain)
 		}
 	}
 }

@@ -48,6 +48,10 @@ type ClusterOptions struct {
 // service's accounts) to endpoints whose metadata says tlsMode=istio, and
 // plaintext to the others.
 //
+// The load balancer is LEAST_REQUEST, istiod's default for a service with
+// no DestinationRule: each request goes to the less loaded of two random
+// endpoints, which keeps a slow endpoint from collecting a queue.
+//
 // Istio also puts its MetadataExchange network filter on the cluster, as a
 // udpa TypedStruct of envoy.tcp.metadataexchange.config.MetadataExchange.
 // That type belongs to Istio's Envoy build, not to go-control-plane, and
@@ -58,6 +62,7 @@ type ClusterOptions struct {
 // svc must not be nil.
 func Cluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOptions) *clusterv3.Cluster {
 	c := edsCluster(model.ClusterName(svc.Host, port.Port, ""), svc, port, o.ConnectTimeout)
+	c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
 	// HTTP/2 protocols need HTTP/2 upstream; sniffed ones speak what the
 	// client spoke (istiod's use_downstream_protocol).
 	c.TypedExtensionProtocolOptions = protocolOptions(model.PortProtocol(port))
@@ -83,7 +88,9 @@ func Cluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOptions) *
 
 // GRPCCluster is the CDS cluster a proxyless gRPC client uses for a service
 // port: the same EDS cluster as Cluster's, without transport socket
-// matches. grpc-go rejects a cluster that has transport_socket_matches at
+// matches, and with Envoy's default ROUND_ROBIN (grpc-go accepts
+// LEAST_REQUEST only behind an experimental switch in some releases).
+// grpc-go rejects a cluster that has transport_socket_matches at
 // all, and TLS from SDS secrets (it knows only certificate providers from
 // its own bootstrap), so the client dials its endpoints in plaintext.
 //
@@ -100,7 +107,9 @@ func GRPCCluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOption
 //
 // svc must not be nil.
 func GatewayCluster(svc *model.ServiceInfo, port model.ServicePort) *clusterv3.Cluster {
-	return edsCluster(model.SNI(svc.Host, port.Port, ""), svc, port, 0)
+	c := edsCluster(model.SNI(svc.Host, port.Port, ""), svc, port, 0)
+	c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+	return c
 }
 
 // edsCluster is a cluster named name whose endpoints come over ADS under

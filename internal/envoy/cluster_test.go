@@ -28,8 +28,8 @@ func TestIstioNames(t *testing.T) {
 		"cluster EDS":             Cluster(svc, port, ClusterOptions{}).GetEdsClusterConfig().GetServiceName(),
 		"cluster SNI":             upstreamTLS(t, Cluster(svc, port, ClusterOptions{})).GetSni(),
 		"sidecar listener":        SidecarListeners([]*model.ServiceInfo{svc})[0].GetName(),
-		"sidecar route":           SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1").GetName(),
-		"virtual host":            SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1").GetVirtualHosts()[0].GetName(),
+		"sidecar route":           SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1", AllowAny).GetName(),
+		"virtual host":            SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1", AllowAny).GetVirtualHosts()[0].GetName(),
 		"east-west listener":      ew.GetName(),
 		"east-west server name":   ew.GetFilterChains()[0].GetFilterChainMatch().GetServerNames()[0],
 		"east-west tcp_proxy":     tcpProxy(t, ew).GetCluster(),
@@ -39,7 +39,7 @@ func TestIstioNames(t *testing.T) {
 		"grpc route":              GRPCRoute(svc, port).GetName(),
 		"grpc cluster":            GRPCCluster(svc, port, ClusterOptions{}).GetName(),
 		"grpc route target":       GRPCRoute(svc, port).GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster(),
-		"sidecar route target":    SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1").GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster(),
+		"sidecar route target":    SidecarRoute(5000, []*model.ServiceInfo{svc}, "sample", "cluster1", AllowAny).GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster(),
 		"endpoints":               ClusterLoadAssignment(helloView()).GetClusterName(),
 		"east-west endpoints":     GatewayClusterLoadAssignment(svc.Host, 5000, helloLocalView()).GetClusterName(),
 		"grpc endpoints":          GRPCClusterLoadAssignment(helloView()).GetClusterName(),
@@ -154,9 +154,10 @@ func TestClusterOptions(t *testing.T) {
 			if got := g.GetConnectTimeout().AsDuration(); got != tt.wantTimeout {
 				t.Errorf("gRPC connect_timeout %v, want %v", got, tt.wantTimeout)
 			}
-			// Apart from TLS, the same cluster.
+			// Apart from TLS and the load balancer, the same cluster.
 			plain := Cluster(tt.svc, port, tt.o)
 			plain.TransportSocketMatches = nil
+			plain.LbPolicy = g.GetLbPolicy()
 			if diff := cmp.Diff(stableJSON(t, plain), stableJSON(t, g)); diff != "" {
 				t.Errorf("gRPC cluster differs from the sidecar's beyond TLS:\n%s", diff)
 			}
@@ -190,5 +191,22 @@ func TestTypedInvalidUTF8(t *testing.T) {
 	}
 	if err := validateMessage(l.ProtoReflect()); err == nil {
 		t.Error("the empty tcp_proxy config passes validation; the proxy would not flag it")
+	}
+}
+
+// TestClusterLBPolicy: sidecar and gateway service clusters balance by
+// LEAST_REQUEST, as istiod's do with no DestinationRule; proxyless gRPC
+// clusters keep ROUND_ROBIN, which every grpc-go release accepts.
+func TestClusterLBPolicy(t *testing.T) {
+	svc := helloworld()
+	port := svc.Ports[0]
+	got := map[string]string{
+		"sidecar": Cluster(svc, port, ClusterOptions{}).GetLbPolicy().String(),
+		"gateway": GatewayCluster(svc, port).GetLbPolicy().String(),
+		"grpc":    GRPCCluster(svc, port, ClusterOptions{}).GetLbPolicy().String(),
+	}
+	want := map[string]string{"sidecar": "LEAST_REQUEST", "gateway": "LEAST_REQUEST", "grpc": "ROUND_ROBIN"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lb_policy (-want +got):\n%s", diff)
 	}
 }

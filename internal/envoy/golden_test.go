@@ -89,7 +89,7 @@ func TestGolden(t *testing.T) {
 		msg  proto.Message
 	}{
 		{"sidecar_listener", sidecarListeners[0]},
-		{"sidecar_route", SidecarRoute(5000, svcs, "sample", "cluster1")},
+		{"sidecar_route", SidecarRoute(5000, svcs, "sample", "cluster1", AllowAny)},
 		{"sidecar_cluster", Cluster(svc, port, ClusterOptions{})},
 		{"sidecar_endpoints", ClusterLoadAssignment(helloView())},
 		{"eastwest_listener", GatewayListener(svcs, model.DefaultGatewayPort)},
@@ -102,7 +102,7 @@ func TestGolden(t *testing.T) {
 		{"grpc_endpoints", GRPCClusterLoadAssignment(helloView())},
 		{"captured_virtual_outbound", VirtualOutboundListener(AllowAny, InterceptionRedirect)},
 		{"captured_http_listener", capturedHTTP},
-		{"captured_virtual_inbound", VirtualInboundListener(helloInbound, InterceptionRedirect)},
+		{"captured_virtual_inbound", VirtualInboundListener(helloInbound, InterceptionRedirect, "")},
 		{"captured_inbound_cluster", InboundCluster(helloInbound.Ports[0], ClusterOptions{})},
 		{"captured_passthrough_cluster", CapturedClusters(ClusterOptions{})[2]},
 	}

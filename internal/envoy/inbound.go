@@ -11,6 +11,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -209,22 +210,23 @@ func inboundChainOpts(mode model.MTLSMode, proto model.Protocol) []chainOpt {
 //     sniffed.
 //
 // A chain that terminates mesh mTLS requires a client certificate: SDS
-// secret "default", validated against "ROOTCA" (see inboundTLS). The
+// secret "default", validated against "ROOTCA", whose SPIFFE id is of
+// trustDomain (empty: cluster.local; see inboundTLS). The
 // listener filters are original_dst (original_src too under TPROXY), the
 // TLS inspector, and the HTTP inspector on the ports where a chain needs
 // it.
-func VirtualInboundListener(in Inbound, mode InterceptionMode) *listenerv3.Listener {
+func VirtualInboundListener(in Inbound, mode InterceptionMode, trustDomain string) *listenerv3.Listener {
 	chains := []*listenerv3.FilterChain{{
 		Name:             virtualInboundBlackholeChain,
 		FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(VirtualInboundPort)},
 		Filters:          []*listenerv3.Filter{tcpProxyFilter(BlackHoleCluster)},
 	}}
 	for _, o := range inboundChainOpts(in.Passthrough, model.ProtocolUnsupported) {
-		chains = append(chains, inboundChain(o, 0, model.ProtocolUnsupported))
+		chains = append(chains, inboundChain(o, 0, model.ProtocolUnsupported, trustDomain))
 	}
 	for _, p := range in.Ports {
 		for _, o := range inboundChainOpts(p.Mode, p.Protocol) {
-			chains = append(chains, inboundChain(o, p.Port, p.Protocol))
+			chains = append(chains, inboundChain(o, p.Port, p.Protocol, trustDomain))
 		}
 	}
 	l := &listenerv3.Listener{
@@ -245,7 +247,7 @@ func VirtualInboundListener(in Inbound, mode InterceptionMode) *listenerv3.Liste
 }
 
 // inboundChain is one filter chain of port (0: the passthrough chains).
-func inboundChain(o chainOpt, port uint32, proto model.Protocol) *listenerv3.FilterChain {
+func inboundChain(o chainOpt, port uint32, proto model.Protocol, trustDomain string) *listenerv3.FilterChain {
 	cluster, name := InboundClusterName(port), OutboundListenerName(port)
 	if port == 0 {
 		cluster, name = InboundPassthroughCluster, VirtualInboundListenerName
@@ -271,7 +273,7 @@ func inboundChain(o chainOpt, port uint32, proto model.Protocol) *listenerv3.Fil
 	if o.mtls {
 		fc.TransportSocket = &corev3.TransportSocket{
 			Name:       wellknown.TransportSocketTLS,
-			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: typed(inboundTLS(o.http))},
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: typed(inboundTLS(o.http, trustDomain))},
 		}
 	}
 	return fc
@@ -323,8 +325,11 @@ func inboundHCM(port uint32, cluster string, proto model.Protocol) *listenerv3.F
 // inboundTLS is the server side of mesh mTLS: the workload certificate,
 // a client certificate required and validated against the mesh root,
 // Istio's TLS versions and ciphers, and the ALPNs the application
-// protocol negotiates (plus istio-peer-exchange for TCP).
-func inboundTLS(http bool) *tlsv3.DownstreamTlsContext {
+// protocol negotiates (plus istio-peer-exchange for TCP). The client
+// certificate must carry a URI SAN of the mesh's trust domain,
+// spiffe://TRUSTDOMAIN/..., as istiod requires: a certificate the root
+// signed for another trust domain is refused.
+func inboundTLS(http bool, trustDomain string) *tlsv3.DownstreamTlsContext {
 	alpn := inboundTCPTLSALPNs
 	if http {
 		alpn = inboundHTTPTLSALPNs
@@ -344,7 +349,14 @@ func inboundTLS(http bool) *tlsv3.DownstreamTlsContext {
 			}},
 			ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 				CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-					DefaultValidationContext: &tlsv3.CertificateValidationContext{},
+					DefaultValidationContext: &tlsv3.CertificateValidationContext{
+						MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+							SanType: tlsv3.SubjectAltNameMatcher_URI,
+							Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{
+								Prefix: trustDomainSPIFFEPrefix(trustDomain),
+							}},
+						}},
+					},
 					ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{
 						Name:      SecretRootCA,
 						SdsConfig: sdsConfigSource(),
@@ -353,6 +365,15 @@ func inboundTLS(http bool) *tlsv3.DownstreamTlsContext {
 			},
 		},
 	}
+}
+
+// trustDomainSPIFFEPrefix is what every SPIFFE id of trustDomain starts
+// with (empty: cluster.local).
+func trustDomainSPIFFEPrefix(trustDomain string) string {
+	if trustDomain == "" {
+		trustDomain = model.DefaultDomain
+	}
+	return "spiffe://" + trustDomain + "/"
 }
 
 // inspectorsFor are the TLS and HTTP inspectors the chains need, as istiod

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -103,7 +102,8 @@ func sidecarListener(port uint32) *listenerv3.Listener {
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: SidecarRouteName(port),
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		HttpFilters:   []*hcmv3.HttpFilter{routerFilter()},
+		StripPortMode: stripAnyHostPort(),
 	}
 	return &listenerv3.Listener{
 		Name:    name,
@@ -116,6 +116,13 @@ func sidecarListener(port uint32) *listenerv3.Listener {
 		}},
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}
+}
+
+// stripAnyHostPort has an outbound HTTP connection manager drop the port
+// from Host before routing, so that "helloworld:5000" matches the domain
+// "helloworld" (routeDomains lists no :PORT forms, as istiod's routes).
+func stripAnyHostPort() *hcmv3.HttpConnectionManager_StripAnyHostPort {
+	return &hcmv3.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
 }
 
 // routerFilter is the terminal HTTP filter, with its typed config (which
@@ -140,7 +147,7 @@ func routerFilter() *hcmv3.HttpFilter {
 // first in host order keeps it.
 //
 // services is not modified; nil entries are skipped.
-func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace string, proxyCluster model.ClusterID) *routev3.RouteConfiguration {
+func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace string, proxyCluster model.ClusterID, policy OutboundTrafficPolicy) *routev3.RouteConfiguration {
 	var matched []*model.ServiceInfo
 	for _, svc := range services {
 		if svc != nil && hasPort(svc, port) {
@@ -159,7 +166,7 @@ func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace str
 		if n := len(rc.VirtualHosts); n > 0 && rc.VirtualHosts[n-1].Name == name {
 			continue // the same host listed twice
 		}
-		all := routeDomains(svc, port, proxyNamespace, proxyCluster)
+		all := routeDomains(svc, proxyNamespace, proxyCluster)
 		domains := all[:0]
 		for _, d := range all {
 			if _, dup := taken[d]; !dup {
@@ -169,7 +176,51 @@ func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace str
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, sidecarVirtualHost(name, svc.Host, port, domains))
 	}
+	rc.VirtualHosts = append(rc.VirtualHosts, catchAllVirtualHost(policy))
 	return rc
+}
+
+// Names of the catch-all virtual host of an outbound route configuration,
+// as istiod names them.
+const (
+	allowAnyVirtualHost = "allow_any"
+	blockAllVirtualHost = "block_all"
+)
+
+// catchAllVirtualHost takes the requests whose Host names no service: to
+// PassthroughCluster (the connection's original destination) under
+// ALLOW_ANY, answered 502 under REGISTRY_ONLY, as istiod does.
+func catchAllVirtualHost(policy OutboundTrafficPolicy) *routev3.VirtualHost {
+	match := &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
+	if policy == RegistryOnly {
+		return &routev3.VirtualHost{
+			Name:    blockAllVirtualHost,
+			Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Name:   blockAllVirtualHost,
+				Match:  match,
+				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 502}},
+			}},
+			IncludeRequestAttemptCount: true,
+		}
+	}
+	return &routev3.VirtualHost{
+		Name:    allowAnyVirtualHost,
+		Domains: []string{"*"},
+		Routes: []*routev3.Route{{
+			Name:  allowAnyVirtualHost,
+			Match: match,
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: PassthroughCluster},
+				Timeout:          durationpb.New(0),
+				MaxStreamDuration: &routev3.RouteAction_MaxStreamDuration{
+					MaxStreamDuration:    durationpb.New(0),
+					GrpcTimeoutHeaderMax: durationpb.New(0),
+				},
+			}},
+		}},
+		IncludeRequestAttemptCount: true,
+	}
 }
 
 func hasPort(svc *model.ServiceInfo, port uint32) bool {
@@ -177,33 +228,34 @@ func hasPort(svc *model.ServiceInfo, port uint32) bool {
 }
 
 // routeDomains are the Host values that reach svc on port from a proxy of
-// proxyNamespace in proxyCluster, each bare and with :PORT, in the seed's
-// order: the full host NAME.NS.svc.DOMAIN; NAME only if the service is in
-// the proxy's own namespace (as Istio does: that is what the short name
-// resolves to there, and only there, and two namespaces' services of one
-// name would otherwise claim the same domain); NAME.NS.svc; NAME.NS; and
-// the service's cluster IP in the proxy's cluster, if it has one ("[IP]"
-// for IPv6, as a Host header carries it).
+// proxyNamespace in proxyCluster, without a port (the HTTP connection
+// manager strips any port from Host before routing, as istiod's do), in
+// the seed's order: the full host NAME.NS.svc.DOMAIN and its absolute form
+// with a trailing dot; NAME only if the service is in the proxy's own
+// namespace (as Istio does: that is what the short name resolves to
+// there, and only there, and two namespaces' services of one name would
+// otherwise claim the same domain); NAME.NS.svc; NAME.NS; and the
+// service's VIP for the proxy (ServiceVIP: its cluster IP in the proxy's
+// cluster, else another cluster's, as istiod's; "[IP]" for IPv6, as a
+// Host header carries it).
 //
-// A host not of the form NAME.NS.svc.DOMAIN gets only itself.
-func routeDomains(svc *model.ServiceInfo, port uint32, proxyNamespace string, proxyCluster model.ClusterID) []string {
-	p := ":" + strconv.FormatUint(uint64(port), 10)
+// A host not of the form NAME.NS.svc.DOMAIN gets itself and its absolute
+// form.
+func routeDomains(svc *model.ServiceInfo, proxyNamespace string, proxyCluster model.ClusterID) []string {
 	host := string(svc.Host)
-	out := make([]string, 0, 10)
-	add := func(d string) { out = append(out, d, d+p) }
-	add(host)
+	out := make([]string, 0, 6)
+	out = append(out, host, host+".")
 	if svc.Name != "" && svc.Namespace != "" && strings.HasPrefix(host, svc.Name+"."+svc.Namespace+".svc.") {
 		if svc.Namespace == proxyNamespace {
-			add(svc.Name)
+			out = append(out, svc.Name)
 		}
-		add(svc.Name + "." + svc.Namespace + ".svc")
-		add(svc.Name + "." + svc.Namespace)
+		out = append(out, svc.Name+"."+svc.Namespace+".svc", svc.Name+"."+svc.Namespace)
 	}
-	if ip, err := netip.ParseAddr(svc.ClusterIPs[proxyCluster]); err == nil {
+	if ip, err := netip.ParseAddr(ServiceVIP(svc, proxyCluster)); err == nil {
 		if ip.Is6() {
-			add("[" + ip.String() + "]")
+			out = append(out, "["+ip.String()+"]")
 		} else {
-			add(ip.String())
+			out = append(out, ip.String())
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"maps"
 	"testing"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -41,11 +42,11 @@ func TestRouteDomains(t *testing.T) {
 			namespace: "sample",
 			cluster:   "cluster1",
 			want: []string{
-				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local:5000",
-				"helloworld", "helloworld:5000",
-				"helloworld.sample.svc", "helloworld.sample.svc:5000",
-				"helloworld.sample", "helloworld.sample:5000",
-				"10.96.81.179", "10.96.81.179:5000",
+				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local.",
+				"helloworld",
+				"helloworld.sample.svc",
+				"helloworld.sample",
+				"10.96.81.179",
 			},
 		},
 		{
@@ -54,21 +55,22 @@ func TestRouteDomains(t *testing.T) {
 			namespace: "default",
 			cluster:   "cluster2",
 			want: []string{
-				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local:5000",
-				"helloworld.sample.svc", "helloworld.sample.svc:5000",
-				"helloworld.sample", "helloworld.sample:5000",
-				"10.97.12.4", "10.97.12.4:5000",
+				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local.",
+				"helloworld.sample.svc",
+				"helloworld.sample",
+				"10.97.12.4",
 			},
 		},
 		{
-			name:      "no service in the proxy's cluster: no cluster IP",
+			name:      "no service in the proxy's cluster: the first cluster's IP, as istiod",
 			svc:       helloworld(),
 			namespace: "default",
 			cluster:   "cluster3",
 			want: []string{
-				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local:5000",
-				"helloworld.sample.svc", "helloworld.sample.svc:5000",
-				"helloworld.sample", "helloworld.sample:5000",
+				"helloworld.sample.svc.cluster.local", "helloworld.sample.svc.cluster.local.",
+				"helloworld.sample.svc",
+				"helloworld.sample",
+				"10.96.81.179",
 			},
 		},
 		{
@@ -77,8 +79,8 @@ func TestRouteDomains(t *testing.T) {
 			namespace: "db",
 			cluster:   "c1",
 			want: []string{
-				"pg.db.svc.cluster.local", "pg.db.svc.cluster.local:5432",
-				"pg", "pg:5432", "pg.db.svc", "pg.db.svc:5432", "pg.db", "pg.db:5432",
+				"pg.db.svc.cluster.local", "pg.db.svc.cluster.local.",
+				"pg", "pg.db.svc", "pg.db",
 			},
 		},
 		{
@@ -87,9 +89,9 @@ func TestRouteDomains(t *testing.T) {
 			namespace: "other",
 			cluster:   "c1",
 			want: []string{
-				"pg.db.svc.cluster.local", "pg.db.svc.cluster.local:5432",
-				"pg.db.svc", "pg.db.svc:5432", "pg.db", "pg.db:5432",
-				"[fd00:10:96::a]", "[fd00:10:96::a]:5432",
+				"pg.db.svc.cluster.local", "pg.db.svc.cluster.local.",
+				"pg.db.svc", "pg.db",
+				"[fd00:10:96::a]",
 			},
 		},
 		{
@@ -100,16 +102,12 @@ func TestRouteDomains(t *testing.T) {
 			},
 			namespace: "ext",
 			cluster:   "c1",
-			want:      []string{"api.example.com", "api.example.com:443", "10.0.0.1", "10.0.0.1:443"},
+			want:      []string{"api.example.com", "api.example.com.", "10.0.0.1"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			port := uint32(443)
-			if len(tt.svc.Ports) > 0 {
-				port = tt.svc.Ports[0].Port
-			}
-			got := routeDomains(tt.svc, port, tt.namespace, tt.cluster)
+			got := routeDomains(tt.svc, tt.namespace, tt.cluster)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("routeDomains (-want +got):\n%s", diff)
 			}
@@ -144,12 +142,12 @@ func TestSidecarRoute(t *testing.T) {
 			},
 			want: map[string][]string{
 				"web.team-a.svc.cluster.local:80": {
-					"web.team-a.svc.cluster.local", "web.team-a.svc.cluster.local:80", "web", "web:80",
-					"web.team-a.svc", "web.team-a.svc:80", "web.team-a", "web.team-a:80", "10.96.0.1", "10.96.0.1:80",
+					"web.team-a.svc.cluster.local", "web.team-a.svc.cluster.local.", "web",
+					"web.team-a.svc", "web.team-a", "10.96.0.1",
 				},
 				"web.team-b.svc.cluster.local:80": {
-					"web.team-b.svc.cluster.local", "web.team-b.svc.cluster.local:80",
-					"web.team-b.svc", "web.team-b.svc:80", "web.team-b", "web.team-b:80", "10.96.0.2", "10.96.0.2:80",
+					"web.team-b.svc.cluster.local", "web.team-b.svc.cluster.local.",
+					"web.team-b.svc", "web.team-b", "10.96.0.2",
 				},
 			},
 		},
@@ -162,12 +160,12 @@ func TestSidecarRoute(t *testing.T) {
 			},
 			want: map[string][]string{
 				"new.team-a.svc.cluster.local:80": {
-					"new.team-a.svc.cluster.local", "new.team-a.svc.cluster.local:80", "new", "new:80",
-					"new.team-a.svc", "new.team-a.svc:80", "new.team-a", "new.team-a:80", "10.96.0.1", "10.96.0.1:80",
+					"new.team-a.svc.cluster.local", "new.team-a.svc.cluster.local.", "new",
+					"new.team-a.svc", "new.team-a", "10.96.0.1",
 				},
 				"old.team-a.svc.cluster.local:80": {
-					"old.team-a.svc.cluster.local", "old.team-a.svc.cluster.local:80", "old", "old:80",
-					"old.team-a.svc", "old.team-a.svc:80", "old.team-a", "old.team-a:80",
+					"old.team-a.svc.cluster.local", "old.team-a.svc.cluster.local.", "old",
+					"old.team-a.svc", "old.team-a",
 				},
 			},
 		},
@@ -182,8 +180,8 @@ func TestSidecarRoute(t *testing.T) {
 			},
 			want: map[string][]string{
 				"api.team-a.svc.cluster.local:8080": {
-					"api.team-a.svc.cluster.local", "api.team-a.svc.cluster.local:8080", "api", "api:8080",
-					"api.team-a.svc", "api.team-a.svc:8080", "api.team-a", "api.team-a:8080", "10.96.0.3", "10.96.0.3:8080",
+					"api.team-a.svc.cluster.local", "api.team-a.svc.cluster.local.", "api",
+					"api.team-a.svc", "api.team-a", "10.96.0.3",
 				},
 			},
 		},
@@ -196,20 +194,27 @@ func TestSidecarRoute(t *testing.T) {
 			want: map[string][]string{},
 		},
 	}
+	catchAll := map[string][]string{"allow_any": {"*"}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := make([]*model.ServiceInfo, len(tt.services))
 			copy(before, tt.services)
-			rc := SidecarRoute(tt.port, tt.services, "team-a", "c1")
+			rc := SidecarRoute(tt.port, tt.services, "team-a", "c1", AllowAny)
 			validateDeep(t, rc)
 			if got, want := rc.GetName(), SidecarRouteName(tt.port); got != want {
 				t.Errorf("name %q, want %q", got, want)
 			}
+			maps.Copy(tt.want, catchAll)
 			if diff := cmp.Diff(tt.want, vhostDomains(rc)); diff != "" {
 				t.Errorf("virtual hosts (-want +got):\n%s", diff)
 			}
 			seen := map[string]string{}
-			for _, vh := range rc.GetVirtualHosts() {
+			vhosts := rc.GetVirtualHosts()
+			if n := len(vhosts); n == 0 || vhosts[n-1].GetName() != "allow_any" {
+				t.Fatalf("the last virtual host is not the catch-all allow_any: %v", vhosts)
+			}
+			vhosts = vhosts[:len(vhosts)-1]
+			for _, vh := range vhosts {
 				for _, d := range vh.GetDomains() {
 					if other, dup := seen[d]; dup {
 						t.Errorf("domain %q in both %s and %s: Envoy rejects the route configuration", d, other, vh.GetName())
@@ -221,15 +226,48 @@ func TestSidecarRoute(t *testing.T) {
 					t.Errorf("%s routes to %q, want %q", vh.GetName(), got, want)
 				}
 			}
-			for i := 1; i < len(rc.GetVirtualHosts()); i++ {
-				if rc.VirtualHosts[i-1].Name >= rc.VirtualHosts[i].Name {
-					t.Errorf("virtual hosts not sorted: %s before %s", rc.VirtualHosts[i-1].Name, rc.VirtualHosts[i].Name)
+			for i := 1; i < len(vhosts); i++ {
+				if vhosts[i-1].Name >= vhosts[i].Name {
+					t.Errorf("virtual hosts not sorted: %s before %s", vhosts[i-1].Name, vhosts[i].Name)
 				}
 			}
 			if diff := cmp.Diff(before, tt.services); diff != "" {
 				t.Errorf("SidecarRoute changed its input (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestSidecarRouteCatchAll: a request whose Host names no service goes
+// to its original destination under ALLOW_ANY and is answered 502 under
+// REGISTRY_ONLY, from the last virtual host, as istiod's allow_any and
+// block_all.
+func TestSidecarRouteCatchAll(t *testing.T) {
+	web := svcInfo("team-a", "web", map[model.ClusterID]string{"c1": "10.96.0.1"}, 80)
+	type summary struct {
+		Name    string
+		Domains []string
+		Cluster string
+		Status  uint32
+	}
+	for _, tt := range []struct {
+		policy OutboundTrafficPolicy
+		want   summary
+	}{
+		{AllowAny, summary{Name: "allow_any", Domains: []string{"*"}, Cluster: PassthroughCluster}},
+		{RegistryOnly, summary{Name: "block_all", Domains: []string{"*"}, Status: 502}},
+	} {
+		rc := SidecarRoute(80, []*model.ServiceInfo{web}, "team-a", "c1", tt.policy)
+		validateDeep(t, rc)
+		vh := rc.GetVirtualHosts()[len(rc.GetVirtualHosts())-1]
+		r := vh.GetRoutes()[0]
+		got := summary{Name: vh.GetName(), Domains: vh.GetDomains(), Cluster: r.GetRoute().GetCluster(), Status: r.GetDirectResponse().GetStatus()}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%v: catch-all (-want +got):\n%s", tt.policy, diff)
+		}
+		if r.GetMatch().GetPrefix() != "/" {
+			t.Errorf("%v: catch-all matches %v, want every path", tt.policy, r.GetMatch())
+		}
 	}
 }
 

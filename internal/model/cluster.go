@@ -135,7 +135,7 @@ func sameSlice(a, b *EndpointSlice) bool {
 func samePod(a, b *Pod) bool {
 	return a.Cluster == b.Cluster && a.Namespace == b.Namespace && a.Name == b.Name &&
 		slices.Equal(a.IPs, b.IPs) && a.Network == b.Network && a.TLSMode == b.TLSMode &&
-		a.ServiceAccount == b.ServiceAccount && a.NodeName == b.NodeName
+		a.ServiceAccount == b.ServiceAccount && a.NodeName == b.NodeName && maps.Equal(a.Labels, b.Labels)
 }
 
 func sameNode(a, b *Node) bool {

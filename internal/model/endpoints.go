@@ -83,6 +83,9 @@ func (st *svcState) port(p uint32) *portState {
 type clusterView struct {
 	id    ClusterID
 	state *clusterState
+	// pa are the cluster's PeerAuthentications: an endpoint whose workload
+	// they make DISABLE on its port does not speak mesh mTLS.
+	pa []PeerAuthentication
 }
 
 // buildService derives the state of service nn from every cluster (sorted
@@ -92,7 +95,7 @@ type clusterView struct {
 // Service whose port has the Service port's name, on the slice port's
 // number; (address, port) is kept once per cluster. It returns nil when no
 // cluster defines the Service.
-func buildService(nn NamespacedName, host Host, clusters []clusterView, nc *netConfig) *svcState {
+func buildService(nn NamespacedName, host Host, clusters []clusterView, nc *netConfig, rootNamespace string) *svcState {
 	var info *ServiceInfo
 	var eps [][]endpoint // parallel to info.Ports after sorting; built per port number
 	portIndex := func(p uint32) int {
@@ -172,7 +175,9 @@ func buildService(nn NamespacedName, host Host, clusters []clusterView, nc *netC
 								continue
 							}
 							i := portIndex(sp.Port)
-							eps[i] = append(eps[i], endpoint{addr: addr, port: pp.Port, cluster: cv.id, network: d.Network, loc: loc, locStr: locStr, mtls: mtls})
+							m := mtls && (len(cv.pa) == 0 ||
+								EffectiveMTLS(cv.pa, rootNamespace, Workload{Namespace: pod.Namespace, Labels: pod.Labels}, pp.Port) != MTLSDisable)
+							eps[i] = append(eps[i], endpoint{addr: addr, port: pp.Port, cluster: cv.id, network: d.Network, loc: loc, locStr: locStr, mtls: m})
 							matched = true
 						}
 					}

@@ -68,6 +68,13 @@ func (s *Store) freezePeerAuth(c ClusterID) {
 		delete(frozen, c)
 	}
 	s.peerAuthFrozen = frozen
+	// An endpoint of a DISABLE workload does not speak mesh mTLS: the
+	// cluster's services are rebuilt (flush records those that differ).
+	if cs := s.clusters[c]; cs != nil {
+		for nn := range cs.services {
+			s.dirty[nn] = struct{}{}
+		}
+	}
 	if s.changes.PeerAuthentication == nil {
 		s.changes.PeerAuthentication = map[ClusterID]struct{}{}
 	}

@@ -231,3 +231,56 @@ func TestChangesMergePeerAuthentication(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestDisabledWorkloadEndpoints: an endpoint whose workload a
+// PeerAuthentication of its cluster makes DISABLE on its target port does
+// not speak mesh mTLS, as istiod strips its tlsMode: clients send it
+// plaintext, and no other network sees it through a gateway. A policy
+// change rebuilds the services of its cluster.
+func TestDisabledWorkloadEndpoints(t *testing.T) {
+	s := NewStore(Config{})
+	s.UpsertService(mkService("c1", "sample", "legacy", sp("http", 8000)))
+	s.UpsertService(mkService("c1", "sample", "web", sp("http", 8000)))
+	for _, name := range []string{"legacy", "web"} {
+		s.UpsertEndpointSlice(mkSlice("c1", "sample", name+"-a", name, []EndpointPort{epp("http", 8000)}, ready(name+"-0", "", map[string]string{"legacy": "10.1.0.70", "web": "10.1.0.80"}[name])))
+		p := mkPod("c1", "sample", name+"-0", "", true, name)
+		p.Labels = map[string]string{"app": name}
+		s.UpsertPod(p)
+	}
+	legacy := ServiceHost("sample", "legacy", DefaultDomain)
+	web := ServiceHost("sample", "web", DefaultDomain)
+	tls := func(h Host) string {
+		v, ok := s.Snapshot().View(h, 8000, "")
+		if !ok || len(v.Endpoints) != 1 {
+			t.Fatalf("view of %s: %+v", h, v)
+		}
+		return v.Endpoints[0].TLSMode
+	}
+	if tls(legacy) != TLSModeIstio {
+		t.Fatalf("without policies the endpoint speaks mTLS")
+	}
+	s.TakeChanges()
+
+	s.UpsertPeerAuthentication(&PeerAuthentication{Cluster: "c1", Namespace: DefaultSystemNamespace, Name: "default", Mode: MTLSStrict})
+	s.UpsertPeerAuthentication(&PeerAuthentication{Cluster: "c1", Namespace: "sample", Name: "legacy", Mode: MTLSDisable, Selector: map[string]string{"app": "legacy"}})
+	if got, want := tls(legacy), ""; got != want {
+		t.Errorf("DISABLE workload: tlsMode %q, want %q", got, want)
+	}
+	if got := tls(web); got != TLSModeIstio {
+		t.Errorf("STRICT workload: tlsMode %q, want istio", got)
+	}
+	ch := s.TakeChanges()
+	if _, ok := ch.Services[legacy]; !ok {
+		t.Errorf("changes %+v do not name %s", ch, legacy)
+	}
+	if _, ok := ch.Services[web]; ok {
+		t.Errorf("changes %+v name %s, whose endpoints did not change", ch, web)
+	}
+
+	// Another cluster's policies do not count for c1's workloads.
+	s.DeletePeerAuthentication(ObjectKey{Cluster: "c1", NamespacedName: NamespacedName{Namespace: "sample", Name: "legacy"}})
+	s.UpsertPeerAuthentication(&PeerAuthentication{Cluster: "c2", Namespace: "sample", Name: "legacy", Mode: MTLSDisable, Selector: map[string]string{"app": "legacy"}})
+	if got := tls(legacy); got != TLSModeIstio {
+		t.Errorf("c2's DISABLE applied to c1's workload: tlsMode %q", got)
+	}
+}

@@ -597,12 +597,12 @@ func (s *Store) flush() {
 	}
 	views := make([]clusterView, len(s.clusterID))
 	for i, c := range s.clusterID {
-		views[i] = clusterView{id: c, state: s.clusters[c]}
+		views[i] = clusterView{id: c, state: s.clusters[c], pa: s.peerAuthFrozen[c]}
 	}
 	for nn := range s.dirty {
 		host := ServiceHost(nn.Namespace, nn.Name, s.cfg.Domain)
 		old := s.svc.get(host)
-		st := buildService(nn, host, views, s.net)
+		st := buildService(nn, host, views, s.net, s.cfg.SystemNamespace)
 		if sameState(old, st) {
 			continue
 		}

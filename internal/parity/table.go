@@ -22,42 +22,75 @@ type Row struct {
 	Reason string
 }
 
-// Table is the table of deliberate differences.
+// Table is the table of deliberate differences, and the table of known
+// gaps: differences Causeway has not closed yet (not deliberate), which a
+// test tolerates but reports, and whose rows must each still match
+// something (a gap fixed is a row to delete).
 type Table struct {
 	Rows []Row
+	Gaps []Row
 }
+
+// gapsHeading starts the heading (any level) under which the table of
+// known gaps stands.
+const gapsHeading = "known gaps"
 
 // tableHeader is the header row of the table in docs/parity.md.
 var tableHeader = []string{"ID", "Nodes", "Path", "Side", "Reason"}
 
 // ParseTable reads the first Markdown table of doc whose header is
-// | ID | Nodes | Path | Side | Reason |. Cells may quote their text in
-// backticks and escape a pipe as \|. IDs must be distinct and non-empty;
-// Side must be one of istiod, causeway, value or any.
+// | ID | Nodes | Path | Side | Reason | as the deliberate differences, and
+// a later table of the same header under a heading that starts "Known
+// gaps" as the known gaps. Cells may quote their text in backticks and
+// escape a pipe as \|. IDs must be distinct (across both tables) and
+// non-empty; Side must be one of istiod, causeway, value or any.
 func ParseTable(doc []byte) (*Table, error) {
 	t := &Table{}
 	sc := bufio.NewScanner(bytes.NewReader(doc))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	state := 0 // 0: looking for the header, 1: separator, 2: rows
+	// 0: looking for a header, 1: separator, 2: rows.
+	state := 0
 	line := 0
 	ids := map[string]int{}
+	inGaps, gaps := false, false // under the gaps heading; the table being read is the gaps'
+	seenDeliberate := false
+	what := func() string {
+		if gaps {
+			return "known gap"
+		}
+		return "deliberate difference"
+	}
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(text, "#") && state != 1 {
+			inGaps = strings.HasPrefix(strings.ToLower(strings.TrimSpace(strings.TrimLeft(text, "#"))), gapsHeading)
+			if state == 2 {
+				state = 0
+			}
+			continue
+		}
 		switch state {
 		case 0:
 			if cells, ok := splitRow(text); ok && equalFold(cells, tableHeader) {
-				state = 1
+				switch {
+				case !seenDeliberate && !inGaps:
+					seenDeliberate, gaps, state = true, false, 1
+				case inGaps && t.Gaps == nil:
+					gaps, state = true, 1
+					t.Gaps = []Row{}
+				}
 			}
 		case 1:
 			if !strings.HasPrefix(text, "|") || strings.Trim(text, "|-: ") != "" {
-				return nil, fmt.Errorf("line %d: want the separator row under the header of the table of deliberate differences", line)
+				return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", line, what())
 			}
 			state = 2
 		case 2:
 			cells, ok := splitRow(text)
 			if !ok {
-				return t, nil
+				state = 0
+				continue
 			}
 			if len(cells) != len(tableHeader) {
 				return nil, fmt.Errorf("line %d: %d cells, want %d (%s); escape a pipe inside a cell as \\|", line, len(cells), len(tableHeader), strings.Join(tableHeader, ", "))
@@ -76,16 +109,23 @@ func ParseTable(doc []byte) (*Table, error) {
 				return nil, fmt.Errorf("line %d (%s): side %q, want istiod, causeway, value or any", line, r.ID, r.Side)
 			}
 			if r.Reason == "" {
-				return nil, fmt.Errorf("line %d (%s): a deliberate difference needs its reason", line, r.ID)
+				return nil, fmt.Errorf("line %d (%s): a %s needs its reason", line, r.ID, what())
 			}
-			t.Rows = append(t.Rows, r)
+			if gaps {
+				t.Gaps = append(t.Gaps, r)
+			} else {
+				t.Rows = append(t.Rows, r)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read the table of deliberate differences: %w", err)
 	}
-	if state == 0 {
+	if !seenDeliberate {
 		return nil, fmt.Errorf("no table whose header is | %s |", strings.Join(tableHeader, " | "))
+	}
+	if state == 1 {
+		return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", line, what())
 	}
 	return t, nil
 }
@@ -135,9 +175,18 @@ func equalFold(a, b []string) bool {
 	return true
 }
 
-// Match returns the first row that explains d.
+// Match returns the first deliberate row that explains d.
 func (t *Table) Match(d Difference) (Row, bool) {
-	for _, r := range t.Rows {
+	return matchRows(t.Rows, d)
+}
+
+// MatchGap returns the first known gap that matches d.
+func (t *Table) MatchGap(d Difference) (Row, bool) {
+	return matchRows(t.Gaps, d)
+}
+
+func matchRows(rows []Row, d Difference) (Row, bool) {
+	for _, r := range rows {
 		if r.Side != "any" && r.Side != d.Side() {
 			continue
 		}
@@ -148,18 +197,36 @@ func (t *Table) Match(d Difference) (Row, bool) {
 	return Row{}, false
 }
 
-// Explain splits diffs into those the table explains, counted per row ID,
-// and those it does not.
-func (t *Table) Explain(diffs []Difference) (unexplained []Difference, used map[string]int) {
+// Explain splits diffs into those a deliberate row explains, those a known
+// gap matches (a deliberate row first), both counted per row ID in used,
+// and those neither does.
+func (t *Table) Explain(diffs []Difference) (unexplained, gaps []Difference, used map[string]int) {
 	used = map[string]int{}
 	for _, d := range diffs {
 		if r, ok := t.Match(d); ok {
 			used[r.ID]++
 			continue
 		}
+		if r, ok := t.MatchGap(d); ok {
+			used[r.ID]++
+			gaps = append(gaps, d)
+			continue
+		}
 		unexplained = append(unexplained, d)
 	}
-	return unexplained, used
+	return unexplained, gaps, used
+}
+
+// StaleGaps are the IDs of the known gaps that match none of used: closed
+// gaps, whose rows must go.
+func (t *Table) StaleGaps(used map[string]int) []string {
+	var out []string
+	for _, r := range t.Gaps {
+		if used[r.ID] == 0 {
+			out = append(out, r.ID)
+		}
+	}
+	return out
 }
 
 // Glob reports whether s matches pattern, in which * matches any run of

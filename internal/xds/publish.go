@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
 
@@ -325,10 +327,14 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		// inputs change (the per-port listeners aggregate every service).
 		// Inbound: built once, then again when the PeerAuthentications of
 		// the proxy's cluster change.
+		// A headless service's listeners follow its endpoints.
 		first := len(v.entries) == 0
-		if first || slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+		if first || slices.ContainsFunc(hcs, func(hc hostChange) bool {
+			return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
+		}) {
 			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
 			ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
+			ls = append(ls, b.headlessListeners()...)
 			keep := make(map[string]struct{}, len(ls)+1)
 			keep[envoy.VirtualInboundListenerName] = struct{}{}
 			for _, l := range ls {
@@ -338,7 +344,7 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 			c.deleteExcept(keep)
 		}
 		if first || b.peerAuthChanged(v.key.cluster) {
-			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception))
+			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception, b.opts.TrustDomain))
 		}
 	case kindGatewayLDS:
 		// The SNI listener, and the control plane's passthrough listener
@@ -381,7 +387,7 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 				c.delete(name)
 				continue
 			}
-			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster))
+			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster, b.policy))
 		}
 		// A captured sidecar's sniffed ports have their own routes,
 		// HOST:PORT (unused by other sidecars, which never ask for them).
@@ -393,6 +399,9 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 	default:
 		if v.key.kind == kindCapturedCDS {
 			v.putCapturedClusters(b, &c)
+			if len(v.entries) > 0 && (b.peerAuthAll || len(b.peerAuth) > 0) {
+				v.putHeadlessClusters(b, &c)
+			}
 		}
 		for i := range hcs {
 			v.updateHost(b, &c, &hcs[i])
@@ -421,7 +430,7 @@ func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
 	for _, p := range envoy.SniffedPorts(hc.cur, v.key.cluster) {
 		name := envoy.SniffedRouteName(hc.host, p)
 		names = append(names, name)
-		c.put(name, envoy.SniffedRoute(hc.cur, p, v.key.namespace, v.key.cluster))
+		c.put(name, envoy.SniffedRoute(hc.cur, p))
 	}
 	for _, name := range v.byHost[hc.host] {
 		if !slices.Contains(names, name) {
@@ -458,8 +467,11 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 			var res types.Resource
 			var name string
 			switch v.key.kind {
-			case kindSidecarCDS, kindCapturedCDS:
+			case kindSidecarCDS:
 				cl := envoy.Cluster(svc, p, b.opts)
+				name, res = cl.GetName(), cl
+			case kindCapturedCDS:
+				cl := capturedCluster(b, svc, p)
 				name, res = cl.GetName(), cl
 			case kindGRPCCDS:
 				cl := envoy.GRPCCluster(svc, p, b.opts)
@@ -489,6 +501,57 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 		delete(v.byHost, hc.host)
 	} else {
 		v.byHost[hc.host] = names
+	}
+}
+
+// headlessListeners are the per-endpoint listeners of every headless
+// service's TCP ports, the first service (by host) keeping an endpoint
+// claimed twice.
+func (b *builder) headlessListeners() []*listenerv3.Listener {
+	var out []*listenerv3.Listener
+	seen := map[string]bool{}
+	for _, svc := range b.snap.Services() {
+		if !model.IsHeadless(svc) {
+			continue
+		}
+		eps := make(map[uint32][]model.EndpointAddr, len(svc.Ports))
+		for _, p := range svc.Ports {
+			if isTCP(p.Protocol) {
+				eps[p.Port] = b.snap.EndpointAddrs(svc.Host, p.Port)
+			}
+		}
+		for _, l := range envoy.HeadlessListeners(svc, eps) {
+			if !seen[l.GetName()] {
+				seen[l.GetName()] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// capturedCluster is a captured sidecar's cluster of a service port: an
+// ORIGINAL_DST one for a headless service, the EDS one otherwise.
+func capturedCluster(b *builder, svc *model.ServiceInfo, p model.ServicePort) *clusterv3.Cluster {
+	if model.IsHeadless(svc) {
+		return envoy.HeadlessCluster(svc, p, b.opts, b.snap.ServiceMTLSStrict(svc, p.Port))
+	}
+	return envoy.Cluster(svc, p, b.opts)
+}
+
+// putHeadlessClusters rebuilds a captured CDS view's clusters of headless
+// services, whose transport follows the PeerAuthentications.
+func (v *view) putHeadlessClusters(b *builder, c *changeSet) {
+	for _, svc := range b.snap.Services() {
+		if !model.IsHeadless(svc) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if isTCP(p.Protocol) {
+				cl := capturedCluster(b, svc, p)
+				c.put(cl.GetName(), cl)
+			}
+		}
 	}
 }
 

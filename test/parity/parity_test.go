@@ -163,8 +163,8 @@ func TestParityWithIstiod(t *testing.T) {
 		cw.stop()
 	}
 
-	unexplained, used := table.Explain(all)
-	report := buildReport(all, unexplained, used, table)
+	unexplained, gaps, used := table.Explain(all)
+	report := buildReport(all, unexplained, gaps, used, table)
 	t.Log("\n" + report)
 	if path := os.Getenv(reportEnv); path != "" {
 		if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
@@ -174,6 +174,12 @@ func TestParityWithIstiod(t *testing.T) {
 	if len(unexplained) > 0 {
 		t.Errorf("%d difference(s) between istiod and causeway are not in the table of deliberate differences (%s), listed under NOT EXPLAINED in the report above; fix them, or add a row with its reason",
 			len(unexplained), tablePath)
+	}
+	if len(gaps) > 0 {
+		t.Logf("%d difference(s) are known gaps (%s, issue 15 stays open), listed under KNOWN GAPS in the report above", len(gaps), tablePath)
+	}
+	if stale := table.StaleGaps(used); len(stale) > 0 {
+		t.Errorf("known gap(s) %s of %s match no difference any more: the gap is closed, delete its row", strings.Join(stale, ", "), tablePath)
 	}
 }
 
@@ -200,14 +206,35 @@ func loadTable(t *testing.T) *xp.Table {
 	return table
 }
 
-// buildReport is the full normalized diff, unexplained first, then what
-// each row of the table explained, then the rows nothing matched.
-func buildReport(all, unexplained []xp.Difference, used map[string]int, table *xp.Table) string {
+// buildReport is the full normalized diff, unexplained first, then the
+// known gaps, then what each row of the table explained, then the rows
+// nothing matched.
+func buildReport(all, unexplained, gaps []xp.Difference, used map[string]int, table *xp.Table) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "parity with istiod: %d difference(s), %d not in %s\n\n", len(all), len(unexplained), tablePath)
+	fmt.Fprintf(&b, "parity with istiod: %d difference(s), %d not in %s, %d known gap(s)\n\n", len(all), len(unexplained), tablePath, len(gaps))
 	if len(unexplained) > 0 {
 		b.WriteString("##### NOT EXPLAINED\n")
 		b.WriteString(xp.Format(unexplained))
+		b.WriteString("\n")
+	}
+	if len(table.Gaps) > 0 {
+		b.WriteString("##### KNOWN GAPS (row: count)\n")
+		for _, r := range table.Gaps {
+			fmt.Fprintf(&b, "  %s: %d  (%s)\n", r.ID, used[r.ID], r.Reason)
+		}
+		if stale := table.StaleGaps(used); len(stale) > 0 {
+			fmt.Fprintf(&b, "known gaps that matched nothing (closed: delete them): %s\n", strings.Join(stale, ", "))
+		}
+		if len(gaps) > 0 {
+			var tagged []xp.Difference
+			for _, d := range gaps {
+				r, _ := table.MatchGap(d)
+				d.Path += "  [" + r.ID + "]"
+				tagged = append(tagged, d)
+			}
+			b.WriteString("\n##### KNOWN GAPS, in full\n")
+			b.WriteString(xp.Format(tagged))
+		}
 		b.WriteString("\n")
 	}
 	b.WriteString("##### EXPLAINED (row: count)\n")
