@@ -23,7 +23,7 @@ func TestStrip(t *testing.T) {
 		in   any
 		want any
 	}{{
-		name: "pod keeps network and mTLS labels, service account, node and IPs",
+		name: "pod keeps its labels, service account, node and IPs",
 		in: &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: "app", Name: "web-1", ResourceVersion: "7", ManagedFields: managed, OwnerReferences: owners,
@@ -42,8 +42,8 @@ func TestStrip(t *testing.T) {
 			},
 		},
 		want: &slimPod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web-1", ResourceVersion: "7"},
-			Network:    "n1", TLSMode: "istio",
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web-1", ResourceVersion: "7",
+				Labels: map[string]string{"app": "web", model.LabelNetwork: "n1", model.LabelTLSMode: "istio", "pod-template-hash": "5d"}},
 			NodeName: "n1", ServiceAccountName: "web",
 			PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}},
 		},
@@ -159,6 +159,7 @@ func TestChanged(t *testing.T) {
 		{"resync", p("1", mtls, "10.0.0.1"), p("1", mtls, "10.0.0.1"), false},
 		{"pod status noise", p("1", mtls, "10.0.0.1"), p("2", mtls, "10.0.0.1"), false},
 		{"pod label", p("1", nil, "10.0.0.1"), p("2", mtls, "10.0.0.1"), true},
+		{"pod label a workload selector may match", p("1", mtls, "10.0.0.1"), p("2", map[string]string{model.LabelTLSMode: "istio", "app": "web"}, "10.0.0.1"), true},
 		{"pod IP", p("1", mtls, "10.0.0.1"), p("2", mtls, "10.0.0.2"), true},
 		{"pod without resource versions compares content", p("", mtls, "10.0.0.1"), p("", nil, "10.0.0.1"), true},
 		{"pod service account", p("1", mtls, "10.0.0.1"), pod("2", mtls, "10.0.0.1", "other", "n1"), true},

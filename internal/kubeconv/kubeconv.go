@@ -290,6 +290,7 @@ func Pod(cluster model.ClusterID, p *corev1.Pod) *model.Pod {
 		TLSMode:        p.Labels[model.LabelTLSMode],
 		ServiceAccount: p.Spec.ServiceAccountName,
 		NodeName:       p.Spec.NodeName,
+		Labels:         p.Labels,
 	}
 	switch {
 	case len(p.Status.PodIPs) > 0:

@@ -387,10 +387,12 @@ func TestPod(t *testing.T) {
 		{"dual stack", nil, &model.Pod{
 			Cluster: "c2", Namespace: "sample", Name: "helloworld-v2-1", IPs: []string{"10.20.1.5", "fd00::5"},
 			Network: "network2", TLSMode: "istio", ServiceAccount: "helloworld", NodeName: "node-a",
+			Labels: map[string]string{model.LabelNetwork: "network2", model.LabelTLSMode: "istio", "app": "helloworld"},
 		}},
 		{"podIP only", func(p *corev1.Pod) { p.Status.PodIPs = nil }, &model.Pod{
 			Cluster: "c2", Namespace: "sample", Name: "helloworld-v2-1", IPs: []string{"10.20.1.5"},
 			Network: "network2", TLSMode: "istio", ServiceAccount: "helloworld", NodeName: "node-a",
+			Labels: map[string]string{model.LabelNetwork: "network2", model.LabelTLSMode: "istio", "app": "helloworld"},
 		}},
 		{"pending, no labels", func(p *corev1.Pod) {
 			p.Labels = nil
@@ -400,6 +402,7 @@ func TestPod(t *testing.T) {
 		{"unparsable IP left out", func(p *corev1.Pod) { p.Status.PodIPs[1].IP = "bogus" }, &model.Pod{
 			Cluster: "c2", Namespace: "sample", Name: "helloworld-v2-1", IPs: []string{"10.20.1.5"},
 			Network: "network2", TLSMode: "istio", ServiceAccount: "helloworld", NodeName: "node-a",
+			Labels: map[string]string{model.LabelNetwork: "network2", model.LabelTLSMode: "istio", "app": "helloworld"},
 		}},
 	}
 	for _, tc := range tests {

@@ -198,10 +198,9 @@ type Pod struct {
 	TLSMode        string    // label security.istio.io/tlsMode
 	ServiceAccount string
 	NodeName       string
-	// Labels are what a PeerAuthentication's selector matches (see
-	// EffectiveMTLS). Read-only. The Kubernetes watch does not fill them
-	// yet (it keeps only the two labels above, for memory), so today only
-	// mesh- and namespace-wide policies decide an endpoint's mTLS.
+	// Labels are the Pod's labels, what a PeerAuthentication's selector
+	// matches (see EffectiveMTLS). Read-only: shared with the watch's
+	// cache.
 	Labels map[string]string
 }
 
