@@ -192,7 +192,7 @@ func TestDiffSeedPrimaryRemote(t *testing.T) {
 	wantSvc := []Change{
 		{Path: `metadata.labels["topology.istio.io/network"]`, Old: "network1", New: "network2", Kind: Changed},
 		{Path: "spec.externalTrafficPolicy", Old: Empty, New: "Local", Kind: Added},
-		{Path: "spec.ports[#2]", Old: `{"name":"tls-istiod","port":15012,"protocol":"TCP","targetPort":15012}`, New: Empty, Kind: Removed},
+		{Path: "spec.ports[#1]", Old: `{"name":"tls-istiod","port":15012,"protocol":"TCP","targetPort":15012}`, New: Empty, Kind: Removed},
 		{Path: `spec.selector["topology.istio.io/network"]`, Old: "network1", New: "network2", Kind: Changed},
 		{Path: "spec.type", Old: "LoadBalancer", New: "NodePort", Kind: Changed},
 	}

@@ -102,7 +102,7 @@ func TestApplySeedClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gw1.Spec.Type != corev1.ServiceTypeLoadBalancer || len(gw1.Spec.Ports) != 3 {
+	if gw1.Spec.Type != corev1.ServiceTypeLoadBalancer || len(gw1.Spec.Ports) != 2 {
 		t.Errorf("cluster1 gateway: %s %+v", gw1.Spec.Type, gw1.Spec.Ports)
 	}
 	// cluster2: no control plane; istiod-remote points at cluster1's
@@ -121,7 +121,7 @@ func TestApplySeedClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gw2.Spec.Type != corev1.ServiceTypeNodePort || gw2.Spec.Ports[1].NodePort == 0 {
+	if gw2.Spec.Type != corev1.ServiceTypeNodePort || gw2.Spec.Ports[0].NodePort == 0 {
 		t.Errorf("cluster2 gateway: %s %+v", gw2.Spec.Type, gw2.Spec.Ports)
 	}
 

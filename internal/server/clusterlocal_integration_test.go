@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/model"
@@ -35,11 +36,16 @@ func TestIntegrationClusterLocalHosts(t *testing.T) {
 		n := i + 1
 		cs := c.Client()
 		must(testenv.CreateNamespace(ctx, cs, "istio-system", map[string]string{model.LabelNetwork: "net1"}))(t)
-		if _, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			must(testenv.CreateService(ctx, cs, testenv.Service{Namespace: "default", Name: "kubernetes",
-				Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(6443)}}}))(t)
-		} else if err != nil {
-			t.Fatal(err)
+		// The API server makes the Service default/kubernetes itself, soon
+		// after it is ready: wait for it rather than race it.
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil, err
+		}); err != nil {
+			t.Fatalf("cluster%d: the API server did not make Service default/kubernetes: %v", n, err)
 		}
 		// The API server's address on its node's network (an EndpointSlice
 		// may not hold a loopback address).
