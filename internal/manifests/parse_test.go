@@ -115,6 +115,7 @@ func TestParseManifest(t *testing.T) {
 				}},
 				{doc: 1, item: 3, line: 1, kind: "Pod", name: "sample/sleep-1", value: &model.Pod{
 					Cluster: "c", Namespace: "sample", Name: "sleep-1", IPs: []string{"10.10.1.30"}, TLSMode: "istio", ServiceAccount: "sleep", NodeName: "n1",
+					Labels: map[string]string{model.LabelTLSMode: "istio"},
 				}},
 			},
 		},
