@@ -43,13 +43,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 		s.rootFile = root
 	}
 	for _, s := range h.sites {
-		version := fmt.Sprintf("v%d", s.n)
-		startHelloworld(t, h.ps, s.ns, helloworldConfig{
-			Version:  version,
-			Instance: "helloworld-" + version,
-			Listen:   s.helloAddr(),
-			Identity: s.identity(t, helloworldSA),
-		})
+		startHelloworld(t, h.ps, s.ns, s.helloworldConfig(t))
 	}
 
 	// What each network must see: its own pod directly, the other's
@@ -119,17 +113,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 
 	sleep := func(t *testing.T, s *site, name string) sleepSummary {
 		t.Helper()
-		return runSleepRole(t, h.ps, name, s.ns, sleepConfig{
-			XDS:          s.sidecarXDS,
-			Node:         s.sleepNode(),
-			Identity:     s.identity(t, sleepSA),
-			Cluster:      helloworldCluster,
-			Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
-			Path:         "/hello",
-			MinEndpoints: 2,
-			Requests:     sleepRequests,
-			Timeout:      3 * time.Second,
-		})
+		return runSleepRole(t, h.ps, name, s.ns, s.sleepConfig(t))
 	}
 	sleepID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, sleepSA)
 	helloID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, helloworldSA)
@@ -138,6 +122,19 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 		for _, s := range h.sites {
 			sum := sleep(t, s, "sleep-"+s.network)
 			checkAllAnswered(t, s.network, sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+		}
+	})
+
+	t.Run("PERMISSIVE (no PeerAuthentication): helloworld's inbound accepts a plaintext client", func(t *testing.T) {
+		for _, s := range h.sites {
+			version, peer, err := plaintextHello(t.Context(), s.ns, s.helloAddr())
+			if err != nil {
+				t.Errorf("%s: plaintext GET /hello to %s: %v; want it answered (PERMISSIVE keeps a plaintext chain on port %d)", s.network, s.helloAddr(), err, helloworldPort)
+				continue
+			}
+			if want := fmt.Sprintf("v%d", s.n); version != want || peer != noPeer {
+				t.Errorf("%s: plaintext GET /hello answered by %s with peer %s, want %s with peer %s", s.network, version, peer, want, noPeer)
+			}
 		}
 	})
 
@@ -171,6 +168,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 // the server's.
 func checkAllAnswered(t *testing.T, what string, sum sleepSummary, want map[string]int, client, server string) {
 	t.Helper()
+	checkCapturedPath(t, what, sum)
 	if sum.Self != client {
 		t.Errorf("%s: the client's certificate names %s, want %s", what, sum.Self, client)
 	}
@@ -189,6 +187,25 @@ func checkAllAnswered(t *testing.T, what string, sum sleepSummary, want map[stri
 		}
 	}
 	t.Logf("%s: %v answered %d calls; peers %v\n%s", what, sum.Versions, len(sum.Results), sum.Peers, results(sum))
+}
+
+// checkCapturedPath wants the sleep's request taken as a captured Envoy
+// takes it: from the virtual outbound listener to the HTTP port's
+// non-binding 0.0.0.0_5000, its plaintext HTTP chain, RDS 5000, the
+// helloworld virtual host and outbound|5000||helloworld.
+func checkCapturedPath(t *testing.T, what string, sum sleepSummary) {
+	t.Helper()
+	p := sum.Path
+	if p == nil {
+		t.Errorf("%s: the sleep reported no resolution path", what)
+		return
+	}
+	port := fmt.Sprint(helloworldPort)
+	if p.Listener != "0.0.0.0_"+port || p.RouteConfig != port || p.Cluster != helloworldCluster || p.EDS != helloworldCluster || p.VirtualHost == "" {
+		t.Errorf("%s: the request went listener %q chain %q route configuration %q virtual host %q cluster %q (EDS %q); want 0.0.0.0_%s, RDS %s, a virtual host, %s",
+			what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster, p.EDS, port, port, helloworldCluster)
+	}
+	t.Logf("%s: the sidecar took the request through listener %s, chain %q, RDS %s, virtual host %s, cluster %s", what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster)
 }
 
 // total is how many calls were answered.
