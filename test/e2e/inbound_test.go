@@ -293,13 +293,14 @@ func (c *inboundConn) deliver(host, path string) error {
 }
 
 // plaintextHello is a client without a sidecar (or with mTLS disabled):
-// GET /hello in plaintext to addr from inside n. It returns the version
+// GET /hello in plaintext to addr, dialed with dial (a network
+// namespace's). It returns the version
 // and the peer helloworld reports, or the error (a refused connection is
 // closed before any answer).
-func plaintextHello(ctx context.Context, n *netns, addr string) (version, peer string, err error) {
+func plaintextHello(ctx context.Context, dial func(context.Context, string) (net.Conn, error), addr string) (version, peer string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	conn, err := n.dial(ctx, addr)
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return "", "", err
 	}

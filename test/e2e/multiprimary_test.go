@@ -127,7 +127,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 
 	t.Run("PERMISSIVE (no PeerAuthentication): helloworld's inbound accepts a plaintext client", func(t *testing.T) {
 		for _, s := range h.sites {
-			version, peer, err := plaintextHello(t.Context(), s.ns, s.helloAddr())
+			version, peer, err := plaintextHello(t.Context(), s.ns.dial, s.helloAddr())
 			if err != nil {
 				t.Errorf("%s: plaintext GET /hello to %s: %v; want it answered (PERMISSIVE keeps a plaintext chain on port %d)", s.network, s.helloAddr(), err, helloworldPort)
 				continue

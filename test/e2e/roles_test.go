@@ -140,6 +140,25 @@ func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	srv := helloServer(log, cfg.Version, cfg.Instance)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(&inboundListener{Listener: ln, in: in}) }()
+	log.Info("serving", "addr", cfg.Listen, "version", cfg.Version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
+}
+
+// helloServer is helloworld's HTTP server, for the connections of an
+// inboundListener: GET /hello answers with version, instance and the
+// client's SPIFFE id (noPeer for plaintext), once the connection's chain
+// is found to route the request to the workload's inbound cluster.
+func helloServer(log *slog.Logger, version, instance string) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
 		ic, ok := r.Context().Value(inboundConnKey{}).(*inboundConn)
@@ -157,9 +176,9 @@ func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) 
 			peer, alpn, sni = peerID(cs.PeerCertificates), cs.NegotiatedProtocol, cs.ServerName
 		}
 		log.Info("hello", "from", r.RemoteAddr, "peer", peer, "alpn", alpn, "sni", sni, "chain", ic.Chain)
-		fmt.Fprintf(w, "Hello version: %s, instance: %s, peer: %s\n", cfg.Version, cfg.Instance, peer)
+		fmt.Fprintf(w, "Hello version: %s, instance: %s, peer: %s\n", version, instance, peer)
 	})
-	srv := &http.Server{
+	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelInfo),
@@ -170,17 +189,6 @@ func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) 
 			return ctx
 		},
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&inboundListener{Listener: ln, in: in}) }()
-	log.Info("serving", "addr", cfg.Listen, "version", cfg.Version)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	return srv.Shutdown(shutCtx)
 }
 
 // inboundConnKey is the context key of the request's *inboundConn.
