@@ -158,7 +158,7 @@ func (c *inboundConn) decide() {
 	c.err = c.inspect()
 	if c.err != nil {
 		c.in.log.Info("inbound connection refused", "from", c.RemoteAddr().String(), "to", c.LocalAddr().String(), "error", c.err)
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
 }
 

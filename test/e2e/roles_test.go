@@ -263,7 +263,10 @@ func resolveHTTP(ctx context.Context, server xdsServer, node *corev3.Node, dst n
 		return sub, err == nil && len(p.Endpoints) >= minEndpoints, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w (last resolution of %s Host %s: %+v, %v)", err, dst, host, last, lastErr)
+		if lastErr != nil {
+			return nil, fmt.Errorf("%w (last resolution of %s Host %s stopped at %+v: %w)", err, dst, host, last, lastErr)
+		}
+		return nil, fmt.Errorf("%w (last resolution of %s Host %s: %+v)", err, dst, host, last)
 	}
 	return last, nil
 }
