@@ -37,7 +37,7 @@ func newRemoteSecretCreateCommand() *cobra.Command {
 		Long: `Connect to a remote cluster (--kubeconfig, with rights to create RBAC objects),
 create or update there a ServiceAccount (` + clusters.ReaderName + ` in --namespace) whose
 ClusterRole may only get, list and watch namespaces, services, endpointslices,
-pods and nodes, and for the CA create tokenreviews and keep configmaps (the
+pods, nodes and Istio's peerauthentications, and for the CA create tokenreviews and keep configmaps (the
 root certificate's istio-ca-root-cert in every namespace), obtain a token for it,
 and print the remote secret to apply in the primary cluster:
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -21,6 +22,9 @@ import (
 type Clients struct {
 	// Kube reads the cluster.
 	Kube kubernetes.Interface
+	// Istio reads the cluster's Istio objects (PeerAuthentications). Nil:
+	// none are read and the cluster's workloads are PERMISSIVE.
+	Istio istioclient.Interface
 	// Probe tells a live API server from an unreachable one; it must honor
 	// ctx's deadline. Nil: Kube's discovery ServerVersion (what a client-go
 	// fake clientset answers).
@@ -92,9 +96,18 @@ func RESTClients(cfg *rest.Config) (Clients, error) {
 	if err != nil {
 		return Clients{}, fmt.Errorf("build a client for %s: %w", cfg.Host, err)
 	}
+	// Istio's objects are custom resources, which the API server serves
+	// in JSON only.
+	icfg := rest.CopyConfig(cfg)
+	icfg.ContentType, icfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
+	ic, err := istioclient.NewForConfig(icfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("build an Istio client for %s: %w", cfg.Host, err)
+	}
 	rc := cs.Discovery().RESTClient()
 	return Clients{
 		Kube:   cs,
+		Istio:  ic,
 		Server: cfg.Host,
 		Probe: func(ctx context.Context) error {
 			// /readyz is readable by everyone (system:public-info-viewer)

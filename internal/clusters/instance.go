@@ -48,6 +48,7 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 	w, err := kube.New(kube.Config{
 		Cluster:         id,
 		Client:          clients.Kube,
+		Istio:           clients.Istio,
 		Store:           s.cfg.Store,
 		SystemNamespace: s.cfg.SystemNamespace,
 		Changed:         s.cfg.Changed,
@@ -252,6 +253,10 @@ func (in *instance) status(now time.Time) Status {
 	st.Objects = &counts
 	st.Rejected, st.RejectedCount = in.watcher.Rejected(rejectedShown)
 	st.Network = in.watcher.Network()
+	if pa, why := in.watcher.PeerAuthentication(); pa != kube.PeerAuthOff {
+		st.PeerAuthentication = string(pa)
+		st.PeerAuthenticationWhy = why
+	}
 	return st
 }
 

@@ -75,6 +75,12 @@ type Status struct {
 	// Pending says a changed secret's new kubeconfig is syncing; the
 	// cluster is still served from the previous one until it is done.
 	Pending string `json:"pending,omitempty"`
+	// PeerAuthentication says whether the cluster's PeerAuthentications
+	// are read: watching, checking, absent (Istio's CRDs are not
+	// installed) or forbidden (the account may not list them);
+	// PeerAuthenticationWhy says what that means and what to do.
+	PeerAuthentication    string `json:"peerAuthentication,omitempty"`
+	PeerAuthenticationWhy string `json:"peerAuthenticationWhy,omitempty"`
 	// Objects are the numbers of watched objects by kind.
 	Objects *kube.Counts `json:"objects,omitempty"`
 	// Rejected lists (at most 20) objects the model refused, with why;

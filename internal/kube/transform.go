@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +51,8 @@ func strip(obj any) (any, error) {
 				e.TargetRef = &corev1.ObjectReference{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 			}
 		}
+	case *securityv1.PeerAuthentication:
+		stripMeta(&o.ObjectMeta, []string{}, nil) // kubeconv reads the spec and creation time
 	case *corev1.Namespace:
 		stripMeta(&o.ObjectMeta, []string{model.LabelNetwork}, nil)
 		o.Spec = corev1.NamespaceSpec{}

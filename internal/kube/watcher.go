@@ -1,7 +1,9 @@
 // Package kube watches one Kubernetes cluster and keeps the mesh model in
 // step with it. A [Watcher] runs client-go informers for Namespaces, Nodes,
 // Services, EndpointSlices and Pods (stripped by a transform to the few
-// fields the model reads; Pods become slimPods), and its event handlers only
+// fields the model reads; Pods become slimPods) and, where the cluster
+// serves them, an istio.io/client-go informer for Istio's
+// PeerAuthentications (see peerauth.go), and its event handlers only
 // put keys on a work queue; one sync function reads the informer caches for
 // a key, converts what it finds with internal/kubeconv and upserts or
 // deletes it in the store. The watcher knows nothing of other clusters,
@@ -18,8 +20,10 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
@@ -45,6 +49,8 @@ type Store interface {
 	DeleteNode(cluster model.ClusterID, name string)
 	UpsertNamespace(ns *model.Namespace)
 	DeleteNamespace(cluster model.ClusterID, name string)
+	UpsertPeerAuthentication(p *model.PeerAuthentication)
+	DeletePeerAuthentication(key model.ObjectKey)
 }
 
 var _ Store = (*model.Store)(nil)
@@ -55,6 +61,15 @@ type Config struct {
 	Cluster model.ClusterID
 	// Client reads the cluster (a client-go fake clientset in unit tests).
 	Client kubernetes.Interface
+	// Istio reads the cluster's Istio objects (security.istio.io/v1
+	// PeerAuthentications). Nil: none are read, and every workload of the
+	// cluster is PERMISSIVE.
+	Istio istioclient.Interface
+	// PeerAuthRecheck is how often discovery is asked again whether the
+	// cluster serves PeerAuthentications while it does not (Istio's CRDs
+	// are not installed) or the watcher may not list them. Default
+	// DefaultPeerAuthRecheck (1m).
+	PeerAuthRecheck time.Duration
 	// Store receives the cluster's objects.
 	Store Store
 	// SystemNamespace is the namespace whose topology.istio.io/network label
@@ -82,6 +97,9 @@ type Counts struct {
 	Services       int `json:"services"`
 	EndpointSlices int `json:"endpointSlices"`
 	Pods           int `json:"pods"`
+	// PeerAuthentications is 0 while they are not watched (see
+	// [Watcher.PeerAuthentication]).
+	PeerAuthentications int `json:"peerAuthentications"`
 }
 
 // kind is the kind of object a queue key names.
@@ -93,6 +111,9 @@ const (
 	kindService
 	kindEndpointSlice
 	kindPod
+	// kindPeerAuthentication's informer is not in Watcher.informers (that
+	// entry stays nil): it starts later, if at all (Watcher.pa).
+	kindPeerAuthentication
 	// kindBarrier marks the end of the initial list in the queue: once the
 	// worker reaches it, every object of the initial list is in the store.
 	kindBarrier
@@ -110,6 +131,8 @@ func (k kind) String() string {
 		return "endpointslice"
 	case kindPod:
 		return "pod"
+	case kindPeerAuthentication:
+		return "peerauthentication"
 	}
 	return "barrier"
 }
@@ -152,6 +175,11 @@ type Watcher struct {
 	mu       sync.Mutex
 	paused   bool
 	rejected map[key]string
+
+	// pa is the PeerAuthentication informer once started; paStatus says
+	// why it is not.
+	pa       atomic.Pointer[peerAuthWatch]
+	paStatus peerAuthStatus
 }
 
 // New builds a watcher for the cluster cfg.Client reads. Nothing runs until
@@ -170,6 +198,9 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.SystemNamespace == "" {
 		cfg.SystemNamespace = "istio-system"
 	}
+	if cfg.PeerAuthRecheck <= 0 {
+		cfg.PeerAuthRecheck = DefaultPeerAuthRecheck
+	}
 	w := &Watcher{
 		cfg:      cfg,
 		log:      cfg.Logger.With("cluster", string(cfg.Cluster)),
@@ -179,6 +210,7 @@ func New(cfg Config) (*Watcher, error) {
 		paused:   cfg.Paused,
 		rejected: map[key]string{},
 	}
+	w.paStatus.state = PeerAuthChecking
 	core := w.factory.Core().V1()
 	w.namespaces = core.Namespaces().Lister()
 	w.nodes = core.Nodes().Lister()
@@ -192,6 +224,9 @@ func New(cfg Config) (*Watcher, error) {
 		kindPod:           core.Pods().Informer(),
 	}
 	for k, inf := range w.informers {
+		if inf == nil {
+			continue
+		}
 		reg, err := inf.AddEventHandler(w.handler(kind(k)))
 		if err != nil {
 			return nil, fmt.Errorf("kube: cluster %s: add %s handler: %w", cfg.Cluster, kind(k), err)
@@ -242,9 +277,16 @@ func (w *Watcher) watchError(_ context.Context, r *cache.Reflector, err error) {
 func (w *Watcher) Run(ctx context.Context) {
 	w.factory.Start(ctx.Done())
 	var wg sync.WaitGroup
+	paDecided := make(chan struct{})
+	wg.Go(func() { w.runPeerAuth(ctx, paDecided) })
 	wg.Go(func() {
-		if cache.WaitFor(ctx, "", w.synced...) {
+		if !cache.WaitFor(ctx, "", w.synced...) {
+			return
+		}
+		select {
+		case <-paDecided:
 			w.queue.Add(key{kind: kindBarrier})
+		case <-ctx.Done():
 		}
 	})
 	wg.Go(func() {
@@ -255,6 +297,9 @@ func (w *Watcher) Run(ctx context.Context) {
 	w.queue.ShutDown()
 	wg.Wait()
 	w.factory.Shutdown()
+	if pw := w.pa.Load(); pw != nil {
+		pw.factory.Shutdown()
+	}
 }
 
 // Synced is closed once the initial list of every kind is in the store (or,
@@ -368,6 +413,8 @@ func (w *Watcher) sync(k key) {
 		}
 		delete(w.rejected, k)
 		s.UpsertEndpointSlice(m)
+	case kindPeerAuthentication:
+		w.syncPeerAuth(k)
 	}
 }
 
@@ -447,8 +494,8 @@ func (w *Watcher) Replay() {
 // (they decide networks and localities of the rest).
 func (w *Watcher) keys() []key {
 	var out []key
-	for k := range kindBarrier {
-		for _, s := range w.informers[k].GetStore().ListKeys() {
+	add := func(k kind, inf cache.SharedIndexInformer) {
+		for _, s := range inf.GetStore().ListKeys() {
 			name, err := cache.ParseObjectName(s)
 			if err != nil {
 				continue
@@ -456,19 +503,31 @@ func (w *Watcher) keys() []key {
 			out = append(out, key{kind: k, namespace: name.Namespace, name: name.Name})
 		}
 	}
+	for k, inf := range w.informers {
+		if inf != nil {
+			add(kind(k), inf)
+		}
+	}
+	if pw := w.pa.Load(); pw != nil {
+		add(kindPeerAuthentication, pw.informer)
+	}
 	return out
 }
 
 // Counts returns how many objects of each kind the caches hold.
 func (w *Watcher) Counts() Counts {
 	n := func(k kind) int { return len(w.informers[k].GetStore().ListKeys()) }
-	return Counts{
+	c := Counts{
 		Namespaces:     n(kindNamespace),
 		Nodes:          n(kindNode),
 		Services:       n(kindService),
 		EndpointSlices: n(kindEndpointSlice),
 		Pods:           n(kindPod),
 	}
+	if pw := w.pa.Load(); pw != nil {
+		c.PeerAuthentications = len(pw.informer.GetStore().ListKeys())
+	}
+	return c
 }
 
 // Rejected returns, sorted, the objects the model could not take and why

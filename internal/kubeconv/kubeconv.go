@@ -1,5 +1,6 @@
 // Package kubeconv converts Kubernetes API objects (k8s.io/api core/v1 and
-// discovery/v1) into the inputs of the mesh model: it reads Istio's labels and
+// discovery/v1, and Istio's security.istio.io/v1 PeerAuthentication) into
+// the inputs of the mesh model: it reads Istio's labels and
 // annotations, checks what the API server would have checked for the fields
 // the model relies on, and keeps nothing else. It is pure: no client, no
 // cache, no logger, so both the live informers and the offline manifest
