@@ -91,6 +91,12 @@
 //     session through untouched) and each client verified the server's;
 //   - with no PeerAuthentication (PERMISSIVE), a plaintext client of the
 //     same network is answered too;
+//   - a mesh-wide PeerAuthentication STRICT in each cluster's istio-system
+//     (Istio's CRD from the istio.io/api module, installed before the
+//     control planes start) reaches each helloworld's virtual inbound: a
+//     plaintext client is refused (its connection closed unanswered),
+//     both networks' mTLS calls still answer with identities intact, and
+//     PERMISSIVE again accepts plaintext;
 //   - a direct dial from one network to the other's pod address fails
 //     while the same dial to a local pod succeeds;
 //   - SIGKILL of gateway2 makes network1's calls to v2 fail while v1 keeps

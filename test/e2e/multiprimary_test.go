@@ -42,8 +42,9 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 		}
 		s.rootFile = root
 	}
+	hellos := map[*site]*proc{}
 	for _, s := range h.sites {
-		startHelloworld(t, h.ps, s.ns, s.helloworldConfig(t))
+		hellos[s] = startHelloworld(t, h.ps, s.ns, s.helloworldConfig(t))
 	}
 
 	// What each network must see: its own pod directly, the other's
@@ -134,6 +135,66 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 			}
 			if want := fmt.Sprintf("v%d", s.n); version != want || peer != noPeer {
 				t.Errorf("%s: plaintext GET /hello answered by %s with peer %s, want %s with peer %s", s.network, version, peer, want, noPeer)
+			}
+		}
+	})
+
+	t.Run("STRICT (mesh-wide PeerAuthentication in each cluster): plaintext refused, mTLS still answered, PERMISSIVE again accepts plaintext", func(t *testing.T) {
+		// refused is a plaintext GET /hello that connects but is closed
+		// unanswered: helloworld's inbound has no chain for it.
+		// The last attempt may be cut by the deadline: report the one before.
+		refused := func(s *site) func(context.Context) error {
+			var prev error
+			return func(ctx context.Context) error {
+				v, peer, err := plaintextHello(ctx, s.ns.dial, s.helloAddr())
+				switch {
+				case ctx.Err() != nil && prev != nil:
+					return prev
+				case err == nil:
+					prev = fmt.Errorf("plaintext GET /hello still answered by %s (peer %s)", v, peer)
+				case strings.HasPrefix(err.Error(), "read") || strings.HasPrefix(err.Error(), "write"):
+					return nil
+				default:
+					prev = fmt.Errorf("plaintext GET /hello failed before the inbound could refuse it: %w", err)
+				}
+				return prev
+			}
+		}
+		accepted := func(s *site) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, _, err := plaintextHello(ctx, s.ns.dial, s.helloAddr())
+				return err
+			}
+		}
+		for _, s := range h.sites {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", "STRICT"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range h.sites {
+			ctx, cancel := context.WithTimeout(t.Context(), peerAuthTimeout)
+			err := waitUntil(ctx, hellos[s], s.network+": helloworld refuses plaintext under STRICT", refused(s))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: STRICT reached helloworld's inbound: a plaintext client is refused", s.network)
+		}
+		for _, s := range h.sites {
+			sum := sleep(t, s, "sleep-"+s.network+"-strict")
+			checkAllAnswered(t, s.network+" under STRICT", sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+		}
+		for _, s := range h.sites {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", "PERMISSIVE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range h.sites {
+			ctx, cancel := context.WithTimeout(t.Context(), peerAuthTimeout)
+			err := waitUntil(ctx, hellos[s], s.network+": helloworld accepts plaintext again under PERMISSIVE", accepted(s))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
 			}
 		}
 	})
