@@ -266,6 +266,13 @@ func checkCapturedPath(t *testing.T, what string, sum sleepSummary) {
 		t.Errorf("%s: the request went listener %q chain %q route configuration %q virtual host %q cluster %q (EDS %q); want 0.0.0.0_%s, RDS %s, a virtual host, %s",
 			what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster, p.EDS, port, port, helloworldCluster)
 	}
+	sni := fmt.Sprintf("outbound_.%d_._.helloworld.%s.svc.cluster.local", helloworldPort, sampleNamespace)
+	helloID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, helloworldSA)
+	for _, ep := range p.Endpoints {
+		if ep.TLS == nil || ep.TLS.SNI != sni || !slices.Contains(ep.TLS.SANs, helloID) {
+			t.Errorf("%s: endpoint %s of %s: transport %+v, want tlsMode-istio mTLS with SNI %s and SAN %s", what, ep.Address, p.Cluster, ep.TLS, sni, helloID)
+		}
+	}
 	t.Logf("%s: the sidecar took the request through listener %s, chain %q, RDS %s, virtual host %s, cluster %s", what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster)
 }
 
