@@ -49,6 +49,7 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 		Cluster:         id,
 		Client:          clients.Kube,
 		Istio:           clients.Istio,
+		PeerAuthRecheck: s.cfg.PeerAuthRecheck,
 		Store:           s.cfg.Store,
 		SystemNamespace: s.cfg.SystemNamespace,
 		Changed:         s.cfg.Changed,

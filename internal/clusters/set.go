@@ -74,6 +74,10 @@ type Config struct {
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe. Default 3s (at most ProbeInterval).
 	ProbeTimeout time.Duration
+	// PeerAuthRecheck is how often a cluster that does not serve
+	// PeerAuthentications (or may not be read) is asked again. Default
+	// kube.DefaultPeerAuthRecheck (1m).
+	PeerAuthRecheck time.Duration
 	// Registerer receives the set's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	// Logger receives the set's logs. Required.

@@ -99,19 +99,26 @@ func addHelloworld(t *testing.T, cs kubernetes.Interface, name, ip string) {
 }
 
 // remoteSecret runs `causeway remote-secret create` for c against the real
-// API server (a TokenRequest token: the harness runs no token controller)
-// and applies its output to cluster1.
+// API server and applies its output to cluster1.
 func (m *meshEnv) remoteSecret(t *testing.T, c *testenv.Cluster, server string) {
 	t.Helper()
+	applyRemoteSecret(t, m.c1, c, server)
+}
+
+// applyRemoteSecret runs `causeway remote-secret create` for remote
+// against the real API server (a TokenRequest token: the harness runs no
+// token controller) and applies its output to primary.
+func applyRemoteSecret(t *testing.T, primary, remote *testenv.Cluster, server string) {
+	t.Helper()
 	rs := must(clusters.CreateRemoteSecret(t.Context(), clusters.RemoteSecretConfig{
-		Client: c.Client(), ClusterID: model.ClusterID(c.ID), Server: server, CAData: c.CAPEM, TokenTTL: time.Hour,
+		Client: remote.Client(), ClusterID: model.ClusterID(remote.ID), Server: server, CAData: remote.CAPEM, TokenTTL: time.Hour,
 	}))(t)
 	out := must(clusters.MarshalRemoteSecret(rs.Secret))(t)
 	var s corev1.Secret
 	if err := yaml.UnmarshalStrict(out, &s); err != nil {
 		t.Fatal(err)
 	}
-	must(m.c1.Client().CoreV1().Secrets("istio-system").Create(t.Context(), &s, metav1.CreateOptions{}))(t)
+	must(primary.Client().CoreV1().Secrets("istio-system").Create(t.Context(), &s, metav1.CreateOptions{}))(t)
 }
 
 type runningServer struct {
@@ -122,18 +129,20 @@ type runningServer struct {
 
 func (m *meshEnv) serve(t *testing.T, policy clusters.StalePolicy) *runningServer {
 	t.Helper()
-	local := must(clusters.RESTClients(m.c1.RESTConfig()))(t)
-	srv := must(New(Config{
-		ClusterID:          "cluster1",
-		Local:              local,
-		DebugAddr:          "127.0.0.1:0",
-		XDSAddr:            "127.0.0.1:0",
-		StalePolicy:        policy,
-		ProbeInterval:      200 * time.Millisecond,
-		ProbeTimeout:       time.Second,
-		ClusterSyncTimeout: 30 * time.Second,
-		Logger:             slog.New(slog.NewTextHandler(t.Output(), nil)),
-	}))(t)
+	return serveCluster(t, m.c1, Config{StalePolicy: policy})
+}
+
+// serveCluster runs a server whose config cluster is c (its id the
+// cluster's), on loopback ports, with short probes; cfg may set more.
+func serveCluster(t *testing.T, c *testenv.Cluster, cfg Config) *runningServer {
+	t.Helper()
+	cfg.ClusterID = model.ClusterID(c.ID)
+	cfg.Local = must(clusters.RESTClients(c.RESTConfig()))(t)
+	cfg.DebugAddr, cfg.XDSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ProbeInterval, cfg.ProbeTimeout = 200*time.Millisecond, time.Second
+	cfg.ClusterSyncTimeout = 30 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	srv := must(New(cfg))(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	rs := &runningServer{testServer: &testServer{srv: srv}, cancel: cancel, done: make(chan error, 1)}
 	go func() { rs.done <- srv.Run(ctx) }()

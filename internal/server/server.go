@@ -73,12 +73,13 @@ type Config struct {
 	DebugAddr string
 	// Profiling adds Go's runtime profiles to the debug API (/debug/pprof/).
 	Profiling bool
-	// StalePolicy, ProbeInterval, ProbeTimeout and NewClients configure the
-	// cluster set (see clusters.Config).
-	StalePolicy   clusters.StalePolicy
-	ProbeInterval time.Duration
-	ProbeTimeout  time.Duration
-	NewClients    clusters.ClientFactory
+	// StalePolicy, ProbeInterval, ProbeTimeout, PeerAuthRecheck and
+	// NewClients configure the cluster set (see clusters.Config).
+	StalePolicy     clusters.StalePolicy
+	ProbeInterval   time.Duration
+	ProbeTimeout    time.Duration
+	PeerAuthRecheck time.Duration
+	NewClients      clusters.ClientFactory
 	// ClusterSyncTimeout bounds the wait for the initial sync of every
 	// cluster; after it the server serves what it has. Default 1m.
 	ClusterSyncTimeout time.Duration
@@ -234,6 +235,7 @@ func (s *Server) newClusterSet() error {
 		StalePolicy:     cfg.StalePolicy,
 		ProbeInterval:   cfg.ProbeInterval,
 		ProbeTimeout:    cfg.ProbeTimeout,
+		PeerAuthRecheck: cfg.PeerAuthRecheck,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
