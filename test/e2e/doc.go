@@ -92,8 +92,8 @@
 //   - with no PeerAuthentication (PERMISSIVE), a plaintext client of the
 //     same network is answered too;
 //   - a mesh-wide PeerAuthentication STRICT in each cluster's istio-system
-//     (Istio's CRD from the istio.io/api module, installed before the
-//     control planes start) reaches each helloworld's virtual inbound: a
+//     (Istio's CRD, the copy internal/server's PeerAuthentication test
+//     installs, created before the control planes start) reaches each helloworld's virtual inbound: a
 //     plaintext client is refused (its connection closed unanswered),
 //     both networks' mTLS calls still answer with identities intact, and
 //     PERMISSIVE again accepts plaintext;

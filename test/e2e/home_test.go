@@ -268,12 +268,8 @@ func newHome(t *testing.T, model deployment) *home {
 
 	// Istio's PeerAuthentication CRD, installed before any control plane
 	// starts, as Istio's base chart would be.
-	crdFile, err := istioCRDFile(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, s := range h.sites {
-		if err := installPeerAuthCRD(ctx, s.cluster, crdFile); err != nil {
+		if err := installPeerAuthCRD(ctx, s.cluster); err != nil {
 			t.Fatal(err)
 		}
 	}

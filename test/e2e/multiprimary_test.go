@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
 // sleepRequests is how many calls each sleep run makes: with equal weights
@@ -167,7 +168,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 			}
 		}
 		for _, s := range h.sites {
-			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", "STRICT"); err != nil {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", securityv1beta1.PeerAuthentication_MutualTLS_STRICT); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -185,7 +186,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 			checkAllAnswered(t, s.network+" under STRICT", sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
 		}
 		for _, s := range h.sites {
-			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", "PERMISSIVE"); err != nil {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", securityv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE); err != nil {
 				t.Fatal(err)
 			}
 		}
