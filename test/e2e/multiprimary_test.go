@@ -263,6 +263,9 @@ func checkCapturedPath(t *testing.T, what string, sum sleepSummary) {
 		return
 	}
 	port := fmt.Sprint(helloworldPort)
+	if p.BindsPort {
+		t.Errorf("%s: listener %s binds its port; a captured sidecar's per-port listener must not (bind_to_port false), or it takes the application's port", what, p.Listener)
+	}
 	if p.Listener != "0.0.0.0_"+port || p.RouteConfig != port || p.Cluster != helloworldCluster || p.EDS != helloworldCluster || p.VirtualHost == "" {
 		t.Errorf("%s: the request went listener %q chain %q route configuration %q virtual host %q cluster %q (EDS %q); want 0.0.0.0_%s, RDS %s, a virtual host, %s",
 			what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster, p.EDS, port, port, helloworldCluster)

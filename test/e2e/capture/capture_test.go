@@ -349,7 +349,7 @@ func TestResolveHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Path{Listener: "0.0.0.0_5000", RouteConfig: "5000", VirtualHost: "helloworld", Cluster: cl.GetName(), EDS: cl.GetName(), Endpoints: []Endpoint{
+	want := &Path{Listener: "0.0.0.0_5000", BindsPort: false, RouteConfig: "5000", VirtualHost: "helloworld", Cluster: cl.GetName(), EDS: cl.GetName(), Endpoints: []Endpoint{
 		{Address: "10.1.0.10:5000", Weight: 1, TLS: &UpstreamTLS{SNI: "outbound_.5000_._.helloworld.sample.svc.cluster.local", ALPN: []string{"istio-peer-exchange", "istio"}, SANs: []string{"spiffe://cluster.local/ns/sample/sa/helloworld"}}},
 		{Address: "10.1.0.11:5000", Weight: 1},
 	}}
@@ -360,7 +360,7 @@ func TestResolveHTTP(t *testing.T) {
 	// is not a service's cluster.
 	cfg.Clusters["PassthroughCluster"] = &clusterv3.Cluster{Name: "PassthroughCluster", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}}
 	p, err = cfg.ResolveHTTP(netip.MustParseAddrPort("10.96.0.20:8080"), "helloworld.sample:8080", "/hello")
-	if err == nil || p.Cluster != "PassthroughCluster" {
-		t.Errorf("unclaimed destination: %+v, %v; want PassthroughCluster and an error", p, err)
+	if err == nil || p.Cluster != "PassthroughCluster" || p.Listener != "virtualOutbound" || !p.BindsPort {
+		t.Errorf("unclaimed destination: %+v, %v; want virtualOutbound (which binds 15001), PassthroughCluster and an error", p, err)
 	}
 }

@@ -30,7 +30,11 @@ type Config struct {
 // Path is how a request went through the configuration, as far as it got.
 type Path struct {
 	Listener string `json:"listener"`
-	Chain    string `json:"chain"`
+	// BindsPort is the listener's bind_to_port (true when unset): a
+	// captured sidecar's per-port listeners must not bind, or they would
+	// take the application's own ports.
+	BindsPort bool   `json:"bindsPort"`
+	Chain     string `json:"chain"`
 	// RouteConfig is the RDS route configuration, empty for tcp_proxy or
 	// inline routes.
 	RouteConfig string `json:"routeConfig,omitempty"`
@@ -57,6 +61,7 @@ func (c Config) ResolveHTTP(dst netip.AddrPort, host, path string) (*Path, error
 		return p, err
 	}
 	p.Listener = l.GetName()
+	p.BindsPort = l.GetBindToPort() == nil || l.GetBindToPort().GetValue()
 	fc, err := MatchChain(l, Conn{Dst: dst, Transport: TransportRaw, ALPN: []string{"http/1.1"}})
 	if err != nil {
 		return p, err
