@@ -9,10 +9,12 @@ import (
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	istioinformers "istio.io/client-go/pkg/informers/externalversions"
+	securityv1client "istio.io/client-go/pkg/clientset/versioned/typed/security/v1"
 	securitylisters "istio.io/client-go/pkg/listers/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/causeway-mesh/causeway/internal/kubeconv"
@@ -52,7 +54,6 @@ const (
 
 // peerAuthWatch is the running PeerAuthentication informer.
 type peerAuthWatch struct {
-	factory  istioinformers.SharedInformerFactory
 	informer cache.SharedIndexInformer
 	lister   securitylisters.PeerAuthenticationLister
 }
@@ -108,7 +109,7 @@ func (w *Watcher) runPeerAuth(ctx context.Context, decided chan<- struct{}) {
 			w.log.Debug("peerauthentication discovery failed; asking again", "err", err)
 			wait = min(wait, time.Second)
 		case st == PeerAuthWatching:
-			pw, err := w.startPeerAuth(ctx)
+			pw, err := w.newPeerAuthWatch()
 			if err != nil {
 				// Only a programming error (a handler on a stopped
 				// informer) gets here.
@@ -117,12 +118,15 @@ func (w *Watcher) runPeerAuth(ctx context.Context, decided chan<- struct{}) {
 				decide()
 				return
 			}
-			if !cache.WaitForCacheSync(ctx.Done(), pw.informer.HasSynced) {
-				return
+			w.pa.Store(pw)
+			var wg sync.WaitGroup
+			wg.Go(func() { pw.informer.RunWithContext(ctx) })
+			if cache.WaitForCacheSync(ctx.Done(), pw.informer.HasSynced) {
+				w.paStatus.set(PeerAuthWatching, "")
+				w.log.Info("peerauthentications watched", "count", len(pw.informer.GetStore().ListKeys()))
+				decide()
 			}
-			w.paStatus.set(PeerAuthWatching, "")
-			w.log.Info("peerauthentications watched", "count", len(pw.informer.GetStore().ListKeys()))
-			decide()
+			wg.Wait()
 			return
 		case st == PeerAuthAbsent:
 			if w.paStatus.set(st, fmt.Sprintf("%s %s is not served (Istio's CRDs are not installed): every workload of the cluster is PERMISSIVE; asked again every %s", peerAuthGroupVersion, peerAuthResource, w.cfg.PeerAuthRecheck)) {
@@ -207,21 +211,37 @@ func (w *Watcher) discoverPeerAuth(ctx context.Context) (bool, error) {
 	return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == peerAuthResource }), nil
 }
 
-// startPeerAuth starts the PeerAuthentication informer, its handler
-// enqueuing keys as the other kinds' do.
-func (w *Watcher) startPeerAuth(ctx context.Context) (*peerAuthWatch, error) {
-	f := istioinformers.NewSharedInformerFactoryWithOptions(w.cfg.Istio, 0, istioinformers.WithTransform(strip))
-	pas := f.Security().V1().PeerAuthentications()
-	pw := &peerAuthWatch{factory: f, informer: pas.Informer(), lister: pas.Lister()}
-	if _, err := pw.informer.AddEventHandler(w.handler(kindPeerAuthentication)); err != nil {
+// newPeerAuthWatch builds the PeerAuthentication informer of every
+// namespace, its handler enqueuing keys as the other kinds' do. Its list
+// and watch honour the informer's context (istio.io/client-go's generated
+// informer uses context.TODO), and it tells the reflector whether the
+// client supports streaming lists (client-go fakes do not).
+func (w *Watcher) newPeerAuthWatch() (*peerAuthWatch, error) {
+	pas := func() securityv1client.PeerAuthenticationInterface {
+		return w.cfg.Istio.SecurityV1().PeerAuthentications(metav1.NamespaceAll)
+	}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return pas().List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return pas().Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, w.cfg.Istio),
+		&securityv1.PeerAuthentication{}, cache.SharedIndexInformerOptions{
+			Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+		})
+	if err := inf.SetTransform(strip); err != nil {
+		return nil, fmt.Errorf("set peerauthentication transform: %w", err)
+	}
+	if _, err := inf.AddEventHandler(w.handler(kindPeerAuthentication)); err != nil {
 		return nil, fmt.Errorf("add peerauthentication handler: %w", err)
 	}
-	if err := pw.informer.SetWatchErrorHandlerWithContext(w.peerAuthWatchError); err != nil {
+	if err := inf.SetWatchErrorHandlerWithContext(w.peerAuthWatchError); err != nil {
 		return nil, fmt.Errorf("set peerauthentication watch error handler: %w", err)
 	}
-	w.pa.Store(pw)
-	f.Start(ctx.Done())
-	return pw, nil
+	return &peerAuthWatch{informer: inf, lister: securitylisters.NewPeerAuthenticationLister(inf.GetIndexer())}, nil
 }
 
 // peerAuthWatchError: a PeerAuthentication list that fails with NotFound

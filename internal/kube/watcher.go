@@ -297,9 +297,6 @@ func (w *Watcher) Run(ctx context.Context) {
 	w.queue.ShutDown()
 	wg.Wait()
 	w.factory.Shutdown()
-	if pw := w.pa.Load(); pw != nil {
-		pw.factory.Shutdown()
-	}
 }
 
 // Synced is closed once the initial list of every kind is in the store (or,
