@@ -1,37 +1,35 @@
 package e2e
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/causeway-mesh/causeway/test/e2e/capture"
 )
 
 // Resource type URLs of ADS, spelled out rather than taken from the code
 // under test.
 const (
+	typeListener = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	typeRoute    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	typeCluster  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	typeEndpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	typeUpstream = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-	// transportSocketMatchKey is the endpoint metadata filter Envoy matches
-	// a cluster's transport_socket_matches against.
-	transportSocketMatchKey = "envoy.transport_socket_match"
 )
 
 // sidecarNode is the xDS node of a sidecar, as Istio's agent writes it.
@@ -41,17 +39,49 @@ type sidecarNode struct {
 	Namespace string `json:"namespace"`
 	Network   string `json:"network"`
 	ClusterID string `json:"clusterID"`
+	// Interception is INTERCEPTION_MODE: REDIRECT for an injected pod
+	// whose traffic iptables captures; empty sends none (bind-to-port).
+	Interception string `json:"interception,omitempty"`
+	// Labels is LABELS, the pod's labels.
+	Labels map[string]string `json:"labels,omitempty"`
+	// PodPorts is POD_PORTS, the pod's container ports as the injector
+	// writes them (a JSON string); sent with Interception.
+	PodPorts []podPort `json:"podPorts,omitempty"`
+}
+
+// podPort is one container port of POD_PORTS.
+type podPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
 }
 
 func (n sidecarNode) proto() *corev3.Node {
+	md := map[string]*structpb.Value{
+		"NETWORK":    structpb.NewStringValue(n.Network),
+		"CLUSTER_ID": structpb.NewStringValue(n.ClusterID),
+		"NAMESPACE":  structpb.NewStringValue(n.Namespace),
+	}
+	if n.Interception != "" {
+		md["INTERCEPTION_MODE"] = structpb.NewStringValue(n.Interception)
+		ports := n.PodPorts
+		if ports == nil {
+			ports = []podPort{}
+		}
+		raw, _ := json.Marshal(ports) // plain structs: cannot fail
+		md["POD_PORTS"] = structpb.NewStringValue(string(raw))
+	}
+	if len(n.Labels) > 0 {
+		labels := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		for k, v := range n.Labels {
+			labels.Fields[k] = structpb.NewStringValue(v)
+		}
+		md["LABELS"] = structpb.NewStructValue(labels)
+	}
 	return &corev3.Node{
-		Id:      "sidecar~" + n.IP + "~" + n.Pod + "." + n.Namespace + "~" + n.Namespace + ".svc.cluster.local",
-		Cluster: n.Pod + "." + n.Namespace,
-		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			"NETWORK":    structpb.NewStringValue(n.Network),
-			"CLUSTER_ID": structpb.NewStringValue(n.ClusterID),
-			"NAMESPACE":  structpb.NewStringValue(n.Namespace),
-		}},
+		Id:       "sidecar~" + n.IP + "~" + n.Pod + "." + n.Namespace + "~" + n.Namespace + ".svc.cluster.local",
+		Cluster:  n.Pod + "." + n.Namespace,
+		Metadata: &structpb.Struct{Fields: md},
 	}
 }
 
@@ -62,31 +92,12 @@ type upstream struct {
 	Endpoints []endpoint `json:"endpoints"`
 }
 
-// endpoint is one LbEndpoint with the transport its metadata selects.
-type endpoint struct {
-	Address string `json:"address"`
-	Weight  uint32 `json:"weight"`
-	// TLS is nil for plaintext (raw_buffer).
-	TLS *upstreamTLS `json:"tls,omitempty"`
-}
-
-// upstreamTLS is the part of an UpstreamTlsContext a client acts on.
-type upstreamTLS struct {
-	SNI  string   `json:"sni"`
-	ALPN []string `json:"alpn"`
-	// SANs are the exact URI SANs the server's certificate must carry one
-	// of; empty means any certificate of the mesh root.
-	SANs []string `json:"sans,omitempty"`
-}
-
-// String is the endpoint in a stable, comparable form.
-func (e endpoint) String() string {
-	s := e.Address + "/" + strconv.FormatUint(uint64(e.Weight), 10)
-	if e.TLS != nil {
-		s += "/mtls " + e.TLS.SNI
-	}
-	return s
-}
+// endpoint and upstreamTLS are capture's: an LbEndpoint with the
+// transport socket its metadata selects.
+type (
+	endpoint    = capture.Endpoint
+	upstreamTLS = capture.UpstreamTLS
+)
 
 // xdsServer is where a proxy takes its ADS: in plaintext (the control
 // plane's 15010), or over TLS (its 15012, directly or through a primary's
@@ -126,195 +137,184 @@ func (x xdsServer) credentials() (credentials.TransportCredentials, error) {
 }
 
 // fetchUpstream opens an ADS stream (state of the world) to server as
-// node, takes CDS, subscribes to the EDS of cluster, ACKs every response,
-// and returns the cluster's endpoints once ready(endpoints) holds, or fails
-// when ctx ends (with what it had).
+// node, takes CDS, subscribes to the EDS of cluster, and returns the
+// cluster's endpoints once ready(endpoints) holds, or fails when ctx ends
+// (with what it had). It reads CDS by name: the check that two control
+// planes agree on a cluster's EDS, not how a captured sidecar finds it
+// (resolveHTTP).
 func fetchUpstream(ctx context.Context, server xdsServer, node *corev3.Node, cluster string, ready func([]endpoint) bool) (*upstream, error) {
+	var last *upstream
+	err := watchADS(ctx, server, node, false, func(cfg capture.Config) (subscriptions, bool, error) {
+		c := cfg.Clusters[cluster]
+		if c == nil {
+			return subscriptions{}, false, nil
+		}
+		eds, err := capture.EDSName(c)
+		if err != nil {
+			return subscriptions{}, false, err
+		}
+		sub := subscriptions{EDS: []string{eds}}
+		cla := cfg.Endpoints[eds]
+		if cla == nil {
+			return sub, false, nil
+		}
+		eps, err := capture.Endpoints(c, cla)
+		if err != nil {
+			return sub, false, err
+		}
+		last = &upstream{Cluster: cluster, Endpoints: eps}
+		return sub, ready(eps), nil
+	})
+	if err != nil && last != nil {
+		return nil, fmt.Errorf("%w (last EDS of %s: %v)", err, cluster, last.Endpoints)
+	}
+	return last, err
+}
+
+// subscriptions are the RDS and EDS resources a client asks for.
+type subscriptions struct {
+	RDS []string
+	EDS []string
+}
+
+// maxADSResponses bounds the responses one watch reads before it gives
+// up: a stream that never converges fails instead of running on.
+const maxADSResponses = 10000
+
+// watchADS opens an ADS stream (state of the world) to server as node,
+// subscribes to every cluster (CDS) and, when lds is set, every listener
+// (LDS), and after each response (ACKed) calls step with everything
+// received so far. step names the route configurations and cluster load
+// assignments to subscribe to (cumulative: a name once asked for stays)
+// and whether the watch is done. It returns when step is done or fails,
+// or with ctx's error.
+func watchADS(ctx context.Context, server xdsServer, node *corev3.Node, lds bool, step func(capture.Config) (subscriptions, bool, error)) error {
 	addr := server.String()
 	creds, err := server.credentials()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	conn, err := grpc.NewClient("passthrough:///"+server.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, fmt.Errorf("ADS %s: %w", addr, err)
+		return fmt.Errorf("ADS %s: %w", addr, err)
 	}
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ADS %s: %w", addr, err)
+		return fmt.Errorf("ADS %s: %w", addr, err)
 	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeCluster}); err != nil {
-		return nil, fmt.Errorf("ADS %s: send the CDS request: %w", addr, err)
+	first := []string{typeCluster}
+	if lds {
+		first = append(first, typeListener)
 	}
-	var (
-		cds     *clusterv3.Cluster
-		edsName string
-		last    *upstream
-	)
-	for {
+	for i, typ := range first {
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: typ}
+		if i == 0 {
+			req.Node = node
+		}
+		if err := stream.Send(req); err != nil {
+			return fmt.Errorf("ADS %s: subscribe to %s: %w", addr, typ, err)
+		}
+	}
+	cfg := capture.Config{
+		Routes:    map[string]*routev3.RouteConfiguration{},
+		Clusters:  map[string]*clusterv3.Cluster{},
+		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+	}
+	// What was subscribed per type, and the last response's version and
+	// nonce, for ACKs and for widening a subscription.
+	names := map[string][]string{}
+	last := map[string]*discoveryv3.DiscoveryResponse{}
+	request := func(typ string) error {
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
+		if r := last[typ]; r != nil {
+			req.VersionInfo, req.ResponseNonce = r.GetVersionInfo(), r.GetNonce()
+		}
+		if err := stream.Send(req); err != nil {
+			return fmt.Errorf("ADS %s: request %s %v: %w", addr, typ, names[typ], err)
+		}
+		return nil
+	}
+	for range maxADSResponses {
 		resp, err := stream.Recv()
 		if err != nil {
-			if last != nil {
-				return nil, fmt.Errorf("ADS %s: %w (last EDS of %s: %v)", addr, err, cluster, last.Endpoints)
-			}
-			if cds == nil {
-				return nil, fmt.Errorf("ADS %s: %w (CDS never named %s)", addr, err, cluster)
-			}
-			return nil, fmt.Errorf("ADS %s: %w (no EDS for %s yet)", addr, err, edsName)
+			return fmt.Errorf("ADS %s: %w", addr, err)
 		}
-		ack := &discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
-		switch resp.GetTypeUrl() {
-		case typeCluster:
-			for _, res := range resp.GetResources() {
-				c := &clusterv3.Cluster{}
-				if err := res.UnmarshalTo(c); err != nil {
-					return nil, fmt.Errorf("ADS %s: decode a Cluster: %w", addr, err)
-				}
-				if c.GetName() == cluster {
-					cds = c
-				}
-			}
-			if err := stream.Send(ack); err != nil {
-				return nil, fmt.Errorf("ADS %s: ACK CDS: %w", addr, err)
-			}
-			if cds != nil && edsName == "" {
-				if cds.GetType() != clusterv3.Cluster_EDS {
-					return nil, fmt.Errorf("ADS %s: cluster %s is of type %v, want EDS", addr, cluster, cds.GetType())
-				}
-				edsName = cmp.Or(cds.GetEdsClusterConfig().GetServiceName(), cds.GetName())
-				if err := stream.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeEndpoint, ResourceNames: []string{edsName}}); err != nil {
-					return nil, fmt.Errorf("ADS %s: subscribe to EDS %s: %w", addr, edsName, err)
+		typ := resp.GetTypeUrl()
+		if err := decodeInto(&cfg, resp); err != nil {
+			return fmt.Errorf("ADS %s: %w", addr, err)
+		}
+		last[typ] = resp
+		if err := request(typ); err != nil {
+			return err
+		}
+		sub, done, err := step(cfg)
+		if err != nil || done {
+			return err
+		}
+		for typ, want := range map[string][]string{typeRoute: sub.RDS, typeEndpoint: sub.EDS} {
+			grown := false
+			for _, n := range want {
+				if !slices.Contains(names[typ], n) {
+					names[typ] = append(names[typ], n)
+					grown = true
 				}
 			}
-		case typeEndpoint:
-			ack.ResourceNames = []string{edsName}
-			var cla *endpointv3.ClusterLoadAssignment
-			for _, res := range resp.GetResources() {
-				c := &endpointv3.ClusterLoadAssignment{}
-				if err := res.UnmarshalTo(c); err != nil {
-					return nil, fmt.Errorf("ADS %s: decode a ClusterLoadAssignment: %w", addr, err)
+			if grown {
+				if err := request(typ); err != nil {
+					return err
 				}
-				if c.GetClusterName() == edsName {
-					cla = c
-				}
-			}
-			if err := stream.Send(ack); err != nil {
-				return nil, fmt.Errorf("ADS %s: ACK EDS: %w", addr, err)
-			}
-			if cla == nil || cds == nil {
-				continue
-			}
-			eps, err := endpointsOf(cds, cla)
-			if err != nil {
-				return nil, fmt.Errorf("ADS %s: %w", addr, err)
-			}
-			last = &upstream{Cluster: cluster, Endpoints: eps}
-			if ready(eps) {
-				return last, nil
-			}
-		default:
-			// Not asked for: ACK and ignore.
-			ack.ResourceNames = nil
-			if err := stream.Send(ack); err != nil {
-				return nil, fmt.Errorf("ADS %s: ACK %s: %w", addr, resp.GetTypeUrl(), err)
 			}
 		}
 	}
+	return fmt.Errorf("ADS %s: no answer after %d responses", addr, maxADSResponses)
 }
 
-// endpointsOf lists the healthy LbEndpoints of cla, each with the transport
-// socket of cds that Envoy would pick for it: the first of
-// transport_socket_matches whose match is a subset of the endpoint's
-// envoy.transport_socket_match metadata, else the cluster's
-// transport_socket. Sorted by address.
-func endpointsOf(cds *clusterv3.Cluster, cla *endpointv3.ClusterLoadAssignment) ([]endpoint, error) {
-	var eps []endpoint
-	for _, loc := range cla.GetEndpoints() {
-		for _, lb := range loc.GetLbEndpoints() {
-			switch lb.GetHealthStatus() {
-			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-			default:
-				continue
+// decodeInto replaces what cfg holds of resp's type with resp's resources
+// (state of the world: a response lists every resource of its type that
+// was asked for).
+func decodeInto(cfg *capture.Config, resp *discoveryv3.DiscoveryResponse) error {
+	switch resp.GetTypeUrl() {
+	case typeListener:
+		cfg.Listeners = cfg.Listeners[:0:0]
+		for _, res := range resp.GetResources() {
+			l := &listenerv3.Listener{}
+			if err := res.UnmarshalTo(l); err != nil {
+				return fmt.Errorf("decode a Listener: %w", err)
 			}
-			sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
-				return nil, fmt.Errorf("an endpoint of %s has no socket address", cla.GetClusterName())
+			cfg.Listeners = append(cfg.Listeners, l)
+		}
+	case typeRoute:
+		clear(cfg.Routes)
+		for _, res := range resp.GetResources() {
+			r := &routev3.RouteConfiguration{}
+			if err := res.UnmarshalTo(r); err != nil {
+				return fmt.Errorf("decode a RouteConfiguration: %w", err)
 			}
-			ep := endpoint{Address: hostPortString(sa.GetAddress(), sa.GetPortValue()), Weight: 1}
-			if w := lb.GetLoadBalancingWeight(); w != nil {
-				ep.Weight = w.GetValue()
+			cfg.Routes[r.GetName()] = r
+		}
+	case typeCluster:
+		clear(cfg.Clusters)
+		for _, res := range resp.GetResources() {
+			c := &clusterv3.Cluster{}
+			if err := res.UnmarshalTo(c); err != nil {
+				return fmt.Errorf("decode a Cluster: %w", err)
 			}
-			ts := transportSocketFor(cds, lb.GetMetadata().GetFilterMetadata()[transportSocketMatchKey])
-			if ts != nil && ts.GetName() == "envoy.transport_sockets.tls" {
-				t, err := upstreamTLSOf(ts)
-				if err != nil {
-					return nil, fmt.Errorf("cluster %s: %w", cds.GetName(), err)
-				}
-				ep.TLS = t
+			cfg.Clusters[c.GetName()] = c
+		}
+	case typeEndpoint:
+		clear(cfg.Endpoints)
+		for _, res := range resp.GetResources() {
+			c := &endpointv3.ClusterLoadAssignment{}
+			if err := res.UnmarshalTo(c); err != nil {
+				return fmt.Errorf("decode a ClusterLoadAssignment: %w", err)
 			}
-			eps = append(eps, ep)
+			cfg.Endpoints[c.GetClusterName()] = c
 		}
 	}
-	slices.SortFunc(eps, func(a, b endpoint) int { return cmp.Compare(a.Address, b.Address) })
-	return eps, nil
-}
-
-func hostPortString(host string, port uint32) string {
-	return net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
-}
-
-func transportSocketFor(cds *clusterv3.Cluster, md *structpb.Struct) *corev3.TransportSocket {
-	for _, m := range cds.GetTransportSocketMatches() {
-		if isSubset(m.GetMatch(), md) {
-			return m.GetTransportSocket()
-		}
-	}
-	return cds.GetTransportSocket()
-}
-
-// isSubset reports whether every field of want is in have with an equal
-// value (an empty match matches every endpoint).
-func isSubset(want, have *structpb.Struct) bool {
-	for k, v := range want.GetFields() {
-		got, ok := have.GetFields()[k]
-		if !ok || got.String() != v.String() {
-			return false
-		}
-	}
-	return true
-}
-
-func upstreamTLSOf(ts *corev3.TransportSocket) (*upstreamTLS, error) {
-	tc := ts.GetTypedConfig()
-	if tc.GetTypeUrl() != typeUpstream {
-		return nil, fmt.Errorf("TLS transport socket of type %s, want %s", tc.GetTypeUrl(), typeUpstream)
-	}
-	var utc tlsv3.UpstreamTlsContext
-	if err := tc.UnmarshalTo(&utc); err != nil {
-		return nil, fmt.Errorf("decode UpstreamTlsContext: %w", err)
-	}
-	out := &upstreamTLS{SNI: utc.GetSni(), ALPN: utc.GetCommonTlsContext().GetAlpnProtocols()}
-	vc := utc.GetCommonTlsContext().GetCombinedValidationContext().GetDefaultValidationContext()
-	if vc == nil {
-		vc = utc.GetCommonTlsContext().GetValidationContext()
-	}
-	for _, m := range vc.GetMatchTypedSubjectAltNames() {
-		if m.GetSanType() != tlsv3.SubjectAltNameMatcher_URI {
-			return nil, fmt.Errorf("SAN matcher of type %v; this client checks URI SANs only", m.GetSanType())
-		}
-		exact := m.GetMatcher().GetExact()
-		if exact == "" {
-			return nil, errors.New("a URI SAN matcher that is not exact; this client checks exact SPIFFE ids only")
-		}
-		out.SANs = append(out.SANs, exact)
-	}
-	if out.SNI == "" {
-		return nil, errors.New("an istio mTLS transport socket without SNI: the east-west gateway could not route it")
-	}
-	return out, nil
+	return nil
 }
 
 // picker is Envoy's weighted round robin over a fixed endpoint list, as

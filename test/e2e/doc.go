@@ -47,26 +47,56 @@
 // # Processes
 //
 // helloworld and sleep are this test binary re-executed under
-// `ip netns exec` with a role (see roles_test.go). helloworld fetches a
-// workload certificate from its network's CA (CreateCertificate with a
-// service-account token of its cluster, audience istio-ca), terminates mTLS
-// as a sidecar's inbound does (the client's certificate must chain to the
-// mesh root) and answers GET /hello with its version and the client's
-// SPIFFE id. sleep plays an Envoy sidecar: ADS with node metadata NETWORK
-// and CLUSTER_ID, the CDS cluster outbound|5000||helloworld.sample.svc.cluster.local
-// and its EDS, weighted round robin over the endpoints, and, for endpoints
-// whose metadata selects the cluster's tlsMode-istio transport socket, mTLS
-// with the SNI and ALPN of the UpstreamTlsContext, its own workload
+// `ip netns exec` with a role (see roles_test.go). Both play pods with
+// Istio's injected sidecar whose traffic iptables captures: their xDS nodes
+// carry INTERCEPTION_MODE=REDIRECT, LABELS and POD_PORTS as pilot-agent
+// sends them, and they act on the configuration the way Envoy would, as
+// package capture interprets it (no Envoy binary runs here).
+//
+// helloworld fetches a workload certificate from its network's CA
+// (CreateCertificate with a service-account token of its cluster, audience
+// istio-ca) and follows its LDS (POD_PORTS: http 5000). Every connection to
+// it goes through the virtual inbound listener (0.0.0.0:15006) it was sent:
+// the TLS inspector's and HTTP inspector's view of the connection and its
+// destination port pick a filter chain; no chain means the connection is
+// closed. An mTLS chain's DownstreamTlsContext is applied as Envoy would:
+// SDS default is the workload certificate, ROOTCA the mesh root, a client
+// certificate required when it says so, its ALPN negotiated Envoy's way
+// (none when the client offers none of them). A plaintext chain accepts the
+// connection as it is. The chain must route the request to
+// inbound|5000||. It answers GET /hello with its version and the client's
+// SPIFFE id (none for plaintext).
+//
+// sleep's application calls helloworld.sample:5000, which the cluster's DNS
+// answers with the Service's cluster IP; iptables hands the connection to
+// the virtual outbound listener (0.0.0.0:15001, use_original_dst), which
+// hands it to the listener of that original destination: the non-binding
+// 0.0.0.0_5000 of the HTTP port. Its plaintext HTTP chain's connection
+// manager names RDS 5000, whose virtual host for the Host header routes to
+// outbound|5000||helloworld.sample.svc.cluster.local; that cluster's EDS
+// endpoints are picked by weighted round robin, and for endpoints whose
+// metadata selects the cluster's tlsMode-istio transport socket it speaks
+// mTLS with the SNI and ALPN of the UpstreamTlsContext, its own workload
 // certificate, and the server's URI SAN checked against the CDS matchers.
-// It prints a JSON summary of what answered.
+// It prints a JSON summary of the path the request took and what answered.
 //
 // # What is asserted
 //
 //   - from each network, helloworld v1 and v2 both answer, v2 from network1
 //     through gateway2's NodePort and v1 from network2 through gateway1's
 //     LoadBalancer address;
+//   - each request went virtualOutbound -> 0.0.0.0_5000 -> RDS 5000 ->
+//     outbound|5000||helloworld.sample.svc.cluster.local;
 //   - each server saw the client's SPIFFE id (the gateway passed the TLS
 //     session through untouched) and each client verified the server's;
+//   - with no PeerAuthentication (PERMISSIVE), a plaintext client of the
+//     same network is answered too;
+//   - a mesh-wide PeerAuthentication STRICT in each cluster's istio-system
+//     (Istio's CRD, the copy internal/server's PeerAuthentication test
+//     installs, created before the control planes start) reaches each helloworld's virtual inbound: a
+//     plaintext client is refused (its connection closed unanswered),
+//     both networks' mTLS calls still answer with identities intact, and
+//     PERMISSIVE again accepts plaintext;
 //   - a direct dial from one network to the other's pod address fails
 //     while the same dial to a local pod succeeds;
 //   - SIGKILL of gateway2 makes network1's calls to v2 fail while v1 keeps

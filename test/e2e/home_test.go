@@ -44,6 +44,8 @@ type site struct {
 	exposeCP string
 	helloIP  netip.Addr
 	sleepIP  netip.Addr
+	// helloVIP is the cluster IP of Service helloworld in this cluster.
+	helloVIP netip.Addr
 	workerIP netip.Addr // InternalIP of the cluster's node
 	gw       *proc
 }
@@ -83,9 +85,58 @@ func (s *site) identity(t *testing.T, sa string) workloadIdentity {
 	}
 }
 
-// sleepNode is the xDS node of the site's sleep pod.
+// sleepNode is the xDS node of the site's sleep pod, an injected pod of
+// Istio's samples/sleep (no container ports) whose traffic iptables
+// captures.
 func (s *site) sleepNode() sidecarNode {
-	return sidecarNode{IP: s.sleepIP.String(), Pod: "sleep-" + s.cluster.ID, Namespace: sampleNamespace, Network: s.network, ClusterID: s.cluster.ID}
+	return sidecarNode{
+		IP: s.sleepIP.String(), Pod: "sleep-" + s.cluster.ID, Namespace: sampleNamespace, Network: s.network, ClusterID: s.cluster.ID,
+		Interception: "REDIRECT",
+		Labels:       map[string]string{"app": "sleep", labelTLSMode: "istio"},
+	}
+}
+
+// helloNode is the xDS node of the site's helloworld pod (see
+// helloworldPod), captured, with its container port http 5000.
+func (s *site) helloNode() sidecarNode {
+	version := fmt.Sprintf("v%d", s.n)
+	return sidecarNode{
+		IP: s.helloIP.String(), Pod: "helloworld-" + version, Namespace: sampleNamespace, Network: s.network, ClusterID: s.cluster.ID,
+		Interception: "REDIRECT",
+		Labels:       map[string]string{"app": "helloworld", "version": version, labelTLSMode: "istio"},
+		PodPorts:     []podPort{{Name: "http", ContainerPort: helloworldPort, Protocol: "TCP"}},
+	}
+}
+
+// helloworldConfig is the helloworld role of site s.
+func (s *site) helloworldConfig(t *testing.T) helloworldConfig {
+	t.Helper()
+	version := fmt.Sprintf("v%d", s.n)
+	return helloworldConfig{
+		Version:  version,
+		Instance: "helloworld-" + version,
+		Listen:   s.helloAddr(),
+		Identity: s.identity(t, helloworldSA),
+		XDS:      s.sidecarXDS,
+		Node:     s.helloNode(),
+	}
+}
+
+// sleepConfig is the sleep role of site s: curl helloworld.sample:5000/hello
+// through the captured sidecar, to the address the cluster's DNS gives.
+func (s *site) sleepConfig(t *testing.T) sleepConfig {
+	t.Helper()
+	return sleepConfig{
+		XDS:          s.sidecarXDS,
+		Node:         s.sleepNode(),
+		Identity:     s.identity(t, sleepSA),
+		Destination:  hostPort(s.helloVIP, helloworldPort),
+		Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
+		Path:         "/hello",
+		MinEndpoints: 2,
+		Requests:     sleepRequests,
+		Timeout:      3 * time.Second,
+	}
 }
 
 // deployment is how the control planes are laid out.
@@ -200,7 +251,11 @@ func newHome(t *testing.T, model deployment) *home {
 				_, err := testenv.CreateNode(ctx, cs, s.node(), map[string]string{"kubernetes.io/hostname": s.node()}, "", s.workerIP.String())
 				return err
 			},
-			func() error { return helloworldService(ctx, cs) },
+			func() error {
+				ip, err := helloworldService(ctx, cs)
+				s.helloVIP = ip
+				return err
+			},
 			func() error { return helloworldPod(ctx, cs, fmt.Sprintf("v%d", s.n), s.helloIP.String(), s.node()) },
 			func() error { return s.gateway.create(ctx, cs) },
 		}
@@ -208,6 +263,14 @@ func newHome(t *testing.T, model deployment) *home {
 			if err := step(); err != nil {
 				t.Fatalf("cluster %s: %v", s.cluster.ID, err)
 			}
+		}
+	}
+
+	// Istio's PeerAuthentication CRD, installed before any control plane
+	// starts, as Istio's base chart would be.
+	for _, s := range h.sites {
+		if err := installPeerAuthCRD(ctx, s.cluster); err != nil {
+			t.Fatal(err)
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
 // sleepRequests is how many calls each sleep run makes: with equal weights
@@ -42,14 +43,9 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 		}
 		s.rootFile = root
 	}
+	hellos := map[*site]*proc{}
 	for _, s := range h.sites {
-		version := fmt.Sprintf("v%d", s.n)
-		startHelloworld(t, h.ps, s.ns, helloworldConfig{
-			Version:  version,
-			Instance: "helloworld-" + version,
-			Listen:   s.helloAddr(),
-			Identity: s.identity(t, helloworldSA),
-		})
+		hellos[s] = startHelloworld(t, h.ps, s.ns, s.helloworldConfig(t))
 	}
 
 	// What each network must see: its own pod directly, the other's
@@ -119,17 +115,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 
 	sleep := func(t *testing.T, s *site, name string) sleepSummary {
 		t.Helper()
-		return runSleepRole(t, h.ps, name, s.ns, sleepConfig{
-			XDS:          s.sidecarXDS,
-			Node:         s.sleepNode(),
-			Identity:     s.identity(t, sleepSA),
-			Cluster:      helloworldCluster,
-			Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
-			Path:         "/hello",
-			MinEndpoints: 2,
-			Requests:     sleepRequests,
-			Timeout:      3 * time.Second,
-		})
+		return runSleepRole(t, h.ps, name, s.ns, s.sleepConfig(t))
 	}
 	sleepID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, sleepSA)
 	helloID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, helloworldSA)
@@ -138,6 +124,79 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 		for _, s := range h.sites {
 			sum := sleep(t, s, "sleep-"+s.network)
 			checkAllAnswered(t, s.network, sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+		}
+	})
+
+	t.Run("PERMISSIVE (no PeerAuthentication): helloworld's inbound accepts a plaintext client", func(t *testing.T) {
+		for _, s := range h.sites {
+			version, peer, err := plaintextHello(t.Context(), s.ns.dial, s.helloAddr())
+			if err != nil {
+				t.Errorf("%s: plaintext GET /hello to %s: %v; want it answered (PERMISSIVE keeps a plaintext chain on port %d)", s.network, s.helloAddr(), err, helloworldPort)
+				continue
+			}
+			if want := fmt.Sprintf("v%d", s.n); version != want || peer != noPeer {
+				t.Errorf("%s: plaintext GET /hello answered by %s with peer %s, want %s with peer %s", s.network, version, peer, want, noPeer)
+			}
+		}
+	})
+
+	t.Run("STRICT (mesh-wide PeerAuthentication in each cluster): plaintext refused, mTLS still answered, PERMISSIVE again accepts plaintext", func(t *testing.T) {
+		// refused is a plaintext GET /hello that connects but is closed
+		// unanswered: helloworld's inbound has no chain for it.
+		// The last attempt may be cut by the deadline: report the one before.
+		refused := func(s *site) func(context.Context) error {
+			var prev error
+			return func(ctx context.Context) error {
+				v, peer, err := plaintextHello(ctx, s.ns.dial, s.helloAddr())
+				switch {
+				case ctx.Err() != nil && prev != nil:
+					return prev
+				case err == nil:
+					prev = fmt.Errorf("plaintext GET /hello still answered by %s (peer %s)", v, peer)
+				case strings.HasPrefix(err.Error(), "read") || strings.HasPrefix(err.Error(), "write"):
+					return nil
+				default:
+					prev = fmt.Errorf("plaintext GET /hello failed before the inbound could refuse it: %w", err)
+				}
+				return prev
+			}
+		}
+		accepted := func(s *site) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, _, err := plaintextHello(ctx, s.ns.dial, s.helloAddr())
+				return err
+			}
+		}
+		for _, s := range h.sites {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", securityv1beta1.PeerAuthentication_MutualTLS_STRICT); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range h.sites {
+			ctx, cancel := context.WithTimeout(t.Context(), peerAuthTimeout)
+			err := waitUntil(ctx, hellos[s], s.network+": helloworld refuses plaintext under STRICT", refused(s))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: STRICT reached helloworld's inbound: a plaintext client is refused", s.network)
+		}
+		for _, s := range h.sites {
+			sum := sleep(t, s, "sleep-"+s.network+"-strict")
+			checkAllAnswered(t, s.network+" under STRICT", sum, map[string]int{"v1": sleepRequests / 2, "v2": sleepRequests / 2}, sleepID, helloID)
+		}
+		for _, s := range h.sites {
+			if err := applyPeerAuthentication(t.Context(), s.cluster, systemNamespace, "default", securityv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range h.sites {
+			ctx, cancel := context.WithTimeout(t.Context(), peerAuthTimeout)
+			err := waitUntil(ctx, hellos[s], s.network+": helloworld accepts plaintext again under PERMISSIVE", accepted(s))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 
@@ -171,6 +230,7 @@ func TestMultiPrimaryMultiNetwork(t *testing.T) {
 // the server's.
 func checkAllAnswered(t *testing.T, what string, sum sleepSummary, want map[string]int, client, server string) {
 	t.Helper()
+	checkCapturedPath(t, what, sum)
 	if sum.Self != client {
 		t.Errorf("%s: the client's certificate names %s, want %s", what, sum.Self, client)
 	}
@@ -189,6 +249,35 @@ func checkAllAnswered(t *testing.T, what string, sum sleepSummary, want map[stri
 		}
 	}
 	t.Logf("%s: %v answered %d calls; peers %v\n%s", what, sum.Versions, len(sum.Results), sum.Peers, results(sum))
+}
+
+// checkCapturedPath wants the sleep's request taken as a captured Envoy
+// takes it: from the virtual outbound listener to the HTTP port's
+// non-binding 0.0.0.0_5000, its plaintext HTTP chain, RDS 5000, the
+// helloworld virtual host and outbound|5000||helloworld.
+func checkCapturedPath(t *testing.T, what string, sum sleepSummary) {
+	t.Helper()
+	p := sum.Path
+	if p == nil {
+		t.Errorf("%s: the sleep reported no resolution path", what)
+		return
+	}
+	port := fmt.Sprint(helloworldPort)
+	if p.BindsPort {
+		t.Errorf("%s: listener %s binds its port; a captured sidecar's per-port listener must not (bind_to_port false), or it takes the application's port", what, p.Listener)
+	}
+	if p.Listener != "0.0.0.0_"+port || p.RouteConfig != port || p.Cluster != helloworldCluster || p.EDS != helloworldCluster || p.VirtualHost == "" {
+		t.Errorf("%s: the request went listener %q chain %q route configuration %q virtual host %q cluster %q (EDS %q); want 0.0.0.0_%s, RDS %s, a virtual host, %s",
+			what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster, p.EDS, port, port, helloworldCluster)
+	}
+	sni := fmt.Sprintf("outbound_.%d_._.helloworld.%s.svc.cluster.local", helloworldPort, sampleNamespace)
+	helloID := fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, sampleNamespace, helloworldSA)
+	for _, ep := range p.Endpoints {
+		if ep.TLS == nil || ep.TLS.SNI != sni || !slices.Contains(ep.TLS.SANs, helloID) {
+			t.Errorf("%s: endpoint %s of %s: transport %+v, want tlsMode-istio mTLS with SNI %s and SAN %s", what, ep.Address, p.Cluster, ep.TLS, sni, helloID)
+		}
+	}
+	t.Logf("%s: the sidecar took the request through listener %s, chain %q, RDS %s, virtual host %s, cluster %s", what, p.Listener, p.Chain, p.RouteConfig, p.VirtualHost, p.Cluster)
 }
 
 // total is how many calls were answered.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,16 +44,24 @@ func createMeshNamespaces(ctx context.Context, cs kubernetes.Interface, network 
 }
 
 // helloworldService creates Service helloworld (port 5000, http), as in
-// every cluster of the seed.
-func helloworldService(ctx context.Context, cs kubernetes.Interface) error {
-	_, err := testenv.CreateService(ctx, cs, testenv.Service{
+// every cluster of the seed, and returns the cluster IP the apiserver gave
+// it (what the cluster's DNS answers for helloworld.sample).
+func helloworldService(ctx context.Context, cs kubernetes.Interface) (netip.Addr, error) {
+	svc, err := testenv.CreateService(ctx, cs, testenv.Service{
 		Namespace: sampleNamespace,
 		Name:      "helloworld",
 		Labels:    map[string]string{"app": "helloworld", "service": "helloworld"},
 		Selector:  map[string]string{"app": "helloworld"},
 		Ports:     []corev1.ServicePort{{Name: "http", Port: helloworldPort, TargetPort: intstr.FromInt32(helloworldPort)}},
 	})
-	return err
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("the cluster IP of %s/helloworld: %w", sampleNamespace, err)
+	}
+	return ip, nil
 }
 
 // helloworldPod creates a Running, Ready, injected pod helloworld-VERSION

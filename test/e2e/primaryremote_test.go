@@ -110,13 +110,7 @@ func TestPrimaryRemote(t *testing.T) {
 	h.startGateway(t, s2)
 
 	for _, s := range h.sites {
-		version := fmt.Sprintf("v%d", s.n)
-		startHelloworld(t, h.ps, s.ns, helloworldConfig{
-			Version:  version,
-			Instance: "helloworld-" + version,
-			Listen:   s.helloAddr(),
-			Identity: s.identity(t, helloworldSA),
-		})
+		startHelloworld(t, h.ps, s.ns, s.helloworldConfig(t))
 	}
 
 	t.Run("the primary's gateway passes 15012 to the control plane", func(t *testing.T) {
@@ -235,17 +229,7 @@ func TestPrimaryRemote(t *testing.T) {
 	}
 	t.Run("from each network both v1 and v2 answer, identities intact", func(t *testing.T) {
 		for _, s := range h.sites {
-			sum := runSleepRole(t, h.ps, "sleep-"+s.network, s.ns, sleepConfig{
-				XDS:          s.sidecarXDS,
-				Node:         s.sleepNode(),
-				Identity:     s.identity(t, sleepSA),
-				Cluster:      helloworldCluster,
-				Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
-				Path:         "/hello",
-				MinEndpoints: 2,
-				Requests:     sleepRequests,
-				Timeout:      3 * time.Second,
-			})
+			sum := runSleepRole(t, h.ps, "sleep-"+s.network, s.ns, s.sleepConfig(t))
 			if got := addresses(sum.Upstream.Endpoints); !slices.Equal(got, wantView[s]) {
 				t.Errorf("%s's sleep (ADS %s) was told %v, want %v", s.network, s.sidecarXDS, got, wantView[s])
 			}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"regexp"
@@ -18,6 +19,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/causeway-mesh/causeway/test/e2e/capture"
 )
 
 // Environment of a role process: the role's name and its JSON config.
@@ -76,17 +81,25 @@ func roleEnv(role string, cfg any) ([]string, error) {
 }
 
 // helloworldConfig configures the helloworld role: Istio's sample server
-// behind a sidecar inbound that terminates mTLS.
+// behind a captured sidecar's inbound, which takes its virtual inbound
+// listener from the control plane (ADS at XDS as Node) and terminates
+// mTLS as that listener's chain for the connection says.
 type helloworldConfig struct {
 	Version  string           `json:"version"`
 	Instance string           `json:"instance"`
 	Listen   string           `json:"listen"`
 	Identity workloadIdentity `json:"identity"`
+	XDS      xdsServer        `json:"xds"`
+	Node     sidecarNode      `json:"node"`
 }
 
 // helloLine is the answer of GET /hello: the sample's version and instance,
-// and the SPIFFE id of the client as the server's TLS saw it.
+// and the SPIFFE id of the client as the server's TLS saw it (noPeer for
+// a plaintext client).
 var helloLine = regexp.MustCompile(`^Hello version: (\S+), instance: (\S+), peer: (\S+)$`)
+
+// noPeer is the peer helloworld reports for a plaintext client.
+const noPeer = "none"
 
 func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) error {
 	certCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -96,35 +109,40 @@ func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) 
 		return err
 	}
 	log.Info("workload certificate", "id", wc.id, "issuer", wc.cert.Leaf.Issuer.String(), "notAfter", wc.cert.Leaf.NotAfter)
+	in := &captureInbound{cert: wc, log: log}
+	// The first virtual inbound listener, then the rest in the
+	// background: a PeerAuthentication change arrives as a new one.
+	ldsCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err = watchADS(ldsCtx, cfg.XDS, cfg.Node.proto(), true, func(c capture.Config) (subscriptions, bool, error) {
+		ok, err := in.update(c.Listeners)
+		return subscriptions{}, ok, err
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("the virtual inbound listener from %s: %w", cfg.XDS, err)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			err := watchADS(ctx, cfg.XDS, cfg.Node.proto(), true, func(c capture.Config) (subscriptions, bool, error) {
+				_, err := in.update(c.Listeners)
+				return subscriptions{}, false, err
+			})
+			if ctx.Err() == nil {
+				log.Info("LDS watch ended; reconnecting", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
-		ic, ok := r.Context().Value(inboundConnKey{}).(*inboundConn)
-		if !ok {
-			http.Error(w, "mTLS required", http.StatusForbidden)
-			return
-		}
-		cs := ic.ConnectionState()
-		peer := peerID(cs.PeerCertificates)
-		log.Info("hello", "from", r.RemoteAddr, "peer", peer, "alpn", cs.NegotiatedProtocol, "sni", cs.ServerName)
-		fmt.Fprintf(w, "Hello version: %s, instance: %s, peer: %s\n", cfg.Version, cfg.Instance, peer)
-	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelInfo),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if ic, ok := c.(*inboundConn); ok {
-				return context.WithValue(ctx, inboundConnKey{}, ic)
-			}
-			return ctx
-		},
-	}
+	srv := helloServer(log, cfg.Version, cfg.Instance)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&inboundListener{Listener: ln, cfg: wc.serverTLS()}) }()
+	go func() { errc <- srv.Serve(&inboundListener{Listener: ln, in: in}) }()
 	log.Info("serving", "addr", cfg.Listen, "version", cfg.Version)
 	select {
 	case err := <-errc:
@@ -136,46 +154,62 @@ func runHelloworld(ctx context.Context, log *slog.Logger, cfg helloworldConfig) 
 	return srv.Shutdown(shutCtx)
 }
 
-// inboundListener terminates mTLS in front of the application, as a
-// sidecar's inbound does: the application (net/http) sees plain HTTP/1.1
-// whatever ALPN the client negotiated (net/http would hand a connection
-// whose ALPN it does not know, such as istio-peer-exchange, to nobody),
-// and reads the client's identity from the connection.
-type inboundListener struct {
-	net.Listener
-	cfg *tls.Config
-}
-
-// Accept wraps the next connection; its handshake runs on first read.
-func (l *inboundListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+// helloServer is helloworld's HTTP server, for the connections of an
+// inboundListener: GET /hello answers with version, instance and the
+// client's SPIFFE id (noPeer for plaintext), once the connection's chain
+// is found to route the request to the workload's inbound cluster.
+func helloServer(log *slog.Logger, version, instance string) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+		ic, ok := r.Context().Value(inboundConnKey{}).(*inboundConn)
+		if !ok {
+			http.Error(w, "not a captured inbound connection", http.StatusInternalServerError)
+			return
+		}
+		if err := ic.deliver(r.Host, r.URL.Path); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		peer, alpn, sni := noPeer, "", ""
+		if ic.TLS != nil {
+			cs := ic.TLS.ConnectionState()
+			peer, alpn, sni = peerID(cs.PeerCertificates), cs.NegotiatedProtocol, cs.ServerName
+		}
+		log.Info("hello", "from", r.RemoteAddr, "peer", peer, "alpn", alpn, "sni", sni, "chain", ic.Chain)
+		fmt.Fprintf(w, "Hello version: %s, instance: %s, peer: %s\n", version, instance, peer)
+	})
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if ic, ok := c.(*inboundConn); ok {
+				return context.WithValue(ctx, inboundConnKey{}, ic)
+			}
+			return ctx
+		},
 	}
-	return &inboundConn{Conn: tls.Server(c, l.cfg)}, nil
-}
-
-// inboundConn is a TLS connection that net/http does not recognize as one.
-type inboundConn struct {
-	*tls.Conn
 }
 
 // inboundConnKey is the context key of the request's *inboundConn.
 type inboundConnKey struct{}
 
-// sleepConfig configures the sleep role: a client behind a sidecar that
-// takes its outbound configuration from the control plane.
+// sleepConfig configures the sleep role: an application behind a
+// captured sidecar that takes its configuration from the control plane.
 type sleepConfig struct {
 	XDS      xdsServer        `json:"xds"`
 	Node     sidecarNode      `json:"node"`
 	Identity workloadIdentity `json:"identity"`
-	// Cluster is the CDS cluster of the service to call.
-	Cluster string `json:"cluster"`
+	// Destination is where the application connects: the service's
+	// cluster IP and port, as its DNS answers helloworld.sample. iptables
+	// redirects the connection to the sidecar, which serves it by this
+	// original destination.
+	Destination string `json:"destination"`
 	// Host and Path make the request (Host: is what curl sends).
 	Host string `json:"host"`
 	Path string `json:"path"`
-	// MinEndpoints is how many endpoints EDS must list before the calls
-	// start (the control plane may still be converging).
+	// MinEndpoints is how many endpoints the resolved cluster must list
+	// before the calls start (the control plane may still be converging).
 	MinEndpoints int `json:"minEndpoints"`
 	Requests     int `json:"requests"`
 	// Timeout bounds each request, dial to answer.
@@ -184,6 +218,9 @@ type sleepConfig struct {
 
 // sleepSummary is what the sleep role prints on stdout.
 type sleepSummary struct {
+	// Path is how the sidecar's configuration took the request, from the
+	// listener to the endpoints; Upstream its cluster and endpoints.
+	Path     *capture.Path  `json:"path"`
 	Upstream *upstream      `json:"upstream"`
 	Self     string         `json:"self"`
 	Results  []callResult   `json:"results"`
@@ -205,24 +242,58 @@ type callResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// resolveHTTP watches the sidecar's LDS, RDS, CDS and EDS until a request
+// for host and path to dst resolves, as Envoy would serve it after
+// iptables capture, to at least minEndpoints endpoints.
+func resolveHTTP(ctx context.Context, server xdsServer, node *corev3.Node, dst netip.AddrPort, host, path string, minEndpoints int) (*capture.Path, error) {
+	var (
+		last    *capture.Path
+		lastErr error
+	)
+	err := watchADS(ctx, server, node, true, func(cfg capture.Config) (subscriptions, bool, error) {
+		p, err := cfg.ResolveHTTP(dst, host, path)
+		last, lastErr = p, err
+		var sub subscriptions
+		if p.RouteConfig != "" {
+			sub.RDS = []string{p.RouteConfig}
+		}
+		if p.EDS != "" {
+			sub.EDS = []string{p.EDS}
+		}
+		return sub, err == nil && len(p.Endpoints) >= minEndpoints, nil
+	})
+	if err != nil {
+		if lastErr != nil {
+			return nil, fmt.Errorf("%w (last resolution of %s Host %s stopped at %+v: %w)", err, dst, host, last, lastErr)
+		}
+		return nil, fmt.Errorf("%w (last resolution of %s Host %s: %+v)", err, dst, host, last)
+	}
+	return last, nil
+}
+
 func runSleep(ctx context.Context, log *slog.Logger, cfg sleepConfig) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	dst, err := netip.ParseAddrPort(cfg.Destination)
+	if err != nil {
+		return fmt.Errorf("destination %q: %w", cfg.Destination, err)
+	}
 	wc, err := cfg.Identity.fetch(ctx)
 	if err != nil {
 		return err
 	}
 	log.Info("workload certificate", "id", wc.id, "issuer", wc.cert.Leaf.Issuer.String())
 	log.Info("ADS", "server", cfg.XDS.String(), "network", cfg.Node.Network, "cluster", cfg.Node.ClusterID)
-	up, err := fetchUpstream(ctx, cfg.XDS, cfg.Node.proto(), cfg.Cluster, func(eps []endpoint) bool { return len(eps) >= cfg.MinEndpoints })
+	p, err := resolveHTTP(ctx, cfg.XDS, cfg.Node.proto(), dst, cfg.Host, cfg.Path, cfg.MinEndpoints)
 	if err != nil {
 		return err
 	}
-	log.Info("upstream", "cluster", up.Cluster, "endpoints", canonical(up))
-	sum := sleepSummary{Upstream: up, Self: wc.id, Versions: map[string]int{}, Peers: map[string]int{}, Errors: map[string]int{}}
-	p := newPicker(up.Endpoints)
+	up := &upstream{Cluster: p.Cluster, Endpoints: p.Endpoints}
+	log.Info("resolved", "listener", p.Listener, "chain", p.Chain, "routeConfig", p.RouteConfig, "virtualHost", p.VirtualHost, "cluster", p.Cluster, "endpoints", canonical(up))
+	sum := sleepSummary{Path: p, Upstream: up, Self: wc.id, Versions: map[string]int{}, Peers: map[string]int{}, Errors: map[string]int{}}
+	pk := newPicker(up.Endpoints)
 	for range cfg.Requests {
-		ep := p.next()
+		ep := pk.next()
 		res := call(ctx, wc, ep, cfg)
 		if res.Error != "" {
 			sum.Errors[ep.Address]++

@@ -168,20 +168,6 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	return &workloadCert{cert: cert, roots: roots, id: w.spiffeID()}, nil
 }
 
-// serverTLS is a sidecar inbound's TLS: the workload certificate, and a
-// client certificate required and verified against the mesh root.
-func (c *workloadCert) serverTLS() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{c.cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    c.roots,
-		// What Istio's inbound filter chains accept from sidecars; the
-		// bytes inside are plain HTTP/1.1 either way.
-		NextProtos: []string{"istio-peer-exchange", "istio", "http/1.1"},
-	}
-}
-
 // clientTLS is a sidecar outbound's TLS towards ep, as its
 // UpstreamTlsContext says: SNI and ALPN from CDS, the workload certificate,
 // and the server's chain verified against the mesh root with one of the
