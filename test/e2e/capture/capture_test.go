@@ -364,3 +364,18 @@ func TestResolveHTTP(t *testing.T) {
 		t.Errorf("unclaimed destination: %+v, %v; want virtualOutbound (which binds 15001), PassthroughCluster and an error", p, err)
 	}
 }
+
+func TestStripHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"helloworld.sample:5000": "helloworld.sample",
+		"helloworld.sample":      "helloworld.sample",
+		"10.96.0.1:80":           "10.96.0.1",
+		"[fd00::1]:80":           "[fd00::1]",
+		"[fd00::1]":              "[fd00::1]",
+		"name:notaport":          "name:notaport",
+	} {
+		if got := StripHostPort(in); got != want {
+			t.Errorf("StripHostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

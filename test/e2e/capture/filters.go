@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -37,6 +38,10 @@ type Terminal struct {
 	Routes *routev3.RouteConfiguration
 	// Cluster is tcp_proxy's cluster.
 	Cluster string
+	// StripPort is the HTTP connection manager's strip_any_host_port:
+	// the port of the Host header is dropped before virtual hosts are
+	// matched.
+	StripPort bool
 }
 
 // TerminalOf reads fc's last filter.
@@ -53,7 +58,7 @@ func TerminalOf(fc *listenerv3.FilterChain) (Terminal, error) {
 		if err := tc.UnmarshalTo(&hcm); err != nil {
 			return Terminal{}, fmt.Errorf("chain %q: decode the HTTP connection manager: %w", fc.GetName(), err)
 		}
-		t := Terminal{HTTP: true}
+		t := Terminal{HTTP: true, StripPort: hcm.GetStripAnyHostPort()}
 		switch rs := hcm.GetRouteSpecifier().(type) {
 		case *hcmv3.HttpConnectionManager_Rds:
 			t.RDS = rs.Rds.GetRouteConfigName()
@@ -260,4 +265,17 @@ func socketAddress(ip string, port uint32) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Protocol: corev3.SocketAddress_TCP, Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 	}}}
+}
+
+// StripHostPort drops the port of a Host header value ("name:80" gives
+// "name", "[::1]:80" gives "[::1]"), as Envoy's strip_any_host_port does.
+func StripHostPort(host string) string {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.HasSuffix(host, "]") {
+		return host
+	}
+	if _, err := strconv.ParseUint(host[i+1:], 10, 16); err != nil {
+		return host
+	}
+	return host[:i]
 }

@@ -81,7 +81,11 @@ func (c Config) ResolveHTTP(dst netip.AddrPort, host, path string) (*Path, error
 				return p, fmt.Errorf("route configuration %q of listener %s: %w", t.RDS, l.GetName(), ErrMissing)
 			}
 		}
-		r, err := RouteCluster(rc, host, path)
+		h := host
+		if t.StripPort {
+			h = StripHostPort(host)
+		}
+		r, err := RouteCluster(rc, h, path)
 		if err != nil {
 			return p, err
 		}
