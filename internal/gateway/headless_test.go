@@ -38,7 +38,7 @@ func TestGatewayHeadlessPodAcrossNetworks(t *testing.T) {
 	}
 	const (
 		dbHost model.Host = "db.sample.svc.cluster.local"
-		dbPort            = 5432
+		dbPort uint32     = 5432
 	)
 	store := model.NewStore(model.Config{})
 	store.UpsertNamespace(&model.Namespace{Cluster: testCluster, Name: "istio-system", Network: testNetwork})
