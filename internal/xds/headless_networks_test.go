@@ -105,7 +105,8 @@ func staticTargets(t *testing.T, cs map[string]*clusterv3.Cluster) map[string]st
 // to that pod alone; its own network's pod, and a pod of network2 that
 // does not speak mesh mTLS, keep istiod's ORIGINAL_DST shape, as does
 // everything for a sidecar of network2. A new pod of network2 gets its
-// resources on every side; a pod that goes loses them.
+// resources on every side; a pod that goes loses them; a gateway that
+// moves is followed.
 func TestHeadlessAcrossNetworks(t *testing.T) {
 	m := rawMesh(t, Config{})
 	m.headlessDB()
@@ -205,4 +206,11 @@ func TestHeadlessAcrossNetworks(t *testing.T) {
 	delete(want.gwL, sni62)
 	delete(want.gwC, sni62)
 	check("after it went", fetch(), want)
+
+	// network2's gateway moves: the per-pod clusters follow (a full
+	// change).
+	m.gateway("192.0.2.30", 15443)
+	m.publish()
+	want.side1C[pod60] = "192.0.2.30:15443 mtls sni=" + sni60
+	check("after the gateway moved", fetch(), want)
 }
