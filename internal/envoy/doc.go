@@ -45,8 +45,11 @@
 //     unset), the virtual listeners and any inbound listener: their
 //     outbound listeners bind their port, and inbound traffic reaches the
 //     workload as it is.
-//   - Headless services' per-endpoint outbound listeners of captured
-//     sidecars: their connections reach the pod through the catch-all.
+//   - istiod's route to a headless service's pod of another network (its
+//     per-endpoint listener dials the unroutable pod address): Causeway
+//     sends such a connection to a per-pod cluster (PodCluster) through
+//     that network's east-west gateway, which passes the per-pod SNI to
+//     that pod alone (GatewayListenerWithPods, GatewayPodCluster).
 //   - The catch-all virtual host (allow_any to a passthrough cluster):
 //     a host the mesh does not know gets 404, not a blind forward. (A
 //     captured sidecar's non-HTTP connections to unknown destinations

@@ -25,6 +25,18 @@ import (
 // without filter chains, so the gateway then serves no listener at all.
 // services is not modified; nil entries are skipped.
 func GatewayListener(services []*model.ServiceInfo, listenPort uint32) *listenerv3.Listener {
+	return GatewayListenerWithPods(services, listenPort, nil)
+}
+
+// GatewayListenerWithPods is GatewayListener with, besides the services'
+// chains, one chain per server name of podSNIs (PodSNI: one endpoint of a
+// headless service in the gateway's network) to the GatewayPodCluster of
+// the same name, so that a client of another network reaches that pod and
+// no other. Istio's AUTO_PASSTHROUGH gateway has no such chains (it knows
+// only services' SNIs), which is why istiod's headless listeners fail
+// across networks (docs/sidecars.md). Chains after the services', sorted,
+// duplicates dropped.
+func GatewayListenerWithPods(services []*model.ServiceInfo, listenPort uint32, podSNIs []string) *listenerv3.Listener {
 	type svcPort struct {
 		host model.Host
 		port uint32
@@ -40,7 +52,7 @@ func GatewayListener(services []*model.ServiceInfo, listenPort uint32) *listener
 			}
 		}
 	}
-	if len(keys) == 0 {
+	if len(keys) == 0 && len(podSNIs) == 0 {
 		return nil
 	}
 	slices.SortFunc(keys, func(a, b svcPort) int { return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.port, b.port)) })
@@ -48,6 +60,11 @@ func GatewayListener(services []*model.ServiceInfo, listenPort uint32) *listener
 	chains := make([]*listenerv3.FilterChain, len(keys))
 	for i, k := range keys {
 		chains[i] = gatewayFilterChain(model.SNI(k.host, k.port, ""))
+	}
+	pods := slices.Clone(podSNIs)
+	slices.Sort(pods)
+	for _, sni := range slices.Compact(pods) {
+		chains = append(chains, gatewayFilterChain(sni))
 	}
 	return &listenerv3.Listener{
 		Name:    OutboundListenerName(listenPort),

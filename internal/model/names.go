@@ -30,6 +30,11 @@ type NameEntry struct {
 //     cluster: Istio's default, ENABLE_MULTICLUSTER_HEADLESS=true. A
 //     headless service without such endpoints, or without ports, is left
 //     out, as is an ExternalName service (it has neither).
+//   - better than istiod: when that first port is TCP (PortProtocol), the
+//     endpoints of other networks that a captured sidecar reaches through
+//     their network's gateways by a per-pod SNI (PodGateways) are listed
+//     too, so that a client of one network can dial a StatefulSet member
+//     of another (istio/istio#31787; docs/sidecars.md).
 //
 // Per-pod names of headless services (HOSTNAME.SUBDOMAIN.NS.svc.DOMAIN)
 // are not served: the model does not keep the pods' hostname and
@@ -69,7 +74,8 @@ func clusterIPFor(svc *ServiceInfo, c ClusterID) string {
 }
 
 // headlessAddresses are the distinct valid IPs of svc's endpoints on its
-// first port that a proxy of network n reaches directly, sorted.
+// first port that a proxy of network n reaches, directly or, for a TCP
+// port, through their network's gateways by a per-pod SNI, sorted.
 func (sn *Snapshot) headlessAddresses(svc *ServiceInfo, n NetworkID) []string {
 	if len(svc.Ports) == 0 {
 		return nil
@@ -82,10 +88,12 @@ func (sn *Snapshot) headlessAddresses(svc *ServiceInfo, n NetworkID) []string {
 	if ps == nil {
 		return nil
 	}
+	viaGateway := PortProtocol(svc.Ports[0]).IsTCP()
 	var out []string
 	for i := range ps.eps {
 		e := &ps.eps[i]
-		if e.network != n && e.network != "" && n != "" {
+		if e.network != n && e.network != "" && n != "" &&
+			(!viaGateway || sn.PodGateways(svc.Host, EndpointAddr{Address: e.addr, Network: e.network, MTLS: e.mtls}, n) == nil) {
 			continue
 		}
 		if _, err := netip.ParseAddr(e.addr); err != nil {

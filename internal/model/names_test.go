@@ -91,3 +91,57 @@ func TestNameTable(t *testing.T) {
 		})
 	}
 }
+
+// TestNameTableHeadlessAcrossNetworks: a headless service's name lists,
+// for a proxy of one network, the pods of another network that it reaches
+// through their gateways by a per-pod SNI (mesh mTLS, a network with
+// gateways, a TCP first port); istiod lists only its own network's.
+func TestNameTableHeadlessAcrossNetworks(t *testing.T) {
+	s := NewStore(Config{})
+	s.UpsertNamespace(&Namespace{Cluster: "c1", Name: "istio-system", Network: "n1"})
+	s.UpsertNamespace(&Namespace{Cluster: "c2", Name: "istio-system", Network: "n2"})
+	s.UpsertService(lbGateway("c2", "n2", "192.0.2.2"))
+	for _, c := range []ClusterID{"c1", "c2"} {
+		db := mkService(c, "sample", "db", sp("tcp-db", 5432))
+		db.ClusterIP = "None"
+		s.UpsertService(db)
+		web := mkService(c, "sample", "web", sp("http", 80))
+		web.ClusterIP = "None"
+		s.UpsertService(web)
+	}
+	s.UpsertPod(mkPod("c1", "sample", "db-0", "", true, "db"))
+	s.UpsertPod(mkPod("c2", "sample", "db-1", "", true, "db"))
+	s.UpsertPod(mkPod("c2", "sample", "db-2", "", false, "db"))
+	s.UpsertPod(mkPod("c2", "sample", "web-1", "", true, "web"))
+	s.UpsertEndpointSlice(mkSlice("c1", "sample", "db", "db", []EndpointPort{epp("tcp-db", 5432)}, ready("db-0", "", "10.1.0.60")))
+	s.UpsertEndpointSlice(mkSlice("c2", "sample", "db", "db", []EndpointPort{epp("tcp-db", 5432)},
+		ready("db-1", "", "10.2.0.60"), ready("db-2", "", "10.2.0.61")))
+	s.UpsertEndpointSlice(mkSlice("c2", "sample", "web", "web", []EndpointPort{epp("http", 80)}, ready("web-1", "", "10.2.0.80")))
+	snap := s.Snapshot()
+	got := map[Host][]string{}
+	for _, e := range snap.NameTable("c1", "n1") {
+		got[e.Host] = e.Addresses
+	}
+	want := map[Host][]string{
+		// db-1 through n2's gateway; db-2 (no mesh mTLS) cannot cross.
+		"db.sample.svc.cluster.local": {"10.1.0.60", "10.2.0.60"},
+		// An HTTP port gets no per-pod listener: n2's pod is not listed.
+		"istio-eastwestgateway.istio-system.svc.cluster.local": {"172.20.0.9"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("c1 (n1) (-want +got):\n%s", diff)
+	}
+	got = map[Host][]string{}
+	for _, e := range snap.NameTable("c2", "n2") {
+		got[e.Host] = e.Addresses
+	}
+	want = map[Host][]string{
+		// n1 has no gateway: its pod stays out, as istiod's.
+		"db.sample.svc.cluster.local":                          {"10.2.0.60", "10.2.0.61"},
+		"web.sample.svc.cluster.local":                         {"10.2.0.80"},
+		"istio-eastwestgateway.istio-system.svc.cluster.local": {"172.20.0.9"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("c2 (n2) (-want +got):\n%s", diff)
+	}
+}

@@ -334,7 +334,7 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		}) {
 			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
 			ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
-			ls = append(ls, b.headlessListeners()...)
+			ls = append(ls, b.headlessListeners(v.key.network)...)
 			keep := make(map[string]struct{}, len(ls)+1)
 			keep[envoy.VirtualInboundListenerName] = struct{}{}
 			for _, l := range ls {
@@ -350,11 +350,15 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		// The SNI listener, and the control plane's passthrough listener
 		// (0.0.0.0_15012, while a Service istiod has port 15012; unless
 		// the SNI listener itself is on 15012). Both are built from the
-		// services' TCP ports only.
-		if slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+		// services' TCP ports, and the SNI listener also from the
+		// endpoints of headless services in the gateway's network (one
+		// chain per pod).
+		if slices.ContainsFunc(hcs, func(hc hostChange) bool {
+			return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
+		}) {
 			keep := map[string]struct{}{}
 			services := b.snap.Services()
-			if l := envoy.GatewayListener(services, b.gatewayPort); l != nil {
+			if l := envoy.GatewayListenerWithPods(services, b.gatewayPort, b.gatewayPodSNIs(v.key.network)); l != nil {
 				keep[l.GetName()] = struct{}{}
 				c.put(l.GetName(), l)
 			}
@@ -447,7 +451,10 @@ func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
 // updateHost rebuilds the resources a per-host view derives from one
 // service.
 func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
-	if !v.key.kind.isEDS() && !hc.defChanged {
+	// A headless service's per-pod clusters (captured sidecars' and the
+	// gateway's) follow its endpoints too.
+	perPod := (v.key.kind == kindCapturedCDS || v.key.kind == kindGatewayCDS) && model.IsHeadless(hc.cur)
+	if !v.key.kind.isEDS() && !hc.defChanged && !perPod {
 		return
 	}
 	prev := v.byHost[hc.host]
@@ -473,12 +480,25 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 			case kindCapturedCDS:
 				cl := capturedCluster(b, svc, p)
 				name, res = cl.GetName(), cl
+				if perPod {
+					for _, pc := range b.podClusters(svc, p, v.key.network) {
+						names = append(names, pc.GetName())
+						c.put(pc.GetName(), pc)
+					}
+				}
 			case kindGRPCCDS:
 				cl := envoy.GRPCCluster(svc, p, b.opts)
 				name, res = cl.GetName(), cl
 			case kindGatewayCDS:
 				cl := envoy.GatewayCluster(svc, p)
 				name, res = cl.GetName(), cl
+				if perPod && model.PortProtocol(p).IsTCP() {
+					for _, e := range b.snap.GatewayPods(svc.Host, p.Port, v.key.network) {
+						pc := envoy.GatewayPodCluster(svc, p, e)
+						names = append(names, pc.GetName())
+						c.put(pc.GetName(), pc)
+					}
+				}
 			case kindGRPCLDS:
 				l := envoy.GRPCListener(svc, p)
 				name, res = l.GetName(), l
@@ -504,23 +524,76 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 	}
 }
 
+// headlessEndpoints are a captured sidecar's (of network) endpoints of
+// headless service svc, per TCP port, each with the gateways it is reached
+// through if any (model.Snapshot.PodGateways).
+func (b *builder) headlessEndpoints(svc *model.ServiceInfo, network model.NetworkID) map[uint32][]envoy.HeadlessEndpoint {
+	eps := make(map[uint32][]envoy.HeadlessEndpoint, len(svc.Ports))
+	for _, p := range svc.Ports {
+		if !isTCP(p.Protocol) {
+			continue
+		}
+		addrs := b.snap.EndpointAddrs(svc.Host, p.Port)
+		hes := make([]envoy.HeadlessEndpoint, len(addrs))
+		for i, e := range addrs {
+			hes[i] = envoy.HeadlessEndpoint{EndpointAddr: e, Gateways: b.snap.PodGateways(svc.Host, e, network)}
+		}
+		eps[p.Port] = hes
+	}
+	return eps
+}
+
+// podClusters are a captured sidecar's (of network) per-pod clusters of
+// headless service svc's port p: one per endpoint reached through a
+// gateway. An address listed twice (two target ports) keeps the first.
+func (b *builder) podClusters(svc *model.ServiceInfo, p model.ServicePort, network model.NetworkID) []*clusterv3.Cluster {
+	if !model.PortProtocol(p).IsTCP() {
+		return nil
+	}
+	var out []*clusterv3.Cluster
+	seen := map[string]bool{}
+	for _, e := range b.headlessEndpoints(svc, network)[p.Port] {
+		if len(e.Gateways) == 0 || seen[e.Address] {
+			continue
+		}
+		seen[e.Address] = true
+		out = append(out, envoy.PodCluster(svc, p, e, b.opts))
+	}
+	return out
+}
+
+// gatewayPodSNIs are the per-pod server names an east-west gateway of
+// network passes: those of every headless service's endpoints in network
+// that speak mesh mTLS (model.Snapshot.GatewayPods), on TCP ports.
+func (b *builder) gatewayPodSNIs(network model.NetworkID) []string {
+	var out []string
+	for _, svc := range b.snap.Services() {
+		if !model.IsHeadless(svc) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if !model.PortProtocol(p).IsTCP() {
+				continue
+			}
+			for _, e := range b.snap.GatewayPods(svc.Host, p.Port, network) {
+				out = append(out, envoy.PodSNI(svc.Host, p.Port, e.Address))
+			}
+		}
+	}
+	return out
+}
+
 // headlessListeners are the per-endpoint listeners of every headless
-// service's TCP ports, the first service (by host) keeping an endpoint
-// claimed twice.
-func (b *builder) headlessListeners() []*listenerv3.Listener {
+// service's TCP ports for a captured sidecar of network, the first
+// service (by host) keeping an endpoint claimed twice.
+func (b *builder) headlessListeners(network model.NetworkID) []*listenerv3.Listener {
 	var out []*listenerv3.Listener
 	seen := map[string]bool{}
 	for _, svc := range b.snap.Services() {
 		if !model.IsHeadless(svc) {
 			continue
 		}
-		eps := make(map[uint32][]model.EndpointAddr, len(svc.Ports))
-		for _, p := range svc.Ports {
-			if isTCP(p.Protocol) {
-				eps[p.Port] = b.snap.EndpointAddrs(svc.Host, p.Port)
-			}
-		}
-		for _, l := range envoy.HeadlessListeners(svc, eps) {
+		for _, l := range envoy.HeadlessListeners(svc, b.headlessEndpoints(svc, network)) {
 			if !seen[l.GetName()] {
 				seen[l.GetName()] = true
 				out = append(out, l)

@@ -61,10 +61,12 @@ func (k kind) isEDS() bool { return k == kindSidecarEDS || k == kindGRPCEDS || k
 // parts of the proxy the builder reads. Proxies with equal keys get the
 // same resources and share the cache.
 type viewKey struct {
-	typeURL   string
-	kind      kind
-	network   model.NetworkID // EDS, sidecar NDS
-	namespace string          // sidecar RDS, captured LDS (the workload's)
+	typeURL string
+	kind    kind
+	// network: EDS, sidecar NDS, captured CDS and LDS and the gateway's
+	// (headless services' per-pod resources depend on it).
+	network   model.NetworkID
+	namespace string // sidecar RDS, captured LDS (the workload's)
 	// cluster: sidecar RDS, sidecar NDS, captured LDS (VIPs,
 	// PeerAuthentications), and EDS (cluster-local hosts show only the
 	// proxy's own cluster's endpoints).
@@ -130,11 +132,11 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCCDS
 		case envoy.RoleEastWestGateway:
-			k.kind = kindGatewayCDS
+			k.kind, k.network = kindGatewayCDS, p.Network
 		default:
 			k.kind = kindSidecarCDS
 			if p.Captured() {
-				k.kind, k.inbound = kindCapturedCDS, inboundOf(&p)
+				k.kind, k.inbound, k.network = kindCapturedCDS, inboundOf(&p), p.Network
 			}
 		}
 	case resource.EndpointType:
@@ -153,12 +155,12 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindSidecarLDS
 			if p.Captured() {
 				k.kind, k.cluster, k.interception, k.inbound = kindCapturedLDS, p.Cluster, p.Interception, inboundOf(&p)
-				k.namespace, k.labels = p.Namespace, labelsKey(p.Labels)
+				k.namespace, k.labels, k.network = p.Namespace, labelsKey(p.Labels), p.Network
 			}
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCLDS
 		case envoy.RoleEastWestGateway:
-			k.kind = kindGatewayLDS
+			k.kind, k.network = kindGatewayLDS, p.Network
 		}
 	case resource.RouteType:
 		switch p.Role {
