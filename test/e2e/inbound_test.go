@@ -80,6 +80,22 @@ func (in *captureInbound) serverConfig(st *capture.ServerTLS, clientALPN []strin
 		if st.RequireClientCert {
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
+		// Envoy checks the validated client certificate's SANs against
+		// the chain's matchers (the mesh's trust domain).
+		sans := st.ClientSANs
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			var uris []string
+			for _, u := range cs.PeerCertificates[0].URIs {
+				uris = append(uris, u.String())
+			}
+			if !capture.MatchAnySAN(sans, uris) {
+				return fmt.Errorf("client certificate SANs %v match none of the chain's %v", uris, sans)
+			}
+			return nil
+		}
 	case "":
 		if st.RequireClientCert {
 			return nil, errors.New("a client certificate is required but nothing validates it")

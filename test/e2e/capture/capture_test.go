@@ -379,3 +379,23 @@ func TestStripHostPort(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchAnySAN(t *testing.T) {
+	ms := []SANMatcher{{Prefix: "spiffe://cluster.local/"}}
+	for _, tc := range []struct {
+		ms   []SANMatcher
+		uris []string
+		want bool
+	}{
+		{ms, []string{"spiffe://cluster.local/ns/sample/sa/sleep"}, true},
+		{ms, []string{"spiffe://other.domain/ns/sample/sa/sleep"}, false},
+		{ms, nil, false},
+		{nil, nil, true},
+		{[]SANMatcher{{Exact: "spiffe://cluster.local/ns/a/sa/b"}}, []string{"x", "spiffe://cluster.local/ns/a/sa/b"}, true},
+		{[]SANMatcher{{Suffix: "/sa/b"}}, []string{"spiffe://cluster.local/ns/a/sa/c"}, false},
+	} {
+		if got := MatchAnySAN(tc.ms, tc.uris); got != tc.want {
+			t.Errorf("MatchAnySAN(%v, %v) = %t, want %t", tc.ms, tc.uris, got, tc.want)
+		}
+	}
+}

@@ -177,6 +177,75 @@ type ServerTLS struct {
 	ALPN              []string
 	MinVersion        uint16
 	MaxVersion        uint16
+	// ClientSANs are the matchers of which the client certificate's URI
+	// SANs must satisfy at least one (none: any validated certificate).
+	ClientSANs []SANMatcher
+}
+
+// SANMatcher is a match_typed_subject_alt_names entry on URI SANs.
+type SANMatcher struct {
+	Exact, Prefix, Suffix, Contains string
+}
+
+// Match reports whether uri satisfies m.
+func (m SANMatcher) Match(uri string) bool {
+	switch {
+	case m.Exact != "":
+		return uri == m.Exact
+	case m.Prefix != "":
+		return strings.HasPrefix(uri, m.Prefix)
+	case m.Suffix != "":
+		return strings.HasSuffix(uri, m.Suffix)
+	default:
+		return strings.Contains(uri, m.Contains)
+	}
+}
+
+// MatchAnySAN reports whether one of uris satisfies one of ms, as Envoy
+// checks a peer certificate's SANs; no matchers accept every certificate.
+func MatchAnySAN(ms []SANMatcher, uris []string) bool {
+	if len(ms) == 0 {
+		return true
+	}
+	for _, m := range ms {
+		for _, u := range uris {
+			if m.Match(u) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sanMatchers reads match_typed_subject_alt_names; SAN types other than
+// URI and string matchers other than exact, prefix, suffix and contains
+// (without ignore_case) are errors.
+func sanMatchers(in []*tlsv3.SubjectAltNameMatcher) ([]SANMatcher, error) {
+	var out []SANMatcher
+	for _, m := range in {
+		if m.GetSanType() != tlsv3.SubjectAltNameMatcher_URI {
+			return nil, fmt.Errorf("SAN matcher of type %v is not interpreted (only URI)", m.GetSanType())
+		}
+		sm := m.GetMatcher()
+		if sm.GetIgnoreCase() {
+			return nil, errors.New("a case-insensitive SAN matcher is not interpreted")
+		}
+		var x SANMatcher
+		switch {
+		case sm.GetExact() != "":
+			x.Exact = sm.GetExact()
+		case sm.GetPrefix() != "":
+			x.Prefix = sm.GetPrefix()
+		case sm.GetSuffix() != "":
+			x.Suffix = sm.GetSuffix()
+		case sm.GetContains() != "":
+			x.Contains = sm.GetContains()
+		default:
+			return nil, fmt.Errorf("SAN string matcher %v is not interpreted", sm)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 // DownstreamTLSOf reads fc's transport socket: nil for plaintext (none, or
@@ -212,9 +281,11 @@ func DownstreamTLSOf(fc *listenerv3.FilterChain) (*ServerTLS, error) {
 		out.ValidationSDS = v.ValidationContextSdsSecretConfig.GetName()
 	case *tlsv3.CommonTlsContext_CombinedValidationContext:
 		out.ValidationSDS = v.CombinedValidationContext.GetValidationContextSdsSecretConfig().GetName()
-		if len(v.CombinedValidationContext.GetDefaultValidationContext().GetMatchTypedSubjectAltNames()) > 0 {
-			return nil, fmt.Errorf("chain %q: SAN matchers on the client certificate are not interpreted", fc.GetName())
+		ms, err := sanMatchers(v.CombinedValidationContext.GetDefaultValidationContext().GetMatchTypedSubjectAltNames())
+		if err != nil {
+			return nil, fmt.Errorf("chain %q: %w", fc.GetName(), err)
 		}
+		out.ClientSANs = ms
 	default:
 		return nil, fmt.Errorf("chain %q: validation context %T is not interpreted", fc.GetName(), v)
 	}
