@@ -1,0 +1,597 @@
+package inject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Istio's names: labels, annotations, containers and ports of the sidecar.
+const (
+	LabelInjection     = "istio-injection"
+	LabelRevision      = "istio.io/rev"
+	LabelInject        = "sidecar.istio.io/inject"
+	AnnotationInject   = "sidecar.istio.io/inject"
+	AnnotationStatus   = "sidecar.istio.io/status"
+	AnnotationProxyCPU = "sidecar.istio.io/proxyCPU"
+	AnnotationProxyMem = "sidecar.istio.io/proxyMemory"
+	AnnotationCPULimit = "sidecar.istio.io/proxyCPULimit"
+	AnnotationMemLimit = "sidecar.istio.io/proxyMemoryLimit"
+	AnnotationRewrite  = "sidecar.istio.io/rewriteAppHTTPProbers"
+	AnnotationConfig   = "proxy.istio.io/config"
+
+	LabelTLSMode           = "security.istio.io/tlsMode"
+	LabelCanonicalName     = "service.istio.io/canonical-name"
+	LabelCanonicalRevision = "service.istio.io/canonical-revision"
+
+	ProxyName = "istio-proxy"
+	InitName  = "istio-init"
+
+	// ProxyUID is the uid (and gid) the proxy runs as; iptables leaves
+	// its traffic alone.
+	ProxyUID = 1337
+	// agentPort is pilot-agent's status port: merged metrics and app
+	// probes.
+	agentPort = 15020
+	// readyPort serves /healthz/ready.
+	readyPort = 15021
+	// promPort is Envoy's Prometheus port.
+	promPort = 15090
+)
+
+// DefaultProxyImage is the proxy image injected by default: Istio's
+// proxyv2 of the Istio version whose API Causeway is built against.
+const DefaultProxyImage = "docker.io/istio/proxyv2:1.31.4"
+
+// maxConfigAnnotation bounds the proxy.istio.io/config annotation read.
+const maxConfigAnnotation = 64 << 10
+
+// Config configures an [Injector]. Zero values take the defaults named.
+type Config struct {
+	// ProxyImage is the image of istio-init and istio-proxy. Default
+	// DefaultProxyImage.
+	ProxyImage string
+	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture.
+	CNI bool
+	// SystemNamespace is the control plane's namespace. Default
+	// istio-system.
+	SystemNamespace string
+	// Revision is the control plane revision; empty is "default".
+	Revision string
+	// ClusterID is the cluster of requests on /inject (the config
+	// cluster); /inject/cluster/C/net/N names its own.
+	ClusterID model.ClusterID
+	// TrustDomain is TRUST_DOMAIN. Default cluster.local.
+	TrustDomain string
+	// MeshID is ISTIO_META_MESH_ID. Default the trust domain, as Istio's.
+	MeshID string
+	// Domain is the cluster DNS domain of the proxy's --domain. Default
+	// cluster.local.
+	Domain string
+	// DiscoveryAddress is PROXY_CONFIG's discoveryAddress and CA_ADDR.
+	// Default istiod[-REV].SYSTEM-NAMESPACE.svc:15012.
+	DiscoveryAddress string
+	// Network returns the model's network for a pod of cluster c whose
+	// topology.istio.io/network label is label (empty: none). Nil: the
+	// label alone.
+	Network func(c model.ClusterID, label model.NetworkID) model.NetworkID
+}
+
+// Injector builds sidecar patches. Create it with [New]; it is safe for
+// concurrent use.
+type Injector struct {
+	cfg Config
+}
+
+// New fills cfg's defaults.
+func New(cfg Config) *Injector {
+	if cfg.ProxyImage == "" {
+		cfg.ProxyImage = DefaultProxyImage
+	}
+	if cfg.SystemNamespace == "" {
+		cfg.SystemNamespace = "istio-system"
+	}
+	if cfg.Revision == "" {
+		cfg.Revision = "default"
+	}
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = model.DefaultDomain
+	}
+	if cfg.MeshID == "" {
+		cfg.MeshID = cfg.TrustDomain
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = model.DefaultDomain
+	}
+	if cfg.DiscoveryAddress == "" {
+		svc := "istiod"
+		if cfg.Revision != "default" {
+			svc += "-" + cfg.Revision
+		}
+		cfg.DiscoveryAddress = svc + "." + cfg.SystemNamespace + ".svc:15012"
+	}
+	return &Injector{cfg: cfg}
+}
+
+// Target says where a pod runs: its namespace (a pod being created may
+// not carry it), cluster and, from /inject/cluster/C/net/N, the network
+// the remote cluster's webhook URL names.
+type Target struct {
+	Namespace string
+	Cluster   model.ClusterID
+	Network   model.NetworkID
+}
+
+// Skip is why a pod is left alone; Inject returns it as an error.
+type Skip struct{ Reason string }
+
+func (s *Skip) Error() string { return "not injected: " + s.Reason }
+
+// ErrSkip matches every *Skip with errors.Is.
+var ErrSkip = errors.New("not injected")
+
+// Is makes errors.Is(err, ErrSkip) true for a Skip.
+func (s *Skip) Is(target error) bool { return target == ErrSkip }
+
+// skipReason says why pod is not injected, "" if it is: pods of the host
+// network, pods already injected, pods that opt out, and the namespaces
+// Istio never injects. Namespace and revision selection is the webhook
+// configuration's (see [WebhookConfiguration]).
+func skipReason(pod *corev1.Pod, ns string) string {
+	switch {
+	case pod.Spec.HostNetwork:
+		return "the pod uses the host network"
+	case pod.Annotations[AnnotationStatus] != "":
+		return "the pod is already injected (" + AnnotationStatus + ")"
+	case ns == "kube-system" || ns == "kube-public":
+		return "namespace " + ns + " is never injected"
+	}
+	for _, v := range []string{pod.Labels[LabelInject], pod.Annotations[AnnotationInject]} {
+		switch strings.ToLower(v) {
+		case "false", "n", "no", "off":
+			return "the pod opts out (" + LabelInject + "=" + v + ")"
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == ProxyName {
+			return "the pod already has a container named " + ProxyName
+		}
+	}
+	return ""
+}
+
+// Inject returns the pod with the sidecar added (pod is not changed), or
+// a *Skip error when the pod is left alone, or another error when the pod
+// cannot be injected (a bad annotation).
+func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
+	if t.Namespace == "" {
+		t.Namespace = pod.Namespace
+	}
+	if t.Cluster == "" {
+		t.Cluster = in.cfg.ClusterID
+	}
+	if r := skipReason(pod, t.Namespace); r != "" {
+		return nil, &Skip{Reason: r}
+	}
+	res, err := proxyResources(pod.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	proxyCfg, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	if err != nil {
+		return nil, err
+	}
+	out := pod.DeepCopy()
+	out.Namespace = t.Namespace
+	network := model.NetworkID(pod.Labels[model.LabelNetwork])
+	if in.cfg.Network != nil {
+		network = in.cfg.Network(t.Cluster, network)
+	}
+	if network == "" {
+		network = t.Network
+	}
+	wl := workloadOf(out)
+	appNames := make([]string, 0, len(out.Spec.Containers))
+	var ports []corev1.ContainerPort
+	for _, c := range out.Spec.Containers {
+		appNames = append(appNames, c.Name)
+		ports = append(ports, c.Ports...)
+	}
+	probers, err := rewriteProbes(out)
+	if err != nil {
+		return nil, err
+	}
+
+	proxy := in.proxyContainer(out, t, network, wl, appNames, ports, probers, res, proxyCfg)
+	out.Spec.Containers = append(out.Spec.Containers, proxy)
+	status := sidecarStatus{Containers: []string{ProxyName}, Revision: in.cfg.Revision}
+	if !in.cfg.CNI {
+		out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(out))
+		status.InitContainers = []string{InitName}
+	}
+	vols := sidecarVolumes()
+	for _, v := range vols {
+		status.Volumes = append(status.Volumes, v.Name)
+	}
+	out.Spec.Volumes = append(out.Spec.Volumes, vols...)
+	if out.Spec.SecurityContext == nil {
+		out.Spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	if out.Spec.SecurityContext.FSGroup == nil {
+		// The projected token must be readable by the proxy's uid.
+		out.Spec.SecurityContext.FSGroup = new(int64(ProxyUID))
+	}
+
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[LabelTLSMode] = "istio"
+	if _, ok := out.Labels[LabelCanonicalName]; !ok {
+		out.Labels[LabelCanonicalName] = firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
+	}
+	if _, ok := out.Labels[LabelCanonicalRevision]; !ok {
+		out.Labels[LabelCanonicalRevision] = firstOf(out.Labels, "latest", "app.kubernetes.io/version", "version")
+	}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	st, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", AnnotationStatus, err)
+	}
+	out.Annotations[AnnotationStatus] = string(st)
+	if len(appNames) > 0 {
+		setDefault(out.Annotations, "kubectl.kubernetes.io/default-container", appNames[0])
+		setDefault(out.Annotations, "kubectl.kubernetes.io/default-logs-container", appNames[0])
+	}
+	setDefault(out.Annotations, "prometheus.io/scrape", "true")
+	setDefault(out.Annotations, "prometheus.io/port", fmt.Sprint(agentPort))
+	setDefault(out.Annotations, "prometheus.io/path", "/stats/prometheus")
+	return out, nil
+}
+
+// sidecarStatus is the sidecar.istio.io/status annotation: what was added,
+// so that tools can find (and take out) the sidecar.
+type sidecarStatus struct {
+	InitContainers   []string `json:"initContainers"`
+	Containers       []string `json:"containers"`
+	Volumes          []string `json:"volumes"`
+	ImagePullSecrets []string `json:"imagePullSecrets"`
+	Revision         string   `json:"revision"`
+}
+
+func setDefault(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok {
+		m[k] = v
+	}
+}
+
+// firstOf returns the first non-empty label of keys, else def.
+func firstOf(labels map[string]string, def string, keys ...string) string {
+	for _, k := range keys {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return def
+}
+
+// proxyResources reads the sidecar.istio.io/proxy* annotations over
+// Istio's defaults (requests 100m/128Mi, limits 2/1Gi).
+func proxyResources(ann map[string]string) (corev1.ResourceRequirements, error) {
+	r := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("128Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("2"),
+			corev1.ResourceMemory: resource.MustParse("1Gi"),
+		},
+	}
+	for _, a := range []struct {
+		key  string
+		list corev1.ResourceList
+		name corev1.ResourceName
+	}{
+		{AnnotationProxyCPU, r.Requests, corev1.ResourceCPU},
+		{AnnotationProxyMem, r.Requests, corev1.ResourceMemory},
+		{AnnotationCPULimit, r.Limits, corev1.ResourceCPU},
+		{AnnotationMemLimit, r.Limits, corev1.ResourceMemory},
+	} {
+		v, ok := ann[a.key]
+		if !ok {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return r, fmt.Errorf("annotation %s=%q: %w: give a quantity such as 200m or 256Mi", a.key, v, err)
+		}
+		a.list[a.name] = q
+	}
+	// A request above its limit would be refused by the API server: the
+	// limit follows the request, as a user who raises only the request
+	// means.
+	for _, n := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if req, lim := r.Requests[n], r.Limits[n]; req.Cmp(lim) > 0 {
+			r.Limits[n] = req
+		}
+	}
+	return r, nil
+}
+
+// proxyConfig returns PROXY_CONFIG (JSON): the pod's proxy.istio.io/config
+// (a ProxyConfig in YAML or JSON), with discoveryAddress set to discovery
+// unless the annotation sets it.
+func proxyConfig(annotation, discovery string) (string, error) {
+	cfg := map[string]any{}
+	if annotation != "" {
+		if len(annotation) > maxConfigAnnotation {
+			return "", fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
+		}
+		if err := yamlToMap(annotation, cfg); err != nil {
+			return "", fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
+		}
+	}
+	if _, ok := cfg["discoveryAddress"]; !ok {
+		cfg["discoveryAddress"] = discovery
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode PROXY_CONFIG: %w", err)
+	}
+	return string(b), nil
+}
+
+// workload is the pod's workload as Istio names it.
+type workload struct {
+	name  string
+	owner string // kubernetes://apis/... of the controller, else the pod
+}
+
+// workloadOf derives the workload from the controller reference: a
+// ReplicaSet named DEPLOYMENT-HASH (the pod-template-hash label) is its
+// Deployment, a Job named CRONJOB-N with a numeric suffix its CronJob is
+// not guessed; a pod without controller is its own workload.
+func workloadOf(pod *corev1.Pod) workload {
+	name := pod.Name
+	if name == "" {
+		name = strings.TrimSuffix(pod.GenerateName, "-")
+	}
+	owner := "kubernetes://apis/v1/namespaces/" + pod.Namespace + "/pods/" + name
+	for _, ref := range pod.OwnerReferences {
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		kind, apiVersion, oname := ref.Kind, ref.APIVersion, ref.Name
+		if kind == "ReplicaSet" && apiVersion == "apps/v1" {
+			if h := pod.Labels["pod-template-hash"]; h != "" {
+				if d, ok := strings.CutSuffix(oname, "-"+h); ok {
+					kind, oname = "Deployment", d
+				}
+			}
+		}
+		owner = "kubernetes://apis/" + apiVersion + "/namespaces/" + pod.Namespace + "/" + strings.ToLower(kind) + "s/" + oname
+		name = oname
+		break
+	}
+	return workload{name: name, owner: owner}
+}
+
+// initContainer is istio-init: the iptables capture of REDIRECT mode
+// (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
+// Envoy's own ports excluded from inbound capture).
+func (in *Injector) initContainer(pod *corev1.Pod) corev1.Container {
+	return corev1.Container{
+		Name:  InitName,
+		Image: in.cfg.ProxyImage,
+		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", "REDIRECT",
+			"-i", "*", "-x", "", "-b", "*", "-d", fmt.Sprintf("%d,%d,%d", promPort, readyPort, agentPort),
+			"--log_output_level=default:info"},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+		},
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: new(false),
+			Privileged:               new(false),
+			ReadOnlyRootFilesystem:   new(false),
+			RunAsGroup:               new(int64(0)),
+			RunAsNonRoot:             new(false),
+			RunAsUser:                new(int64(0)),
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+		},
+	}
+}
+
+// pullPolicy is what the API server would default, written out so that
+// the stored pod equals the patch.
+func pullPolicy(image string) corev1.PullPolicy {
+	if strings.HasSuffix(image, ":latest") || !strings.Contains(image[strings.LastIndex(image, "/")+1:], ":") {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+}
+
+func resourceEnv(name, res string, divisor string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: ProxyName, Resource: res, Divisor: resource.MustParse(divisor)}}}
+}
+
+// proxyContainer is istio-proxy: pilot-agent and Envoy.
+func (in *Injector) proxyContainer(pod *corev1.Pod, t Target, network model.NetworkID, wl workload, apps []string,
+	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string,
+) corev1.Container {
+	env := []corev1.EnvVar{
+		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
+		{Name: "CA_ADDR", Value: in.cfg.DiscoveryAddress},
+		fieldEnv("POD_NAME", "metadata.name"),
+		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv("INSTANCE_IP", "status.podIP"),
+		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		fieldEnv("HOST_IP", "status.hostIP"),
+		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "0"),
+		{Name: "PROXY_CONFIG", Value: proxyCfg},
+	}
+	if len(ports) > 0 {
+		b, _ := json.Marshal(ports) // ContainerPorts always encode
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
+		resourceEnv("GOMEMLIMIT", "limits.memory", "0"),
+		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
+		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
+		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
+		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: "REDIRECT"},
+		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: wl.name},
+		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: wl.owner},
+		corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: in.cfg.MeshID},
+		corev1.EnvVar{Name: "TRUST_DOMAIN", Value: in.cfg.TrustDomain},
+	)
+	if network != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_NETWORK", Value: string(network)})
+	}
+	if probers != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_KUBE_APP_PROBERS", Value: probers})
+	}
+	ready := func(period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/healthz/ready", Port: intstr.FromInt32(readyPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
+		}
+	}
+	return corev1.Container{
+		Name:  ProxyName,
+		Image: in.cfg.ProxyImage,
+		Args: []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc." + in.cfg.Domain,
+			"--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"},
+		Ports: []corev1.ContainerPort{{Name: "http-envoy-prom", ContainerPort: promPort, Protocol: corev1.ProtocolTCP}},
+		Env:   env,
+		// A probe every 15 s, 4 failures; the startup probe polls every
+		// second for 10 minutes.
+		ReadinessProbe:           ready(15, 4),
+		StartupProbe:             ready(1, 600),
+		Resources:                res,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: new(false),
+			Privileged:               new(false),
+			ReadOnlyRootFilesystem:   new(true),
+			RunAsGroup:               new(int64(ProxyUID)),
+			RunAsNonRoot:             new(true),
+			RunAsUser:                new(int64(ProxyUID)),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
+			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
+			{Name: "workload-certs", MountPath: "/var/run/secrets/workload-spiffe-credentials"},
+			{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio"},
+			{Name: "istio-data", MountPath: "/var/lib/istio/data"},
+			{Name: "istio-envoy", MountPath: "/etc/istio/proxy"},
+			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
+			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
+		},
+	}
+}
+
+// sidecarVolumes are the volumes istio-proxy mounts.
+func sidecarVolumes() []corev1.Volume {
+	empty := func(name string, medium corev1.StorageMedium) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: medium}}}
+	}
+	mode := int32(corev1.DownwardAPIVolumeSourceDefaultMode)
+	return []corev1.Volume{
+		empty("workload-socket", ""),
+		empty("credential-socket", ""),
+		empty("workload-certs", ""),
+		empty("istio-envoy", corev1.StorageMediumMemory),
+		empty("istio-data", ""),
+		{Name: "istio-podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			DefaultMode: &mode,
+			Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"}},
+				{Path: "annotations", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations"}},
+			},
+		}}},
+		{Name: "istio-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: &mode,
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: "istio-ca", ExpirationSeconds: new(int64(43200)), Path: "istio-token"}}},
+		}}},
+		{Name: "istiod-ca-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-root-cert"},
+			DefaultMode:          &mode,
+		}}},
+	}
+}
+
+// rewriteProbes points the HTTP probes of app containers at the agent
+// (port 15020, /app-health/CONTAINER/readyz|livez|startupz) and returns
+// ISTIO_KUBE_APP_PROBERS, the map from those paths to the original
+// probes, "" when none is rewritten. The pod's
+// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Only httpGet
+// probes are rewritten.
+func rewriteProbes(pod *corev1.Pod) (string, error) {
+	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
+		return "", nil
+	}
+	type prober struct {
+		HTTPGet        *corev1.HTTPGetAction `json:"httpGet"`
+		TimeoutSeconds int32                 `json:"timeoutSeconds,omitempty"`
+	}
+	probers := map[string]prober{}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		for _, p := range []struct {
+			kind  string
+			probe *corev1.Probe
+		}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
+			if p.probe == nil || p.probe.HTTPGet == nil {
+				continue
+			}
+			orig := p.probe.HTTPGet.DeepCopy()
+			if orig.Port.Type == intstr.String {
+				i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == orig.Port.StrVal })
+				if i < 0 {
+					return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
+						c.Name, p.kind, orig.Port.StrVal)
+				}
+				orig.Port = intstr.FromInt32(c.Ports[i].ContainerPort)
+			}
+			path := "/app-health/" + c.Name + "/" + p.kind
+			probers[path] = prober{HTTPGet: orig, TimeoutSeconds: p.probe.TimeoutSeconds}
+			p.probe.HTTPGet = &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(agentPort), Scheme: corev1.URISchemeHTTP}
+		}
+	}
+	if len(probers) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(probers)
+	if err != nil {
+		return "", fmt.Errorf("encode ISTIO_KUBE_APP_PROBERS: %w", err)
+	}
+	return string(b), nil
+}
