@@ -1,0 +1,290 @@
+package inject
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func testInjector(cni bool) *Injector {
+	return New(Config{
+		ClusterID: "cluster1",
+		CNI:       cni,
+		Network: func(c model.ClusterID, label model.NetworkID) model.NetworkID {
+			if label != "" {
+				return label
+			}
+			if c == "cluster1" {
+				return "network1"
+			}
+			return ""
+		},
+	})
+}
+
+func basePod() *corev1.Pod {
+	return &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "web",
+			Containers: []corev1.Container{{
+				Name: "app", Image: "nginx:1.27",
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			}},
+		},
+	}
+}
+
+// TestInjectGolden injects pods and compares the pod the patch yields,
+// applied to the original JSON as the API server does, with a golden
+// file (-update rewrites them).
+func TestInjectGolden(t *testing.T) {
+	probed := basePod()
+	probed.Spec.Containers[0].ReadinessProbe = &corev1.Probe{TimeoutSeconds: 2, ProbeHandler: corev1.ProbeHandler{
+		HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("http")}}}
+	probed.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+		HTTPGet: &corev1.HTTPGetAction{Path: "/live", Port: intstr.FromInt32(8080)}}}
+	probed.Spec.Containers[0].StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+		TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}
+
+	annotated := basePod()
+	annotated.Annotations = map[string]string{
+		AnnotationProxyCPU: "250m", AnnotationProxyMem: "2Gi", AnnotationCPULimit: "1",
+		AnnotationConfig: "holdApplicationUntilProxyStarts: true\nconcurrency: 2\n",
+	}
+	annotated.Labels[model.LabelNetwork] = "podnet"
+
+	deployed := basePod()
+	deployed.Name, deployed.GenerateName = "", "web-7d9f8b6c5-"
+	deployed.Labels = map[string]string{"app.kubernetes.io/name": "webapp", "version": "v2", "pod-template-hash": "7d9f8b6c5"}
+	deployed.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9f8b6c5", UID: "u1", Controller: new(true)}}
+
+	noProbeRewrite := basePod()
+	noProbeRewrite.Annotations = map[string]string{AnnotationRewrite: "false"}
+	noProbeRewrite.Spec.Containers[0].ReadinessProbe = probed.Spec.Containers[0].LivenessProbe.DeepCopy()
+
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		cni  bool
+		t    Target
+	}{
+		{"basic", basePod(), false, Target{}},
+		{"cni", basePod(), true, Target{}},
+		{"probes", probed, false, Target{}},
+		{"no-probe-rewrite", noProbeRewrite, false, Target{}},
+		{"annotations", annotated, false, Target{}},
+		{"deployment", deployed, false, Target{}},
+		{"remote", basePod(), false, Target{Cluster: "cluster2", Network: "network2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testInjector(tc.cni)
+			orig, err := json.Marshal(tc.pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := in.Inject(tc.pod, tc.t)
+			if err != nil {
+				t.Fatalf("Inject: %v", err)
+			}
+			if again, _ := json.Marshal(tc.pod); !bytes.Equal(again, orig) {
+				t.Fatal("Inject changed its input")
+			}
+			ops, err := Patch(tc.pod, got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patched := applyPatch(t, orig, ops)
+			want, err := json.Marshal(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(decode(t, want), decode(t, patched)); d != "" {
+				t.Errorf("patched pod differs from the injected one (-injected +patched):\n%s", d)
+			}
+			golden(t, filepath.Join("testdata", tc.name+".json"), patched)
+		})
+	}
+}
+
+func applyPatch(t *testing.T, doc []byte, ops []PatchOp) []byte {
+	t.Helper()
+	b, err := json.Marshal(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jsonpatch.DecodePatch(b)
+	if err != nil {
+		t.Fatalf("decode patch: %v", err)
+	}
+	out, err := p.Apply(doc)
+	if err != nil {
+		t.Fatalf("apply patch: %v", err)
+	}
+	return out
+}
+
+func decode(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, got, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteByte('\n')
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if d := cmp.Diff(string(want), buf.String()); d != "" {
+		t.Errorf("%s differs (-want +got; -update rewrites it after review):\n%s", path, d)
+	}
+}
+
+func TestInjectSkips(t *testing.T) {
+	in := testInjector(false)
+	hostNet := basePod()
+	hostNet.Spec.HostNetwork = true
+	injected := basePod()
+	injected.Annotations = map[string]string{AnnotationStatus: `{"containers":["istio-proxy"]}`}
+	optOutLabel := basePod()
+	optOutLabel.Labels[LabelInject] = "false"
+	optOutAnn := basePod()
+	optOutAnn.Annotations = map[string]string{AnnotationInject: "false"}
+	kubeSystem := basePod()
+	kubeSystem.Namespace = "kube-system"
+	for name, pod := range map[string]*corev1.Pod{
+		"host network": hostNet, "already injected": injected, "label opt-out": optOutLabel,
+		"annotation opt-out": optOutAnn, "kube-system": kubeSystem,
+	} {
+		if _, err := in.Inject(pod, Target{}); !errors.Is(err, ErrSkip) {
+			t.Errorf("%s: Inject error %v, want a skip", name, err)
+		}
+	}
+	bad := basePod()
+	bad.Annotations = map[string]string{AnnotationProxyMem: "lots"}
+	if _, err := in.Inject(bad, Target{}); err == nil || errors.Is(err, ErrSkip) || !strings.Contains(err.Error(), AnnotationProxyMem) {
+		t.Errorf("bad resource annotation: error %v, want one naming %s", err, AnnotationProxyMem)
+	}
+	// Injecting the injected pod again leaves it alone: idempotent.
+	out, err := in.Inject(basePod(), Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
+		t.Errorf("second injection: error %v, want a skip", err)
+	}
+}
+
+func review(t *testing.T, pod *corev1.Pod, op admissionv1.Operation) []byte {
+	t.Helper()
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: "uid-1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Operation: op,
+			Namespace: pod.Namespace, Name: pod.Name, Object: runtime.RawExtension{Raw: raw},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestHandler(t *testing.T) {
+	var logs bytes.Buffer
+	h := testInjector(false).Handler(slog.New(slog.NewTextHandler(&logs, nil)))
+	post := func(path, ct string, body []byte) (*http.Response, admissionv1.AdmissionReview) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		h.ServeHTTP(rec, req)
+		var r admissionv1.AdmissionReview
+		if rec.Code == http.StatusOK {
+			if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+				t.Fatalf("response: %v", err)
+			}
+		}
+		return rec.Result(), r
+	}
+
+	resp, r := post("/inject", "application/json", review(t, basePod(), admissionv1.Create))
+	if resp.StatusCode != http.StatusOK || r.Response == nil || !r.Response.Allowed || r.Response.UID != "uid-1" ||
+		r.Response.PatchType == nil || len(r.Response.Patch) == 0 || r.APIVersion != "admission.k8s.io/v1" {
+		t.Fatalf("/inject: status %d, response %+v", resp.StatusCode, r.Response)
+	}
+
+	// The remote path's cluster and network reach the pod's environment.
+	_, r = post("/inject/cluster/cluster2/net/network2", "application/json", review(t, basePod(), admissionv1.Create))
+	for _, want := range []string{`"ISTIO_META_CLUSTER_ID","value":"cluster2"`, `"ISTIO_META_NETWORK","value":"network2"`} {
+		if !strings.Contains(string(r.Response.Patch), want) {
+			t.Errorf("remote path: patch lacks %s", want)
+		}
+	}
+
+	// A review it cannot handle is allowed unchanged, and logged.
+	bad := basePod()
+	bad.Annotations = map[string]string{AnnotationCPULimit: "x"}
+	_, r = post("/inject", "application/json", review(t, bad, admissionv1.Create))
+	if !r.Response.Allowed || r.Response.Patch != nil {
+		t.Errorf("bad annotation: response %+v, want allowed without patch", r.Response)
+	}
+	if !strings.Contains(logs.String(), "pod admitted without sidecar") || !strings.Contains(logs.String(), AnnotationCPULimit) {
+		t.Errorf("bad annotation not logged with its reason: %s", logs.String())
+	}
+	_, r = post("/inject", "application/json", review(t, basePod(), admissionv1.Update))
+	if !r.Response.Allowed || r.Response.Patch != nil {
+		t.Errorf("update: response %+v, want allowed without patch", r.Response)
+	}
+
+	if resp, _ := post("/inject", "text/plain", review(t, basePod(), admissionv1.Create)); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: status %d, want 415", resp.StatusCode)
+	}
+	if resp, _ := post("/inject", "application/json", []byte(`{"kind":"AdmissionReview"}`)); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("review without request: status %d, want 400", resp.StatusCode)
+	}
+	big := bytes.Repeat([]byte(" "), MaxReviewBytes+1)
+	if resp, _ := post("/inject", "application/json", big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
+	}
+}
