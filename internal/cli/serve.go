@@ -53,6 +53,7 @@ type serveFlags struct {
 	revision           string
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
+	inject             injectFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -155,6 +156,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
+	f.inject.register(fl)
 	return cmd
 }
 
@@ -220,6 +222,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		Logger:     log,
 	}
 	if err := f.xdsLimits.apply(&cfg.XDS); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.inject.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {
