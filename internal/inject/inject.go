@@ -160,8 +160,8 @@ func skipReason(pod *corev1.Pod, ns string) string {
 			return "the pod opts out (" + LabelInject + "=" + v + ")"
 		}
 	}
-	for _, c := range pod.Spec.Containers {
-		if c.Name == ProxyName {
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == ProxyName {
 			return "the pod already has a container named " + ProxyName
 		}
 	}
@@ -201,25 +201,25 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	wl := workloadOf(out)
 	appNames := make([]string, 0, len(out.Spec.Containers))
 	var ports []corev1.ContainerPort
-	for _, c := range out.Spec.Containers {
-		appNames = append(appNames, c.Name)
-		ports = append(ports, c.Ports...)
+	for i := range out.Spec.Containers {
+		appNames = append(appNames, out.Spec.Containers[i].Name)
+		ports = append(ports, out.Spec.Containers[i].Ports...)
 	}
 	probers, err := rewriteProbes(out)
 	if err != nil {
 		return nil, err
 	}
 
-	proxy := in.proxyContainer(out, t, network, wl, appNames, ports, probers, res, proxyCfg)
+	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg)
 	out.Spec.Containers = append(out.Spec.Containers, proxy)
 	status := sidecarStatus{Containers: []string{ProxyName}, Revision: in.cfg.Revision}
 	if !in.cfg.CNI {
-		out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(out))
+		out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer())
 		status.InitContainers = []string{InitName}
 	}
 	vols := sidecarVolumes()
-	for _, v := range vols {
-		status.Volumes = append(status.Volumes, v.Name)
+	for i := range vols {
+		status.Volumes = append(status.Volumes, vols[i].Name)
 	}
 	out.Spec.Volumes = append(out.Spec.Volumes, vols...)
 	if out.Spec.SecurityContext == nil {
@@ -389,7 +389,7 @@ func workloadOf(pod *corev1.Pod) workload {
 // initContainer is istio-init: the iptables capture of REDIRECT mode
 // (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
 // Envoy's own ports excluded from inbound capture).
-func (in *Injector) initContainer(pod *corev1.Pod) corev1.Container {
+func (in *Injector) initContainer() corev1.Container {
 	return corev1.Container{
 		Name:  InitName,
 		Image: in.cfg.ProxyImage,
@@ -437,7 +437,7 @@ func resourceEnv(name, res string, divisor string) corev1.EnvVar {
 }
 
 // proxyContainer is istio-proxy: pilot-agent and Envoy.
-func (in *Injector) proxyContainer(pod *corev1.Pod, t Target, network model.NetworkID, wl workload, apps []string,
+func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workload, apps []string,
 	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string,
 ) corev1.Container {
 	env := []corev1.EnvVar{

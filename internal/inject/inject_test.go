@@ -233,7 +233,7 @@ func review(t *testing.T, pod *corev1.Pod, op admissionv1.Operation) []byte {
 func TestHandler(t *testing.T) {
 	var logs bytes.Buffer
 	h := testInjector(false).Handler(slog.New(slog.NewTextHandler(&logs, nil)))
-	post := func(path, ct string, body []byte) (*http.Response, admissionv1.AdmissionReview) {
+	post := func(path, ct string, body []byte) (int, admissionv1.AdmissionReview) {
 		t.Helper()
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
@@ -245,13 +245,13 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("response: %v", err)
 			}
 		}
-		return rec.Result(), r
+		return rec.Code, r
 	}
 
-	resp, r := post("/inject", "application/json", review(t, basePod(), admissionv1.Create))
-	if resp.StatusCode != http.StatusOK || r.Response == nil || !r.Response.Allowed || r.Response.UID != "uid-1" ||
+	code, r := post("/inject", "application/json", review(t, basePod(), admissionv1.Create))
+	if code != http.StatusOK || r.Response == nil || !r.Response.Allowed || r.Response.UID != "uid-1" ||
 		r.Response.PatchType == nil || len(r.Response.Patch) == 0 || r.APIVersion != "admission.k8s.io/v1" {
-		t.Fatalf("/inject: status %d, response %+v", resp.StatusCode, r.Response)
+		t.Fatalf("/inject: status %d, response %+v", code, r.Response)
 	}
 
 	// The remote path's cluster and network reach the pod's environment.
@@ -277,14 +277,14 @@ func TestHandler(t *testing.T) {
 		t.Errorf("update: response %+v, want allowed without patch", r.Response)
 	}
 
-	if resp, _ := post("/inject", "text/plain", review(t, basePod(), admissionv1.Create)); resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("text/plain: status %d, want 415", resp.StatusCode)
+	if code, _ := post("/inject", "text/plain", review(t, basePod(), admissionv1.Create)); code != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain: status %d, want 415", code)
 	}
-	if resp, _ := post("/inject", "application/json", []byte(`{"kind":"AdmissionReview"}`)); resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("review without request: status %d, want 400", resp.StatusCode)
+	if code, _ := post("/inject", "application/json", []byte(`{"kind":"AdmissionReview"}`)); code != http.StatusBadRequest {
+		t.Errorf("review without request: status %d, want 400", code)
 	}
 	big := bytes.Repeat([]byte(" "), MaxReviewBytes+1)
-	if resp, _ := post("/inject", "application/json", big); resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
+	if code, _ := post("/inject", "application/json", big); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d, want 413", code)
 	}
 }

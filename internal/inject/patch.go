@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -43,7 +44,7 @@ func Patch(from, to *corev1.Pod) ([]PatchOp, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", f.path, err)
 		}
-		if string(o) == string(n) || f.empty {
+		if bytes.Equal(o, n) || f.empty {
 			continue
 		}
 		ops = append(ops, PatchOp{Op: "add", Path: f.path, Value: n})

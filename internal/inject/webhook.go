@@ -116,8 +116,7 @@ func (in *Injector) Review(req *admissionv1.AdmissionRequest, t Target, log *slo
 	}
 	injected, err := in.Inject(&pod, t)
 	if err != nil {
-		var skip *Skip
-		if errors.As(err, &skip) {
+		if skip, ok := errors.AsType[*Skip](err); ok {
 			return leave(skip.Reason, nil)
 		}
 		return leave("the pod cannot be injected", err)

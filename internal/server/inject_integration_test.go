@@ -171,8 +171,8 @@ func webhookPort(t *testing.T, rs *runningServer) int {
 
 func names(cs []corev1.Container) []string {
 	var out []string
-	for _, c := range cs {
-		out = append(out, c.Name)
+	for i := range cs {
+		out = append(out, cs[i].Name)
 	}
 	return out
 }
@@ -214,8 +214,8 @@ func checkInjected(t *testing.T, p *corev1.Pod, network string) {
 		t.Errorf("app readiness probe %+v, want /app-health/app/readyz on 15020", hg)
 	}
 	vols := map[string]corev1.Volume{}
-	for _, v := range p.Spec.Volumes {
-		vols[v.Name] = v
+	for i := range p.Spec.Volumes {
+		vols[p.Spec.Volumes[i].Name] = p.Spec.Volumes[i]
 	}
 	if tok := vols["istio-token"].Projected; tok == nil || tok.Sources[0].ServiceAccountToken.Audience != "istio-ca" {
 		t.Errorf("istio-token volume %+v, want a projected token for audience istio-ca", vols["istio-token"])
