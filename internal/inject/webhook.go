@@ -148,7 +148,8 @@ func (in *Injector) Review(req *admissionv1.AdmissionRequest, t Target, log *slo
 //
 // Each webhook calls client (a Service or a URL) with caBundle; path is
 // Path or PathPrefix+"cluster/C/net/N". Failure policy Fail and
-// reinvocation IfNeeded, as Istio's.
+// reinvocation Never, the defaults of Istio's chart (the injector is
+// idempotent, so IfNeeded would also be safe).
 func WebhookConfiguration(name, rev string, client admissionregistrationv1.WebhookClientConfig) *admissionregistrationv1.MutatingWebhookConfiguration {
 	if rev == "" {
 		rev = "default"
@@ -167,7 +168,7 @@ func WebhookConfiguration(name, rev string, client admissionregistrationv1.Webho
 	}
 	fail := admissionregistrationv1.Fail
 	none := admissionregistrationv1.SideEffectClassNone
-	reinvoke := admissionregistrationv1.IfNeededReinvocationPolicy
+	reinvoke := admissionregistrationv1.NeverReinvocationPolicy
 	hook := func(name string, ns, obj *metav1.LabelSelector) admissionregistrationv1.MutatingWebhook {
 		return admissionregistrationv1.MutatingWebhook{
 			Name:         name,
