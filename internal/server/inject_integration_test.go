@@ -141,6 +141,24 @@ func TestIntegrationInjection(t *testing.T) {
 		}
 	})
 
+	// Resource and proxy config annotations produce a pod the API server
+	// validates: a request raised above the default limit raises it.
+	t.Run("labeled/resources", func(t *testing.T) {
+		p := create("labeled", "big", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{
+				inject.AnnotationProxyCPU: "3", inject.AnnotationProxyMem: "2Gi", inject.AnnotationMemLimit: "4Gi",
+				inject.AnnotationConfig: "concurrency: 2\n",
+			}
+		})
+		if !injected(p) {
+			t.Fatal("not injected")
+		}
+		r := p.Spec.Containers[len(p.Spec.Containers)-1].Resources
+		if r.Requests.Cpu().String() != "3" || r.Limits.Cpu().String() != "3" || r.Requests.Memory().String() != "2Gi" || r.Limits.Memory().String() != "4Gi" {
+			t.Errorf("proxy resources %+v, want requests 3/2Gi, limits 3/4Gi", r)
+		}
+	})
+
 	// The webhook does not block pods it cannot inject: a bad resource
 	// annotation is admitted unchanged.
 	t.Run("labeled/bad-annotation", func(t *testing.T) {
