@@ -17,11 +17,12 @@ func TestInjectFlags(t *testing.T) {
 		addr    string
 		image   string
 		cni     bool
+		native  bool
 		wantErr string
 	}{
 		{name: "defaults", addr: ":15017", image: inject.DefaultProxyImage},
-		{name: "set", args: []string{"--webhook-addr=127.0.0.1:9443", "--proxy-image=example.com/istio/proxyv2:1.31.1", "--injection-cni"},
-			addr: "127.0.0.1:9443", image: "example.com/istio/proxyv2:1.31.1", cni: true},
+		{name: "set", args: []string{"--webhook-addr=127.0.0.1:9443", "--proxy-image=example.com/istio/proxyv2:1.31.1", "--injection-cni", "--native-sidecars"},
+			addr: "127.0.0.1:9443", image: "example.com/istio/proxyv2:1.31.1", cni: true, native: true},
 		{name: "off", args: []string{"--webhook-addr="}, addr: "", image: inject.DefaultProxyImage},
 		{name: "empty image", args: []string{"--proxy-image="}, wantErr: "--proxy-image"},
 		{name: "image with space", args: []string{"--proxy-image=a b"}, wantErr: "--proxy-image"},
@@ -44,8 +45,9 @@ func TestInjectFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.WebhookAddr != tt.addr || cfg.Inject.ProxyImage != tt.image || cfg.Inject.CNI != tt.cni {
-				t.Errorf("config: addr %q image %q cni %v, want %q %q %v", cfg.WebhookAddr, cfg.Inject.ProxyImage, cfg.Inject.CNI, tt.addr, tt.image, tt.cni)
+			if cfg.WebhookAddr != tt.addr || cfg.Inject.ProxyImage != tt.image || cfg.Inject.CNI != tt.cni || cfg.Inject.NativeSidecars != tt.native {
+				t.Errorf("config: addr %q image %q cni %v native %v, want %q %q %v %v", cfg.WebhookAddr, cfg.Inject.ProxyImage,
+					cfg.Inject.CNI, cfg.Inject.NativeSidecars, tt.addr, tt.image, tt.cni, tt.native)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ const (
 	AnnotationConfig   = "proxy.istio.io/config"
 
 	LabelTLSMode           = "security.istio.io/tlsMode"
+	LabelWorkloadName      = "service.istio.io/workload-name"
 	LabelCanonicalName     = "service.istio.io/canonical-name"
 	LabelCanonicalRevision = "service.istio.io/canonical-revision"
 
@@ -61,6 +62,12 @@ type Config struct {
 	ProxyImage string
 	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture.
 	CNI bool
+	// NativeSidecars injects istio-proxy as a Kubernetes native sidecar:
+	// an init container with restartPolicy Always, after istio-init and
+	// before the pod's own init containers, drained by a preStop hook.
+	// istiod does so by default (ENABLE_NATIVE_SIDECARS=auto) when every
+	// node's kubelet is 1.33 or newer.
+	NativeSidecars bool
 	// SystemNamespace is the control plane's namespace. Default
 	// istio-system.
 	SystemNamespace string
@@ -160,9 +167,11 @@ func skipReason(pod *corev1.Pod, ns string) string {
 			return "the pod opts out (" + LabelInject + "=" + v + ")"
 		}
 	}
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == ProxyName {
-			return "the pod already has a container named " + ProxyName
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == ProxyName {
+				return "the pod already has a container named " + ProxyName
+			}
 		}
 	}
 	return ""
@@ -211,11 +220,29 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 
 	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg)
-	out.Spec.Containers = append(out.Spec.Containers, proxy)
-	status := sidecarStatus{Containers: []string{ProxyName}, Revision: in.cfg.Revision}
+	status := sidecarStatus{Revision: in.cfg.Revision}
+	var first []corev1.Container // init containers before the pod's own
 	if !in.cfg.CNI {
-		out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer())
-		status.InitContainers = []string{InitName}
+		status.InitContainers = append(status.InitContainers, InitName)
+		if in.cfg.NativeSidecars {
+			first = append(first, in.initContainer(res))
+		} else {
+			// Last, so that the pod's own init containers run uncaptured.
+			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res))
+		}
+	}
+	if in.cfg.NativeSidecars {
+		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", agentPort), "POST", "drain"}}}}
+		first = append(first, proxy)
+		status.InitContainers = append(status.InitContainers, ProxyName)
+	} else {
+		out.Spec.Containers = append(out.Spec.Containers, proxy)
+		status.Containers = []string{ProxyName}
+	}
+	if len(first) > 0 {
+		out.Spec.InitContainers = append(first, out.Spec.InitContainers...)
 	}
 	vols := sidecarVolumes()
 	for i := range vols {
@@ -235,7 +262,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 	out.Labels[LabelTLSMode] = "istio"
 	if _, ok := out.Labels[LabelCanonicalName]; !ok {
-		out.Labels[LabelCanonicalName] = firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
+		name := firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
+		if len(name) > 63 {
+			name = name[:63]
+		}
+		out.Labels[LabelCanonicalName] = strings.Trim(name, "-_.")
 	}
 	if _, ok := out.Labels[LabelCanonicalRevision]; !ok {
 		out.Labels[LabelCanonicalRevision] = firstOf(out.Labels, "latest", "app.kubernetes.io/version", "version")
@@ -248,6 +279,7 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		return nil, fmt.Errorf("encode %s: %w", AnnotationStatus, err)
 	}
 	out.Annotations[AnnotationStatus] = string(st)
+	out.Annotations[LabelRevision] = in.cfg.Revision
 	if len(appNames) > 0 {
 		setDefault(out.Annotations, "kubectl.kubernetes.io/default-container", appNames[0])
 		setDefault(out.Annotations, "kubectl.kubernetes.io/default-logs-container", appNames[0])
@@ -284,29 +316,23 @@ func firstOf(labels map[string]string, def string, keys ...string) string {
 	return def
 }
 
-// proxyResources reads the sidecar.istio.io/proxy* annotations over
-// Istio's defaults (requests 100m/128Mi, limits 2/1Gi).
+// proxyResources returns the resources of istio-proxy (and istio-init),
+// as Istio's template: when any sidecar.istio.io/proxy* annotation is set,
+// exactly what the annotations give (a request without a limit has none);
+// else the defaults, requests 100m/128Mi and limits 2/1Gi.
 func proxyResources(ann map[string]string) (corev1.ResourceRequirements, error) {
-	r := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse("100m"),
-			corev1.ResourceMemory: resource.MustParse("128Mi"),
-		},
-		Limits: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse("2"),
-			corev1.ResourceMemory: resource.MustParse("1Gi"),
-		},
-	}
-	for _, a := range []struct {
+	annotations := []struct {
 		key  string
-		list corev1.ResourceList
 		name corev1.ResourceName
+		req  bool
 	}{
-		{AnnotationProxyCPU, r.Requests, corev1.ResourceCPU},
-		{AnnotationProxyMem, r.Requests, corev1.ResourceMemory},
-		{AnnotationCPULimit, r.Limits, corev1.ResourceCPU},
-		{AnnotationMemLimit, r.Limits, corev1.ResourceMemory},
-	} {
+		{AnnotationProxyCPU, corev1.ResourceCPU, true},
+		{AnnotationProxyMem, corev1.ResourceMemory, true},
+		{AnnotationCPULimit, corev1.ResourceCPU, false},
+		{AnnotationMemLimit, corev1.ResourceMemory, false},
+	}
+	var r corev1.ResourceRequirements
+	for _, a := range annotations {
 		v, ok := ann[a.key]
 		if !ok {
 			continue
@@ -315,17 +341,27 @@ func proxyResources(ann map[string]string) (corev1.ResourceRequirements, error) 
 		if err != nil {
 			return r, fmt.Errorf("annotation %s=%q: %w: give a quantity such as 200m or 256Mi", a.key, v, err)
 		}
-		a.list[a.name] = q
-	}
-	// A request above its limit would be refused by the API server: the
-	// limit follows the request, as a user who raises only the request
-	// means.
-	for _, n := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		if req, lim := r.Requests[n], r.Limits[n]; req.Cmp(lim) > 0 {
-			r.Limits[n] = req
+		list := &r.Limits
+		if a.req {
+			list = &r.Requests
 		}
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[a.name] = q
 	}
-	return r, nil
+	if r.Requests != nil || r.Limits != nil {
+		return r, nil
+	}
+	return defaultResources(), nil
+}
+
+// defaultResources are the sidecar's resources of Istio's chart.
+func defaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+	}
 }
 
 // proxyConfig returns PROXY_CONFIG (JSON): the pod's proxy.istio.io/config
@@ -383,23 +419,23 @@ func workloadOf(pod *corev1.Pod) workload {
 		name = oname
 		break
 	}
+	if n := pod.Labels[LabelWorkloadName]; n != "" {
+		name = n
+	}
 	return workload{name: name, owner: owner}
 }
 
 // initContainer is istio-init: the iptables capture of REDIRECT mode
 // (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
 // Envoy's own ports excluded from inbound capture).
-func (in *Injector) initContainer() corev1.Container {
+func (in *Injector) initContainer(res corev1.ResourceRequirements) corev1.Container {
 	return corev1.Container{
 		Name:  InitName,
 		Image: in.cfg.ProxyImage,
 		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", "REDIRECT",
 			"-i", "*", "-x", "", "-b", "*", "-d", fmt.Sprintf("%d,%d,%d", promPort, readyPort, agentPort),
 			"--log_output_level=default:info"},
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
-		},
+		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
@@ -448,7 +484,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		fieldEnv("INSTANCE_IP", "status.podIP"),
 		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 		fieldEnv("HOST_IP", "status.hostIP"),
-		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "0"),
+		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "1"),
 		{Name: "PROXY_CONFIG", Value: proxyCfg},
 	}
 	if len(ports) > 0 {
@@ -457,7 +493,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
-		resourceEnv("GOMEMLIMIT", "limits.memory", "0"),
+		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
 		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
 		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
 		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
@@ -509,6 +545,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
 			{Name: "workload-certs", MountPath: "/var/run/secrets/workload-spiffe-credentials"},
 			{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio"},
+			{Name: "istio-ca-crl", MountPath: "/var/run/secrets/istio/crl"},
 			{Name: "istio-data", MountPath: "/var/lib/istio/data"},
 			{Name: "istio-envoy", MountPath: "/etc/istio/proxy"},
 			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
@@ -544,6 +581,11 @@ func sidecarVolumes() []corev1.Volume {
 		{Name: "istiod-ca-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-root-cert"},
 			DefaultMode:          &mode,
+		}}},
+		{Name: "istio-ca-crl", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-crl"},
+			DefaultMode:          &mode,
+			Optional:             new(true),
 		}}},
 	}
 }

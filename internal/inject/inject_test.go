@@ -26,10 +26,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func testInjector(cni bool) *Injector {
+func testInjector(cni, native bool) *Injector {
 	return New(Config{
-		ClusterID: "cluster1",
-		CNI:       cni,
+		ClusterID:      "cluster1",
+		CNI:            cni,
+		NativeSidecars: native,
 		Network: func(c model.ClusterID, label model.NetworkID) model.NetworkID {
 			if label != "" {
 				return label
@@ -84,22 +85,28 @@ func TestInjectGolden(t *testing.T) {
 	noProbeRewrite.Annotations = map[string]string{AnnotationRewrite: "false"}
 	noProbeRewrite.Spec.Containers[0].ReadinessProbe = probed.Spec.Containers[0].LivenessProbe.DeepCopy()
 
+	withInit := basePod()
+	withInit.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "registry.example/migrate:1"}}
+
 	for _, tc := range []struct {
-		name string
-		pod  *corev1.Pod
-		cni  bool
-		t    Target
+		name        string
+		pod         *corev1.Pod
+		cni, native bool
+		t           Target
 	}{
-		{"basic", basePod(), false, Target{}},
-		{"cni", basePod(), true, Target{}},
-		{"probes", probed, false, Target{}},
-		{"no-probe-rewrite", noProbeRewrite, false, Target{}},
-		{"annotations", annotated, false, Target{}},
-		{"deployment", deployed, false, Target{}},
-		{"remote", basePod(), false, Target{Cluster: "cluster2", Network: "network2"}},
+		{"basic", basePod(), false, false, Target{}},
+		{"cni", basePod(), true, false, Target{}},
+		{"probes", probed, false, false, Target{}},
+		{"no-probe-rewrite", noProbeRewrite, false, false, Target{}},
+		{"annotations", annotated, false, false, Target{}},
+		{"deployment", deployed, false, false, Target{}},
+		{"remote", basePod(), false, false, Target{Cluster: "cluster2", Network: "network2"}},
+		{"init-containers", withInit, false, false, Target{}},
+		{"native", withInit, false, true, Target{}},
+		{"native-cni", withInit, true, true, Target{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := testInjector(tc.cni)
+			in := testInjector(tc.cni, tc.native)
 			orig, err := json.Marshal(tc.pod)
 			if err != nil {
 				t.Fatal(err)
@@ -177,7 +184,7 @@ func golden(t *testing.T, path string, got []byte) {
 }
 
 func TestInjectSkips(t *testing.T) {
-	in := testInjector(false)
+	in := testInjector(false, false)
 	hostNet := basePod()
 	hostNet.Spec.HostNetwork = true
 	injected := basePod()
@@ -202,12 +209,20 @@ func TestInjectSkips(t *testing.T) {
 		t.Errorf("bad resource annotation: error %v, want one naming %s", err, AnnotationProxyMem)
 	}
 	// Injecting the injected pod again leaves it alone: idempotent.
-	out, err := in.Inject(basePod(), Target{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
-		t.Errorf("second injection: error %v, want a skip", err)
+	for _, native := range []bool{false, true} {
+		in := testInjector(false, native)
+		out, err := in.Inject(basePod(), Target{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
+			t.Errorf("native %v: second injection: error %v, want a skip", native, err)
+		}
+		// Without the status annotation, the proxy container still tells.
+		delete(out.Annotations, AnnotationStatus)
+		if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
+			t.Errorf("native %v: injection of a pod with istio-proxy: error %v, want a skip", native, err)
+		}
 	}
 }
 
@@ -232,7 +247,7 @@ func review(t *testing.T, pod *corev1.Pod, op admissionv1.Operation) []byte {
 
 func TestHandler(t *testing.T) {
 	var logs bytes.Buffer
-	h := testInjector(false).Handler(slog.New(slog.NewTextHandler(&logs, nil)))
+	h := testInjector(false, false).Handler(slog.New(slog.NewTextHandler(&logs, nil)))
 	post := func(path, ct string, body []byte) (int, admissionv1.AdmissionReview) {
 		t.Helper()
 		rec := httptest.NewRecorder()

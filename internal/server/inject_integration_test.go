@@ -142,7 +142,8 @@ func TestIntegrationInjection(t *testing.T) {
 	})
 
 	// Resource and proxy config annotations produce a pod the API server
-	// validates: a request raised above the default limit raises it.
+	// validates; as in Istio's template, the annotations replace the
+	// defaults whole (no CPU limit here).
 	t.Run("labeled/resources", func(t *testing.T) {
 		p := create("labeled", "big", func(p *corev1.Pod) {
 			p.Annotations = map[string]string{
@@ -154,10 +155,49 @@ func TestIntegrationInjection(t *testing.T) {
 			t.Fatal("not injected")
 		}
 		r := p.Spec.Containers[len(p.Spec.Containers)-1].Resources
-		if r.Requests.Cpu().String() != "3" || r.Limits.Cpu().String() != "3" || r.Requests.Memory().String() != "2Gi" || r.Limits.Memory().String() != "4Gi" {
-			t.Errorf("proxy resources %+v, want requests 3/2Gi, limits 3/4Gi", r)
+		if r.Requests.Cpu().String() != "3" || r.Requests.Memory().String() != "2Gi" || r.Limits.Memory().String() != "4Gi" || !r.Limits.Cpu().IsZero() {
+			t.Errorf("proxy resources %+v, want requests 3/2Gi, limit memory 4Gi", r)
 		}
 	})
+
+	// The other modes' pods (native sidecars, CNI) pass the API server's
+	// validation too: injected here, created where no webhook runs.
+	for _, mode := range []struct {
+		name        string
+		native, cni bool
+	}{{"native", true, false}, {"cni", false, true}, {"native-cni", true, true}} {
+		t.Run("plain/"+mode.name, func(t *testing.T) {
+			in := inject.New(inject.Config{ClusterID: "cluster1", NativeSidecars: mode.native, CNI: mode.cni})
+			src := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "plain", Name: mode.name, Labels: map[string]string{"app": "x"}},
+				// Set by the ServiceAccount admission plugin in a real
+				// cluster, before webhooks run; testenv turns it off.
+				Spec: corev1.PodSpec{
+					ServiceAccountName: "x",
+					InitContainers:     []corev1.Container{{Name: "migrate", Image: "registry.example/migrate:1"}},
+					Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1",
+						LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}}}},
+				},
+			}
+			out, err := in.Inject(src, inject.Target{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := must(pods("plain").Create(ctx, out, metav1.CreateOptions{}))(t)
+			wantInit := []string{"migrate", inject.InitName}
+			switch {
+			case mode.native && mode.cni:
+				wantInit = []string{inject.ProxyName, "migrate"}
+			case mode.native:
+				wantInit = []string{inject.InitName, inject.ProxyName, "migrate"}
+			case mode.cni:
+				wantInit = []string{"migrate"}
+			}
+			if n := names(got.Spec.InitContainers); !slices.Equal(n, wantInit) {
+				t.Errorf("init containers %v, want %v", n, wantInit)
+			}
+		})
+	}
 
 	// The webhook does not block pods it cannot inject: a bad resource
 	// annotation is admitted unchanged.
