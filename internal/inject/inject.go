@@ -148,6 +148,10 @@ var ErrSkip = errors.New("not injected")
 // Is makes errors.Is(err, ErrSkip) true for a Skip.
 func (s *Skip) Is(target error) bool { return target == ErrSkip }
 
+// ignoredNamespaces are never injected, as in istiod: Kubernetes' own and
+// kind's local-path-storage.
+var ignoredNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true, "local-path-storage": true}
+
 // skipReason says why pod is not injected, "" if it is: pods of the host
 // network, pods already injected, pods that opt out, and the namespaces
 // Istio never injects. Namespace and revision selection is the webhook
@@ -158,7 +162,7 @@ func skipReason(pod *corev1.Pod, ns string) string {
 		return "the pod uses the host network"
 	case pod.Annotations[AnnotationStatus] != "":
 		return "the pod is already injected (" + AnnotationStatus + ")"
-	case ns == "kube-system" || ns == "kube-public":
+	case ignoredNamespaces[ns]:
 		return "namespace " + ns + " is never injected"
 	}
 	for _, v := range []string{pod.Labels[LabelInject], pod.Annotations[AnnotationInject]} {

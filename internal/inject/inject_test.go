@@ -195,9 +195,11 @@ func TestInjectSkips(t *testing.T) {
 	optOutAnn.Annotations = map[string]string{AnnotationInject: "false"}
 	kubeSystem := basePod()
 	kubeSystem.Namespace = "kube-system"
+	nodeLease := basePod()
+	nodeLease.Namespace = "kube-node-lease"
 	for name, pod := range map[string]*corev1.Pod{
 		"host network": hostNet, "already injected": injected, "label opt-out": optOutLabel,
-		"annotation opt-out": optOutAnn, "kube-system": kubeSystem,
+		"annotation opt-out": optOutAnn, "kube-system": kubeSystem, "kube-node-lease": nodeLease,
 	} {
 		if _, err := in.Inject(pod, Target{}); !errors.Is(err, ErrSkip) {
 			t.Errorf("%s: Inject error %v, want a skip", name, err)
