@@ -40,6 +40,7 @@ func TestIntegrationInjection(t *testing.T) {
 		"rev-default": {inject.LabelRevision: "default"},
 		"rev-canary":  {inject.LabelRevision: "canary"},
 		"disabled":    {inject.LabelInjection: "disabled"},
+		"remote":      {"causeway.test/remote": "true"},
 	} {
 		must(testenv.CreateNamespace(ctx, cs, ns, labels))(t)
 	}
@@ -52,6 +53,18 @@ func TestIntegrationInjection(t *testing.T) {
 		}
 		return ""
 	})
+
+	// The remote path, as a remote cluster's webhook calls it: for the
+	// namespace "remote" only. Created first: the API server sees
+	// configurations in order, so once the second one works (below), so
+	// does this one.
+	remoteURL := fmt.Sprintf("https://localhost:%d%scluster/cluster2/net/net2", webhookPort(t, rs), inject.PathPrefix)
+	remote := inject.WebhookConfiguration("causeway-remote-injector", "", admissionregistrationv1.WebhookClientConfig{
+		URL: &remoteURL, CABundle: rs.srv.CA().Root(),
+	})
+	remote.Webhooks = remote.Webhooks[:1]
+	remote.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"causeway.test/remote": "true"}}
+	must(cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, remote, metav1.CreateOptions{}))(t)
 	url := fmt.Sprintf("https://localhost:%d%s", webhookPort(t, rs), inject.Path)
 	wc := inject.WebhookConfiguration("causeway-sidecar-injector", "", admissionregistrationv1.WebhookClientConfig{
 		URL: &url, CABundle: rs.srv.CA().Root(),
@@ -108,6 +121,8 @@ func TestIntegrationInjection(t *testing.T) {
 		{"rev-default", "web", nil, true, "net1"},
 		{"rev-canary", "web", nil, false, ""},
 		{"disabled", "optin", func(p *corev1.Pod) { p.Labels[inject.LabelInject] = "true" }, false, ""},
+		// cluster2 is unknown to the model: the URL's network.
+		{"remote", "web", nil, true, "net2"},
 	} {
 		t.Run(tc.ns+"/"+tc.name, func(t *testing.T) {
 			p := create(tc.ns, tc.name, tc.mutate)
@@ -121,7 +136,11 @@ func TestIntegrationInjection(t *testing.T) {
 				}
 				return
 			}
-			checkInjected(t, p, tc.network)
+			cluster := "cluster1"
+			if tc.ns == "remote" {
+				cluster = "cluster2"
+			}
+			checkInjected(t, p, cluster, tc.network)
 		})
 	}
 
@@ -237,7 +256,7 @@ func names(cs []corev1.Container) []string {
 
 // checkInjected checks a stored injected pod: the sidecar's containers,
 // environment, volumes and rewritten probe.
-func checkInjected(t *testing.T, p *corev1.Pod, network string) {
+func checkInjected(t *testing.T, p *corev1.Pod, cluster, network string) {
 	t.Helper()
 	if got := names(p.Spec.Containers); !slices.Equal(got, []string{"app", inject.ProxyName}) {
 		t.Errorf("containers %v, want [app istio-proxy]", got)
@@ -251,7 +270,7 @@ func checkInjected(t *testing.T, p *corev1.Pod, network string) {
 		env[e.Name] = e.Value
 	}
 	for k, v := range map[string]string{
-		"ISTIO_META_CLUSTER_ID":        "cluster1",
+		"ISTIO_META_CLUSTER_ID":        cluster,
 		"ISTIO_META_NETWORK":           network,
 		"CA_ADDR":                      "istiod.istio-system.svc:15012",
 		"ISTIO_META_INTERCEPTION_MODE": "REDIRECT",
