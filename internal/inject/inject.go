@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -288,9 +289,10 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		setDefault(out.Annotations, "kubectl.kubernetes.io/default-container", appNames[0])
 		setDefault(out.Annotations, "kubectl.kubernetes.io/default-logs-container", appNames[0])
 	}
-	setDefault(out.Annotations, "prometheus.io/scrape", "true")
-	setDefault(out.Annotations, "prometheus.io/port", fmt.Sprint(agentPort))
-	setDefault(out.Annotations, "prometheus.io/path", "/stats/prometheus")
+	if env, ok := prometheusMerge(out.Annotations); ok {
+		proxy := findProxy(out)
+		proxy.Env = append(proxy.Env, env...)
+	}
 	return out, nil
 }
 
@@ -594,42 +596,144 @@ func sidecarVolumes() []corev1.Volume {
 	}
 }
 
-// rewriteProbes points the HTTP probes of app containers at the agent
-// (port 15020, /app-health/CONTAINER/readyz|livez|startupz) and returns
-// ISTIO_KUBE_APP_PROBERS, the map from those paths to the original
-// probes, "" when none is rewritten. The pod's
-// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Only httpGet
-// probes are rewritten.
+// findProxy returns the istio-proxy container of an injected pod.
+func findProxy(pod *corev1.Pod) *corev1.Container {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == ProxyName {
+				return &cs[i]
+			}
+		}
+	}
+	panic("inject: no " + ProxyName + " in an injected pod")
+}
+
+// prometheusKey folds an annotation key as Prometheus does for its
+// kubernetes_sd labels (prometheus.io/port, prometheus-io/port, ... are
+// one), so that every variant is found.
+func prometheusKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, k)
+}
+
+// prometheusMerge points the pod's Prometheus annotations at the agent
+// (port 15020, /stats/prometheus), which merges the app's metrics with
+// Envoy's, as istiod does by default: the pod's own scrape, port and path
+// move to ISTIO_PROMETHEUS_ANNOTATIONS (returned as env) for the agent. A
+// pod whose scrape annotation is false, or that already points at the
+// agent, is left alone (ok false).
+func prometheusMerge(ann map[string]string) (env []corev1.EnvVar, ok bool) {
+	var user struct {
+		Scrape string `json:"scrape"`
+		Path   string `json:"path"`
+		Port   string `json:"port"`
+	}
+	var variants []string
+	for k, v := range ann {
+		switch prometheusKey(k) {
+		case "prometheus_io_scrape":
+			if b, err := strconv.ParseBool(v); err == nil && !b {
+				return nil, false
+			}
+			user.Scrape = v
+		case "prometheus_io_port":
+			if v == strconv.Itoa(agentPort) {
+				return nil, false
+			}
+			user.Port = v
+		case "prometheus_io_path":
+			user.Path = v
+		default:
+			continue
+		}
+		variants = append(variants, k)
+	}
+	if user.Scrape != "" || user.Path != "" || user.Port != "" {
+		b, _ := json.Marshal(user) // strings always encode
+		env = []corev1.EnvVar{{Name: "ISTIO_PROMETHEUS_ANNOTATIONS", Value: string(b)}}
+	}
+	for _, k := range variants {
+		delete(ann, k)
+	}
+	ann["prometheus.io/port"] = strconv.Itoa(agentPort)
+	ann["prometheus.io/path"] = "/stats/prometheus"
+	ann["prometheus.io/scrape"] = "true"
+	return env, true
+}
+
+// prober is an entry of ISTIO_KUBE_APP_PROBERS: the app's own check,
+// which the agent runs.
+type prober struct {
+	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`
+	GRPC           *corev1.GRPCAction      `json:"grpc,omitempty"`
+	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
+}
+
+// rewriteProbes points the probes of the pod's containers (and its init
+// containers) at the agent, as istiod does: each HTTP, TCP or gRPC probe
+// becomes an HTTP GET of /app-health/CONTAINER/readyz|livez|startupz on
+// 15020 (an HTTPS one keeps its host and headers but is HTTP to the
+// agent), and ISTIO_KUBE_APP_PROBERS, returned, maps those paths to the
+// original checks, named ports resolved; "" when there is none. The pod's
+// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Lifecycle
+// hooks are not rewritten.
 func rewriteProbes(pod *corev1.Pod) (string, error) {
 	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
 		return "", nil
 	}
-	type prober struct {
-		HTTPGet        *corev1.HTTPGetAction `json:"httpGet"`
-		TimeoutSeconds int32                 `json:"timeoutSeconds,omitempty"`
-	}
 	probers := map[string]prober{}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		for _, p := range []struct {
-			kind  string
-			probe *corev1.Probe
-		}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
-			if p.probe == nil || p.probe.HTTPGet == nil {
-				continue
-			}
-			orig := p.probe.HTTPGet.DeepCopy()
-			if orig.Port.Type == intstr.String {
-				i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == orig.Port.StrVal })
-				if i < 0 {
-					return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
-						c.Name, p.kind, orig.Port.StrVal)
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			for _, p := range []struct {
+				kind  string
+				probe *corev1.Probe
+			}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
+				if p.probe == nil {
+					continue
 				}
-				orig.Port = intstr.FromInt32(c.Ports[i].ContainerPort)
+				path := "/app-health/" + c.Name + "/" + p.kind
+				orig := prober{TimeoutSeconds: p.probe.TimeoutSeconds}
+				var port *intstr.IntOrString
+				h := p.probe.ProbeHandler
+				switch {
+				case h.HTTPGet != nil:
+					orig.HTTPGet = h.HTTPGet.DeepCopy()
+					port = &orig.HTTPGet.Port
+				case h.TCPSocket != nil:
+					orig.TCPSocket = h.TCPSocket.DeepCopy()
+					port = &orig.TCPSocket.Port
+				case h.GRPC != nil:
+					orig.GRPC = h.GRPC.DeepCopy()
+				default:
+					continue // exec probes run in the container
+				}
+				if port != nil && port.Type == intstr.String {
+					i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
+					if i < 0 {
+						return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
+							c.Name, p.kind, port.StrVal)
+					}
+					*port = intstr.FromInt32(c.Ports[i].ContainerPort)
+				}
+				if port == nil || port.IntVal != agentPort {
+					probers[path] = orig
+				}
+				get := &corev1.HTTPGetAction{}
+				if h.HTTPGet != nil {
+					get = h.HTTPGet.DeepCopy()
+				}
+				get.Path, get.Port = path, intstr.FromInt32(agentPort)
+				if get.Scheme == corev1.URISchemeHTTPS {
+					get.Scheme = corev1.URISchemeHTTP
+				}
+				p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: get}
 			}
-			path := "/app-health/" + c.Name + "/" + p.kind
-			probers[path] = prober{HTTPGet: orig, TimeoutSeconds: p.probe.TimeoutSeconds}
-			p.probe.HTTPGet = &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(agentPort), Scheme: corev1.URISchemeHTTP}
 		}
 	}
 	if len(probers) == 0 {

@@ -85,6 +85,20 @@ func TestInjectGolden(t *testing.T) {
 	noProbeRewrite.Annotations = map[string]string{AnnotationRewrite: "false"}
 	noProbeRewrite.Spec.Containers[0].ReadinessProbe = probed.Spec.Containers[0].LivenessProbe.DeepCopy()
 
+	// HTTPS with a host header, gRPC, and an init container's probe.
+	probed.Spec.Containers = append(probed.Spec.Containers, corev1.Container{
+		Name: "api", Image: "registry.example/api:1",
+		ReadinessProbe: &corev1.Probe{PeriodSeconds: 5, ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: "/healthz", Port: intstr.FromInt32(8443), Scheme: corev1.URISchemeHTTPS,
+			HTTPHeaders: []corev1.HTTPHeader{{Name: "Host", Value: "api.example"}}}}},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9000}}},
+	})
+
+	prom := basePod()
+	prom.Annotations = map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus-io/path": "/metrics"}
+	promOff := basePod()
+	promOff.Annotations = map[string]string{"prometheus.io/scrape": "false"}
+
 	withInit := basePod()
 	withInit.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "registry.example/migrate:1"}}
 
@@ -104,6 +118,8 @@ func TestInjectGolden(t *testing.T) {
 		{"init-containers", withInit, false, false, Target{}},
 		{"native", withInit, false, true, Target{}},
 		{"native-cni", withInit, true, true, Target{}},
+		{"prometheus", prom, false, false, Target{}},
+		{"prometheus-off", promOff, false, false, Target{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := testInjector(tc.cni, tc.native)
