@@ -91,6 +91,12 @@ port serves xDS over TLS with the control plane's own certificate, whose DNS
 names are istiod.NS.svc, istiod-remote.NS.svc, istiod-REVISION.NS.svc and every
 --custom-host.
 
+The sidecar injection webhook (/inject, and /inject/cluster/C/net/N for
+remote clusters) is served over HTTPS with the same certificate on
+--webhook-addr: it adds Istio's istio-proxy (--proxy-image) and istio-init to
+the pods a MutatingWebhookConfiguration sends it, as istiod does (see
+docs/injection.md).
+
 With --manifests DIR (one folder per cluster id of Kubernetes YAML, as for
 'causeway view') no cluster is watched: the control plane serves those objects.
 
