@@ -12,9 +12,10 @@ import (
 	"github.com/causeway-mesh/causeway/internal/inject"
 )
 
-// webhookTLS is the secure port's TLS configuration for HTTPS: the same
+// webhookTLS is the webhook's TLS configuration: the secure port's
 // rotating serving certificate, offering HTTP/1.1 beside h2 (the API
-// server's webhook client speaks either).
+// server's webhook client speaks either), asking for no client
+// certificate.
 func (s *Server) webhookTLS() *tls.Config {
 	base := s.ca.ServingTLSConfig()
 	return &tls.Config{
@@ -26,8 +27,11 @@ func (s *Server) webhookTLS() *tls.Config {
 			}
 			c = c.Clone()
 			c.NextProtos = []string{"h2", "http/1.1"}
-			// The API server presents no certificate; one that is
-			// presented is still verified against the mesh root.
+			// Callers are not authenticated, as with istiod's webhook: a
+			// caller that presents a client certificate (an API server's
+			// AdmissionConfiguration kubeConfigFile may give it one) must
+			// not fail the handshake because the mesh root did not sign it.
+			c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
 			return c, nil
 		},
 	}
@@ -81,6 +85,7 @@ func (s *Server) serveWebhook(wg *sync.WaitGroup, ln net.Listener) *http.Server 
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       90 * time.Second,
 	}
 	s.log.Info("injection webhook listening", "addr", ln.Addr().String(), "path", inject.Path)
 	wg.Go(func() {
