@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -265,7 +266,11 @@ func review(t *testing.T, pod *corev1.Pod, op admissionv1.Operation) []byte {
 
 func TestHandler(t *testing.T) {
 	var logs bytes.Buffer
-	h := testInjector(false, false).Handler(slog.New(slog.NewTextHandler(&logs, nil)))
+	reg := prometheus.NewRegistry()
+	h, err := testInjector(false, false).Handler(slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	post := func(path, ct string, body []byte) (int, admissionv1.AdmissionReview) {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -319,5 +324,23 @@ func TestHandler(t *testing.T) {
 	big := bytes.Repeat([]byte(" "), MaxReviewBytes+1)
 	if code, _ := post("/inject", "application/json", big); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body: status %d, want 413", code)
+	}
+	// Injected: /inject and the remote path; failed: the bad annotation;
+	// skipped: the update; rejected: the three HTTP errors.
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "causeway_injection_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if d := cmp.Diff(map[string]float64{"injected": 2, "failed": 1, "skipped": 1, "rejected": 3}, got); d != "" {
+		t.Errorf("causeway_injection_requests_total by result (-want +got):\n%s", d)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,38 +35,59 @@ const (
 // get an AdmissionReview back. A request that is not a review gets an
 // HTTP error; a review it cannot handle (not a pod, an undecodable pod, a
 // bad annotation) is allowed without a patch and logged, so that a pod is
-// never blocked by the injector itself (see docs/injection.md).
-func (in *Injector) Handler(log *slog.Logger) http.Handler {
+// never blocked by the injector itself (see docs/injection.md). Requests
+// are counted in causeway_injection_requests_total of reg (nil: not
+// counted), by result.
+func (in *Injector) Handler(log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "causeway_injection_requests_total",
+		Help: "Requests of the sidecar injection webhook, by result: injected (answered with a patch), skipped (the pod is left alone: opted out, host network, already injected, not a pod creation), failed (admitted without sidecar because it could not be injected; see the log), rejected (not an AdmissionReview: HTTP error).",
+	}, []string{"result"})
+	if reg != nil {
+		if err := reg.Register(requests); err != nil {
+			return nil, fmt.Errorf("inject: register metrics: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, func(w http.ResponseWriter, r *http.Request) {
-		in.serve(w, r, log, Target{})
+		requests.WithLabelValues(in.serve(w, r, log, Target{})).Inc()
 	})
 	mux.HandleFunc("POST "+PathPrefix+"cluster/{cluster}/net/{network}", func(w http.ResponseWriter, r *http.Request) {
-		in.serve(w, r, log, Target{Cluster: model.ClusterID(r.PathValue("cluster")), Network: model.NetworkID(r.PathValue("network"))})
+		t := Target{Cluster: model.ClusterID(r.PathValue("cluster")), Network: model.NetworkID(r.PathValue("network"))}
+		requests.WithLabelValues(in.serve(w, r, log, t)).Inc()
 	})
-	return mux
+	return mux, nil
 }
 
-func (in *Injector) serve(w http.ResponseWriter, r *http.Request, log *slog.Logger, t Target) {
+// Results of a webhook request.
+const (
+	resultInjected = "injected"
+	resultSkipped  = "skipped"
+	resultFailed   = "failed"
+	resultRejected = "rejected"
+)
+
+// serve answers one webhook request and returns its result.
+func (in *Injector) serve(w http.ResponseWriter, r *http.Request, log *slog.Logger, t Target) string {
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
 		http.Error(w, "want Content-Type application/json", http.StatusUnsupportedMediaType)
-		return
+		return resultRejected
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReviewBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, fmt.Sprintf("AdmissionReview over %d bytes", MaxReviewBytes), http.StatusRequestEntityTooLarge)
-			return
+			return resultRejected
 		}
 		http.Error(w, "read the request: "+err.Error(), http.StatusBadRequest)
-		return
+		return resultRejected
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
 		http.Error(w, "want an admission.k8s.io/v1 AdmissionReview with a request", http.StatusBadRequest)
-		return
+		return resultRejected
 	}
-	resp := in.Review(review.Request, t, log)
+	resp, result := in.review(review.Request, t, log)
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
 	if out.APIVersion == "" {
 		out.APIVersion, out.Kind = "admission.k8s.io/v1", "AdmissionReview"
@@ -73,27 +95,34 @@ func (in *Injector) serve(w http.ResponseWriter, r *http.Request, log *slog.Logg
 	b, err := json.Marshal(out)
 	if err != nil {
 		http.Error(w, "encode the response: "+err.Error(), http.StatusInternalServerError)
-		return
+		return resultFailed
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
+	return result
 }
 
 // Review answers one admission request: the patch that injects the pod,
 // or an allowed response without patch (logged with the reason) when the
 // pod is skipped or cannot be injected.
 func (in *Injector) Review(req *admissionv1.AdmissionRequest, t Target, log *slog.Logger) *admissionv1.AdmissionResponse {
+	resp, _ := in.review(req, t, log)
+	return resp
+}
+
+// review is Review, with the result.
+func (in *Injector) review(req *admissionv1.AdmissionRequest, t Target, log *slog.Logger) (*admissionv1.AdmissionResponse, string) {
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	name := req.Name
-	leave := func(reason string, err error) *admissionv1.AdmissionResponse {
+	leave := func(reason string, err error) (*admissionv1.AdmissionResponse, string) {
 		attrs := []any{"namespace", req.Namespace, "name", name, "cluster", t.Cluster, "reason", reason}
 		if err != nil {
 			attrs = append(attrs, "err", err)
 			log.Info("pod admitted without sidecar", attrs...)
-		} else {
-			log.Debug("pod admitted without sidecar", attrs...)
+			return resp, resultFailed
 		}
-		return resp
+		log.Debug("pod admitted without sidecar", attrs...)
+		return resp, resultSkipped
 	}
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create {
 		return leave("not a pod creation: "+req.Kind.String()+" "+string(req.Operation), nil)
@@ -134,7 +163,7 @@ func (in *Injector) Review(req *admissionv1.AdmissionRequest, t Target, log *slo
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.PatchType = &pt
 	log.Debug("pod injected", "namespace", t.Namespace, "name", name, "cluster", t.Cluster)
-	return resp
+	return resp, resultInjected
 }
 
 // WebhookConfiguration returns the MutatingWebhookConfiguration of

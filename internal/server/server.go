@@ -336,7 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.xdsTLSAddr = tlsLn.Addr()
 		s.addrMu.Unlock()
 	}
-	whLn, err := s.listenWebhook()
+	wh, err := s.listenWebhook()
 	if err != nil {
 		closeAll(ln, xln, tlsLn)
 		return err
@@ -345,7 +345,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.MeshNetworksFile != "" {
 		var err error
 		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
-			closeAll(ln, xln, tlsLn, whLn)
+			closeAll(ln, xln, tlsLn, wh.listener())
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
 	}
@@ -364,7 +364,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case err := <-caErr:
 			cancel()
 			wg.Wait()
-			closeAll(ln, xln, tlsLn, whLn)
+			closeAll(ln, xln, tlsLn, wh.listener())
 			if err == nil {
 				return nil // ctx ended during the start
 			}
@@ -373,7 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 			if err != nil { // ctx ended before the CA was loaded
 				cancel()
 				wg.Wait()
-				closeAll(ln, xln, tlsLn, whLn)
+				closeAll(ln, xln, tlsLn, wh.listener())
 				return nil
 			}
 		}
@@ -391,8 +391,8 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	var whSrv *http.Server
-	if whLn != nil {
-		whSrv = s.serveWebhook(&wg, whLn)
+	if wh != nil {
+		whSrv = s.serveWebhook(&wg, wh)
 	}
 	httpSrv := &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}
 	if ln != nil {

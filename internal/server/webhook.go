@@ -60,10 +60,29 @@ func (s *Server) injector() *inject.Injector {
 	return inject.New(ic)
 }
 
-// listenWebhook opens the webhook's listener, nil when there is none.
-func (s *Server) listenWebhook() (net.Listener, error) {
+// webhook is the injection webhook's listener and handler.
+type webhook struct {
+	ln      net.Listener
+	handler http.Handler
+}
+
+// listener is wh's listener; nil for no webhook.
+func (wh *webhook) listener() net.Listener {
+	if wh == nil {
+		return nil
+	}
+	return wh.ln
+}
+
+// listenWebhook builds the webhook and opens its listener; nil when there
+// is none.
+func (s *Server) listenWebhook() (*webhook, error) {
 	if s.cfg.WebhookAddr == "" || s.ca == nil {
 		return nil, nil
+	}
+	h, err := s.injector().Handler(s.log.With("component", "inject"), s.registry)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", s.cfg.WebhookAddr)
 	if err != nil {
@@ -72,15 +91,15 @@ func (s *Server) listenWebhook() (net.Listener, error) {
 	s.addrMu.Lock()
 	s.webhookAddr = ln.Addr()
 	s.addrMu.Unlock()
-	return ln, nil
+	return &webhook{ln: ln, handler: h}, nil
 }
 
-// serveWebhook serves the injection webhook over TLS on ln until the
-// returned server is shut down.
-func (s *Server) serveWebhook(wg *sync.WaitGroup, ln net.Listener) *http.Server {
-	log := s.log.With("component", "inject")
+// serveWebhook serves the injection webhook over TLS until the returned
+// server is shut down.
+func (s *Server) serveWebhook(wg *sync.WaitGroup, wh *webhook) *http.Server {
+	ln := wh.ln
 	srv := &http.Server{
-		Handler:           s.injector().Handler(log),
+		Handler:           wh.handler,
 		TLSConfig:         s.webhookTLS(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,

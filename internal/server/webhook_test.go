@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -43,9 +44,16 @@ func selfSignedClientCert(t *testing.T) tls.Certificate {
 // root did not sign is still served.
 func TestWebhookTLS(t *testing.T) {
 	ts := startServer(t, Config{WebhookAddr: "127.0.0.1:0"}, clusterObjects("net1", "10.1.0.1", "192.0.2.1"), nil)
-	eventually(t, "webhook listener and CA", func() string {
-		if ts.srv.WebhookAddr() == nil || ts.srv.CA().Root() == nil {
-			return "not yet"
+	// The CA makes its self-signed root first: on a loaded machine that can
+	// outlast eventually's 10 s, so wait on the CA itself.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := ts.srv.CA().WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "webhook listener", func() string {
+		if ts.srv.WebhookAddr() == nil {
+			return "not listening"
 		}
 		return ""
 	})
