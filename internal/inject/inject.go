@@ -166,11 +166,14 @@ func skipReason(pod *corev1.Pod, ns string) string {
 	case ignoredNamespaces[ns]:
 		return "namespace " + ns + " is never injected"
 	}
-	for _, v := range []string{pod.Labels[LabelInject], pod.Annotations[AnnotationInject]} {
-		switch strings.ToLower(v) {
-		case "false", "n", "no", "off":
-			return "the pod opts out (" + LabelInject + "=" + v + ")"
-		}
+	// The label wins over the annotation; only "false" opts out (istiod
+	// treats other values as unset).
+	v, ok := pod.Labels[LabelInject]
+	if !ok {
+		v = pod.Annotations[AnnotationInject]
+	}
+	if v == "false" {
+		return "the pod opts out (" + LabelInject + "=false)"
 	}
 	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
 		for i := range cs {
@@ -254,18 +257,10 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		status.Volumes = append(status.Volumes, vols[i].Name)
 	}
 	out.Spec.Volumes = append(out.Spec.Volumes, vols...)
-	if out.Spec.SecurityContext == nil {
-		out.Spec.SecurityContext = &corev1.PodSecurityContext{}
-	}
-	if out.Spec.SecurityContext.FSGroup == nil {
-		// The projected token must be readable by the proxy's uid.
-		out.Spec.SecurityContext.FSGroup = new(int64(ProxyUID))
-	}
-
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	out.Labels[LabelTLSMode] = "istio"
+	setDefault(out.Labels, LabelTLSMode, "istio")
 	if _, ok := out.Labels[LabelCanonicalName]; !ok {
 		name := firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
 		if len(name) > 63 {

@@ -212,11 +212,14 @@ func TestInjectSkips(t *testing.T) {
 	optOutAnn.Annotations = map[string]string{AnnotationInject: "false"}
 	kubeSystem := basePod()
 	kubeSystem.Namespace = "kube-system"
+	labelWins := basePod()
+	labelWins.Labels[LabelInject] = "false"
+	labelWins.Annotations = map[string]string{AnnotationInject: "true"}
 	nodeLease := basePod()
 	nodeLease.Namespace = "kube-node-lease"
 	for name, pod := range map[string]*corev1.Pod{
 		"host network": hostNet, "already injected": injected, "label opt-out": optOutLabel,
-		"annotation opt-out": optOutAnn, "kube-system": kubeSystem, "kube-node-lease": nodeLease,
+		"annotation opt-out": optOutAnn, "kube-system": kubeSystem, "kube-node-lease": nodeLease, "label wins over annotation": labelWins,
 	} {
 		if _, err := in.Inject(pod, Target{}); !errors.Is(err, ErrSkip) {
 			t.Errorf("%s: Inject error %v, want a skip", name, err)
@@ -226,6 +229,21 @@ func TestInjectSkips(t *testing.T) {
 	bad.Annotations = map[string]string{AnnotationProxyMem: "lots"}
 	if _, err := in.Inject(bad, Target{}); err == nil || errors.Is(err, ErrSkip) || !strings.Contains(err.Error(), AnnotationProxyMem) {
 		t.Errorf("bad resource annotation: error %v, want one naming %s", err, AnnotationProxyMem)
+	}
+	// Only "false" opts out; the label wins over the annotation.
+	for name, mutate := range map[string]func(*corev1.Pod){
+		"label no":         func(p *corev1.Pod) { p.Labels[LabelInject] = "no" },
+		"annotation FALSE": func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationInject: "FALSE"} },
+		"label true, annotation false": func(p *corev1.Pod) {
+			p.Labels[LabelInject] = "true"
+			p.Annotations = map[string]string{AnnotationInject: "false"}
+		},
+	} {
+		p := basePod()
+		mutate(p)
+		if _, err := in.Inject(p, Target{}); err != nil {
+			t.Errorf("%s: %v, want injected", name, err)
+		}
 	}
 	// Injecting the injected pod again leaves it alone: idempotent.
 	for _, native := range []bool{false, true} {
