@@ -46,6 +46,10 @@
 //     self-signed root, the root ConfigMap in every namespace of every cluster,
 //     CreateCertificate authenticated by TokenReview in the caller's cluster,
 //     and the control plane's own rotating serving certificate.
+//   - internal/inject: the sidecar injection webhook of `causeway serve`
+//     (AdmissionReview in, JSON patch out): Istio's istio-init and istio-proxy
+//     as istiod's template injects them, the pod's network from the model's
+//     rules, and the MutatingWebhookConfiguration with Istio's selectors.
 //   - internal/gateway: `causeway gateway`, the east-west gateway: an ADS
 //     client, a ClientHello peeker, and an SNI routing table swapped
 //     atomically; bytes are spliced, TLS is never terminated. It also passes

@@ -265,10 +265,11 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	}
 
 	// Plaintext xDS on a free port; the secure port (xDS over TLS and the
-	// CA) is off, so that runs never collide on its fixed default port.
+	// CA) and the injection webhook are off, so that runs never collide on
+	// their fixed default ports.
 	args := append([]string{"serve",
 		"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
-		"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=",
+		"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=", "--webhook-addr=",
 		// A phase's CPU profile lasts the whole phase.
 		"--profile-max-seconds", "3600",
 	}, cfg.ServeArgs...)

@@ -53,6 +53,7 @@ type serveFlags struct {
 	revision           string
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
+	inject             injectFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -89,6 +90,12 @@ for callers that present a service-account token of a known cluster. The same
 port serves xDS over TLS with the control plane's own certificate, whose DNS
 names are istiod.NS.svc, istiod-remote.NS.svc, istiod-REVISION.NS.svc and every
 --custom-host.
+
+The sidecar injection webhook (/inject, and /inject/cluster/C/net/N for
+remote clusters) is served over HTTPS with the same certificate on
+--webhook-addr: it adds Istio's istio-proxy (--proxy-image) and istio-init to
+the pods a MutatingWebhookConfiguration sends it, as istiod does (see
+docs/injection.md).
 
 With --manifests DIR (one folder per cluster id of Kubernetes YAML, as for
 'causeway view') no cluster is watched: the control plane serves those objects.
@@ -155,6 +162,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
+	f.inject.register(fl)
 	return cmd
 }
 
@@ -220,6 +228,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		Logger:     log,
 	}
 	if err := f.xdsLimits.apply(&cfg.XDS); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.inject.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {

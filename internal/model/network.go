@@ -159,3 +159,30 @@ func (nc *netConfig) clustersOf(n NetworkID) (clusters []ClusterID, all bool) {
 	cs := nc.clusters[n]
 	return cs, len(cs) == 0
 }
+
+// PodNetwork returns the network the rules give a pod of cluster c whose
+// topology.istio.io/network label is label (empty: none) before its
+// address is known, as the sidecar injector needs it: meshNetworks
+// fromRegistry c, else the label, else the label of c's system namespace,
+// else the empty network. (A fromCidr rule, which needs the address, is
+// not applied.)
+func (s *Store) PodNetwork(c ClusterID, label NetworkID) NetworkID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mn != nil {
+		for _, name := range slices.Sorted(maps.Keys(s.mn.Networks)) {
+			for _, ep := range s.mn.Networks[name].Endpoints {
+				if ep.FromRegistry == c {
+					return name
+				}
+			}
+		}
+	}
+	if label != "" {
+		return label
+	}
+	if cs := s.clusters[c]; cs != nil {
+		return cs.network
+	}
+	return ""
+}

@@ -130,3 +130,32 @@ func TestClustersOf(t *testing.T) {
 		})
 	}
 }
+
+func TestPodNetwork(t *testing.T) {
+	s := NewStore(Config{})
+	s.UpsertNamespace(&Namespace{Cluster: "c1", Name: "istio-system", Network: "n1"})
+	s.UpsertNamespace(&Namespace{Cluster: "c1", Name: "other", Network: "ignored"})
+	s.SetMeshNetworks(mustParse(t, `
+networks:
+  reg:
+    endpoints:
+    - fromRegistry: c3
+    gateways:
+    - address: 1.1.1.1
+      port: 15443
+`))
+	for _, tc := range []struct {
+		c     ClusterID
+		label NetworkID
+		want  NetworkID
+	}{
+		{"c1", "", "n1"},           // the system namespace's label
+		{"c1", "podnet", "podnet"}, // the pod's label wins over it
+		{"c2", "", ""},             // a cluster without either
+		{"c3", "podnet", "reg"},    // meshNetworks fromRegistry wins over both
+	} {
+		if got := s.PodNetwork(tc.c, tc.label); got != tc.want {
+			t.Errorf("PodNetwork(%s, %q) = %q, want %q", tc.c, tc.label, got, tc.want)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -119,6 +120,13 @@ type Config struct {
 	// Revision, CustomHosts. New fills ClusterID, Client, Clusters,
 	// SystemNamespace, Registry and Logger.
 	CA ca.Config
+	// WebhookAddr is the listen address of the sidecar injection webhook
+	// (HTTPS with the secure port's certificate). Empty: none. Like the
+	// secure port, it needs the CA: a static server has none.
+	WebhookAddr string
+	// Inject configures the injector; New fills what is empty from the
+	// server's own settings and wires the model's network decision.
+	Inject inject.Config
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -141,11 +149,12 @@ type Server struct {
 	// nil then.
 	static []model.ClusterID
 
-	ready      atomic.Pointer[readiness]
-	addrMu     sync.Mutex
-	debugAddr  net.Addr
-	xdsAddr    net.Addr
-	xdsTLSAddr net.Addr
+	ready       atomic.Pointer[readiness]
+	addrMu      sync.Mutex
+	debugAddr   net.Addr
+	xdsAddr     net.Addr
+	xdsTLSAddr  net.Addr
+	webhookAddr net.Addr
 }
 
 type readiness struct {
@@ -327,11 +336,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.xdsTLSAddr = tlsLn.Addr()
 		s.addrMu.Unlock()
 	}
+	wh, err := s.listenWebhook()
+	if err != nil {
+		closeAll(ln, xln, tlsLn)
+		return err
+	}
 	var mnFile fileState
 	if s.cfg.MeshNetworksFile != "" {
 		var err error
 		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
-			closeAll(ln, xln, tlsLn)
+			closeAll(ln, xln, tlsLn, wh.listener())
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
 	}
@@ -350,7 +364,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case err := <-caErr:
 			cancel()
 			wg.Wait()
-			closeAll(ln, xln, tlsLn)
+			closeAll(ln, xln, tlsLn, wh.listener())
 			if err == nil {
 				return nil // ctx ended during the start
 			}
@@ -359,7 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 			if err != nil { // ctx ended before the CA was loaded
 				cancel()
 				wg.Wait()
-				closeAll(ln, xln, tlsLn)
+				closeAll(ln, xln, tlsLn, wh.listener())
 				return nil
 			}
 		}
@@ -375,6 +389,10 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Info("secure port stopped", "err", err)
 			}
 		})
+	}
+	var whSrv *http.Server
+	if wh != nil {
+		whSrv = s.serveWebhook(&wg, wh)
 	}
 	httpSrv := &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}
 	if ln != nil {
@@ -413,6 +431,9 @@ func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = httpSrv.Shutdown(shutdownCtx)
+	if whSrv != nil {
+		_ = whSrv.Shutdown(shutdownCtx)
+	}
 	if gs != nil {
 		gs.Stop() // ADS streams never end by themselves: no GracefulStop
 	}

@@ -66,6 +66,10 @@ type Options struct {
 	// work, not the disk's fsync: for measurements (the load harness).
 	// Ignored where /dev/shm is missing.
 	EtcdInMemory bool
+	// MutatingWebhooks turns on the MutatingAdmissionWebhook admission
+	// plugin, so that MutatingWebhookConfigurations a test registers are
+	// called (the sidecar injection test).
+	MutatingWebhooks bool
 }
 
 func (o Options) clusterIDs() ([]string, error) {
@@ -239,7 +243,7 @@ func launch(ctx context.Context, opts Options, ids []string, bins Binaries, pick
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() {
-			env.Clusters[i], errs[i] = env.runner.startCluster(ctx, i, id, etcdURL, opts.ControllerManager)
+			env.Clusters[i], errs[i] = env.runner.startCluster(ctx, i, id, etcdURL, opts.ControllerManager, opts.MutatingWebhooks)
 		})
 	}
 	wg.Wait()
@@ -399,8 +403,18 @@ func (r *runner) startEtcd(ctx context.Context) (string, error) {
 	return "", err
 }
 
+// admissionOff is the apiserver's --disable-admission-plugins: every
+// plugin of disabledAdmission, but MutatingAdmissionWebhook when
+// mutatingWebhooks.
+func admissionOff(mutatingWebhooks bool) string {
+	if !mutatingWebhooks {
+		return disabledAdmission
+	}
+	return strings.Replace(disabledAdmission, "MutatingAdmissionWebhook,", "", 1)
+}
+
 // startCluster starts the apiserver (and controller-manager) of one cluster.
-func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string, withControllerManager bool) (*Cluster, error) {
+func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string, withControllerManager, mutatingWebhooks bool) (*Cluster, error) {
 	dir := filepath.Join(r.dir, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", id, err)
@@ -436,7 +450,7 @@ func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string
 			"--service-account-key-file=" + files.serviceAccountPub,
 			"--service-account-signing-key-file=" + files.serviceAccountKey,
 			"--service-cluster-ip-range=" + serviceCIDR.String(),
-			"--disable-admission-plugins=" + disabledAdmission,
+			"--disable-admission-plugins=" + admissionOff(mutatingWebhooks),
 			"--endpoint-reconciler-type=none",
 			"--profiling=false",
 		}

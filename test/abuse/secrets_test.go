@@ -232,6 +232,7 @@ func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 		"--kubeconfig", kubeconfig,
 		"--xds-addr", secretFreeAddr(t),
 		"--xds-tls-addr=",
+		"--webhook-addr=",
 		"--debug-addr", dbg,
 		"--cluster-sync-timeout", "20s",
 	)

@@ -130,6 +130,7 @@ func startServe(t *testing.T, ps *procs, bin, id, kubeconfig string, extra ...st
 			"--kubeconfig", kubeconfig,
 			"--xds-addr", cp.xds,
 			"--xds-tls-addr", cp.xdsTLS,
+			"--webhook-addr", "",
 			"--debug-addr", cp.debug,
 			"--cluster-sync-timeout", "20s",
 		}, extra...)

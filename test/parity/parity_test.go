@@ -320,6 +320,7 @@ func startCauseway(t *testing.T, env *testenv.Env, bin, clusterID, kubeconfig, m
 			"--kubeconfig", kubeconfig,
 			"--xds-addr", xdsAddr,
 			"--xds-tls-addr", "",
+			"--webhook-addr", "",
 			"--debug-addr", debugAddr,
 			"--cluster-sync-timeout", "20s",
 		}, extra...)

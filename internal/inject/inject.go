@@ -1,0 +1,742 @@
+package inject
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/causeway-mesh/causeway/internal/model"
+)
+
+// Istio's names: labels, annotations, containers and ports of the sidecar.
+const (
+	LabelInjection     = "istio-injection"
+	LabelRevision      = "istio.io/rev"
+	LabelInject        = "sidecar.istio.io/inject"
+	AnnotationInject   = "sidecar.istio.io/inject"
+	AnnotationStatus   = "sidecar.istio.io/status"
+	AnnotationProxyCPU = "sidecar.istio.io/proxyCPU"
+	AnnotationProxyMem = "sidecar.istio.io/proxyMemory"
+	AnnotationCPULimit = "sidecar.istio.io/proxyCPULimit"
+	AnnotationMemLimit = "sidecar.istio.io/proxyMemoryLimit"
+	AnnotationRewrite  = "sidecar.istio.io/rewriteAppHTTPProbers"
+	AnnotationConfig   = "proxy.istio.io/config"
+
+	LabelTLSMode           = "security.istio.io/tlsMode"
+	LabelWorkloadName      = "service.istio.io/workload-name"
+	LabelCanonicalName     = "service.istio.io/canonical-name"
+	LabelCanonicalRevision = "service.istio.io/canonical-revision"
+
+	ProxyName = "istio-proxy"
+	InitName  = "istio-init"
+
+	// ProxyUID is the uid (and gid) the proxy runs as; iptables leaves
+	// its traffic alone.
+	ProxyUID = 1337
+	// agentPort is pilot-agent's status port: merged metrics and app
+	// probes.
+	agentPort = 15020
+	// readyPort serves /healthz/ready.
+	readyPort = 15021
+	// promPort is Envoy's Prometheus port.
+	promPort = 15090
+)
+
+// DefaultProxyImage is the proxy image injected by default: Istio's
+// proxyv2 of the Istio version whose API Causeway is built against.
+const DefaultProxyImage = "docker.io/istio/proxyv2:1.31.4"
+
+// maxConfigAnnotation bounds the proxy.istio.io/config annotation read.
+const maxConfigAnnotation = 64 << 10
+
+// Config configures an [Injector]. Zero values take the defaults named.
+type Config struct {
+	// ProxyImage is the image of istio-init and istio-proxy. Default
+	// DefaultProxyImage.
+	ProxyImage string
+	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture.
+	CNI bool
+	// NativeSidecars injects istio-proxy as a Kubernetes native sidecar:
+	// an init container with restartPolicy Always, after istio-init and
+	// before the pod's own init containers, drained by a preStop hook.
+	// istiod does so by default (ENABLE_NATIVE_SIDECARS=auto) when every
+	// node's kubelet is 1.33 or newer.
+	NativeSidecars bool
+	// SystemNamespace is the control plane's namespace. Default
+	// istio-system.
+	SystemNamespace string
+	// Revision is the control plane revision; empty is "default".
+	Revision string
+	// ClusterID is the cluster of requests on /inject (the config
+	// cluster); /inject/cluster/C/net/N names its own.
+	ClusterID model.ClusterID
+	// TrustDomain is TRUST_DOMAIN. Default cluster.local.
+	TrustDomain string
+	// MeshID is ISTIO_META_MESH_ID. Default the trust domain, as Istio's.
+	MeshID string
+	// Domain is the cluster DNS domain of the proxy's --domain. Default
+	// cluster.local.
+	Domain string
+	// DiscoveryAddress is PROXY_CONFIG's discoveryAddress and CA_ADDR.
+	// Default istiod[-REV].SYSTEM-NAMESPACE.svc:15012.
+	DiscoveryAddress string
+	// Network returns the model's network for a pod of cluster c whose
+	// topology.istio.io/network label is label (empty: none). Nil: the
+	// label alone.
+	Network func(c model.ClusterID, label model.NetworkID) model.NetworkID
+}
+
+// Injector builds sidecar patches. Create it with [New]; it is safe for
+// concurrent use.
+type Injector struct {
+	cfg Config
+}
+
+// New fills cfg's defaults.
+func New(cfg Config) *Injector {
+	if cfg.ProxyImage == "" {
+		cfg.ProxyImage = DefaultProxyImage
+	}
+	if cfg.SystemNamespace == "" {
+		cfg.SystemNamespace = "istio-system"
+	}
+	if cfg.Revision == "" {
+		cfg.Revision = "default"
+	}
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = model.DefaultDomain
+	}
+	if cfg.MeshID == "" {
+		cfg.MeshID = cfg.TrustDomain
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = model.DefaultDomain
+	}
+	if cfg.DiscoveryAddress == "" {
+		svc := "istiod"
+		if cfg.Revision != "default" {
+			svc += "-" + cfg.Revision
+		}
+		cfg.DiscoveryAddress = svc + "." + cfg.SystemNamespace + ".svc:15012"
+	}
+	return &Injector{cfg: cfg}
+}
+
+// Target says where a pod runs: its namespace (a pod being created may
+// not carry it), cluster and, from /inject/cluster/C/net/N, the network
+// the remote cluster's webhook URL names.
+type Target struct {
+	Namespace string
+	Cluster   model.ClusterID
+	Network   model.NetworkID
+}
+
+// Skip is why a pod is left alone; Inject returns it as an error.
+type Skip struct{ Reason string }
+
+func (s *Skip) Error() string { return "not injected: " + s.Reason }
+
+// ErrSkip matches every *Skip with errors.Is.
+var ErrSkip = errors.New("not injected")
+
+// Is makes errors.Is(err, ErrSkip) true for a Skip.
+func (s *Skip) Is(target error) bool { return target == ErrSkip }
+
+// ignoredNamespaces are never injected, as in istiod: Kubernetes' own and
+// kind's local-path-storage.
+var ignoredNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true, "local-path-storage": true}
+
+// skipReason says why pod is not injected, "" if it is: pods of the host
+// network, pods already injected, pods that opt out, and the namespaces
+// Istio never injects. Namespace and revision selection is the webhook
+// configuration's (see [WebhookConfiguration]).
+func skipReason(pod *corev1.Pod, ns string) string {
+	switch {
+	case pod.Spec.HostNetwork:
+		return "the pod uses the host network"
+	case pod.Annotations[AnnotationStatus] != "":
+		return "the pod is already injected (" + AnnotationStatus + ")"
+	case ignoredNamespaces[ns]:
+		return "namespace " + ns + " is never injected"
+	}
+	// The label wins over the annotation; only "false" opts out (istiod
+	// treats other values as unset).
+	v, ok := pod.Labels[LabelInject]
+	if !ok {
+		v = pod.Annotations[AnnotationInject]
+	}
+	if v == "false" {
+		return "the pod opts out (" + LabelInject + "=false)"
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == ProxyName {
+				return "the pod already has a container named " + ProxyName
+			}
+		}
+	}
+	return ""
+}
+
+// Inject returns the pod with the sidecar added (pod is not changed), or
+// a *Skip error when the pod is left alone, or another error when the pod
+// cannot be injected (a bad annotation).
+func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
+	if t.Namespace == "" {
+		t.Namespace = pod.Namespace
+	}
+	if t.Cluster == "" {
+		t.Cluster = in.cfg.ClusterID
+	}
+	if r := skipReason(pod, t.Namespace); r != "" {
+		return nil, &Skip{Reason: r}
+	}
+	res, err := proxyResources(pod.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	proxyCfg, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	if err != nil {
+		return nil, err
+	}
+	out := pod.DeepCopy()
+	out.Namespace = t.Namespace
+	network := model.NetworkID(pod.Labels[model.LabelNetwork])
+	if in.cfg.Network != nil {
+		network = in.cfg.Network(t.Cluster, network)
+	}
+	if network == "" {
+		network = t.Network
+	}
+	wl := workloadOf(out)
+	appNames := make([]string, 0, len(out.Spec.Containers))
+	var ports []corev1.ContainerPort
+	for i := range out.Spec.Containers {
+		appNames = append(appNames, out.Spec.Containers[i].Name)
+		ports = append(ports, out.Spec.Containers[i].Ports...)
+	}
+	probers, err := rewriteProbes(out)
+	if err != nil {
+		return nil, err
+	}
+
+	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg)
+	status := sidecarStatus{Revision: in.cfg.Revision}
+	var first []corev1.Container // init containers before the pod's own
+	if !in.cfg.CNI {
+		status.InitContainers = append(status.InitContainers, InitName)
+		if in.cfg.NativeSidecars {
+			first = append(first, in.initContainer(res))
+		} else {
+			// Last, so that the pod's own init containers run uncaptured.
+			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res))
+		}
+	}
+	if in.cfg.NativeSidecars {
+		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", agentPort), "POST", "drain"}}}}
+		first = append(first, proxy)
+		status.InitContainers = append(status.InitContainers, ProxyName)
+	} else {
+		out.Spec.Containers = append(out.Spec.Containers, proxy)
+		status.Containers = []string{ProxyName}
+	}
+	if len(first) > 0 {
+		out.Spec.InitContainers = append(first, out.Spec.InitContainers...)
+	}
+	vols := sidecarVolumes()
+	for i := range vols {
+		status.Volumes = append(status.Volumes, vols[i].Name)
+	}
+	out.Spec.Volumes = append(out.Spec.Volumes, vols...)
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	setDefault(out.Labels, LabelTLSMode, "istio")
+	if _, ok := out.Labels[LabelCanonicalName]; !ok {
+		name := firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
+		if len(name) > 63 {
+			name = name[:63]
+		}
+		out.Labels[LabelCanonicalName] = strings.Trim(name, "-_.")
+	}
+	if _, ok := out.Labels[LabelCanonicalRevision]; !ok {
+		out.Labels[LabelCanonicalRevision] = firstOf(out.Labels, "latest", "app.kubernetes.io/version", "version")
+	}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	st, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", AnnotationStatus, err)
+	}
+	out.Annotations[AnnotationStatus] = string(st)
+	out.Annotations[LabelRevision] = in.cfg.Revision
+	if len(appNames) > 0 {
+		setDefault(out.Annotations, "kubectl.kubernetes.io/default-container", appNames[0])
+		setDefault(out.Annotations, "kubectl.kubernetes.io/default-logs-container", appNames[0])
+	}
+	if env, ok := prometheusMerge(out.Annotations); ok {
+		proxy := findProxy(out)
+		proxy.Env = append(proxy.Env, env...)
+	}
+	return out, nil
+}
+
+// sidecarStatus is the sidecar.istio.io/status annotation: what was added,
+// so that tools can find (and take out) the sidecar.
+type sidecarStatus struct {
+	InitContainers   []string `json:"initContainers"`
+	Containers       []string `json:"containers"`
+	Volumes          []string `json:"volumes"`
+	ImagePullSecrets []string `json:"imagePullSecrets"`
+	Revision         string   `json:"revision"`
+}
+
+func setDefault(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok {
+		m[k] = v
+	}
+}
+
+// firstOf returns the first non-empty label of keys, else def.
+func firstOf(labels map[string]string, def string, keys ...string) string {
+	for _, k := range keys {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return def
+}
+
+// proxyResources returns the resources of istio-proxy (and istio-init),
+// as Istio's template: when any sidecar.istio.io/proxy* annotation is set,
+// exactly what the annotations give (a request without a limit has none);
+// else the defaults, requests 100m/128Mi and limits 2/1Gi.
+func proxyResources(ann map[string]string) (corev1.ResourceRequirements, error) {
+	annotations := []struct {
+		key  string
+		name corev1.ResourceName
+		req  bool
+	}{
+		{AnnotationProxyCPU, corev1.ResourceCPU, true},
+		{AnnotationProxyMem, corev1.ResourceMemory, true},
+		{AnnotationCPULimit, corev1.ResourceCPU, false},
+		{AnnotationMemLimit, corev1.ResourceMemory, false},
+	}
+	var r corev1.ResourceRequirements
+	for _, a := range annotations {
+		v, ok := ann[a.key]
+		if !ok {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return r, fmt.Errorf("annotation %s=%q: %w: give a quantity such as 200m or 256Mi", a.key, v, err)
+		}
+		list := &r.Limits
+		if a.req {
+			list = &r.Requests
+		}
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[a.name] = q
+	}
+	if r.Requests != nil || r.Limits != nil {
+		return r, nil
+	}
+	return defaultResources(), nil
+}
+
+// defaultResources are the sidecar's resources of Istio's chart.
+func defaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+	}
+}
+
+// proxyConfig returns PROXY_CONFIG (JSON): the pod's proxy.istio.io/config
+// (a ProxyConfig in YAML or JSON), with discoveryAddress set to discovery
+// unless the annotation sets it.
+func proxyConfig(annotation, discovery string) (string, error) {
+	cfg := map[string]any{}
+	if annotation != "" {
+		if len(annotation) > maxConfigAnnotation {
+			return "", fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
+		}
+		if err := yamlToMap(annotation, cfg); err != nil {
+			return "", fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
+		}
+	}
+	if _, ok := cfg["discoveryAddress"]; !ok {
+		cfg["discoveryAddress"] = discovery
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode PROXY_CONFIG: %w", err)
+	}
+	return string(b), nil
+}
+
+// workload is the pod's workload as Istio names it.
+type workload struct {
+	name  string
+	owner string // kubernetes://apis/... of the controller, else the pod
+}
+
+// workloadOf derives the workload from the controller reference: a
+// ReplicaSet named DEPLOYMENT-HASH (the pod-template-hash label) is its
+// Deployment, a Job named CRONJOB-N with a numeric suffix its CronJob is
+// not guessed; a pod without controller is its own workload.
+func workloadOf(pod *corev1.Pod) workload {
+	name := pod.Name
+	if name == "" {
+		name = strings.TrimSuffix(pod.GenerateName, "-")
+	}
+	owner := "kubernetes://apis/v1/namespaces/" + pod.Namespace + "/pods/" + name
+	for _, ref := range pod.OwnerReferences {
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		kind, apiVersion, oname := ref.Kind, ref.APIVersion, ref.Name
+		if kind == "ReplicaSet" && apiVersion == "apps/v1" {
+			if h := pod.Labels["pod-template-hash"]; h != "" {
+				if d, ok := strings.CutSuffix(oname, "-"+h); ok {
+					kind, oname = "Deployment", d
+				}
+			}
+		}
+		owner = "kubernetes://apis/" + apiVersion + "/namespaces/" + pod.Namespace + "/" + strings.ToLower(kind) + "s/" + oname
+		name = oname
+		break
+	}
+	if n := pod.Labels[LabelWorkloadName]; n != "" {
+		name = n
+	}
+	return workload{name: name, owner: owner}
+}
+
+// initContainer is istio-init: the iptables capture of REDIRECT mode
+// (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
+// Envoy's own ports excluded from inbound capture).
+func (in *Injector) initContainer(res corev1.ResourceRequirements) corev1.Container {
+	return corev1.Container{
+		Name:  InitName,
+		Image: in.cfg.ProxyImage,
+		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", "REDIRECT",
+			"-i", "*", "-x", "", "-b", "*", "-d", fmt.Sprintf("%d,%d,%d", promPort, readyPort, agentPort),
+			"--log_output_level=default:info"},
+		Resources:                res,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: new(false),
+			Privileged:               new(false),
+			ReadOnlyRootFilesystem:   new(false),
+			RunAsGroup:               new(int64(0)),
+			RunAsNonRoot:             new(false),
+			RunAsUser:                new(int64(0)),
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+		},
+	}
+}
+
+// pullPolicy is what the API server would default, written out so that
+// the stored pod equals the patch.
+func pullPolicy(image string) corev1.PullPolicy {
+	if strings.HasSuffix(image, ":latest") || !strings.Contains(image[strings.LastIndex(image, "/")+1:], ":") {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+}
+
+func resourceEnv(name, res string, divisor string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: ProxyName, Resource: res, Divisor: resource.MustParse(divisor)}}}
+}
+
+// proxyContainer is istio-proxy: pilot-agent and Envoy.
+func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workload, apps []string,
+	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string,
+) corev1.Container {
+	env := []corev1.EnvVar{
+		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
+		{Name: "CA_ADDR", Value: in.cfg.DiscoveryAddress},
+		fieldEnv("POD_NAME", "metadata.name"),
+		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv("INSTANCE_IP", "status.podIP"),
+		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		fieldEnv("HOST_IP", "status.hostIP"),
+		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "1"),
+		{Name: "PROXY_CONFIG", Value: proxyCfg},
+	}
+	if len(ports) > 0 {
+		b, _ := json.Marshal(ports) // ContainerPorts always encode
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
+		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
+		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
+		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
+		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
+		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: "REDIRECT"},
+		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: wl.name},
+		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: wl.owner},
+		corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: in.cfg.MeshID},
+		corev1.EnvVar{Name: "TRUST_DOMAIN", Value: in.cfg.TrustDomain},
+	)
+	if network != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_NETWORK", Value: string(network)})
+	}
+	if probers != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_KUBE_APP_PROBERS", Value: probers})
+	}
+	ready := func(period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/healthz/ready", Port: intstr.FromInt32(readyPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
+		}
+	}
+	return corev1.Container{
+		Name:  ProxyName,
+		Image: in.cfg.ProxyImage,
+		Args: []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc." + in.cfg.Domain,
+			"--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"},
+		Ports: []corev1.ContainerPort{{Name: "http-envoy-prom", ContainerPort: promPort, Protocol: corev1.ProtocolTCP}},
+		Env:   env,
+		// A probe every 15 s, 4 failures; the startup probe polls every
+		// second for 10 minutes.
+		ReadinessProbe:           ready(15, 4),
+		StartupProbe:             ready(1, 600),
+		Resources:                res,
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: new(false),
+			Privileged:               new(false),
+			ReadOnlyRootFilesystem:   new(true),
+			RunAsGroup:               new(int64(ProxyUID)),
+			RunAsNonRoot:             new(true),
+			RunAsUser:                new(int64(ProxyUID)),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
+			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
+			{Name: "workload-certs", MountPath: "/var/run/secrets/workload-spiffe-credentials"},
+			{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio"},
+			{Name: "istio-ca-crl", MountPath: "/var/run/secrets/istio/crl"},
+			{Name: "istio-data", MountPath: "/var/lib/istio/data"},
+			{Name: "istio-envoy", MountPath: "/etc/istio/proxy"},
+			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
+			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
+		},
+	}
+}
+
+// sidecarVolumes are the volumes istio-proxy mounts.
+func sidecarVolumes() []corev1.Volume {
+	empty := func(name string, medium corev1.StorageMedium) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: medium}}}
+	}
+	mode := int32(corev1.DownwardAPIVolumeSourceDefaultMode)
+	return []corev1.Volume{
+		empty("workload-socket", ""),
+		empty("credential-socket", ""),
+		empty("workload-certs", ""),
+		empty("istio-envoy", corev1.StorageMediumMemory),
+		empty("istio-data", ""),
+		{Name: "istio-podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			DefaultMode: &mode,
+			Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"}},
+				{Path: "annotations", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations"}},
+			},
+		}}},
+		{Name: "istio-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: &mode,
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: "istio-ca", ExpirationSeconds: new(int64(43200)), Path: "istio-token"}}},
+		}}},
+		{Name: "istiod-ca-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-root-cert"},
+			DefaultMode:          &mode,
+		}}},
+		{Name: "istio-ca-crl", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-crl"},
+			DefaultMode:          &mode,
+			Optional:             new(true),
+		}}},
+	}
+}
+
+// findProxy returns the istio-proxy container of an injected pod.
+func findProxy(pod *corev1.Pod) *corev1.Container {
+	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == ProxyName {
+				return &cs[i]
+			}
+		}
+	}
+	panic("inject: no " + ProxyName + " in an injected pod")
+}
+
+// prometheusKey folds an annotation key as Prometheus does for its
+// kubernetes_sd labels (prometheus.io/port, prometheus-io/port, ... are
+// one), so that every variant is found.
+func prometheusKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, k)
+}
+
+// prometheusMerge points the pod's Prometheus annotations at the agent
+// (port 15020, /stats/prometheus), which merges the app's metrics with
+// Envoy's, as istiod does by default: the pod's own scrape, port and path
+// move to ISTIO_PROMETHEUS_ANNOTATIONS (returned as env) for the agent. A
+// pod whose scrape annotation is false, or that already points at the
+// agent, is left alone (ok false).
+func prometheusMerge(ann map[string]string) (env []corev1.EnvVar, ok bool) {
+	var user struct {
+		Scrape string `json:"scrape"`
+		Path   string `json:"path"`
+		Port   string `json:"port"`
+	}
+	var variants []string
+	for k, v := range ann {
+		switch prometheusKey(k) {
+		case "prometheus_io_scrape":
+			if b, err := strconv.ParseBool(v); err == nil && !b {
+				return nil, false
+			}
+			user.Scrape = v
+		case "prometheus_io_port":
+			if v == strconv.Itoa(agentPort) {
+				return nil, false
+			}
+			user.Port = v
+		case "prometheus_io_path":
+			user.Path = v
+		default:
+			continue
+		}
+		variants = append(variants, k)
+	}
+	if user.Scrape != "" || user.Path != "" || user.Port != "" {
+		b, _ := json.Marshal(user) // strings always encode
+		env = []corev1.EnvVar{{Name: "ISTIO_PROMETHEUS_ANNOTATIONS", Value: string(b)}}
+	}
+	for _, k := range variants {
+		delete(ann, k)
+	}
+	ann["prometheus.io/port"] = strconv.Itoa(agentPort)
+	ann["prometheus.io/path"] = "/stats/prometheus"
+	ann["prometheus.io/scrape"] = "true"
+	return env, true
+}
+
+// prober is an entry of ISTIO_KUBE_APP_PROBERS: the app's own check,
+// which the agent runs.
+type prober struct {
+	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`
+	GRPC           *corev1.GRPCAction      `json:"grpc,omitempty"`
+	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
+}
+
+// rewriteProbes points the probes of the pod's containers (and its init
+// containers) at the agent, as istiod does: each HTTP, TCP or gRPC probe
+// becomes an HTTP GET of /app-health/CONTAINER/readyz|livez|startupz on
+// 15020 (an HTTPS one keeps its host and headers but is HTTP to the
+// agent), and ISTIO_KUBE_APP_PROBERS, returned, maps those paths to the
+// original checks, named ports resolved; "" when there is none. The pod's
+// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Lifecycle
+// hooks are not rewritten.
+func rewriteProbes(pod *corev1.Pod) (string, error) {
+	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
+		return "", nil
+	}
+	probers := map[string]prober{}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			for _, p := range []struct {
+				kind  string
+				probe *corev1.Probe
+			}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
+				if p.probe == nil {
+					continue
+				}
+				path := "/app-health/" + c.Name + "/" + p.kind
+				orig := prober{TimeoutSeconds: p.probe.TimeoutSeconds}
+				var port *intstr.IntOrString
+				h := p.probe.ProbeHandler
+				switch {
+				case h.HTTPGet != nil:
+					orig.HTTPGet = h.HTTPGet.DeepCopy()
+					port = &orig.HTTPGet.Port
+				case h.TCPSocket != nil:
+					orig.TCPSocket = h.TCPSocket.DeepCopy()
+					port = &orig.TCPSocket.Port
+				case h.GRPC != nil:
+					orig.GRPC = h.GRPC.DeepCopy()
+				default:
+					continue // exec probes run in the container
+				}
+				if port != nil && port.Type == intstr.String {
+					i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
+					if i < 0 {
+						return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
+							c.Name, p.kind, port.StrVal)
+					}
+					*port = intstr.FromInt32(c.Ports[i].ContainerPort)
+				}
+				if port == nil || port.IntVal != agentPort {
+					probers[path] = orig
+				}
+				get := &corev1.HTTPGetAction{}
+				if h.HTTPGet != nil {
+					get = h.HTTPGet.DeepCopy()
+				}
+				get.Path, get.Port = path, intstr.FromInt32(agentPort)
+				if get.Scheme == corev1.URISchemeHTTPS {
+					get.Scheme = corev1.URISchemeHTTP
+				}
+				p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: get}
+			}
+		}
+	}
+	if len(probers) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(probers)
+	if err != nil {
+		return "", fmt.Errorf("encode ISTIO_KUBE_APP_PROBERS: %w", err)
+	}
+	return string(b), nil
+}
