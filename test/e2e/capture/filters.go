@@ -208,10 +208,8 @@ func MatchAnySAN(ms []SANMatcher, uris []string) bool {
 		return true
 	}
 	for _, m := range ms {
-		for _, u := range uris {
-			if m.Match(u) {
-				return true
-			}
+		if slices.ContainsFunc(uris, m.Match) {
+			return true
 		}
 	}
 	return false
