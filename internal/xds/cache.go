@@ -431,10 +431,19 @@ func (c *viewCache) createWatch(req *cache.Request, sub cache.Subscription, ch c
 	return cancel, err
 }
 
+// answer says whether opening a watch answered it at once, and at which
+// version of the cache: an answer at a version the stream was already
+// answered at is a re-send (see pacer), one at a newer version carries
+// changes.
+type answer struct {
+	sent    bool
+	version uint64
+}
+
 // openWatch is createWatch; answered says the request was answered at once.
-func (c *viewCache) openWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response, memo *syncMemo) (cancel func(), answered bool, err error) {
+func (c *viewCache) openWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response, memo *syncMemo) (cancel func(), ans answer, err error) {
 	if req.GetTypeUrl() != c.typeURL {
-		return nil, false, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
+		return nil, answer{}, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
 	}
 	w := &sotwWatch{req: req, sub: sub, ch: ch, memo: memo}
 	c.mu.Lock()
@@ -460,7 +469,7 @@ func (c *viewCache) openWatch(req *cache.Request, sub cache.Subscription, ch cha
 		memo.forget()
 		// The channel is new and empty: this cannot block.
 		w.ch <- resp
-		return func() {}, true, nil
+		return func() {}, answer{sent: true, version: c.version}, nil
 	}
 	memo.remember(c, c.version, sub, req.GetResourceNames())
 	c.sotw[w] = struct{}{}
@@ -468,7 +477,7 @@ func (c *viewCache) openWatch(req *cache.Request, sub cache.Subscription, ch cha
 		c.mu.Lock()
 		delete(c.sotw, w)
 		c.mu.Unlock()
-	}, false, nil
+	}, answer{}, nil
 }
 
 // CreateDeltaWatch answers a delta request at once if the stream lacks
@@ -486,9 +495,9 @@ func (c *viewCache) createDeltaWatch(req *cache.DeltaRequest, sub cache.Subscrip
 
 // openDeltaWatch is createDeltaWatch; answered says the request was
 // answered at once.
-func (c *viewCache) openDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse, memo *syncMemo) (cancel func(), answered bool, err error) {
+func (c *viewCache) openDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse, memo *syncMemo) (cancel func(), ans answer, err error) {
 	if req.GetTypeUrl() != c.typeURL {
-		return nil, false, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
+		return nil, answer{}, fmt.Errorf("request of type %s to the cache of %s", req.GetTypeUrl(), c.typeURL)
 	}
 	w := &deltaWatch{req: req, sub: sub, ch: ch, memo: memo}
 	c.mu.Lock()
@@ -510,7 +519,7 @@ func (c *viewCache) openDeltaWatch(req *cache.DeltaRequest, sub cache.Subscripti
 		// go-control-plane drains the stream's channel before it makes a
 		// watch, and the channel has room for two per type: no block.
 		w.ch <- c.deltaResponse(w, deltaResources(changed), changed, removed)
-		return func() {}, true, nil
+		return func() {}, answer{sent: true, version: c.version}, nil
 	}
 	memo.remember(c, c.version, sub, nil)
 	c.delta[w] = struct{}{}
@@ -521,7 +530,7 @@ func (c *viewCache) openDeltaWatch(req *cache.DeltaRequest, sub cache.Subscripti
 		c.mu.Lock()
 		c.dropDelta(w)
 		c.mu.Unlock()
-	}, false, nil
+	}, answer{}, nil
 }
 
 // diff compares what a stream knows (sub's returned versions) with the

@@ -113,10 +113,42 @@ func TestResendPaced(t *testing.T) {
 		c.request(cdsType, nil, "another-process.1", nonce, "")
 		nonce = c.recvType(cdsType).GetNonce()
 	}
-	// requests answers: burst at once, then one per 1/rate.
-	minimum := time.Duration(requests-burst-1) * time.Second / rate
+	// The stream's first answer carries the view (progress, not paced);
+	// the other requests-1 re-send it: burst at once, then one per 1/rate.
+	minimum := time.Duration(requests-1-burst-1) * time.Second / rate
 	if took := time.Since(start); took < minimum {
 		t.Errorf("%d answered requests took %s, want at least %s at %d/s after a burst of %d", requests, took, minimum, rate, burst)
+	}
+}
+
+// TestChurnNotPaced: an ACK that finds newer changes in the cache (a
+// publish landed between the response and the ACK, as churn makes happen
+// all the time) is answered at once every time, whatever the re-send
+// pace: only answers at a version the stream already had are re-sends.
+// With the pacer charging them, these answers would take at least
+// (changes-burst-1)/rate = 8 s.
+func TestChurnNotPaced(t *testing.T) {
+	const rate, burst, changes = 0.5, 1, 6
+	m := newMesh(t, Config{ResendRate: rate, ResendBurst: burst})
+	m.service(cluster1, "sample", "helloworld", "10.1.100.1", helloPort)
+	m.publish()
+	c := newSotW(t, dial(t, serve(t, m.srv)), sidecarNode("sleep-1", network1, cluster1))
+	c.request(cdsType, nil, "", "", "")
+	prev := c.recvType(cdsType)
+	paced := time.Duration(float64(changes-burst-1) / rate * float64(time.Second))
+	start := time.Now()
+	for i := range changes {
+		m.service(cluster1, "sample", fmt.Sprintf("churn-%d", i), fmt.Sprintf("10.1.101.%d", i+1), helloPort)
+		m.publish()
+		c.ack(prev, nil)
+		cur := c.recvType(cdsType)
+		if cur.GetVersionInfo() == prev.GetVersionInfo() {
+			t.Fatalf("change %d: answered at the version already sent, %s", i, cur.GetVersionInfo())
+		}
+		prev = cur
+	}
+	if took := time.Since(start); took >= paced {
+		t.Errorf("%d answers carrying changes took %s: paced as re-sends (%s at %v/s after a burst of %d)", changes, took, paced, rate, burst)
 	}
 }
 

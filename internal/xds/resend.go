@@ -34,6 +34,10 @@ type pacer struct {
 	mu sync.Mutex
 	// next is when the stream's next request of the type may be looked at.
 	next time.Time
+	// version is the cache version of the last answer; seen is false
+	// until the first.
+	version uint64
+	seen    bool
 }
 
 // newPacer returns nil, no pacing, for a negative rate.
@@ -65,14 +69,22 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 }
 
-// answered records that a request was answered at once: it takes a token,
-// and the next request waits for the one after it.
-func (p *pacer) answered() {
+// answered records that a request was answered at once, at cache version
+// v. An answer at a newer version than the stream's last carries changes
+// (a publish landed between a response and its ACK, as churn makes
+// happen all the time): it is progress, never paced. An answer at a
+// version the stream was already answered at is a re-send: it takes a
+// token, and the next request waits for the one after it.
+func (p *pacer) answered(v uint64) {
 	if p == nil {
 		return
 	}
-	r := p.lim.Reserve()
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.seen || v > p.version {
+		p.version, p.seen = v, true
+		return
+	}
+	r := p.lim.Reserve()
 	p.next = time.Now().Add(r.Delay())
-	p.mu.Unlock()
 }

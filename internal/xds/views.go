@@ -200,9 +200,9 @@ func (m *viewMux) CreateWatch(req *cache.Request, sub cache.Subscription, ch cha
 	if err := p.wait(c.ctx); err != nil {
 		return nil, err
 	}
-	cancel, answered, err := v.cache.openWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
-	if answered {
-		p.answered()
+	cancel, ans, err := v.cache.openWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	if ans.sent {
+		p.answered(ans.version)
 	}
 	return cancel, err
 }
@@ -217,9 +217,9 @@ func (m *viewMux) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscripti
 	if err := p.wait(c.ctx); err != nil {
 		return nil, err
 	}
-	cancel, answered, err := v.cache.openDeltaWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
-	if answered {
-		p.answered()
+	cancel, ans, err := v.cache.openDeltaWatch(req, sub, ch, c.memo(req.GetTypeUrl()))
+	if ans.sent {
+		p.answered(ans.version)
 	}
 	return cancel, err
 }
