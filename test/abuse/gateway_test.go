@@ -46,11 +46,11 @@ func TestGatewayHalfHellos(t *testing.T) {
 		stalled  = 10 * helloCap // the first wave
 		clients  = 5             // real clients during the attack
 	)
-	bin := helloBuildCauseway(t)
+	bin := causewayBin(t)
 	backend := helloEchoBackend(t)
 	dir := helloManifests(t, backend.Addr().(*net.TCPAddr).Port)
 
-	ports := helloFreePorts(t, 5)
+	ports := freeAddrs(t, 5)
 	xds, debug, gwAddr, admin := ports[0], ports[1], ports[2], ports[3]
 	helloStart(t, bin, "serve", "serve", "--manifests", dir, "--xds-addr", xds, "--debug-addr", debug, "--xds-tls-addr", "")
 	helloStart(t, bin, "gateway", "gateway", "--log-level", "debug", "--xds", xds, "--network", "network1", "--cluster-id", "cluster1",
@@ -126,17 +126,6 @@ func TestGatewayHalfHellos(t *testing.T) {
 		helloMetric(t, admin, `causeway_gateway_connection_errors_total{reason="hello_limit"}`), maxPending)
 }
 
-// helloBuildCauseway builds the causeway binary of the working tree.
-func helloBuildCauseway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "causeway")
-	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build causeway: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // helloStart runs the causeway binary with args until the test ends, its
 // output in a log file shown when the test fails.
 func helloStart(t *testing.T, bin, name string, args ...string) {
@@ -168,25 +157,6 @@ func helloStart(t *testing.T, bin, name string, args ...string) {
 			}
 		}
 	})
-}
-
-// helloFreePorts returns n loopback addresses free a moment ago.
-func helloFreePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return addrs
 }
 
 // helloWait waits for cond, failing the test after a minute.

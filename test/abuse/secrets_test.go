@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -196,41 +195,17 @@ func secretAssertHarmless(t *testing.T, who string, rec *secretRecorder, cases [
 	}
 }
 
-// secretBuild builds the causeway binary into a temporary folder.
-func secretBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "causeway")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("build causeway: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// secretFreeAddr is a free loopback address.
-func secretFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 // secretServe starts `causeway serve` on loopback ports and stops it (by
 // its pid, SIGTERM then SIGKILL) when the test ends. It returns the debug
 // address and the process's combined output so far.
 func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
-	dbg := secretFreeAddr(t)
+	dbg := freeAddrs(t, 1)[0]
 	var out secretBuffer
 	cmd := exec.Command(bin, "serve",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
-		"--xds-addr", secretFreeAddr(t),
+		"--xds-addr", freeAddrs(t, 1)[0],
 		"--xds-tls-addr=",
 		"--webhook-addr=",
 		"--debug-addr", dbg,
@@ -313,7 +288,7 @@ func TestSecretsAgainstServe(t *testing.T) {
 	rec := newSecretRecorder(t)
 	cases := secretCases(t, rec)
 	secretPlant(t, c, cases)
-	bin := secretBuild(t)
+	bin := causewayBin(t)
 	dbg, _ := secretServe(t, bin, c.WriteKubeconfig(t))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -354,7 +329,7 @@ func TestSecretsAgainstCheck(t *testing.T) {
 	rec := newSecretRecorder(t)
 	cases := secretCases(t, rec)
 	secretPlant(t, c, cases)
-	bin := secretBuild(t)
+	bin := causewayBin(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

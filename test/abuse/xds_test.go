@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,7 +86,7 @@ func TestXDSAbuse(t *testing.T) {
 	testreq.NotShort(t, "builds causeway and attacks a real causeway serve")
 	dir := t.TempDir()
 	start := time.Now()
-	bin := xdsBuild(t, dir)
+	bin := causewayBin(t)
 	t.Logf("built causeway in %s", time.Since(start).Round(time.Millisecond))
 	srv := xdsStartServe(t, bin, xdsWorld(t, dir),
 		"--xds-view-grace="+xdsViewGrace.String(),
@@ -433,47 +432,17 @@ endpoints:
 	return root
 }
 
-// xdsBuild builds the causeway binary of the working tree into dir.
-func xdsBuild(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "causeway")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build causeway: %v\n%s", err, out.String())
-	}
-	return bin
-}
-
 // xdsServe is a running `causeway serve`.
 type xdsServe struct {
 	xdsAddr, debugAddr string
 	client             *http.Client
 }
 
-// xdsFreePort returns a loopback address no one listens on (a race with
-// other processes is possible, and fails the start clearly).
-func xdsFreePort(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	if err := lis.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // xdsStartServe starts serve on the manifests of world until the test
 // ends, and waits for /ready.
 func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 	t.Helper()
-	s := &xdsServe{xdsAddr: xdsFreePort(t), debugAddr: xdsFreePort(t), client: &http.Client{Timeout: 10 * time.Second}}
+	s := &xdsServe{xdsAddr: freeAddrs(t, 1)[0], debugAddr: freeAddrs(t, 1)[0], client: &http.Client{Timeout: 10 * time.Second}}
 	logPath := filepath.Join(t.TempDir(), "serve.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
