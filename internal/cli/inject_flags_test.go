@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
-
 	"github.com/causeway-mesh/causeway/internal/inject"
-	"github.com/causeway-mesh/causeway/internal/server"
 )
 
 func TestInjectFlags(t *testing.T) {
@@ -29,21 +25,9 @@ func TestInjectFlags(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var f injectFlags
-			fl := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			f.register(fl)
-			if err := fl.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			var cfg server.Config
-			err := f.apply(&cfg)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			cfg, ok := applyFlagGroup(t, f.register, f.apply, tt.args, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.WebhookAddr != tt.addr || cfg.Inject.ProxyImage != tt.image || cfg.Inject.CNI != tt.cni || cfg.Inject.NativeSidecars != tt.native {
 				t.Errorf("config: addr %q image %q cni %v native %v, want %q %q %v %v", cfg.WebhookAddr, cfg.Inject.ProxyImage,

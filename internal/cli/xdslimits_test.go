@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/spf13/pflag"
 
 	"github.com/causeway-mesh/causeway/internal/xds"
 )
@@ -39,21 +37,9 @@ func TestXDSLimitFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var f xdsLimitFlags
-			fl := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			f.register(fl)
-			if err := fl.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
-			var got xds.Config
-			err := f.apply(&got)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
-				}
+			got, ok := applyFlagGroup(t, f.register, f.apply, tt.args, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
