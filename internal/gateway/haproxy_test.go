@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // HAProxy is the benchmarks' third contender (bench_test.go): Debian's
@@ -25,7 +25,7 @@ import (
 // terminating TLS, as the gateway does. It is a prerequisite of the
 // benchmarks only; TestHAProxyRoutesBySNI checks that the configuration
 // the benchmarks give it really routes by SNI, and fails in CI when
-// haproxy is missing (testenv.SkipOrFail).
+// haproxy is missing (testreq.SkipOrFail).
 
 const (
 	// debianHAProxy is where Debian's haproxy package installs it: /usr/sbin
@@ -269,7 +269,7 @@ func (p *haproxyProcess) stop() {
 func TestHAProxyRoutesBySNI(t *testing.T) {
 	bin, err := lookHAProxy()
 	if err != nil {
-		testenv.SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	p := newMeshPKI(t)
 	echoBackend := startTLSBackend(t, p, "127.0.0.2", "echo-0")

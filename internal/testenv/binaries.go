@@ -195,25 +195,13 @@ func isExecutable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
-// IntegrationRequired reports whether a missing prerequisite must fail a
-// test rather than skip it: CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1.
-func IntegrationRequired() bool { return testreq.Required() }
-
-// SkipOrFail is the policy for a missing prerequisite of an integration
-// test (internal/testreq): it skips the test, or fails it when
-// [IntegrationRequired] says so.
-func SkipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	testreq.SkipOrFail(t, format, args...)
-}
-
 // RequireBinaries returns the binaries a test needs, or skips or fails the
-// test (see [SkipOrFail]) saying how to install what is missing.
+// test (see [testreq.SkipOrFail]) saying how to install what is missing.
 func RequireBinaries(t testing.TB, withControllerManager bool) Binaries {
 	t.Helper()
 	bins, err := FindBinaries(withControllerManager)
 	if err != nil {
-		SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	return bins
 }

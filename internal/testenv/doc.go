@@ -11,7 +11,7 @@
 // kube-controller-manager, built from the pinned Kubernetes modules into a
 // cache keyed by version, or $CAUSEWAY_KUBE_BIN) and from Debian's
 // etcd-server package. When one is missing a test is skipped, or fails when
-// CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [SkipOrFail], which applies
+// CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [testreq.SkipOrFail], which applies
 // internal/testreq's policy).
 //
 // Beside the clusters an Env runs istiod, the parity test's oracle

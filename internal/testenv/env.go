@@ -158,7 +158,7 @@ func StartClusters(t testing.TB, n int) []*Cluster {
 // Start is [Launch] for a test: it starts an etcd and the clusters of opts
 // in the test's temporary folder (unless opts.Dir is set) and stops
 // everything in t.Cleanup. A missing binary skips or fails the test as
-// [SkipOrFail] says; any other problem fails it, with the tail of the
+// [testreq.SkipOrFail] says; any other problem fails it, with the tail of the
 // failing process's log. When the test fails, the cleanup logs the tail of
 // every process's log.
 func Start(t testing.TB, opts Options) *Env {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testreq"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -120,12 +121,12 @@ func istioBinDir(getenv func(string) string, wd string) (string, error) {
 }
 
 // RequireIstio returns the oracle's files, or skips or fails the test (see
-// [SkipOrFail]) saying how to build them.
+// [testreq.SkipOrFail]) saying how to build them.
 func RequireIstio(t testing.TB) IstioBinaries {
 	t.Helper()
 	bins, err := FindIstio()
 	if err != nil {
-		SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	return bins
 }

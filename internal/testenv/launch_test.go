@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testreq"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -23,7 +24,7 @@ func TestLaunchRejectsBadOptions(t *testing.T) {
 // that a cluster cannot be restarted after it.
 func TestLaunchClose(t *testing.T) {
 	if _, err := FindBinaries(false); err != nil {
-		SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	env, err := Launch(t.Context(), Options{ClusterIDs: []string{"east", "west"}, EtcdInMemory: true})
 	if err != nil {

@@ -130,5 +130,5 @@
 // (-run TestMultiPrimaryMultiNetwork or -run TestPrimaryRemote for one.)
 //
 // Without root, `ip netns` or the binaries the test is skipped, or fails
-// when CI or CAUSEWAY_REQUIRE_INTEGRATION is set (testenv.SkipOrFail).
+// when CI or CAUSEWAY_REQUIRE_INTEGRATION is set (testreq.SkipOrFail).
 package e2e

@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testreq"
 	"golang.org/x/sys/unix"
-
-	"github.com/causeway-mesh/causeway/internal/testenv"
 )
 
 // netnsDir is where `ip netns add` keeps its namespaces' bind mounts.
@@ -37,14 +36,14 @@ type netns struct {
 func requireNetns(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		testenv.SkipOrFail(t, "the end-to-end test needs root to create network namespaces (run go test as root, e.g. sudo -E)")
+		testreq.SkipOrFail(t, "the end-to-end test needs root to create network namespaces (run go test as root, e.g. sudo -E)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		testenv.SkipOrFail(t, "ip (iproute2) not found: install it with `apt-get install -y iproute2`")
+		testreq.SkipOrFail(t, "ip (iproute2) not found: install it with `apt-get install -y iproute2`")
 	}
 	probe := fmt.Sprintf("cw-e2e-probe-%d", os.Getpid())
 	if out, err := exec.CommandContext(t.Context(), "ip", "netns", "add", probe).CombinedOutput(); err != nil {
-		testenv.SkipOrFail(t, "`ip netns add` does not work here (%v: %s); the test needs network namespaces", err, bytes.TrimSpace(out))
+		testreq.SkipOrFail(t, "`ip netns add` does not work here (%v: %s); the test needs network namespaces", err, bytes.TrimSpace(out))
 	}
 	if out, err := exec.Command("ip", "netns", "del", probe).CombinedOutput(); err != nil {
 		t.Fatalf("delete probe namespace %s: %v: %s", probe, err, out)
