@@ -64,14 +64,15 @@ demo: build
 
 ## bench: the load harness at the target size (1,000 services x 10 endpoints
 ## in each of two clusters, 100 proxies per network, churn at 10/s and
-## 100/s, the -rate default); results in bench/results/latest.json.
+## 100/s, the -rate default); results in bench/out/latest.json (untracked; copy a run worth keeping into bench/results/ under a dated name).
 ## BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='-protocol delta' or '-sweep'.
 BENCH_FLAGS ?=
+BENCH_OUT   ?= bench/out/latest.json
 bench: deps build
 	$(GO) build -o $(BIN)/causeway-bench ./cmd/causeway-bench
 	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) ./$(BIN)/causeway-bench -causeway $(BIN)/causeway \
 		-services 1000 -endpoints 10 -proxies 100 -duration 30s \
-		-out bench/results/latest.json $(BENCH_FLAGS)
+		-out $(BENCH_OUT) $(BENCH_FLAGS)
 
 ## bench-go: the Go benchmarks of the model, xDS and Envoy translation.
 bench-go:

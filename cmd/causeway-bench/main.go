@@ -108,7 +108,7 @@ func run() error {
 	fs.Var(&serveArgs, "serve-arg", "extra argument of causeway serve (repeatable), e.g. -serve-arg=--debounce=10ms")
 	fs.StringVar(&cfg.WorkDir, "workdir", "", "folder in which each run makes its own folder for the clusters' files and the server's log, kept (default: a temporary one, removed unless the run fails)")
 	fs.StringVar(&cfg.ProfileDir, "profile", "", "folder for the server's Go profiles (CPU of each churn phase, heap after start and each phase); read them with go tool pprof -top bin/causeway FILE")
-	fs.StringVar(&out, "out", "bench/results/latest.json", "where to write the results as JSON")
+	fs.StringVar(&out, "out", "bench/out/latest.json", "where to write the results as JSON (its folder is made; bench/out/ is not tracked: keep a run by copying it into bench/results/ under a dated name)")
 	fs.BoolVar(&sweep, "sweep", false, "sweep sizes: -sweep-services x -sweep-proxies, one churn phase at the first -rate each")
 	fs.Var(&sweepS, "sweep-services", "services of the sweep")
 	fs.Var(&sweepP, "sweep-proxies", "proxies per network of the sweep")
