@@ -40,7 +40,7 @@ The JSON output is the schema of /debug/networks.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			sn, _, err := flags.load(cmd.Context())
+			sn, _, err := flags.load(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -210,3 +210,29 @@ func TestNetworksErrors(t *testing.T) {
 		})
 	}
 }
+
+// A real folder holds kinds the model does not read: networks (and view)
+// read the rest and say in one line what was skipped.
+func TestNetworksSkipsOtherKinds(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	extra := "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sleep, namespace: sample}\n---\n" +
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: sleep, namespace: sample}\n"
+	if err := os.WriteFile(filepath.Join(dir, "cluster1", "extra.yaml"), []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"networks", "--manifests", dir, "-o", "table"},
+		{"view", "--manifests", dir, "--host", "helloworld.sample", "--port", "5000", "--network", "network2"},
+	} {
+		out, err := run(t, args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, out)
+		}
+		if !strings.Contains(out, "skipped 2 objects of kinds not read: Deployment x1, ServiceAccount x1") {
+			t.Errorf("%s output does not say what was skipped:\n%s", args[0], out)
+		}
+	}
+}

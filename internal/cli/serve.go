@@ -241,6 +241,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		if err != nil {
 			return server.Config{}, fmt.Errorf("--manifests: %w", err)
 		}
+		if s := set.SkippedSummary(); s != "" {
+			log.Info("--manifests: " + s)
+		}
 		cfg.Manifests = set
 		return cfg, nil
 	}

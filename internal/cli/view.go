@@ -29,7 +29,7 @@ type offlineFlags struct {
 }
 
 func (f *offlineFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.manifests, "manifests", "", "directory with one folder per cluster id, each holding that cluster's Namespaces, Services, EndpointSlices, Pods and Nodes as YAML or JSON (required)")
+	fs.StringVar(&f.manifests, "manifests", "", "directory with one folder per cluster id, each holding that cluster's objects as YAML or JSON: Namespaces, Services, EndpointSlices, Pods and Nodes are read, other kinds are skipped and counted (required)")
 	fs.StringVar(&f.meshNetworks, "mesh-networks", "", "Istio meshNetworks file (YAML or JSON): fromCidr/fromRegistry membership and gateways")
 	fs.StringVar(&f.noGateway, "no-gateway-endpoints", string(model.NoGatewayDrop), "endpoints of another network that has no gateway: drop (leave them out) or direct (hand them out as reachable, as Istio does)")
 	fs.StringVar(&f.nodePort, "nodeport-gateways", string(model.NodePortEndpoints), "addresses of NodePort gateway Services: endpoints (nodes running a ready gateway pod) or selector (every node the traffic.istio.io/nodeSelector annotation matches, as Istio does)")
@@ -38,9 +38,10 @@ func (f *offlineFlags) register(fs *pflag.FlagSet) {
 }
 
 // load checks the flags, loads the manifests (and meshNetworks) into a new
-// store and returns its snapshot and the manifests' cluster ids. It stops
-// with ctx's error once ctx is done (Ctrl-C).
-func (f *offlineFlags) load(ctx context.Context) (*model.Snapshot, []model.ClusterID, error) {
+// store and returns its snapshot and the manifests' cluster ids. Objects of
+// kinds the model does not read are skipped, with one line on stderr saying
+// how many of which. It stops with ctx's error once ctx is done (Ctrl-C).
+func (f *offlineFlags) load(ctx context.Context, stderr io.Writer) (*model.Snapshot, []model.ClusterID, error) {
 	if f.manifests == "" {
 		return nil, nil, errors.New("--manifests is required: give the directory with one folder per cluster (e.g. --manifests examples/home)")
 	}
@@ -70,6 +71,9 @@ func (f *offlineFlags) load(ctx context.Context) (*model.Snapshot, []model.Clust
 	set, err := manifests.Load(ctx, f.manifests)
 	if err != nil {
 		return nil, nil, err
+	}
+	if s := set.SkippedSummary(); s != "" {
+		fmt.Fprintln(stderr, s)
 	}
 	var mn *model.MeshNetworks
 	if f.meshNetworks != "" {
@@ -144,7 +148,7 @@ The JSON output is the schema of /debug/endpoints: {"cluster", "network",
 			case !cmd.Flags().Changed("network"):
 				return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
 			}
-			sn, clusters, err := flags.load(cmd.Context())
+			sn, clusters, err := flags.load(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

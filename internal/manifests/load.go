@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/causeway-mesh/causeway/internal/files"
@@ -35,6 +36,8 @@ type clusterSet struct {
 	pods       []*model.Pod
 	services   []*model.Service
 	slices     []*model.EndpointSlice
+	// skipped counts the objects of kinds the model does not read, by kind.
+	skipped map[string]int
 }
 
 // Clusters returns the cluster ids, sorted.
@@ -44,6 +47,52 @@ func (s *Set) Clusters() []model.ClusterID {
 		out[i] = c.id
 	}
 	return out
+}
+
+// Skipped counts the objects of every cluster that are of a kind the model
+// does not read (ServiceAccount, Deployment, ConfigMap, Secret, Istio's CRs
+// and CRDs, ...), by kind. They are valid input: a real folder, or the output
+// of kubectl get -A -o yaml, holds them.
+func (s *Set) Skipped() map[string]int {
+	out := make(map[string]int)
+	for _, c := range s.clusters {
+		for k, n := range c.skipped {
+			out[k] += n
+		}
+	}
+	return out
+}
+
+// SkippedSummary is one line on the skipped objects, e.g. "skipped 7
+// objects of kinds not read: Deployment x4, ServiceAccount x3", or "" when
+// none was skipped.
+func (s *Set) SkippedSummary() string {
+	by := s.Skipped()
+	if len(by) == 0 {
+		return ""
+	}
+	kinds := make([]string, 0, len(by))
+	total := 0
+	for k, n := range by {
+		kinds = append(kinds, k)
+		total += n
+	}
+	// Most frequent first, then by name, so the line is stable.
+	sort.Slice(kinds, func(i, j int) bool {
+		if by[kinds[i]] != by[kinds[j]] {
+			return by[kinds[i]] > by[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s x%d", k, by[k])
+	}
+	noun := "objects"
+	if total == 1 {
+		noun = "object"
+	}
+	return fmt.Sprintf("skipped %d %s of kinds not read: %s", total, noun, strings.Join(parts, ", "))
 }
 
 // Load reads the manifest directory dir: one folder per cluster, named by the
@@ -180,6 +229,13 @@ func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 		for i := range objs {
 			o := &objs[i]
 			where := l.display(f) + ": " + o.where()
+			if s, ok := o.value.(*Skipped); ok {
+				if cs.skipped == nil {
+					cs.skipped = make(map[string]int)
+				}
+				cs.skipped[s.Kind]++
+				continue
+			}
 			key := o.kind + " " + o.name
 			if first, dup := seen[key]; dup {
 				return nil, fmt.Errorf("%s: %s is defined twice in cluster %s, first at %s: keep one", where, key, id, first)

@@ -68,6 +68,7 @@ func (e *docError) Unwrap() error { return e.err }
 // parseManifest parses one manifest file of cluster: YAML or JSON, several
 // documents separated by "---" lines, each a Namespace, Service,
 // EndpointSlice, Pod, Node or a List of them. Empty documents are skipped.
+// Objects of other kinds are returned as *Skipped.
 // Errors say where (line, document, List item) and what. It stops with
 // ctx's error once ctx is done.
 func parseManifest(ctx context.Context, cluster model.ClusterID, data []byte) ([]object, error) {
@@ -198,15 +199,21 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 	}
 	known := false
 	for _, k := range kinds {
-		if k.kind == tm.Kind {
-			known = true
-			if tm.APIVersion != k.apiVersion {
-				return nil, fmt.Errorf("kind %s wants apiVersion %s, not %q", tm.Kind, k.apiVersion, tm.APIVersion)
-			}
+		if k.kind != tm.Kind {
+			continue
 		}
+		if tm.APIVersion != k.apiVersion {
+			if apiGroup(tm.APIVersion) != apiGroup(k.apiVersion) {
+				// Another API group's kind of the same name (a Knative
+				// Service, say): not one the model reads.
+				return skippedObject(tm, js)
+			}
+			return nil, fmt.Errorf("kind %s wants apiVersion %s, not %q", tm.Kind, k.apiVersion, tm.APIVersion)
+		}
+		known = true
 	}
 	if !known {
-		return nil, fmt.Errorf("kind %s is not accepted: want one of %s", tm.Kind, acceptedKinds)
+		return skippedObject(tm, js)
 	}
 
 	switch tm.Kind {
@@ -325,6 +332,43 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 		}
 		return one("EndpointSlice", name, mes), nil
 	}
+}
+
+// Skipped is the value of an object of a kind the model does not read
+// (ServiceAccount, Deployment, ConfigMap, an Istio CR, ...): it is counted
+// and otherwise left alone.
+type Skipped struct{ Kind string }
+
+// skippedObject checks that js is a Kubernetes object (apiVersion, kind and
+// a metadata.name or generateName) of a kind the model does not read, and
+// returns it as skipped. Anything else is an error: a document without a
+// name is a mistake whatever its kind.
+func skippedObject(tm typeMeta, js []byte) ([]object, error) {
+	if tm.APIVersion == "" {
+		return nil, fmt.Errorf("kind %s has no apiVersion: not a Kubernetes object", tm.Kind)
+	}
+	var m struct {
+		Metadata struct {
+			Name         string `json:"name"`
+			GenerateName string `json:"generateName"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("%s metadata: %w", tm.Kind, err)
+	}
+	if m.Metadata.Name == "" && m.Metadata.GenerateName == "" {
+		return nil, fmt.Errorf("%s (%s) has no metadata.name: not a Kubernetes object", tm.Kind, tm.APIVersion)
+	}
+	return one(tm.Kind, m.Metadata.Name, &Skipped{Kind: tm.Kind}), nil
+}
+
+// apiGroup is the group of an apiVersion: "" for the core group ("v1").
+func apiGroup(apiVersion string) string {
+	g, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		return ""
+	}
+	return g
 }
 
 func one(kind, name string, v any) []object {
