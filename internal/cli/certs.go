@@ -409,8 +409,11 @@ the root, nothing has expired. Problems are reported, not fatal.`,
   causeway certs inspect --secret istio-system/cacerts --kubeconfig ~/.kube/cluster1
   causeway certs inspect --configmap istio-system/istio-ca-root-cert --kubeconfig ~/.kube/cluster2`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if output == "text" { // the name of the human format before -o table
+				output = outputTable
+			}
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			sources := 0
 			if len(args) > 0 {
@@ -438,15 +441,15 @@ the root, nothing has expired. Problems are reported, not fatal.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), report)
+			if output != outputTable {
+				return writeStructured(cmd.OutOrStdout(), output, report)
 			}
 			return certsWriteText(cmd.OutOrStdout(), report, time.Now())
 		},
 	}
 	cmd.Flags().StringVar(&secret, "secret", "", "inspect the Secret NAMESPACE/NAME (such as istio-system/cacerts)")
 	cmd.Flags().StringVar(&configMap, "configmap", "", "inspect the ConfigMap NAMESPACE/NAME (such as istio-system/istio-ca-root-cert)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd.Flags(), &output)
 	kube.register(cmd)
 	return cmd
 }

@@ -388,7 +388,7 @@ func TestCertsInspect(t *testing.T) {
 		{nil, "give PEM files or folders"},
 		{[]string{chain, "--secret", "istio-system/cacerts"}, "one of them"},
 		{[]string{"--secret", "cacerts"}, "want NAMESPACE/NAME"},
-		{[]string{chain, "-o", "yaml"}, `--output "yaml"`},
+		{[]string{chain, "-o", "wide"}, `-o "wide": want table, json or yaml`},
 	} {
 		_, err := causeway(t, append([]string{"certs", "inspect"}, tt.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

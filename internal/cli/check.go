@@ -63,8 +63,8 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
   causeway check --context cluster1 --context cluster2 --discovery-address istiod-1-11-4.istio-system.svc -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.output != "table" && f.output != "json" {
-				return fmt.Errorf("--output %q: want table or json", f.output)
+			if err := checkOutput(f.output); err != nil {
+				return err
 			}
 			clusters, err := f.clusters()
 			if err != nil {
@@ -84,8 +84,8 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
 			if err != nil {
 				return err
 			}
-			if f.output == "json" {
-				err = writeJSON(cmd.OutOrStdout(), report)
+			if f.output != outputTable {
+				err = writeStructured(cmd.OutOrStdout(), f.output, report)
 			} else {
 				err = report.WriteTable(cmd.OutOrStdout())
 			}
@@ -101,7 +101,7 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.kubeconfigs, "kubeconfig", nil, "kubeconfig file (repeatable; default: $KUBECONFIG, then ~/.kube/config)")
 	fl.StringArrayVar(&f.contexts, "context", nil, "kubeconfig context, one per cluster (repeatable; default: the current context)")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	outputFlag(fl, &f.output)
 	fl.StringVar(&f.systemNamespace, "system-namespace", "istio-system", "the control plane's namespace")
 	fl.StringArrayVar(&f.discoveryAddresses, "discovery-address", nil, "a name proxies dial to reach the control plane, checked against its serving certificate (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", meshcheck.DefaultTimeout, "limit of each request to an API server")

@@ -38,7 +38,7 @@ current-context: a
 		args []string
 		want string
 	}{
-		{"bad output", []string{"--kubeconfig", kc, "-o", "yaml"}, `--output "yaml": want table or json`},
+		{"bad output", []string{"--kubeconfig", kc, "-o", "wide"}, `-o "wide": want table, json or yaml`},
 		{"unpaired", []string{"--kubeconfig", kc, "--kubeconfig", kc, "--context", "a", "--context", "b", "--context", "a"},
 			"2 --kubeconfig and 3 --context"},
 		{"missing kubeconfig", []string{"--kubeconfig", filepath.Join(dir, "none")}, "kubeconfig " + filepath.Join(dir, "none")},

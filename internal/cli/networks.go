@@ -28,9 +28,9 @@ comes from. Then every warning: a label that meshNetworks overrides, a network
 without gateways whose endpoints other networks cannot reach, a gateway
 Service without usable addresses.
 
-The JSON output is the schema of /debug/networks.`,
-		Example: `  # The networks of the bundled example, as a table
-  causeway networks --manifests examples/home -o table
+The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/networks.`,
+		Example: `  # The networks of the bundled example
+  causeway networks --manifests examples/home
 
   # With its meshNetworks file and Istio's NodePort gateway addresses, as JSON
   causeway networks --manifests examples/home --mesh-networks examples/home/mesh-networks.yaml \
@@ -45,14 +45,14 @@ The JSON output is the schema of /debug/networks.`,
 				return err
 			}
 			rep := sn.Networks()
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), rep)
+			if output != outputTable {
+				return writeStructured(cmd.OutOrStdout(), output, rep)
 			}
 			return writeNetworksTable(cmd.OutOrStdout(), rep)
 		},
 	}
 	flags.register(cmd.Flags())
-	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json or table")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 )
 
 func TestNetworks(t *testing.T) {
@@ -42,7 +44,7 @@ no warnings
 		},
 		{
 			name: "json, meshNetworks, selector mode",
-			args: []string{"--mesh-networks", meshNetworks, "--nodeport-gateways", "selector"},
+			args: []string{"--mesh-networks", meshNetworks, "--nodeport-gateways", "selector", "-o", "json"},
 			want: `{
   "networks": [
     {
@@ -194,7 +196,7 @@ func TestNetworksErrors(t *testing.T) {
 		want string
 	}{
 		{"no manifests", []string{"networks"}, "--manifests is required"},
-		{"bad output", []string{"networks", "--manifests", exampleDir, "-o", "wide"}, `-o "wide": want json or table`},
+		{"bad output", []string{"networks", "--manifests", exampleDir, "-o", "wide"}, `-o "wide": want table, json or yaml`},
 		{"bad nodeport mode", []string{"networks", "--manifests", exampleDir, "--nodeport-gateways", "all"}, `--nodeport-gateways "all"`},
 		{"missing mesh networks file", []string{"networks", "--manifests", exampleDir, "--mesh-networks", "/nonexistent/mn.yaml"}, "/nonexistent/mn.yaml"},
 	}
@@ -233,6 +235,39 @@ func TestNetworksSkipsOtherKinds(t *testing.T) {
 		}
 		if !strings.Contains(out, "skipped 2 objects of kinds not read: Deployment x1, ServiceAccount x1") {
 			t.Errorf("%s output does not say what was skipped:\n%s", args[0], out)
+		}
+	}
+}
+
+// The commands people read print a table by default and the same fields as
+// JSON or YAML with -o, as kubectl does.
+func TestOutputFormatsAgree(t *testing.T) {
+	view := []string{"view", "--manifests", exampleDir, "--host", "helloworld.sample", "--port", "5000", "--network", "network2"}
+	for _, args := range [][]string{{"networks", "--manifests", exampleDir}, view} {
+		table, err := run(t, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", args[0], err)
+		}
+		if strings.HasPrefix(strings.TrimSpace(table), "{") {
+			t.Errorf("%s prints JSON by default, want a table:\n%s", args[0], table)
+		}
+		js, err := run(t, append(args, "-o", "json")...)
+		if err != nil {
+			t.Fatalf("%s -o json: %v", args[0], err)
+		}
+		y, err := run(t, append(args, "-o", "yaml")...)
+		if err != nil {
+			t.Fatalf("%s -o yaml: %v", args[0], err)
+		}
+		var fromJSON, fromYAML any
+		if err := json.Unmarshal([]byte(js), &fromJSON); err != nil {
+			t.Fatalf("%s -o json is not JSON: %v", args[0], err)
+		}
+		if err := yaml.Unmarshal([]byte(y), &fromYAML); err != nil {
+			t.Fatalf("%s -o yaml is not YAML: %v", args[0], err)
+		}
+		if diff := cmp.Diff(fromJSON, fromYAML); diff != "" {
+			t.Errorf("%s: -o json and -o yaml differ (-json +yaml):\n%s", args[0], diff)
 		}
 	}
 }

@@ -97,6 +97,20 @@ func TestProxyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("proxy-config: %v\n%s", err, out)
 	}
+	wantTable := "NAME                                                TYPE  LB POLICY    TLS\n" +
+		"outbound|5000||helloworld.sample.svc.cluster.local  EDS   ROUND_ROBIN  -\n"
+	if out != wantTable {
+		t.Errorf("proxy-config table:\n%s\nwant:\n%s", out, wantTable)
+	}
+	for _, typ := range []string{"eds", "lds", "rds"} {
+		if out, err := runCLI(t, "proxy-config", "--debug-addr", url, "--proxy", "grpc-client-1", "--type", typ); err != nil || !strings.Contains(out, "NAME") && !strings.Contains(out, "CLUSTER") {
+			t.Errorf("proxy-config --type %s: %v\n%s", typ, err, out)
+		}
+	}
+	out, err = runCLI(t, "proxy-config", "--debug-addr", url, "--proxy", "grpc-client-1", "--type", "cds", "-o", "json")
+	if err != nil {
+		t.Fatalf("proxy-config -o json: %v\n%s", err, out)
+	}
 	var dump xds.ConfigDump
 	if err := json.Unmarshal([]byte(out), &dump); err != nil {
 		t.Fatalf("output is not a config dump: %v\n%s", err, out)

@@ -215,8 +215,12 @@ func TestServeWalkthrough(t *testing.T) {
 	if err != nil || !json.Valid([]byte(out)) {
 		t.Errorf("status -o json: %v\n%s", err, out)
 	}
-	if _, _, err := runCauseway(ctx, "status", "--debug-addr", addr, "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "want table or json") {
-		t.Errorf("status -o yaml: %v", err)
+	out, _, err = runCauseway(ctx, "status", "--debug-addr", addr, "-o", "yaml")
+	if err != nil || !strings.Contains(out, "clusters:") {
+		t.Errorf("status -o yaml: %v\n%s", err, out)
+	}
+	if _, _, err := runCauseway(ctx, "status", "--debug-addr", addr, "-o", "wide"); err == nil || !strings.Contains(err.Error(), "want table, json or yaml") {
+		t.Errorf("status -o wide: %v", err)
 	}
 	if code, body := httpBody(t, base+"/debug/endpoints?host=helloworld.sample.svc.cluster.local"); code != 400 {
 		t.Errorf("/debug/endpoints without port: %d %s", code, body)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -32,8 +31,8 @@ and run causeway status against http://localhost:15014. A remote secret
 the server refused is listed in state error with the reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: want table or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
@@ -41,15 +40,15 @@ the server refused is listed in state error with the reason.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), rep)
+			if output != outputTable {
+				return writeStructured(cmd.OutOrStdout(), output, rep)
 			}
 			return debug.WriteTable(cmd.OutOrStdout(), rep, time.Now())
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "debug-addr", "http://localhost:15014", "URL (or host:port) of the server's debug API")
-	fl.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	outputFlag(fl, &output)
 	fl.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the server")
 	return cmd
 }

@@ -90,13 +90,6 @@ func (f *offlineFlags) load(ctx context.Context, stderr io.Writer) (*model.Snaps
 }
 
 // checkOutput checks an -o value.
-func checkOutput(o string) error {
-	if o != "json" && o != "table" {
-		return fmt.Errorf("-o %q: want json or table", o)
-	}
-	return nil
-}
-
 func newViewCommand() *cobra.Command {
 	var (
 		flags   offlineFlags
@@ -126,15 +119,15 @@ cluster: the view does not depend on it (a proxy's endpoints depend on its
 network only); it is checked against the manifests' clusters and the table
 shows the service's cluster IP there, the domain the proxy's routes carry.
 
-The JSON output is the schema of /debug/endpoints: {"cluster", "network",
+The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoints: {"cluster", "network",
 "endpoints": [{"address", "port", "weight", "locality", "cluster", "network",
 "gateway"}]}.`,
 		Example: `  # What a proxy in network2 sees of helloworld:5000 in the bundled example
   causeway view --manifests examples/home --host helloworld.sample --port 5000 --network network2
 
-  # The same with Istio's NodePort gateway addresses, as a table
+  # The same with Istio's NodePort gateway addresses, as JSON
   causeway view --manifests examples/home --host helloworld.sample.svc.cluster.local --port 5000 \
-    --network network1 --nodeport-gateways selector -o table`,
+    --network network1 --nodeport-gateways selector -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -170,8 +163,8 @@ The JSON output is the schema of /debug/endpoints: {"cluster", "network",
 			if v.Endpoints == nil {
 				v.Endpoints = []model.ViewEndpoint{}
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), v)
+			if output != outputTable {
+				return writeStructured(cmd.OutOrStdout(), output, v)
 			}
 			var clusterIP *string
 			if cmd.Flags().Changed("cluster") {
@@ -186,7 +179,7 @@ The JSON output is the schema of /debug/endpoints: {"cluster", "network",
 	cmd.Flags().Uint32Var(&port, "port", 0, "Service port, not the target port (required)")
 	cmd.Flags().StringVar(&network, "network", "", `the proxy's network; "" for a proxy without one (required)`)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the proxy's cluster: checked and shown with the service's cluster IP there; it does not change the view")
-	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json or table")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 

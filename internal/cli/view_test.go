@@ -34,7 +34,7 @@ func TestView(t *testing.T) {
 	}{
 		{
 			name: "network2 sees v2 directly and v1 through network1's load balancer",
-			args: []string{"--host", "helloworld.sample", "--port", "5000", "--network", "network2"},
+			args: []string{"--host", "helloworld.sample", "--port", "5000", "--network", "network2", "-o", "json"},
 			want: `{
   "cluster": "outbound|5000||helloworld.sample.svc.cluster.local",
   "network": "network2",
@@ -170,7 +170,7 @@ func TestViewErrors(t *testing.T) {
 		{"no port", []string{"view", "--manifests", exampleDir, "--host", "a.b", "--network", "n"}, []string{"--port is required"}},
 		{"no network", []string{"view", "--manifests", exampleDir, "--host", "a.b", "--port", "1"}, []string{"--network is required", `--network ""`}},
 		{"port not a number", with("--port", "http"), []string{"--port", "http"}},
-		{"bad output", with("-o", "yaml"), []string{`-o "yaml": want json or table`}},
+		{"bad output", with("-o", "wide"), []string{`-o "wide": want table, json or yaml`}},
 		{"bad policy", with("--no-gateway-endpoints", "keep"), []string{`--no-gateway-endpoints "keep": want drop or direct`}},
 		{"bad nodeport mode", with("--nodeport-gateways", "nodes"), []string{`--nodeport-gateways "nodes": want endpoints or selector`}},
 		{"bad domain", with("--domain", ""), []string{`--domain ""`}},
