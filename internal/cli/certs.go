@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/causeway-mesh/causeway/internal/files"
+	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
@@ -277,18 +278,12 @@ workloads get certificates from it as they renew theirs.`,
 	return cmd
 }
 
-// certsCheckClusterID rejects cluster ids that cannot name a folder safely.
+// certsCheckClusterID checks --cluster with the one cluster-id rule.
 func certsCheckClusterID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsFunc(id, func(r rune) bool { return !certsIDRune(r) }) {
-		return fmt.Errorf("--cluster %q: want a cluster id of letters, digits, '-', '_' and '.' (such as cluster1)", id)
+	if err := model.CheckClusterID(id); err != nil {
+		return fmt.Errorf("--cluster: %w", err)
 	}
 	return nil
-}
-
-// certsIDRune reports whether r may appear in a cluster id.
-func certsIDRune(r rune) bool {
-	return r == '-' || r == '_' || r == '.' ||
-		('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
 }
 
 // certsReadRoot reads DIR/root-cert.pem and DIR/root-key.pem.

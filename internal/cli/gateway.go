@@ -128,6 +128,8 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		return gateway.Config{}, fmt.Errorf("--network is required: the network whose endpoints this gateway forwards to (e.g. network2)")
 	case f.clusterID == "":
 		return gateway.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster this gateway runs in (e.g. cluster2)")
+	case model.CheckClusterID(f.clusterID) != nil:
+		return gateway.Config{}, fmt.Errorf("--cluster-id: %w", model.CheckClusterID(f.clusterID))
 	case f.drain <= 0:
 		return gateway.Config{}, fmt.Errorf("--drain %v: want a positive duration", f.drain)
 	case f.helloTimeout <= 0:

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/causeway-mesh/causeway/internal/model"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsjson "sigs.k8s.io/json"
@@ -224,9 +224,6 @@ func (v Values) withDefaults() Values {
 	return v
 }
 
-// clusterIDPattern: cluster ids go into flags and Secret data keys.
-var clusterIDPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
-
 // validate checks the values of a profile (after withDefaults) and says
 // every problem at once.
 func (v Values) validate(p Profile) error {
@@ -236,8 +233,8 @@ func (v Values) validate(p Profile) error {
 	switch {
 	case v.ClusterID == "" && p != ProfileRemote:
 		bad("the cluster id is required (--cluster-id, or clusterID in the values file): the name the control plane knows this cluster by, e.g. cluster1")
-	case v.ClusterID != "" && !clusterIDPattern.MatchString(v.ClusterID):
-		bad("cluster id %q: use letters, digits, '.', '_' and '-'", v.ClusterID)
+	case v.ClusterID != "" && model.CheckClusterID(v.ClusterID) != nil:
+		bad("%v", model.CheckClusterID(v.ClusterID))
 	}
 	if v.Network == "" && p == ProfileEastWestGateway {
 		bad("the network is required for an east-west gateway (--network): the network whose traffic it admits")
