@@ -31,10 +31,6 @@ const (
 	certsSecretName = "cacerts"
 	// certsDefaultNamespace is the control plane's namespace.
 	certsDefaultNamespace = "istio-system"
-	// File modes: keys readable by their owner only.
-	certsKeyMode  fs.FileMode = 0o600
-	certsCertMode fs.FileMode = 0o644
-	certsDirMode  fs.FileMode = 0o700
 )
 
 func newCertsCommand() *cobra.Command {
@@ -146,11 +142,11 @@ it; keep root-key.pem offline once the intermediates are made.`,
 			if err != nil {
 				return fmt.Errorf("make root CA: %w", err)
 			}
-			files := []certsFile{
-				{pki.FileRootCert, certPEM, certsCertMode},
-				{pki.FileRootKey, keyPEM, certsKeyMode},
+			files := []pki.File{
+				{Name: pki.FileRootCert, Data: certPEM, Mode: pki.CertMode},
+				{Name: pki.FileRootKey, Data: keyPEM, Mode: pki.KeyMode},
 			}
-			if err := certsWriteFiles(out, files, force); err != nil {
+			if err := pki.WriteFiles(out, files, force); err != nil {
 				return err
 			}
 			return certsReportWritten(cmd.OutOrStdout(), out, files, certPEM)
@@ -225,11 +221,11 @@ workloads get certificates from it as they renew theirs.`,
 			if err != nil {
 				return fmt.Errorf("root in %s: %w", rootDir, err)
 			}
-			files := []certsFile{
-				{pki.FileCACert, bundle.CACert, certsCertMode},
-				{pki.FileCAKey, bundle.CAKey, certsKeyMode},
-				{pki.FileRootCert, bundle.RootCert, certsCertMode},
-				{pki.FileCertChain, bundle.CertChain, certsCertMode},
+			files := []pki.File{
+				{Name: pki.FileCACert, Data: bundle.CACert, Mode: pki.CertMode},
+				{Name: pki.FileCAKey, Data: bundle.CAKey, Mode: pki.KeyMode},
+				{Name: pki.FileRootCert, Data: bundle.RootCert, Mode: pki.CertMode},
+				{Name: pki.FileCertChain, Data: bundle.CertChain, Mode: pki.CertMode},
 			}
 			// Build the client first: a bad kubeconfig fails before any file
 			// is written.
@@ -242,7 +238,7 @@ workloads get certificates from it as they renew theirs.`,
 					return err
 				}
 			}
-			if err := certsWriteFiles(out, files, force); err != nil {
+			if err := pki.WriteFiles(out, files, force); err != nil {
 				return err
 			}
 			if err := certsReportWritten(cmd.OutOrStdout(), out, files, bundle.CertChain); err != nil {
@@ -316,18 +312,11 @@ func certsReadRoot(ctx context.Context, dir string) (certPEM, keyPEM []byte, err
 	return certPEM, keyPEM, nil
 }
 
-// certsFile is a file to write.
-type certsFile struct {
-	name string
-	data []byte
-	mode fs.FileMode
-}
-
 // certsReportWritten lists the files written and the certificates made.
-func certsReportWritten(w io.Writer, dir string, files []certsFile, certs []byte) error {
+func certsReportWritten(w io.Writer, dir string, files []pki.File, certs []byte) error {
 	var b strings.Builder
 	for _, f := range files {
-		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(dir, f.name))
+		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(dir, f.Name))
 	}
 	infos, err := pki.Inspect(certs)
 	if err != nil {

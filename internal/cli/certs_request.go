@@ -156,18 +156,18 @@ func (f *certsRequestFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("encode the key: %w", err)
 	}
-	files := []certsFile{
-		{certsRequestKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), certsKeyMode},
-		{certsRequestChainFile, chain, certsCertMode},
-		{pki.FileRootCert, root, certsCertMode},
+	files := []pki.File{
+		{Name: certsRequestKeyFile, Data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), Mode: pki.KeyMode},
+		{Name: certsRequestChainFile, Data: chain, Mode: pki.CertMode},
+		{Name: pki.FileRootCert, Data: root, Mode: pki.CertMode},
 	}
 	// A workload certificate is renewed by fetching a new one: replace.
-	if err := certsWriteFiles(f.out, files, true); err != nil {
+	if err := pki.WriteFiles(f.out, files, true); err != nil {
 		return err
 	}
 	var b strings.Builder
 	for _, file := range files {
-		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(f.out, file.name))
+		fmt.Fprintf(&b, "wrote %s\n", filepath.Join(f.out, file.Name))
 	}
 	fmt.Fprintf(&b, "  %s, valid until %s, issued by %s\n", id, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.Issuer)
 	_, err = fmt.Fprint(cmd.OutOrStdout(), b.String())

@@ -68,12 +68,11 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 func readBundle(t *testing.T, dir string) pki.Bundle {
 	t.Helper()
-	return pki.Bundle{
-		CACert:    readFile(t, filepath.Join(dir, pki.FileCACert)),
-		CAKey:     readFile(t, filepath.Join(dir, pki.FileCAKey)),
-		RootCert:  readFile(t, filepath.Join(dir, pki.FileRootCert)),
-		CertChain: readFile(t, filepath.Join(dir, pki.FileCertChain)),
+	b, err := pki.ReadBundle(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b
 }
 
 // TestCertsSeedFlow is the seed's flow: one root, one intermediate per
@@ -187,8 +186,8 @@ func TestCertsRefuseOverwrite(t *testing.T) {
 	sets := 0
 	for _, e := range entries {
 		switch {
-		case e.Name() == certsDataLink:
-		case strings.HasPrefix(e.Name(), certsSetPrefix):
+		case e.Name() == pki.DataLink:
+		case strings.HasPrefix(e.Name(), pki.SetPrefix):
 			sets++
 		case strings.HasPrefix(e.Name(), "."):
 			t.Errorf("temporary file %s left behind", e.Name())

@@ -1,57 +1,74 @@
-package cli
+package pki
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/causeway-mesh/causeway/internal/files"
 )
 
-// certsDataLink is the symlink, in an output folder, to the folder that
+// DataLink is the symlink, in an output folder, to the folder that
 // holds the current set of files; each file's name is a symlink through it
 // (ca-cert.pem -> ..data/ca-cert.pem). Replacing the one link replaces the
 // whole set at once, as the kubelet's atomic writer does for projected
 // volumes: a reader sees the old set or the new one, never a new certificate
 // with an old key.
-const certsDataLink = "..data"
+const DataLink = "..data"
 
-// certsSetPrefix starts the names of the folders that hold sets.
-const certsSetPrefix = "..set-"
+// SetPrefix starts the names of the folders that hold sets.
+const SetPrefix = "..set-"
 
-// certsStep names a point of certsWriteSet, for tests that fail it there.
-type certsStep string
-
+// File modes: keys readable by their owner only.
 const (
-	certsStepAdopted certsStep = "adopted" // old plain files moved behind ..data
-	certsStepWritten certsStep = "written" // new set written and synced in its own folder
-	certsStepLinked  certsStep = "linked"  // every name is a symlink through ..data
-	certsStepSwapped certsStep = "swapped" // ..data points at the new set
+	KeyMode  fs.FileMode = 0o600
+	CertMode fs.FileMode = 0o644
+	DirMode  fs.FileMode = 0o700
 )
 
-// certsWriteFiles writes files into dir (made if missing) as one set. Without
-// force it refuses when any of them exists, before writing anything.
-func certsWriteFiles(dir string, files []certsFile, force bool) error {
-	return certsWriteSet(dir, files, force, nil)
+// File is one file of a set to write.
+type File struct {
+	Name string
+	Data []byte
+	Mode fs.FileMode
 }
 
-// certsWriteSet is certsWriteFiles with a hook called after each step; an
+// WriteStep names a point of WriteFileSet, for tests that fail it there.
+type WriteStep string
+
+const (
+	StepAdopted WriteStep = "adopted" // old plain files moved behind ..data
+	StepWritten WriteStep = "written" // new set written and synced in its own folder
+	StepLinked  WriteStep = "linked"  // every name is a symlink through ..data
+	StepSwapped WriteStep = "swapped" // ..data points at the new set
+)
+
+// WriteFiles writes files into dir (made if missing) as one set. Without
+// force it refuses when any of them exists, before writing anything.
+func WriteFiles(dir string, files []File, force bool) error {
+	return WriteFileSet(dir, files, force, nil)
+}
+
+// WriteFileSet is WriteFiles with a hook called after each step; an
 // error from it stops the write there, as a crash would.
-func certsWriteSet(dir string, files []certsFile, force bool, hook func(certsStep) error) error {
+func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) error) error {
 	if dir == "" {
 		return errors.New("--out is empty: name the folder to write into")
 	}
 	if hook == nil {
-		hook = func(certsStep) error { return nil }
+		hook = func(WriteStep) error { return nil }
 	}
-	if err := os.MkdirAll(dir, certsDirMode); err != nil {
+	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return fmt.Errorf("make folder for the certificates: %w", err)
 	}
 	if !force {
 		var existing []string
 		for _, f := range files {
-			p := filepath.Join(dir, f.name)
+			p := filepath.Join(dir, f.Name)
 			if _, err := os.Lstat(p); err == nil {
 				existing = append(existing, p)
 			} else if !errors.Is(err, fs.ErrNotExist) {
@@ -67,17 +84,17 @@ func certsWriteSet(dir string, files []certsFile, force bool, hook func(certsSte
 
 	// Plain files of an older layout (or written by hand) go behind ..data
 	// first, unchanged: each is replaced by a symlink to the same content.
-	cur, err := certsAdopt(dir, files)
+	cur, err := adoptPlain(dir, files)
 	if err != nil {
 		return fail(err)
 	}
-	if err := hook(certsStepAdopted); err != nil {
+	if err := hook(StepAdopted); err != nil {
 		return fail(err)
 	}
 
 	// The new set, complete and on disk, in a folder of its own; files of
 	// the current set that this one does not replace are carried over.
-	next, err := os.MkdirTemp(dir, certsSetPrefix)
+	next, err := os.MkdirTemp(dir, SetPrefix)
 	if err != nil {
 		return fail(err)
 	}
@@ -90,8 +107,8 @@ func certsWriteSet(dir string, files []certsFile, force bool, hook func(certsSte
 	}()
 	names := map[string]bool{}
 	for _, f := range files {
-		names[f.name] = true
-		if err := certsWriteSynced(filepath.Join(next, f.name), f.data, f.mode); err != nil {
+		names[f.Name] = true
+		if err := writeSynced(filepath.Join(next, f.Name), f.Data, f.Mode); err != nil {
 			return fail(err)
 		}
 	}
@@ -108,36 +125,36 @@ func certsWriteSet(dir string, files []certsFile, force bool, hook func(certsSte
 			}
 		}
 	}
-	if err := certsSyncDir(next); err != nil {
+	if err := syncDir(next); err != nil {
 		return fail(err)
 	}
-	if err := hook(certsStepWritten); err != nil {
+	if err := hook(StepWritten); err != nil {
 		return fail(err)
 	}
 
 	// Every name a symlink through ..data (a new name points at nothing
 	// until the swap, as it held nothing before).
 	for _, f := range files {
-		if err := certsEnsureLink(dir, f.name); err != nil {
+		if err := ensureLink(dir, f.Name); err != nil {
 			return fail(err)
 		}
 	}
-	if err := certsSyncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fail(err)
 	}
-	if err := hook(certsStepLinked); err != nil {
+	if err := hook(StepLinked); err != nil {
 		return fail(err)
 	}
 
 	// The one step readers see: ..data now names the new set.
-	if err := certsReplaceLink(dir, certsDataLink, nextName); err != nil {
+	if err := replaceLink(dir, DataLink, nextName); err != nil {
 		return fail(err)
 	}
 	committed = true
-	if err := certsSyncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fail(err)
 	}
-	if err := hook(certsStepSwapped); err != nil {
+	if err := hook(StepSwapped); err != nil {
 		return fail(err)
 	}
 	if cur != "" && cur != nextName {
@@ -146,24 +163,24 @@ func certsWriteSet(dir string, files []certsFile, force bool, hook func(certsSte
 	return nil
 }
 
-// certsAdopt moves plain files among files' names behind ..data (made if
+// adoptPlain moves plain files among files' names behind ..data (made if
 // missing), and returns the folder ..data names ("" when there is none).
-func certsAdopt(dir string, files []certsFile) (string, error) {
-	cur, err := os.Readlink(filepath.Join(dir, certsDataLink))
+func adoptPlain(dir string, files []File) (string, error) {
+	cur, err := os.Readlink(filepath.Join(dir, DataLink))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
 	var plain []string
 	for _, f := range files {
-		if fi, err := os.Lstat(filepath.Join(dir, f.name)); err == nil && fi.Mode().IsRegular() {
-			plain = append(plain, f.name)
+		if fi, err := os.Lstat(filepath.Join(dir, f.Name)); err == nil && fi.Mode().IsRegular() {
+			plain = append(plain, f.Name)
 		}
 	}
 	if len(plain) == 0 {
 		return cur, nil
 	}
 	if cur == "" {
-		d, err := os.MkdirTemp(dir, certsSetPrefix)
+		d, err := os.MkdirTemp(dir, SetPrefix)
 		if err != nil {
 			return "", err
 		}
@@ -175,32 +192,32 @@ func certsAdopt(dir string, files []certsFile) (string, error) {
 			return "", err
 		}
 	}
-	if err := certsSyncDir(filepath.Join(dir, cur)); err != nil {
+	if err := syncDir(filepath.Join(dir, cur)); err != nil {
 		return "", err
 	}
-	if err := certsReplaceLink(dir, certsDataLink, cur); err != nil {
+	if err := replaceLink(dir, DataLink, cur); err != nil {
 		return "", err
 	}
 	for _, name := range plain {
-		if err := certsReplaceLink(dir, name, filepath.Join(certsDataLink, name)); err != nil {
+		if err := replaceLink(dir, name, filepath.Join(DataLink, name)); err != nil {
 			return "", err
 		}
 	}
-	return cur, certsSyncDir(dir)
+	return cur, syncDir(dir)
 }
 
-// certsEnsureLink makes dir/name the symlink ..data/name, unless it is.
-func certsEnsureLink(dir, name string) error {
-	target := filepath.Join(certsDataLink, name)
+// ensureLink makes dir/name the symlink ..data/name, unless it is.
+func ensureLink(dir, name string) error {
+	target := filepath.Join(DataLink, name)
 	if t, err := os.Readlink(filepath.Join(dir, name)); err == nil && t == target {
 		return nil
 	}
-	return certsReplaceLink(dir, name, target)
+	return replaceLink(dir, name, target)
 }
 
-// certsReplaceLink atomically makes dir/name a symlink to target: a new
+// replaceLink atomically makes dir/name a symlink to target: a new
 // link under a temporary name, renamed over the old one.
-func certsReplaceLink(dir, name, target string) error {
+func replaceLink(dir, name, target string) error {
 	tmp := filepath.Join(dir, ".."+name+".tmp")
 	_ = os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {
@@ -213,8 +230,8 @@ func certsReplaceLink(dir, name, target string) error {
 	return nil
 }
 
-// certsWriteSynced writes a new file with mode and syncs it.
-func certsWriteSynced(path string, data []byte, mode fs.FileMode) error {
+// writeSynced writes a new file with mode and syncs it.
+func writeSynced(path string, data []byte, mode fs.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
@@ -234,12 +251,30 @@ func certsWriteSynced(path string, data []byte, mode fs.FileMode) error {
 	return f.Close()
 }
 
-// certsSyncDir syncs a folder, so the names it holds survive a crash.
-func certsSyncDir(dir string) error {
+// syncDir syncs a folder, so the names it holds survive a crash.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ReadBundle reads the four files of Istio's plug-in CA layout from dir
+// (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), each through
+// the bounded reader for PEM files. It does not check the bundle: NewCA does.
+func ReadBundle(ctx context.Context, dir string) (Bundle, error) {
+	var b Bundle
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{FileCACert, &b.CACert}, {FileCAKey, &b.CAKey}, {FileRootCert, &b.RootCert}, {FileCertChain, &b.CertChain}} {
+		data, err := files.Read(ctx, filepath.Join(dir, f.name), files.PEM)
+		if err != nil {
+			return Bundle{}, fmt.Errorf("CA bundle %s: %w", dir, err)
+		}
+		*f.dst = data
+	}
+	return b, nil
 }
