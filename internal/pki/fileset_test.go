@@ -47,6 +47,9 @@ func TestCertsWriteSetIsAtomic(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "c1")
 				if legacy {
 					// The layout of the file-by-file writer: plain files.
+					if err := os.MkdirAll(dir, DirMode); err != nil {
+						t.Fatal(err)
+					}
 					for _, f := range bundleFiles(old) {
 						if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o600); err != nil {
 							t.Fatal(err)
