@@ -5,30 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 
-	"github.com/causeway-mesh/causeway/internal/files"
+	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
 const (
-	// certsSecretName is the Secret Istio (and Causeway) read a plug-in CA from.
-	certsSecretName = "cacerts"
 	// certsDefaultNamespace is the control plane's namespace.
 	certsDefaultNamespace = "istio-system"
 )
@@ -211,7 +203,7 @@ workloads get certificates from it as they renew theirs.`,
 			if err != nil {
 				return err
 			}
-			rootCert, rootKey, err := certsReadRoot(cmd.Context(), rootDir)
+			rootCert, rootKey, err := pki.ReadRoot(cmd.Context(), rootDir)
 			if err != nil {
 				return err
 			}
@@ -247,7 +239,7 @@ workloads get certificates from it as they renew theirs.`,
 			if !apply {
 				return nil
 			}
-			created, err := certsApplySecret(cmd.Context(), cs, namespace, bundle)
+			created, err := ca.ApplyPluginSecret(cmd.Context(), cs, namespace, bundle)
 			if err != nil {
 				return fmt.Errorf("plug the CA into %s: %w (the files are in %s: fix the cause and run again with --force to make and plug in a new CA, or create the Secret from them yourself)",
 					host, err, out)
@@ -256,7 +248,7 @@ workloads get certificates from it as they renew theirs.`,
 			if created {
 				verb = "created"
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s Secret %s/%s in %s\n", verb, namespace, certsSecretName, host)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s Secret %s/%s in %s\n", verb, namespace, ca.PluginSecretName, host)
 			return err
 		},
 	}
@@ -282,36 +274,6 @@ func certsCheckClusterID(id string) error {
 	return nil
 }
 
-// certsReadRoot reads DIR/root-cert.pem and DIR/root-key.pem.
-func certsReadRoot(ctx context.Context, dir string) (certPEM, keyPEM []byte, err error) {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil, fmt.Errorf("root folder %s does not exist: make a root first with `causeway certs root --out %s`", dir, dir)
-	case err != nil:
-		return nil, nil, fmt.Errorf("root folder: %w", err)
-	case !fi.IsDir():
-		return nil, nil, fmt.Errorf("--root %s is a file: give the folder holding %s and %s", dir, pki.FileRootCert, pki.FileRootKey)
-	}
-	certPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootCert), files.PEM)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s has no %s: make a root with `causeway certs root --out %s`, or point --root at the folder holding %s and %s",
-			dir, pki.FileRootCert, dir, pki.FileRootCert, pki.FileRootKey)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read root certificate: %w", err)
-	}
-	keyPEM, err = files.Read(ctx, filepath.Join(dir, pki.FileRootKey), files.PEM)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s has %s but no %s: signing an intermediate needs the root's key; copy it back from where it is kept",
-			dir, pki.FileRootCert, pki.FileRootKey)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read root key: %w", err)
-	}
-	return certPEM, keyPEM, nil
-}
-
 // certsReportWritten lists the files written and the certificates made.
 func certsReportWritten(w io.Writer, dir string, files []pki.File, certs []byte) error {
 	var b strings.Builder
@@ -327,45 +289,6 @@ func certsReportWritten(w io.Writer, dir string, files []pki.File, certs []byte)
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
-}
-
-// certsApplySecret creates the Secret cacerts in namespace with the bundle's
-// four keys or, when it exists, replaces its data. It reports whether the
-// Secret was created.
-func certsApplySecret(ctx context.Context, cs kubernetes.Interface, namespace string, b pki.Bundle) (created bool, err error) {
-	secrets := cs.CoreV1().Secrets(namespace)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: certsSecretName, Namespace: namespace},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       b.Data(),
-	}
-	_, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
-	switch {
-	case err == nil:
-		return true, nil
-	case apierrors.IsNotFound(err):
-		return false, fmt.Errorf("namespace %s does not exist: create it (kubectl create namespace %s) or pass --namespace: %w",
-			namespace, namespace, err)
-	case !apierrors.IsAlreadyExists(err):
-		return false, fmt.Errorf("create Secret %s/%s: %w", namespace, certsSecretName, err)
-	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := secrets.Get(ctx, certsSecretName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cur.Type != corev1.SecretTypeOpaque {
-			return fmt.Errorf("the existing Secret is of type %s, not Opaque; delete it (kubectl -n %s delete secret %s) and run again",
-				cur.Type, namespace, certsSecretName)
-		}
-		cur.Data = b.Data()
-		_, err = secrets.Update(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("update Secret %s/%s: %w", namespace, certsSecretName, err)
-	}
-	return false, nil
 }
 
 func newCertsInspectCommand() *cobra.Command {
@@ -413,12 +336,12 @@ the root, nothing has expired. Problems are reported, not fatal.`,
 				return errors.New("give PEM files or folders, or --secret NS/NAME, or --configmap NS/NAME (one of them)")
 			}
 			var (
-				report certsReport
+				report pki.Report
 				err    error
 			)
 			switch {
 			case len(args) > 0:
-				report, err = certsInspectPaths(cmd.Context(), args)
+				report, err = pki.InspectPaths(cmd.Context(), args)
 			default:
 				report, err = certsInspectObject(cmd.Context(), kube, secret, configMap)
 			}
@@ -438,84 +361,19 @@ the root, nothing has expired. Problems are reported, not fatal.`,
 	return cmd
 }
 
-// certsReport is what `certs inspect` shows.
-type certsReport struct {
-	Sources []certsSource `json:"sources"`
-	// Bundles are the checks of Istio plug-in CA bundles found.
-	Bundles []certsBundleCheck `json:"bundles,omitempty"`
-}
-
-// certsSource is one PEM file or data key.
-type certsSource struct {
-	Source       string         `json:"source"`
-	Certificates []pki.CertInfo `json:"certificates"`
-	// Chain is the check of a chain of several certificates that ends at a
-	// self-signed root: "ok" or the problem.
-	Chain string `json:"chain,omitempty"`
-}
-
-// certsBundleCheck is the check of a plug-in bundle: "ok" or the problem.
-type certsBundleCheck struct {
-	Source string `json:"source"`
-	Check  string `json:"check"`
-}
-
-// certsInspectPaths inspects files and folders.
-func certsInspectPaths(ctx context.Context, paths []string) (certsReport, error) {
-	var report certsReport
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return certsReport{}, fmt.Errorf("inspect: %w", err)
-		}
-		if !fi.IsDir() {
-			data, err := files.Read(ctx, p, files.PEM)
-			if err != nil {
-				return certsReport{}, fmt.Errorf("inspect: %w", err)
-			}
-			src, err := certsInspectPEM(p, data)
-			if err != nil {
-				return certsReport{}, fmt.Errorf("%s: %w (is it a key, or not PEM?)", p, err)
-			}
-			report.Sources = append(report.Sources, src)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return certsReport{}, fmt.Errorf("inspect: %w", err)
-		}
-		data := map[string][]byte{}
-		for _, e := range entries {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".pem") {
-				continue
-			}
-			b, err := files.Read(ctx, filepath.Join(p, e.Name()), files.PEM)
-			if err != nil {
-				return certsReport{}, fmt.Errorf("inspect: %w", err)
-			}
-			data[e.Name()] = b
-		}
-		if len(data) == 0 {
-			return certsReport{}, fmt.Errorf("%s holds no .pem file", p)
-		}
-		certsInspectData(&report, p+string(filepath.Separator), data)
-	}
-	return report, nil
-}
-
 // certsInspectObject inspects a Secret's or ConfigMap's data keys.
-func certsInspectObject(ctx context.Context, kube certsKubeFlags, secret, configMap string) (certsReport, error) {
+func certsInspectObject(ctx context.Context, kube certsKubeFlags, secret, configMap string) (pki.Report, error) {
 	ref, flag := secret, "--secret"
 	if configMap != "" {
 		ref, flag = configMap, "--configmap"
 	}
 	ns, name, ok := strings.Cut(ref, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return certsReport{}, fmt.Errorf("%s %q: want NAMESPACE/NAME, such as istio-system/cacerts", flag, ref)
+		return pki.Report{}, fmt.Errorf("%s %q: want NAMESPACE/NAME, such as istio-system/cacerts", flag, ref)
 	}
 	cs, host, err := kube.client()
 	if err != nil {
-		return certsReport{}, err
+		return pki.Report{}, err
 	}
 	data := map[string][]byte{}
 	var kind string
@@ -523,114 +381,30 @@ func certsInspectObject(ctx context.Context, kube certsKubeFlags, secret, config
 		kind = "secret"
 		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return certsReport{}, fmt.Errorf("get Secret %s/%s from %s: %w", ns, name, host, err)
+			return pki.Report{}, fmt.Errorf("get Secret %s/%s from %s: %w", ns, name, host, err)
 		}
 		data = s.Data
 	} else {
 		kind = "configmap"
 		c, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return certsReport{}, fmt.Errorf("get ConfigMap %s/%s from %s: %w", ns, name, host, err)
+			return pki.Report{}, fmt.Errorf("get ConfigMap %s/%s from %s: %w", ns, name, host, err)
 		}
 		for k, v := range c.Data {
 			data[k] = []byte(v)
 		}
 		maps.Copy(data, c.BinaryData)
 	}
-	var report certsReport
-	certsInspectData(&report, kind+" "+ns+"/"+name+" ", data)
+	var report pki.Report
+	report.AddData(kind+" "+ns+"/"+name+" ", data)
 	if len(report.Sources) == 0 {
-		return certsReport{}, fmt.Errorf("%s %s/%s holds no PEM certificate in its %d key(s)", kind, ns, name, len(data))
+		return pki.Report{}, fmt.Errorf("%s %s/%s holds no PEM certificate in its %d key(s)", kind, ns, name, len(data))
 	}
 	return report, nil
 }
 
-// certsInspectData inspects each key of data that holds certificates, in
-// key order, and checks the plug-in bundle when the keys are Istio's.
-func certsInspectData(report *certsReport, prefix string, data map[string][]byte) {
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		src, err := certsInspectPEM(prefix+k, data[k])
-		if err != nil {
-			continue // a key, or not PEM
-		}
-		report.Sources = append(report.Sources, src)
-	}
-	if _, ok := data[pki.FileCACert]; !ok {
-		return
-	}
-	if _, ok := data[pki.FileCAKey]; !ok {
-		return
-	}
-	check := "ok"
-	if _, err := pki.NewCA(pki.BundleFromData(data)); err != nil {
-		check = err.Error() + certsTornAdvice(prefix, err)
-	}
-	report.Bundles = append(report.Bundles, certsBundleCheck{Source: strings.TrimSpace(prefix), Check: check})
-}
-
-// certsInspectPEM describes every certificate of data, and checks it as a
-// chain when it holds several ending at a self-signed root.
-func certsInspectPEM(source string, data []byte) (certsSource, error) {
-	infos, err := pki.Inspect(data)
-	if err != nil {
-		return certsSource{}, err
-	}
-	src := certsSource{Source: source, Certificates: infos}
-	if len(infos) > 1 && infos[len(infos)-1].SelfSigned {
-		src.Chain = "ok"
-		if err := pki.Verify(data, data, pki.VerifyOptions{}); err != nil {
-			src.Chain = err.Error()
-		}
-	} else if len(infos) > 1 {
-		src.Chain = certsChainOrder(infos)
-	}
-	return src, nil
-}
-
-// certsChainOrder explains a chain of several certificates that does not
-// end at a self-signed root: most often one in the wrong order. It returns
-// "" when each certificate is issued by the next (a chain that stops below
-// its root, which is fine).
-func certsChainOrder(infos []pki.CertInfo) string {
-	const fix = "put the leaf (or the intermediate CA) first and each certificate before its issuer, the root last: for cert-chain.pem, ca-cert.pem then root-cert.pem (cat ca-cert.pem root-cert.pem > cert-chain.pem)"
-	for i := range infos[:len(infos)-1] {
-		if infos[i].SelfSigned {
-			return fmt.Sprintf("NOT IN ORDER: the self-signed root is certificate [%d] of %d, not the last; %s", i, len(infos), fix)
-		}
-	}
-	for i := range infos[:len(infos)-1] {
-		if infos[i].Issuer != infos[i+1].Subject {
-			return fmt.Sprintf("NOT IN ORDER: certificate [%d] is issued by %q, but the next one is %q; %s",
-				i, infos[i].Issuer, infos[i+1].Subject, fix)
-		}
-	}
-	return ""
-}
-
-// certsTornAdvice says what to do with a CA bundle whose files do not
-// belong together: a key that is not the certificate's, or a chain or root
-// of another CA (a write cut short, or files copied from two sets).
-func certsTornAdvice(prefix string, err error) string {
-	if !errors.Is(err, pki.ErrKeyMismatch) && !errors.Is(err, pki.ErrChainBroken) {
-		return ""
-	}
-	where := strings.TrimSpace(prefix)
-	redo := "causeway certs intermediate --root ROOT --cluster ID --force"
-	if dir, ok := strings.CutSuffix(where, string(filepath.Separator)); ok {
-		redo += " --out " + dir
-	} else {
-		redo += " --apply"
-	}
-	return fmt.Sprintf(" -- THE SET IS TORN: its files come from different CAs; do not plug it in. Restore all four files from one set (a backup, or the cacerts Secret that works), or make a new set: %s", redo)
-}
-
 // certsWriteText prints a report for people.
-func certsWriteText(w io.Writer, report certsReport, now time.Time) error {
+func certsWriteText(w io.Writer, report pki.Report, now time.Time) error {
 	var b strings.Builder
 	for i, src := range report.Sources {
 		if i > 0 {

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
@@ -334,7 +335,7 @@ func TestCertsInspect(t *testing.T) {
 		}
 	}
 
-	var report certsReport
+	var report pki.Report
 	if err := json.Unmarshal([]byte(mustCauseway(t, "certs", "inspect", "-o", "json", filepath.Join(certs, "cluster1"))), &report); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestCertsInspect(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("inspect of the folder (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]certsBundleCheck{{Source: filepath.Join(certs, "cluster1") + "/", Check: "ok"}}, report.Bundles); diff != "" {
+	if diff := cmp.Diff([]pki.BundleCheck{{Source: filepath.Join(certs, "cluster1") + "/", Check: "ok"}}, report.Bundles); diff != "" {
 		t.Errorf("bundle check (-want +got):\n%s", diff)
 	}
 
@@ -433,11 +434,11 @@ func TestCertsApplySecret(t *testing.T) {
 	cs := fake.NewClientset()
 	ctx := t.Context()
 
-	created, err := certsApplySecret(ctx, cs, "istio-system", b1)
+	created, err := ca.ApplyPluginSecret(ctx, cs, "istio-system", b1)
 	if err != nil || !created {
 		t.Fatalf("first apply: created=%t, %v", created, err)
 	}
-	created, err = certsApplySecret(ctx, cs, "istio-system", b2)
+	created, err = ca.ApplyPluginSecret(ctx, cs, "istio-system", b2)
 	if err != nil || created {
 		t.Fatalf("second apply: created=%t, %v; want an update", created, err)
 	}
@@ -456,7 +457,7 @@ func TestCertsApplySecret(t *testing.T) {
 	if _, err := cs.CoreV1().Secrets("other").Create(ctx, tlsSecret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := certsApplySecret(ctx, cs, "other", b1); err == nil || !strings.Contains(err.Error(), "not Opaque") {
+	if _, err := ca.ApplyPluginSecret(ctx, cs, "other", b1); err == nil || !strings.Contains(err.Error(), "not Opaque") {
 		t.Errorf("apply over a TLS Secret: %v, want an error saying it is not Opaque", err)
 	}
 }
