@@ -28,6 +28,7 @@ const (
 	AnnotationMemLimit = "sidecar.istio.io/proxyMemoryLimit"
 	AnnotationRewrite  = "sidecar.istio.io/rewriteAppHTTPProbers"
 	AnnotationConfig   = "proxy.istio.io/config"
+	AnnotationNative   = "sidecar.istio.io/nativeSidecar"
 
 	LabelTLSMode           = "security.istio.io/tlsMode"
 	LabelWorkloadName      = "service.istio.io/workload-name"
@@ -202,7 +203,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxyCfg, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	proxyCfg, pcMap, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := in.options(pod.Annotations, pcMap)
 	if err != nil {
 		return nil, err
 	}
@@ -227,25 +232,34 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		return nil, err
 	}
 
-	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg)
+	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg, &opts)
 	status := sidecarStatus{Revision: in.cfg.Revision}
+	native := opts.native
 	var first []corev1.Container // init containers before the pod's own
-	if !in.cfg.CNI {
+	if !in.cfg.CNI && opts.mode != ModeNone {
 		status.InitContainers = append(status.InitContainers, InitName)
-		if in.cfg.NativeSidecars {
-			first = append(first, in.initContainer(res))
+		if native {
+			first = append(first, in.initContainer(res, &opts))
 		} else {
 			// Last, so that the pod's own init containers run uncaptured.
-			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res))
+			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res, &opts))
 		}
 	}
-	if in.cfg.NativeSidecars {
+	switch {
+	case native:
 		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
 		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
 			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", agentPort), "POST", "drain"}}}}
 		first = append(first, proxy)
 		status.InitContainers = append(status.InitContainers, ProxyName)
-	} else {
+	case opts.hold:
+		// First, and the app's containers start once the agent's wait
+		// returns (the proxy is ready).
+		proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "wait"}}}}
+		out.Spec.Containers = append([]corev1.Container{proxy}, out.Spec.Containers...)
+		status.Containers = []string{ProxyName}
+	default:
 		out.Spec.Containers = append(out.Spec.Containers, proxy)
 		status.Containers = []string{ProxyName}
 	}
@@ -261,6 +275,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		out.Labels = map[string]string{}
 	}
 	setDefault(out.Labels, LabelTLSMode, "istio")
+	if network != "" {
+		// As istiod: the pod carries the network it was injected for, so
+		// that its endpoints are placed in the network its proxy announces.
+		out.Labels[model.LabelNetwork] = string(network)
+	}
 	if _, ok := out.Labels[LabelCanonicalName]; !ok {
 		name := firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
 		if len(name) > 63 {
@@ -365,27 +384,33 @@ func defaultResources() corev1.ResourceRequirements {
 	}
 }
 
+// agentDiscoveryAddress is the discoveryAddress pilot-agent uses when
+// PROXY_CONFIG gives none (Istio's default ProxyConfig).
+const agentDiscoveryAddress = "istiod.istio-system.svc:15012"
+
 // proxyConfig returns PROXY_CONFIG (JSON): the pod's proxy.istio.io/config
 // (a ProxyConfig in YAML or JSON), with discoveryAddress set to discovery
-// unless the annotation sets it.
-func proxyConfig(annotation, discovery string) (string, error) {
+// unless the annotation sets it. As istiod does, discoveryAddress is left
+// out when it is pilot-agent's own default. It also returns the decoded
+// config.
+func proxyConfig(annotation, discovery string) (string, map[string]any, error) {
 	cfg := map[string]any{}
 	if annotation != "" {
 		if len(annotation) > maxConfigAnnotation {
-			return "", fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
+			return "", nil, fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
 		}
 		if err := yamlToMap(annotation, cfg); err != nil {
-			return "", fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
+			return "", nil, fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
 		}
 	}
-	if _, ok := cfg["discoveryAddress"]; !ok {
+	if _, ok := cfg["discoveryAddress"]; !ok && discovery != agentDiscoveryAddress {
 		cfg["discoveryAddress"] = discovery
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
-		return "", fmt.Errorf("encode PROXY_CONFIG: %w", err)
+		return "", nil, fmt.Errorf("encode PROXY_CONFIG: %w", err)
 	}
-	return string(b), nil
+	return string(b), cfg, nil
 }
 
 // workload is the pod's workload as Istio names it.
@@ -426,20 +451,22 @@ func workloadOf(pod *corev1.Pod) workload {
 	return workload{name: name, owner: owner}
 }
 
-// initContainer is istio-init: the iptables capture of REDIRECT mode
-// (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
-// Envoy's own ports excluded from inbound capture).
-func (in *Injector) initContainer(res corev1.ResourceRequirements) corev1.Container {
+// initContainer is istio-init: the iptables capture of the pod's
+// interception mode (outbound to 15001, inbound to 15006, uid 1337
+// exempt, the agent's and Envoy's own ports excluded from inbound capture,
+// and what the traffic annotations say).
+func (in *Injector) initContainer(res corev1.ResourceRequirements, o *podOptions) corev1.Container {
+	args := []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", o.mode}
+	args = append(args, o.iptables...)
+	args = append(args, "--log_output_level="+o.agentLog)
 	return corev1.Container{
-		Name:  InitName,
-		Image: in.cfg.ProxyImage,
-		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", "REDIRECT",
-			"-i", "*", "-x", "", "-b", "*", "-d", fmt.Sprintf("%d,%d,%d", promPort, readyPort, agentPort),
-			"--log_output_level=default:info"},
+		Name:                     InitName,
+		Image:                    o.image,
+		Args:                     args,
 		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		ImagePullPolicy:          pullPolicy(o.image),
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: new(false),
 			Privileged:               new(false),
@@ -468,14 +495,17 @@ func fieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 }
 
+// resourceEnv is an env var from the proxy's own resources: without a
+// container name, as in Istio's template (an env var's resource field
+// refers to its own container).
 func resourceEnv(name, res string, divisor string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
-		ContainerName: ProxyName, Resource: res, Divisor: resource.MustParse(divisor)}}}
+		Resource: res, Divisor: resource.MustParse(divisor)}}}
 }
 
 // proxyContainer is istio-proxy: pilot-agent and Envoy.
 func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workload, apps []string,
-	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string,
+	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string, o *podOptions,
 ) corev1.Container {
 	env := []corev1.EnvVar{
 		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
@@ -488,17 +518,19 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "1"),
 		{Name: "PROXY_CONFIG", Value: proxyCfg},
 	}
-	if len(ports) > 0 {
-		b, _ := json.Marshal(ports) // ContainerPorts always encode
-		env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
+	// Always written, "[]" for a pod without ports, as Istio's template.
+	if ports == nil {
+		ports = []corev1.ContainerPort{}
 	}
+	b, _ := json.Marshal(ports) // ContainerPorts always encode
+	env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
 	env = append(env,
 		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
 		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
 		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
 		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
 		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
-		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: "REDIRECT"},
+		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: o.mode},
 		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: wl.name},
 		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: wl.owner},
 		corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: in.cfg.MeshID},
@@ -517,30 +549,39 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
 		}
 	}
+	readiness := ready(o.readinessPeriod, o.readinessFailures)
+	readiness.InitialDelaySeconds = o.readinessDelay
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Privileged:               new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		RunAsGroup:               new(int64(ProxyUID)),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(ProxyUID)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	if o.mode == ModeTProxy {
+		// TPROXY needs the proxy to run as root with NET_ADMIN to set
+		// the transparent socket option; its gid stays 1337 for capture.
+		sc.RunAsNonRoot, sc.RunAsUser = new(false), new(int64(0))
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+	}
 	return corev1.Container{
 		Name:  ProxyName,
-		Image: in.cfg.ProxyImage,
+		Image: o.image,
 		Args: []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc." + in.cfg.Domain,
-			"--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"},
+			"--proxyLogLevel=" + o.proxyLog, "--proxyComponentLogLevel=" + o.componentLog, "--log_output_level=" + o.agentLog},
 		Ports: []corev1.ContainerPort{{Name: "http-envoy-prom", ContainerPort: promPort, Protocol: corev1.ProtocolTCP}},
 		Env:   env,
 		// A probe every 15 s, 4 failures; the startup probe polls every
 		// second for 10 minutes.
-		ReadinessProbe:           ready(15, 4),
+		ReadinessProbe:           readiness,
 		StartupProbe:             ready(1, 600),
 		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: new(false),
-			Privileged:               new(false),
-			ReadOnlyRootFilesystem:   new(true),
-			RunAsGroup:               new(int64(ProxyUID)),
-			RunAsNonRoot:             new(true),
-			RunAsUser:                new(int64(ProxyUID)),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		ImagePullPolicy:          pullPolicy(o.image),
+		SecurityContext:          sc,
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
 			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
@@ -672,11 +713,12 @@ type prober struct {
 // rewriteProbes points the probes of the pod's containers (and its init
 // containers) at the agent, as istiod does: each HTTP, TCP or gRPC probe
 // becomes an HTTP GET of /app-health/CONTAINER/readyz|livez|startupz on
-// 15020 (an HTTPS one keeps its host and headers but is HTTP to the
-// agent), and ISTIO_KUBE_APP_PROBERS, returned, maps those paths to the
-// original checks, named ports resolved; "" when there is none. The pod's
-// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Lifecycle
-// hooks are not rewritten.
+// 15020, and each HTTP or TCP lifecycle hook one of
+// /app-lifecycle/CONTAINER/prestopz|poststartz (an HTTPS one keeps its
+// host and headers but is HTTP to the agent). ISTIO_KUBE_APP_PROBERS,
+// returned, maps those paths to the original checks, named ports
+// resolved; "" when there is none. The pod's
+// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off.
 func rewriteProbes(pod *corev1.Pod) (string, error) {
 	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
 		return "", nil
@@ -692,42 +734,34 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 				if p.probe == nil {
 					continue
 				}
-				path := "/app-health/" + c.Name + "/" + p.kind
-				orig := prober{TimeoutSeconds: p.probe.TimeoutSeconds}
-				var port *intstr.IntOrString
-				h := p.probe.ProbeHandler
-				switch {
-				case h.HTTPGet != nil:
-					orig.HTTPGet = h.HTTPGet.DeepCopy()
-					port = &orig.HTTPGet.Port
-				case h.TCPSocket != nil:
-					orig.TCPSocket = h.TCPSocket.DeepCopy()
-					port = &orig.TCPSocket.Port
-				case h.GRPC != nil:
-					orig.GRPC = h.GRPC.DeepCopy()
-				default:
-					continue // exec probes run in the container
+				h := &p.probe.ProbeHandler
+				orig := prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
+				get, err := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, p.kind, orig, probers)
+				if err != nil {
+					return "", err
 				}
-				if port != nil && port.Type == intstr.String {
-					i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
-					if i < 0 {
-						return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
-							c.Name, p.kind, port.StrVal)
-					}
-					*port = intstr.FromInt32(c.Ports[i].ContainerPort)
+				if get != nil {
+					*h = corev1.ProbeHandler{HTTPGet: get}
 				}
-				if port == nil || port.IntVal != agentPort {
-					probers[path] = orig
+			}
+			if c.Lifecycle == nil {
+				continue
+			}
+			for _, l := range []struct {
+				kind    string
+				handler *corev1.LifecycleHandler
+			}{{"prestopz", c.Lifecycle.PreStop}, {"poststartz", c.Lifecycle.PostStart}} {
+				if l.handler == nil {
+					continue
 				}
-				get := &corev1.HTTPGetAction{}
-				if h.HTTPGet != nil {
-					get = h.HTTPGet.DeepCopy()
+				h := l.handler
+				get, err := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, probers)
+				if err != nil {
+					return "", err
 				}
-				get.Path, get.Port = path, intstr.FromInt32(agentPort)
-				if get.Scheme == corev1.URISchemeHTTPS {
-					get.Scheme = corev1.URISchemeHTTP
+				if get != nil {
+					*h = corev1.LifecycleHandler{HTTPGet: get}
 				}
-				p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: get}
 			}
 		}
 	}
@@ -739,4 +773,44 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 		return "", fmt.Errorf("encode ISTIO_KUBE_APP_PROBERS: %w", err)
 	}
 	return string(b), nil
+}
+
+// rewriteCheck records the check orig of container c (a probe or a
+// lifecycle hook, named kind) in probers under path, with a named port
+// resolved, and returns the HTTP GET of path on the agent that replaces
+// it; nil for a check the agent does not run (exec, sleep), which stays.
+func rewriteCheck(c *corev1.Container, path, kind string, orig prober, probers map[string]prober) (*corev1.HTTPGetAction, error) {
+	var port *intstr.IntOrString
+	switch {
+	case orig.HTTPGet != nil:
+		orig.HTTPGet = orig.HTTPGet.DeepCopy()
+		port = &orig.HTTPGet.Port
+	case orig.TCPSocket != nil:
+		orig.TCPSocket = orig.TCPSocket.DeepCopy()
+		port = &orig.TCPSocket.Port
+	case orig.GRPC != nil:
+		orig.GRPC = orig.GRPC.DeepCopy()
+	default:
+		return nil, nil
+	}
+	if port != nil && port.Type == intstr.String {
+		i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
+		if i < 0 {
+			return nil, fmt.Errorf("container %s: %s port %q names no port of the container: fix the probe or hook",
+				c.Name, kind, port.StrVal)
+		}
+		*port = intstr.FromInt32(c.Ports[i].ContainerPort)
+	}
+	if port == nil || port.IntVal != agentPort {
+		probers[path] = orig
+	}
+	get := &corev1.HTTPGetAction{}
+	if orig.HTTPGet != nil {
+		get = orig.HTTPGet.DeepCopy()
+	}
+	get.Path, get.Port = path, intstr.FromInt32(agentPort)
+	if get.Scheme == corev1.URISchemeHTTPS {
+		get.Scheme = corev1.URISchemeHTTP
+	}
+	return get, nil
 }
