@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ const (
 
 	ProxyName = "istio-proxy"
 	InitName  = "istio-init"
+	// ValidationName is the init container of CNI mode: it checks that
+	// Istio's CNI plugin set up the capture, and changes nothing.
+	ValidationName = "istio-validation"
 
 	// ProxyUID is the uid (and gid) the proxy runs as; iptables leaves
 	// its traffic alone.
@@ -62,7 +66,9 @@ type Config struct {
 	// ProxyImage is the image of istio-init and istio-proxy. Default
 	// DefaultProxyImage.
 	ProxyImage string
-	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture.
+	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture,
+	// from the capture annotations the injector writes on the pod, and
+	// the istio-validation init container, first, checks it did.
 	CNI bool
 	// NativeSidecars injects istio-proxy as a Kubernetes native sidecar:
 	// an init container with restartPolicy Always, after istio-init and
@@ -236,7 +242,13 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	status := sidecarStatus{Revision: in.cfg.Revision}
 	native := opts.native
 	var first []corev1.Container // init containers before the pod's own
-	if !in.cfg.CNI && opts.mode != ModeNone {
+	switch {
+	case opts.mode == ModeNone:
+	case in.cfg.CNI:
+		// First, so that no container of the pod starts uncaptured.
+		status.InitContainers = append(status.InitContainers, ValidationName)
+		first = append(first, in.validationContainer(res, &opts))
+	default:
 		status.InitContainers = append(status.InitContainers, InitName)
 		if native {
 			first = append(first, in.initContainer(res, &opts))
@@ -292,6 +304,9 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
+	}
+	if in.cfg.CNI {
+		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode))
 	}
 	st, err := json.Marshal(status)
 	if err != nil {
@@ -480,6 +495,26 @@ func (in *Injector) initContainer(res corev1.ResourceRequirements, o *podOptions
 			},
 		},
 	}
+}
+
+// validationContainer is istio-validation, CNI mode's first init
+// container: istio-iptables with the pod's capture arguments, only
+// checking (--run-validation --skip-rule-apply) that the CNI plugin set
+// the capture up, as the proxy's uid without privileges.
+func (in *Injector) validationContainer(res corev1.ResourceRequirements, o *podOptions) corev1.Container {
+	c := in.initContainer(res, o)
+	c.Name = ValidationName
+	c.Args = append(c.Args, "--run-validation", "--skip-rule-apply")
+	c.SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Privileged:               new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		RunAsGroup:               new(int64(ProxyUID)),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(ProxyUID)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	return c
 }
 
 // pullPolicy is what the API server would default, written out so that
@@ -736,11 +771,7 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 				}
 				h := &p.probe.ProbeHandler
 				orig := prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
-				get, err := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, p.kind, orig, probers)
-				if err != nil {
-					return "", err
-				}
-				if get != nil {
+				if get := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, orig, probers); get != nil {
 					*h = corev1.ProbeHandler{HTTPGet: get}
 				}
 			}
@@ -755,11 +786,7 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 					continue
 				}
 				h := l.handler
-				get, err := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, probers)
-				if err != nil {
-					return "", err
-				}
-				if get != nil {
+				if get := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, probers); get != nil {
 					*h = corev1.LifecycleHandler{HTTPGet: get}
 				}
 			}
@@ -776,10 +803,10 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 }
 
 // rewriteCheck records the check orig of container c (a probe or a
-// lifecycle hook, named kind) in probers under path, with a named port
+// lifecycle hook) in probers under path, with a named port
 // resolved, and returns the HTTP GET of path on the agent that replaces
 // it; nil for a check the agent does not run (exec, sleep), which stays.
-func rewriteCheck(c *corev1.Container, path, kind string, orig prober, probers map[string]prober) (*corev1.HTTPGetAction, error) {
+func rewriteCheck(c *corev1.Container, path string, orig prober, probers map[string]prober) *corev1.HTTPGetAction {
 	var port *intstr.IntOrString
 	switch {
 	case orig.HTTPGet != nil:
@@ -791,17 +818,20 @@ func rewriteCheck(c *corev1.Container, path, kind string, orig prober, probers m
 	case orig.GRPC != nil:
 		orig.GRPC = orig.GRPC.DeepCopy()
 	default:
-		return nil, nil
+		return nil
 	}
+	known := true
 	if port != nil && port.Type == intstr.String {
 		i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
-		if i < 0 {
-			return nil, fmt.Errorf("container %s: %s port %q names no port of the container: fix the probe or hook",
-				c.Name, kind, port.StrVal)
+		if i >= 0 {
+			*port = intstr.FromInt32(c.Ports[i].ContainerPort)
 		}
-		*port = intstr.FromInt32(c.Ports[i].ContainerPort)
+		// As istiod: a port name that names no port of the container has
+		// no check the agent could run, so none is recorded, and the
+		// rewritten probe fails, as the kubelet's own would.
+		known = i >= 0
 	}
-	if port == nil || port.IntVal != agentPort {
+	if known && (port == nil || port.IntVal != agentPort) {
 		probers[path] = orig
 	}
 	get := &corev1.HTTPGetAction{}
@@ -812,5 +842,5 @@ func rewriteCheck(c *corev1.Container, path, kind string, orig prober, probers m
 	if get.Scheme == corev1.URISchemeHTTPS {
 		get.Scheme = corev1.URISchemeHTTP
 	}
-	return get, nil
+	return get
 }

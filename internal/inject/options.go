@@ -161,6 +161,32 @@ func iptablesArgs(ann map[string]string) ([]string, error) {
 	return args, nil
 }
 
+// cniAnnotations are the annotations Istio's CNI plugin reads to set up
+// the capture in CNI mode, as Istio's template writes them: the
+// interception mode and the traffic annotations, with their defaults.
+func cniAnnotations(ann map[string]string, mode string) map[string]string {
+	out := map[string]string{
+		AnnotationInterceptionMode:        mode,
+		AnnotationIncludeOutboundIPRanges: orDefault(ann[AnnotationIncludeOutboundIPRanges], "*"),
+		AnnotationIncludeInboundPorts:     orDefault(ann[AnnotationIncludeInboundPorts], "*"),
+		AnnotationExcludeInboundPorts:     excludeInbound(ann[AnnotationExcludeInboundPorts], strconv.Itoa(agentPort)),
+	}
+	if v := ann[AnnotationExcludeOutboundIPRanges]; v != "" {
+		out[AnnotationExcludeOutboundIPRanges] = v
+	}
+	for _, k := range []string{AnnotationIncludeOutboundPorts, AnnotationExcludeOutboundPorts} {
+		if v, ok := ann[k]; ok {
+			out[k] = v
+		}
+	}
+	for _, k := range []string{AnnotationKubevirtInterfaces, AnnotationRerouteInterfaces, AnnotationExcludeInterfaces} {
+		if v := ann[k]; v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // excludeInbound adds port to the comma-separated list unless it is there.
 func excludeInbound(list, port string) string {
 	var out []string

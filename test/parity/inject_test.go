@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,9 @@ type injectCase struct {
 	// reinject names an earlier case: the pod is istiod's injected pod
 	// of that case, sent again (a reinvoked webhook, a re-created pod).
 	reinject string
+	// skipped: istiod leaves the pod without a sidecar; refused: istiod
+	// refuses it.
+	skipped, refused bool
 }
 
 // TestInjectionParityWithIstiod is the parity proof of issue 16's
@@ -79,10 +84,6 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 	table := loadInjectTable(t)
 	tmpl := testenv.RequireIstioModuleFile(t, istioTemplateFile)
 	chartValues := testenv.RequireIstioModuleFile(t, istioValuesFile)
-	values, err := injectorValues(chartValues)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{injCluster}})
 	c := env.Clusters[0]
@@ -97,83 +98,9 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cs.CoreV1().ConfigMaps(systemNamespace).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "istio-sidecar-injector", Namespace: systemNamespace},
-		Data:       map[string]string{"config": injectorConfig(string(tmpl)), "values": values},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// With --httpsAddr empty istiod serves its webhooks, /inject among
-	// them, on its plain HTTP address.
-	ist, err := env.StartIstiod(ctx, bins, testenv.IstiodOptions{
-		Cluster:    c,
-		MeshConfig: "trustDomain: " + injTrustDomain + "\n",
-		Env:        []string{"INJECT_ENABLED=true", "ENABLE_NATIVE_SIDECARS=false"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	in := inject.New(inject.Config{
-		ProxyImage:  injHub + "/proxyv2:" + injTag,
-		ClusterID:   injCluster,
-		TrustDomain: injTrustDomain,
-		MeshID:      injMeshID,
-		// The model's rule in `causeway serve`: the pod's own label,
-		// else the topology.istio.io/network label of its cluster's
-		// istio-system (network1 for cluster1; none for the remote
-		// cluster, whose webhook URL names its network).
-		Network: func(c model.ClusterID, label model.NetworkID) model.NetworkID {
-			if label != "" || c != injCluster {
-				return label
-			}
-			return injNetwork
-		},
-	})
-	handler, err := in.Handler(slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cw := httptest.NewServer(handler)
-	defer cw.Close()
-
 	var all []xp.Difference
-	injected := map[string]*corev1.Pod{} // istiod's pod of each case
-	for _, tc := range injectCases() {
-		path := tc.path
-		if path == "" {
-			path = inject.Path
-		}
-		pod := &tc.pod
-		if tc.reinject != "" {
-			if pod = injected[tc.reinject]; pod == nil {
-				t.Fatalf("%s: reinjects case %q, which is not before it", tc.name, tc.reinject)
-			}
-		}
-		raw, err := json.Marshal(pod)
-		if err != nil {
-			t.Fatal(err)
-		}
-		istPod, err := injectVia(ctx, "http://"+ist.HTTPAddr+path, raw)
-		if err != nil {
-			t.Fatalf("%s: istiod: %v\n%s", tc.name, err, ist.Tail())
-		}
-		injected[tc.name] = istPod
-		cwPod, err := injectVia(ctx, cw.URL+path, raw)
-		if err != nil {
-			t.Fatalf("%s: causeway: %v", tc.name, err)
-		}
-		var facts [2]xp.Facts
-		for i, p := range []*corev1.Pod{istPod, cwPod} {
-			stored, err := cs.CoreV1().Pods(injNamespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				t.Fatalf("%s: the API server refuses the pod %s injected: %v", tc.name, []string{"istiod", "causeway"}[i], err)
-			}
-			if facts[i], err = xp.PodFacts(stored); err != nil {
-				t.Fatal(err)
-			}
-		}
-		all = append(all, xp.Compare(tc.name, facts[0], facts[1])...)
+	for _, setup := range injectSetups() {
+		all = append(all, compareInjectors(ctx, t, env, bins, setup, string(tmpl), chartValues)...)
 	}
 	unexplained, gaps, used := table.Explain(all)
 	report := injectReport(all, unexplained, gaps, used, table)
@@ -194,6 +121,154 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 			t.Errorf("deliberate difference %s of %s matches nothing: delete the row, or add the case that shows it", r.ID, injectTablePath)
 		}
 	}
+}
+
+// injectSetup is one configuration both injectors run with, and the
+// cases compared under it.
+type injectSetup struct {
+	// name prefixes the names of its cases in the report.
+	name string
+	// revision is the control plane revision ("" is default).
+	revision string
+	// cni turns on Istio's CNI mode (values pilot.cni.enabled) and
+	// Causeway's --injection-cni.
+	cni   bool
+	cases []injectCase
+}
+
+// injectSetups are the configurations compared: Istio's defaults with
+// every case, then a revision with CNI on a few.
+func injectSetups() []injectSetup {
+	cases := injectCases()
+	some := func(names ...string) []injectCase {
+		var out []injectCase
+		for _, c := range cases {
+			if slices.Contains(names, c.name) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return []injectSetup{
+		{name: "default", cases: cases},
+		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations")},
+	}
+}
+
+// compareInjectors starts istiod with setup's configuration, builds
+// Causeway's injector with the same, sends both every case of setup and
+// returns the differences of the pods they make, each case named
+// SETUP/CASE. istiod is stopped on return.
+func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins testenv.IstioBinaries, setup injectSetup, tmpl string, chartValues []byte) []xp.Difference {
+	t.Helper()
+	c := env.Clusters[0]
+	cs := c.Client()
+	values, err := injectorValues(chartValues, setup.revision, setup.cni)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := "istio-sidecar-injector"
+	istiodSvc := "istiod"
+	if setup.revision != "" {
+		cm += "-" + setup.revision
+		istiodSvc += "-" + setup.revision
+	}
+	if _, err := cs.CoreV1().ConfigMaps(systemNamespace).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: cm, Namespace: systemNamespace},
+		Data:       map[string]string{"config": injectorConfig(tmpl), "values": values},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// As Istio's chart writes the mesh config of a revision: its proxies
+	// connect to the revision's istiod.
+	mesh := "trustDomain: " + injTrustDomain + "\n"
+	if setup.revision != "" {
+		mesh += "defaultConfig:\n  discoveryAddress: " + istiodSvc + "." + systemNamespace + ".svc:15012\n"
+	}
+	// With --httpsAddr empty istiod serves its webhooks, /inject among
+	// them, on its plain HTTP address.
+	ist, err := env.StartIstiod(ctx, bins, testenv.IstiodOptions{
+		Cluster:    c,
+		MeshConfig: mesh,
+		Env:        []string{"INJECT_ENABLED=true", "ENABLE_NATIVE_SIDECARS=false", "REVISION=" + setup.revision},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ist.Stop()
+
+	in := inject.New(inject.Config{
+		ProxyImage:  injHub + "/proxyv2:" + injTag,
+		ClusterID:   injCluster,
+		TrustDomain: injTrustDomain,
+		MeshID:      injMeshID,
+		Revision:    setup.revision,
+		CNI:         setup.cni,
+		// The model's rule in `causeway serve`: the pod's own label,
+		// else the topology.istio.io/network label of its cluster's
+		// istio-system (network1 for cluster1; none for the remote
+		// cluster, whose webhook URL names its network).
+		Network: func(c model.ClusterID, label model.NetworkID) model.NetworkID {
+			if label != "" || c != injCluster {
+				return label
+			}
+			return injNetwork
+		},
+	})
+	handler, err := in.Handler(slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := httptest.NewServer(handler)
+	defer cw.Close()
+
+	var all []xp.Difference
+	injected := map[string]*corev1.Pod{} // istiod's pod of each case
+	for _, tc := range setup.cases {
+		name := setup.name + "/" + tc.name
+		path := tc.path
+		if path == "" {
+			path = inject.Path
+		}
+		pod := &tc.pod
+		if tc.reinject != "" {
+			if pod = injected[tc.reinject]; pod == nil {
+				t.Fatalf("%s: reinjects case %q, which is not before it", name, tc.reinject)
+			}
+		}
+		raw, err := json.Marshal(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		istPod, istAllowed, err := injectVia(ctx, "http://"+ist.HTTPAddr+path, raw)
+		if err != nil {
+			t.Fatalf("%s: istiod: %v\n%s", name, err, ist.Tail())
+		}
+		injected[tc.name] = istPod
+		cwPod, cwAllowed, err := injectVia(ctx, cw.URL+path, raw)
+		if err != nil {
+			t.Fatalf("%s: causeway: %v", name, err)
+		}
+		// The oracle must have done what the case is about, so that no
+		// case compares two untouched pods by mistake.
+		_, sidecar := istPod.Annotations[inject.AnnotationStatus]
+		if want := !tc.skipped; sidecar != want || istAllowed != !tc.refused {
+			t.Fatalf("%s: istiod injected: %v, allowed: %v; the case wants injected %v, allowed %v: fix the case", name, sidecar, istAllowed, want, !tc.refused)
+		}
+		var facts [2]xp.Facts
+		for i, p := range []*corev1.Pod{istPod, cwPod} {
+			stored, err := cs.CoreV1().Pods(injNamespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil {
+				t.Fatalf("%s: the API server refuses the pod %s injected: %v", name, []string{"istiod", "causeway"}[i], err)
+			}
+			if facts[i], err = xp.PodFacts(stored); err != nil {
+				t.Fatal(err)
+			}
+			facts[i]["review/allowed"] = strconv.FormatBool([]bool{istAllowed, cwAllowed}[i])
+		}
+		all = append(all, xp.Compare(name, facts[0], facts[1])...)
+	}
+	return all
 }
 
 func loadInjectTable(t *testing.T) *xp.Table {
@@ -227,7 +302,7 @@ func injectorConfig(template string) string {
 // injectorValues is the ConfigMap's "values" as Istio's chart writes it
 // (the chart's defaults, only the keys the template reads), with the
 // values of this test.
-func injectorValues(chart []byte) (string, error) {
+func injectorValues(chart []byte, revision string, cni bool) (string, error) {
 	var doc map[string]map[string]any
 	if err := yaml.Unmarshal(chart, &doc); err != nil {
 		return "", fmt.Errorf("Istio's chart values: %w", err)
@@ -247,11 +322,16 @@ func injectorValues(chart []byte) (string, error) {
 	}
 	mc["clusterName"] = injCluster
 	gateways, _ := d["gateways"].(map[string]any)
+	pilotCNI, _ := d["cni"].(map[string]any)
+	if pilotCNI == nil {
+		pilotCNI = map[string]any{}
+	}
+	pilotCNI["enabled"] = cni
 	values := map[string]any{
 		"global":                 global,
 		"sidecarInjectorWebhook": d["sidecarInjectorWebhook"],
-		"revision":               d["revision"],
-		"pilot":                  map[string]any{"cni": d["cni"], "env": d["env"]},
+		"revision":               revision,
+		"pilot":                  map[string]any{"cni": pilotCNI, "env": d["env"]},
 		"gateways":               map[string]any{"securityContext": gateways["securityContext"], "seccompProfile": gateways["seccompProfile"]},
 	}
 	b, err := json.Marshal(values)
@@ -263,8 +343,8 @@ func injectorValues(chart []byte) (string, error) {
 
 // injectVia posts an AdmissionReview of a Pod CREATE of raw to url and
 // returns the pod with the answer's patch applied (raw itself when the
-// answer has none). An answer that refuses the pod is an error.
-func injectVia(ctx context.Context, url string, raw []byte) (*corev1.Pod, error) {
+// answer has none), and whether the answer allows the pod.
+func injectVia(ctx context.Context, url string, raw []byte) (*corev1.Pod, bool, error) {
 	review := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request: &admissionv1.AdmissionRequest{
@@ -278,35 +358,40 @@ func injectVia(ctx context.Context, url string, raw []byte) (*corev1.Pod, error)
 	}
 	body, err := json.Marshal(review)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReviewResponse))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
+		return nil, false, fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
 	}
 	var out admissionv1.AdmissionReview
 	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("decode the answer: %w", err)
+		return nil, false, fmt.Errorf("decode the answer: %w", err)
 	}
-	if out.Response == nil || !out.Response.Allowed {
-		return nil, fmt.Errorf("the pod is refused: %s", b)
+	if out.Response == nil {
+		return nil, false, fmt.Errorf("an answer without a response: %s", b)
 	}
-	return xp.ApplyPatch(raw, out.Response.Patch)
+	if !out.Response.Allowed {
+		pod, err := xp.ApplyPatch(raw, nil)
+		return pod, false, err
+	}
+	pod, err := xp.ApplyPatch(raw, out.Response.Patch)
+	return pod, true, err
 }
 
 // injectCases are the pods compared: what issue 16 names (plain, ports and
@@ -416,10 +501,23 @@ func injectCases() []injectCase {
 		{name: "prometheus-off", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
 			"prometheus.io/scrape": "false",
 		}), Spec: app(web)}},
-		{name: "annotation-opt-out", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{inject.AnnotationInject: "false"}), Spec: app(web)}},
+		{name: "annotation-opt-out", skipped: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{inject.AnnotationInject: "false"}), Spec: app(web)}},
 		{name: "already-injected", reinject: "ports-probes"},
 		{name: "already-injected-native", reinject: "native-sidecar"},
-		{name: "opt-out", pod: corev1.Pod{ObjectMeta: meta(map[string]string{inject.LabelInject: "false"}, nil), Spec: app(web)}},
+		{name: "opt-out", skipped: true, pod: corev1.Pod{ObjectMeta: meta(map[string]string{inject.LabelInject: "false"}, nil), Spec: app(web)}},
+		{name: "bad-annotation", skipped: true, refused: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationProxyCPU: "lots",
+		}), Spec: app(web)}},
+		{name: "bad-capture-annotation", skipped: true, refused: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationExcludeOutboundIPRanges: "10.0.0.0/40",
+		}), Spec: app(web)}},
+		{name: "bad-interception-mode", skipped: true, refused: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationInterceptionMode: "MAGIC",
+		}), Spec: app(web)}},
+		{name: "unknown-probe-port", pod: corev1.Pod{ObjectMeta: meta(nil, nil), Spec: app(corev1.Container{
+			Name: "web", Image: "registry.example/web:1",
+			ReadinessProbe: httpGet("/ready", intstr.FromString("nope")),
+		})}},
 		{name: "remote-cluster", path: inject.PathPrefix + "cluster/cluster2/net/network2",
 			pod: corev1.Pod{ObjectMeta: meta(nil, nil), Spec: app(withPorts)}},
 	}
