@@ -558,8 +558,8 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		ports = []corev1.ContainerPort{}
 	}
 	b, _ := json.Marshal(ports) // ContainerPorts always encode
-	env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
 	env = append(env,
+		corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)},
 		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
 		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
 		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),

@@ -94,16 +94,15 @@ func PodFacts(pod *corev1.Pod) (Facts, error) {
 			return nil, err
 		}
 	}
-	spec := pod.Spec.DeepCopy()
-	spec.InitContainers, spec.Containers, spec.Volumes = nil, nil, nil
-	if err := f.addJSON(KindPodSpec, spec); err != nil {
+	if err := f.addJSON(KindPodSpec, &pod.Spec, "initContainers", "containers", "volumes"); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
 // addJSON adds the facts of v (encoded to JSON) under prefix, leaving out
-// the keys skip (a name that is already in the prefix).
+// the keys skip (a name that is already in the prefix, lists with facts of
+// their own).
 func (f Facts) addJSON(prefix string, v any, skip ...string) error {
 	b, err := json.Marshal(v)
 	if err != nil {

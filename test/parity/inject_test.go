@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,9 +143,9 @@ func injectSetups() []injectSetup {
 	cases := injectCases()
 	some := func(names ...string) []injectCase {
 		var out []injectCase
-		for _, c := range cases {
-			if slices.Contains(names, c.name) {
-				out = append(out, c)
+		for i := range cases {
+			if slices.Contains(names, cases[i].name) {
+				out = append(out, cases[i])
 			}
 		}
 		return out
@@ -224,7 +225,8 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 
 	var all []xp.Difference
 	injected := map[string]*corev1.Pod{} // istiod's pod of each case
-	for _, tc := range setup.cases {
+	for i := range setup.cases {
+		tc := &setup.cases[i]
 		name := setup.name + "/" + tc.name
 		path := tc.path
 		if path == "" {
@@ -407,9 +409,7 @@ func injectCases() []injectCase {
 	}
 	meta := func(labels, annotations map[string]string) metav1.ObjectMeta {
 		l := map[string]string{"app": "web", "version": "v1", "pod-template-hash": "5d8f7b9c4"}
-		for k, v := range labels {
-			l[k] = v
-		}
+		maps.Copy(l, labels)
 		return metav1.ObjectMeta{GenerateName: "web-5d8f7b9c4-", Namespace: injNamespace, Labels: l, Annotations: annotations, OwnerReferences: owner}
 	}
 	web := corev1.Container{Name: "web", Image: "registry.example/web:1"}
