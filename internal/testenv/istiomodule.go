@@ -51,11 +51,29 @@ func ReadIstioModuleFile(ctx context.Context, rel string) ([]byte, error) {
 	return b, nil
 }
 
-// RequireIstioModuleFile is [ReadIstioModuleFile] for a test: a missing
-// file skips or fails it as [SkipOrFail] says.
-func RequireIstioModuleFile(t testing.TB, rel string) []byte {
+// ReadIstioFile returns the file name of the oracle's folder
+// ([FindIstio]: tools/istio/build.sh copies there what a test needs from
+// the module, such as injection-template.yaml), or, when a cache built
+// before that file was added lacks it, the module's file rel
+// ([ReadIstioModuleFile]).
+func ReadIstioFile(ctx context.Context, name, rel string) ([]byte, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("testenv: read working directory: %w", err)
+	}
+	if dir, err := istioBinDir(os.Getenv, wd); err == nil {
+		if b, err := readBounded(filepath.Join(dir, name), maxIstioFileBytes); err == nil {
+			return b, nil
+		}
+	}
+	return ReadIstioModuleFile(ctx, rel)
+}
+
+// RequireIstioFile is [ReadIstioFile] for a test: a missing file skips or
+// fails it as [SkipOrFail] says.
+func RequireIstioFile(t testing.TB, name, rel string) []byte {
 	t.Helper()
-	b, err := ReadIstioModuleFile(t.Context(), rel)
+	b, err := ReadIstioFile(t.Context(), name, rel)
 	if err != nil {
 		SkipOrFail(t, "%v", err)
 	}

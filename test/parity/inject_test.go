@@ -36,7 +36,8 @@ const (
 	// injectTablePath is the injection's table of deliberate differences.
 	injectTablePath = "../../docs/injection.md"
 	// Istio's injection template and its chart's values, in the module
-	// tools/istio pins.
+	// tools/istio pins (tools/istio/build.sh also copies them beside
+	// pilot-discovery).
 	istioTemplateFile = "manifests/charts/istio-control/istio-discovery/files/injection-template.yaml"
 	istioValuesFile   = "manifests/charts/istio-control/istio-discovery/values.yaml"
 	// injectReportEnv names a file the injection report is also written to.
@@ -83,8 +84,8 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 	bins := testenv.RequireIstio(t)
 	testenv.RequireBinaries(t, false)
 	table := loadInjectTable(t)
-	tmpl := testenv.RequireIstioModuleFile(t, istioTemplateFile)
-	chartValues := testenv.RequireIstioModuleFile(t, istioValuesFile)
+	tmpl := testenv.RequireIstioFile(t, "injection-template.yaml", istioTemplateFile)
+	chartValues := testenv.RequireIstioFile(t, "injection-values.yaml", istioValuesFile)
 
 	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{injCluster}})
 	c := env.Clusters[0]
