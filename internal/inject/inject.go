@@ -233,7 +233,7 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		appNames = append(appNames, out.Spec.Containers[i].Name)
 		ports = append(ports, out.Spec.Containers[i].Ports...)
 	}
-	probers, err := rewriteProbes(out)
+	probers, err := rewriteProbes(out, opts.statusPort)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +261,7 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	case native:
 		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
 		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
-			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", agentPort), "POST", "drain"}}}}
+			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", opts.statusPort), "POST", "drain"}}}}
 		first = append(first, proxy)
 		status.InitContainers = append(status.InitContainers, ProxyName)
 	case opts.hold:
@@ -306,7 +306,7 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		out.Annotations = map[string]string{}
 	}
 	if in.cfg.CNI {
-		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode))
+		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode, opts.statusPort))
 	}
 	st, err := json.Marshal(status)
 	if err != nil {
@@ -584,8 +584,13 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
 		}
 	}
-	readiness := ready(o.readinessPeriod, o.readinessFailures)
-	readiness.InitialDelaySeconds = o.readinessDelay
+	// The agent's probes, unless it has no status port.
+	var readiness, startup *corev1.Probe
+	if o.statusPort != 0 {
+		readiness = ready(o.readinessPeriod, o.readinessFailures)
+		readiness.InitialDelaySeconds = o.readinessDelay
+		startup = ready(1, 600)
+	}
 	sc := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: new(false),
 		Privileged:               new(false),
@@ -611,7 +616,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		// A probe every 15 s, 4 failures; the startup probe polls every
 		// second for 10 minutes.
 		ReadinessProbe:           readiness,
-		StartupProbe:             ready(1, 600),
+		StartupProbe:             startup,
 		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
@@ -754,7 +759,7 @@ type prober struct {
 // returned, maps those paths to the original checks, named ports
 // resolved; "" when there is none. The pod's
 // sidecar.istio.io/rewriteAppHTTPProbers=false turns it off.
-func rewriteProbes(pod *corev1.Pod) (string, error) {
+func rewriteProbes(pod *corev1.Pod, statusPort int32) (string, error) {
 	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
 		return "", nil
 	}
@@ -771,7 +776,7 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 				}
 				h := &p.probe.ProbeHandler
 				orig := prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
-				if get := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, orig, probers); get != nil {
+				if get := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, orig, statusPort, probers); get != nil {
 					*h = corev1.ProbeHandler{HTTPGet: get}
 				}
 			}
@@ -786,7 +791,7 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 					continue
 				}
 				h := l.handler
-				if get := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, probers); get != nil {
+				if get := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, statusPort, probers); get != nil {
 					*h = corev1.LifecycleHandler{HTTPGet: get}
 				}
 			}
@@ -804,9 +809,10 @@ func rewriteProbes(pod *corev1.Pod) (string, error) {
 
 // rewriteCheck records the check orig of container c (a probe or a
 // lifecycle hook) in probers under path, with a named port
-// resolved, and returns the HTTP GET of path on the agent that replaces
-// it; nil for a check the agent does not run (exec, sleep), which stays.
-func rewriteCheck(c *corev1.Container, path string, orig prober, probers map[string]prober) *corev1.HTTPGetAction {
+// resolved, and returns the HTTP GET of path on the agent's statusPort
+// that replaces it (a check already on the default agent port is not
+// recorded); nil for a check the agent does not run (exec, sleep), which stays.
+func rewriteCheck(c *corev1.Container, path string, orig prober, statusPort int32, probers map[string]prober) *corev1.HTTPGetAction {
 	var port *intstr.IntOrString
 	switch {
 	case orig.HTTPGet != nil:
@@ -838,7 +844,7 @@ func rewriteCheck(c *corev1.Container, path string, orig prober, probers map[str
 	if orig.HTTPGet != nil {
 		get = orig.HTTPGet.DeepCopy()
 	}
-	get.Path, get.Port = path, intstr.FromInt32(agentPort)
+	get.Path, get.Port = path, intstr.FromInt32(statusPort)
 	if get.Scheme == corev1.URISchemeHTTPS {
 		get.Scheme = corev1.URISchemeHTTP
 	}

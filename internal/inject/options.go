@@ -18,6 +18,7 @@ const (
 	AnnotationReadinessDelay   = "readiness.status.sidecar.istio.io/initialDelaySeconds"
 	AnnotationReadinessPeriod  = "readiness.status.sidecar.istio.io/periodSeconds"
 	AnnotationReadinessFailure = "readiness.status.sidecar.istio.io/failureThreshold"
+	AnnotationStatusPort       = "status.sidecar.istio.io/port"
 
 	AnnotationIncludeOutboundIPRanges = "traffic.sidecar.istio.io/includeOutboundIPRanges"
 	AnnotationExcludeOutboundIPRanges = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
@@ -58,6 +59,11 @@ type podOptions struct {
 	hold bool
 	// native makes istio-proxy a native sidecar.
 	native bool
+	// statusPort is the agent's port that rewritten app probes and the
+	// native sidecar's drain call use, and that the capture leaves alone;
+	// 0 means none, and the proxy then has no readiness and startup
+	// probes.
+	statusPort int32
 	// iptables are istio-init's capture arguments after -m.
 	iptables []string
 }
@@ -115,7 +121,15 @@ func (in *Injector) options(ann map[string]string, proxyCfg map[string]any) (pod
 		}
 		*r.dst = int32(n)
 	}
-	args, err := iptablesArgs(ann)
+	o.statusPort = agentPort
+	if v, ok := ann[AnnotationStatusPort]; ok {
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 16)
+		if err != nil {
+			return o, fmt.Errorf("annotation %s=%q: want a port from 0 to 65535", AnnotationStatusPort, v)
+		}
+		o.statusPort = int32(n)
+	}
+	args, err := iptablesArgs(ann, o.statusPort)
 	if err != nil {
 		return o, err
 	}
@@ -127,7 +141,7 @@ func (in *Injector) options(ann map[string]string, proxyCfg map[string]any) (pod
 // annotations, with Istio's chart defaults: every outbound address and
 // inbound port captured, Envoy's, the readiness and the agent's ports
 // excluded.
-func iptablesArgs(ann map[string]string) ([]string, error) {
+func iptablesArgs(ann map[string]string, statusPort int32) ([]string, error) {
 	for _, k := range []string{AnnotationIncludeOutboundIPRanges, AnnotationExcludeOutboundIPRanges} {
 		if err := validateCIDRs(ann[k], k == AnnotationIncludeOutboundIPRanges); err != nil {
 			return nil, fmt.Errorf("annotation %s=%q: %w", k, ann[k], err)
@@ -138,11 +152,15 @@ func iptablesArgs(ann map[string]string) ([]string, error) {
 			return nil, fmt.Errorf("annotation %s=%q: %w", k, ann[k], err)
 		}
 	}
+	exclude := fmt.Sprintf("%d,%d", promPort, readyPort)
+	if more := excludeInbound(ann[AnnotationExcludeInboundPorts], statusPort); more != "" {
+		exclude += "," + more
+	}
 	args := []string{
 		"-i", orDefault(ann[AnnotationIncludeOutboundIPRanges], "*"),
 		"-x", ann[AnnotationExcludeOutboundIPRanges],
 		"-b", orDefault(ann[AnnotationIncludeInboundPorts], "*"),
-		"-d", fmt.Sprintf("%d,%d,%s", promPort, readyPort, excludeInbound(ann[AnnotationExcludeInboundPorts], strconv.Itoa(agentPort))),
+		"-d", exclude,
 	}
 	if v, ok := ann[AnnotationIncludeOutboundPorts]; ok {
 		args = append(args, "-q", v)
@@ -164,12 +182,12 @@ func iptablesArgs(ann map[string]string) ([]string, error) {
 // cniAnnotations are the annotations Istio's CNI plugin reads to set up
 // the capture in CNI mode, as Istio's template writes them: the
 // interception mode and the traffic annotations, with their defaults.
-func cniAnnotations(ann map[string]string, mode string) map[string]string {
+func cniAnnotations(ann map[string]string, mode string, statusPort int32) map[string]string {
 	out := map[string]string{
 		AnnotationInterceptionMode:        mode,
 		AnnotationIncludeOutboundIPRanges: orDefault(ann[AnnotationIncludeOutboundIPRanges], "*"),
 		AnnotationIncludeInboundPorts:     orDefault(ann[AnnotationIncludeInboundPorts], "*"),
-		AnnotationExcludeInboundPorts:     excludeInbound(ann[AnnotationExcludeInboundPorts], strconv.Itoa(agentPort)),
+		AnnotationExcludeInboundPorts:     excludeInbound(ann[AnnotationExcludeInboundPorts], statusPort),
 	}
 	if v := ann[AnnotationExcludeOutboundIPRanges]; v != "" {
 		out[AnnotationExcludeOutboundIPRanges] = v
@@ -187,8 +205,13 @@ func cniAnnotations(ann map[string]string, mode string) map[string]string {
 	return out
 }
 
-// excludeInbound adds port to the comma-separated list unless it is there.
-func excludeInbound(list, port string) string {
+// excludeInbound adds port to the comma-separated list unless it is there
+// or 0.
+func excludeInbound(list string, statusPort int32) string {
+	if statusPort == 0 {
+		return list
+	}
+	port := strconv.Itoa(int(statusPort))
 	var out []string
 	for p := range strings.SplitSeq(list, ",") {
 		p = strings.TrimSpace(p)

@@ -186,6 +186,30 @@ func TestInjectMatchesIstiod(t *testing.T) {
 				t.Errorf("a prober for the unknown port name: %s", e.Value)
 			}
 		}},
+		{name: "another status port", in: testInjector(false, true), pod: func() *corev1.Pod {
+			p := withAnn(map[string]string{AnnotationStatusPort: "15030"})
+			p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}
+			return p
+		}(), check: func(t *testing.T, out *corev1.Pod) {
+			if g := out.Spec.Containers[0].LivenessProbe.HTTPGet; g == nil || g.Port.IntVal != 15030 {
+				t.Errorf("liveness %+v, want the agent on 15030", out.Spec.Containers[0].LivenessProbe)
+			}
+			if args := findContainer(out.Spec.InitContainers, InitName).Args; !slices.Contains(args, "15090,15021,15030") {
+				t.Errorf("istio-init args %v, want -d 15090,15021,15030", args)
+			}
+			if cmd := findProxy(out).Lifecycle.PreStop.Exec.Command; !slices.Contains(cmd, "--debug-port=15030") {
+				t.Errorf("preStop %v, want the drain on 15030", cmd)
+			}
+		}},
+		{name: "no status port", in: testInjector(false, false), pod: withAnn(map[string]string{AnnotationStatusPort: "0"}), check: func(t *testing.T, out *corev1.Pod) {
+			p := findProxy(out)
+			if p.ReadinessProbe != nil || p.StartupProbe != nil {
+				t.Errorf("proxy probes %+v %+v, want none", p.ReadinessProbe, p.StartupProbe)
+			}
+			if args := findContainer(out.Spec.InitContainers, InitName).Args; !slices.Contains(args, "15090,15021") {
+				t.Errorf("istio-init args %v, want -d 15090,15021", args)
+			}
+		}},
 		{name: "CNI", in: testInjector(true, false), pod: func() *corev1.Pod {
 			p := withAnn(map[string]string{AnnotationExcludeInboundPorts: "9090"})
 			p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:1"}}
@@ -230,6 +254,7 @@ func TestInjectRefusesBadAnnotations(t *testing.T) {
 		AnnotationIncludeOutboundIPRanges: "*,10.0.0.0/8",
 		AnnotationIncludeInboundPorts:     "http",
 		AnnotationExcludeOutboundPorts:    "70000",
+		AnnotationStatusPort:              "http",
 	} {
 		p := basePod()
 		p.Annotations = map[string]string{k: v}

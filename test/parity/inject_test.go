@@ -153,7 +153,7 @@ func injectSetups() []injectSetup {
 	}
 	return []injectSetup{
 		{name: "default", cases: cases},
-		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations")},
+		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations", "status-port-other", "status-port-none")},
 	}
 }
 
@@ -498,6 +498,16 @@ func injectCases() []injectCase {
 		{name: "status-port", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
 			"readiness.status.sidecar.istio.io/periodSeconds":    "30",
 			"readiness.status.sidecar.istio.io/failureThreshold": "10",
+		}), Spec: app(web)}},
+		{name: "status-port-other", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationStatusPort: "15030", "sidecar.istio.io/nativeSidecar": "true",
+			inject.AnnotationExcludeInboundPorts: "9090",
+		}), Spec: app(withPorts)}},
+		{name: "status-port-none", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationStatusPort: "0",
+		}), Spec: app(web)}},
+		{name: "bad-status-port", skipped: true, refused: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			inject.AnnotationStatusPort: "http",
 		}), Spec: app(web)}},
 		{name: "prometheus-off", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
 			"prometheus.io/scrape": "false",
