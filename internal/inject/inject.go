@@ -182,11 +182,12 @@ func skipReason(pod *corev1.Pod, ns string) string {
 	if v == "false" {
 		return "the pod opts out (" + LabelInject + "=false)"
 	}
-	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range cs {
-			if cs[i].Name == ProxyName {
-				return "the pod already has a container named " + ProxyName
-			}
+	// A pod that lost its status annotation still has the capture's
+	// init container: injected. A container named istio-proxy alone is
+	// the pod's override of the injected proxy (see takeOverride).
+	for i := range pod.Spec.InitContainers {
+		if n := pod.Spec.InitContainers[i].Name; n == InitName || n == ValidationName {
+			return "the pod already has the init container " + n
 		}
 	}
 	return ""
@@ -230,8 +231,16 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	appNames := make([]string, 0, len(out.Spec.Containers))
 	var ports []corev1.ContainerPort
 	for i := range out.Spec.Containers {
-		appNames = append(appNames, out.Spec.Containers[i].Name)
+		// As Istio's template: every container's ports, the pod's own
+		// istio-proxy's too, but only the others are app containers.
+		if out.Spec.Containers[i].Name != ProxyName {
+			appNames = append(appNames, out.Spec.Containers[i].Name)
+		}
 		ports = append(ports, out.Spec.Containers[i].Ports...)
+	}
+	user := takeOverride(out)
+	if user != nil {
+		user = overlayOf(user)
 	}
 	probers, err := rewriteProbes(out, opts.statusPort)
 	if err != nil {
@@ -239,6 +248,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 
 	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg, &opts)
+	if user != nil {
+		if err := overrideProxy(&proxy, user); err != nil {
+			return nil, err
+		}
+	}
 	status := sidecarStatus{Revision: in.cfg.Revision}
 	native := opts.native
 	var first []corev1.Container // init containers before the pod's own
@@ -278,6 +292,9 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if len(first) > 0 {
 		out.Spec.InitContainers = append(first, out.Spec.InitContainers...)
 	}
+	if user != nil {
+		adjustCaptureUser(out, findProxy(out), user, opts.mode)
+	}
 	vols := sidecarVolumes()
 	for i := range vols {
 		status.Volumes = append(status.Volumes, vols[i].Name)
@@ -307,6 +324,13 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 	if in.cfg.CNI {
 		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode, opts.statusPort))
+	}
+	if user != nil {
+		v, err := overrideAnnotation(user, native)
+		if err != nil {
+			return nil, err
+		}
+		out.Annotations[AnnotationProxyOverrides] = v
 	}
 	st, err := json.Marshal(status)
 	if err != nil {

@@ -268,3 +268,48 @@ func TestInjectRefusesBadAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectOverride: the pod's own istio-proxy container overrides
+// fields of the injected one (a strategic merge), is recorded in
+// proxy.istio.io/overrides, and its uid is the one the capture exempts.
+func TestInjectOverride(t *testing.T) {
+	p := basePod()
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
+		Name: ProxyName, Image: "auto",
+		Env:             []corev1.EnvVar{{Name: "EXTRA", Value: "1"}, {Name: "ISTIO_META_CLUSTER_ID", Value: "mine"}},
+		SecurityContext: &corev1.SecurityContext{RunAsUser: new(int64(1500))},
+	})
+	out, err := testInjector(false, false).Inject(p, Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(out.Spec.Containers); !slices.Equal(got, []string{"app", ProxyName}) {
+		t.Fatalf("containers %v, want app and one istio-proxy", got)
+	}
+	proxy := findProxy(out)
+	if proxy.Image != DefaultProxyImage {
+		t.Errorf("image %s, want the injected one for auto", proxy.Image)
+	}
+	if e, ok := envOf(proxy, "EXTRA"); !ok || e.Value != "1" {
+		t.Errorf("EXTRA %+v, want the pod's", e)
+	}
+	if e, _ := envOf(proxy, "ISTIO_META_CLUSTER_ID"); e.Value != "cluster1" {
+		t.Errorf("ISTIO_META_CLUSTER_ID %q, want the injector's cluster1", e.Value)
+	}
+	if e, ok := envOf(proxy, "PILOT_CERT_PROVIDER"); !ok || e.Value != "istiod" {
+		t.Errorf("PILOT_CERT_PROVIDER %+v: the injected env is kept", e)
+	}
+	if *proxy.SecurityContext.RunAsUser != 1500 || !*proxy.SecurityContext.ReadOnlyRootFilesystem {
+		t.Errorf("security context %+v, want uid 1500 over the injected context", proxy.SecurityContext)
+	}
+	args := findContainer(out.Spec.InitContainers, InitName).Args
+	if i := slices.Index(args, "-u"); args[i+1] != "1500" {
+		t.Errorf("istio-init args %v, want -u 1500", args)
+	}
+	if a := out.Annotations[AnnotationProxyOverrides]; !strings.Contains(a, `"EXTRA"`) || strings.Contains(a, "auto") {
+		t.Errorf("%s = %s, want the overlay, without the auto image", AnnotationProxyOverrides, a)
+	}
+	if e, _ := envOf(proxy, "ISTIO_META_APP_CONTAINERS"); e.Value != "app" {
+		t.Errorf("ISTIO_META_APP_CONTAINERS %q, want app only", e.Value)
+	}
+}

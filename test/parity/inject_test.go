@@ -19,6 +19,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -153,7 +154,7 @@ func injectSetups() []injectSetup {
 	}
 	return []injectSetup{
 		{name: "default", cases: cases},
-		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations", "status-port-other", "status-port-none")},
+		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations", "status-port-other", "status-port-none", "proxy-override")},
 	}
 }
 
@@ -509,6 +510,17 @@ func injectCases() []injectCase {
 		{name: "bad-status-port", skipped: true, refused: true, pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
 			inject.AnnotationStatusPort: "http",
 		}), Spec: app(web)}},
+		{name: "proxy-override", pod: corev1.Pod{ObjectMeta: meta(nil, nil), Spec: app(web, corev1.Container{
+			Name: inject.ProxyName, Image: "auto",
+			Env: []corev1.EnvVar{{Name: "EXTRA", Value: "1"}, {Name: "ISTIO_META_CLUSTER_ID", Value: "mine"}},
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("500m"),
+			}},
+			SecurityContext: &corev1.SecurityContext{RunAsUser: new(int64(1500)), RunAsGroup: new(int64(1500))},
+		})}},
+		{name: "proxy-override-native", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
+			"sidecar.istio.io/nativeSidecar": "true",
+		}), Spec: app(corev1.Container{Name: inject.ProxyName, Image: "registry.example/proxyv2:mine"}, web)}},
 		{name: "prometheus-off", pod: corev1.Pod{ObjectMeta: meta(nil, map[string]string{
 			"prometheus.io/scrape": "false",
 		}), Spec: app(web)}},
