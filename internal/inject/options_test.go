@@ -313,3 +313,29 @@ func TestInjectOverride(t *testing.T) {
 		t.Errorf("ISTIO_META_APP_CONTAINERS %q, want app only", e.Value)
 	}
 }
+
+// FuzzInjectAnnotations: any value of the annotations the injector parses
+// either injects a pod whose patch encodes, or is refused with an error;
+// it never panics.
+func FuzzInjectAnnotations(f *testing.F) {
+	keys := []string{
+		AnnotationInterceptionMode, AnnotationStatusPort, AnnotationReadinessPeriod, AnnotationProxyImage,
+		AnnotationIncludeOutboundIPRanges, AnnotationExcludeInboundPorts, AnnotationIncludeOutboundPorts,
+		AnnotationConfig, AnnotationNative, AnnotationProxyCPU, AnnotationLogLevel,
+	}
+	f.Add(uint8(0), "TPROXY", false)
+	f.Add(uint8(1), "0", true)
+	f.Add(uint8(4), "10.0.0.0/8,*", false)
+	f.Add(uint8(7), "holdApplicationUntilProxyStarts: true\ninterceptionMode: NONE", true)
+	f.Fuzz(func(t *testing.T, k uint8, v string, cni bool) {
+		p := basePod()
+		p.Annotations = map[string]string{keys[int(k)%len(keys)]: v}
+		out, err := testInjector(cni, false).Inject(p, Target{})
+		if err != nil {
+			return
+		}
+		if _, err := Patch(p, out); err != nil {
+			t.Fatalf("%s=%q: the patch does not encode: %v", keys[int(k)%len(keys)], v, err)
+		}
+	})
+}
