@@ -19,6 +19,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -101,6 +102,16 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The cluster's one node, with a kubelet new enough for istiod's
+	// automatic native sidecars.
+	node, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Status.NodeInfo.KubeletVersion = "v1.34.1"
+	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	var all []xp.Difference
 	for _, setup := range injectSetups() {
 		all = append(all, compareInjectors(ctx, t, env, bins, setup, string(tmpl), chartValues)...)
@@ -135,8 +146,12 @@ type injectSetup struct {
 	revision string
 	// cni turns on Istio's CNI mode (values pilot.cni.enabled) and
 	// Causeway's --injection-cni.
-	cni   bool
-	cases []injectCase
+	cni bool
+	// nativeAuto leaves istiod's ENABLE_NATIVE_SIDECARS at its default,
+	// auto (native sidecars when every kubelet is 1.33 or newer, as the
+	// test's node is), and Causeway's --native-sidecars at its default.
+	nativeAuto bool
+	cases      []injectCase
 }
 
 // injectSetups are the configurations compared: Istio's defaults with
@@ -154,6 +169,7 @@ func injectSetups() []injectSetup {
 	}
 	return []injectSetup{
 		{name: "default", cases: cases},
+		{name: "native-auto", nativeAuto: true, cases: some("plain")},
 		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations", "status-port-other", "status-port-none", "proxy-override")},
 	}
 }
@@ -176,10 +192,16 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 		cm += "-" + setup.revision
 		istiodSvc += "-" + setup.revision
 	}
-	if _, err := cs.CoreV1().ConfigMaps(systemNamespace).Create(ctx, &corev1.ConfigMap{
+	cmObj := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: cm, Namespace: systemNamespace},
 		Data:       map[string]string{"config": injectorConfig(tmpl), "values": values},
-	}, metav1.CreateOptions{}); err != nil {
+	}
+	// istiod reads it at its start: an earlier setup's is replaced.
+	_, err = cs.CoreV1().ConfigMaps(systemNamespace).Create(ctx, cmObj, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = cs.CoreV1().ConfigMaps(systemNamespace).Update(ctx, cmObj, metav1.UpdateOptions{})
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	// As Istio's chart writes the mesh config of a revision: its proxies
@@ -188,12 +210,16 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 	if setup.revision != "" {
 		mesh += "defaultConfig:\n  discoveryAddress: " + istiodSvc + "." + systemNamespace + ".svc:15012\n"
 	}
+	istiodEnv := []string{"INJECT_ENABLED=true", "REVISION=" + setup.revision}
+	if !setup.nativeAuto {
+		istiodEnv = append(istiodEnv, "ENABLE_NATIVE_SIDECARS=false")
+	}
 	// With --httpsAddr empty istiod serves its webhooks, /inject among
 	// them, on its plain HTTP address.
 	ist, err := env.StartIstiod(ctx, bins, testenv.IstiodOptions{
 		Cluster:    c,
 		MeshConfig: mesh,
-		Env:        []string{"INJECT_ENABLED=true", "ENABLE_NATIVE_SIDECARS=false", "REVISION=" + setup.revision},
+		Env:        istiodEnv,
 	})
 	if err != nil {
 		t.Fatal(err)
