@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -28,6 +28,7 @@ const (
 	AnnotationMemLimit = "sidecar.istio.io/proxyMemoryLimit"
 	AnnotationRewrite  = "sidecar.istio.io/rewriteAppHTTPProbers"
 	AnnotationConfig   = "proxy.istio.io/config"
+	AnnotationNative   = "sidecar.istio.io/nativeSidecar"
 
 	LabelTLSMode           = "security.istio.io/tlsMode"
 	LabelWorkloadName      = "service.istio.io/workload-name"
@@ -36,6 +37,9 @@ const (
 
 	ProxyName = "istio-proxy"
 	InitName  = "istio-init"
+	// ValidationName is the init container of CNI mode: it checks that
+	// Istio's CNI plugin set up the capture, and changes nothing.
+	ValidationName = "istio-validation"
 
 	// ProxyUID is the uid (and gid) the proxy runs as; iptables leaves
 	// its traffic alone.
@@ -61,7 +65,9 @@ type Config struct {
 	// ProxyImage is the image of istio-init and istio-proxy. Default
 	// DefaultProxyImage.
 	ProxyImage string
-	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture.
+	// CNI leaves istio-init out: Istio's CNI plugin sets up the capture,
+	// from the capture annotations the injector writes on the pod, and
+	// the istio-validation init container, first, checks it did.
 	CNI bool
 	// NativeSidecars injects istio-proxy as a Kubernetes native sidecar:
 	// an init container with restartPolicy Always, after istio-init and
@@ -175,11 +181,12 @@ func skipReason(pod *corev1.Pod, ns string) string {
 	if v == "false" {
 		return "the pod opts out (" + LabelInject + "=false)"
 	}
-	for _, cs := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for i := range cs {
-			if cs[i].Name == ProxyName {
-				return "the pod already has a container named " + ProxyName
-			}
+	// A pod that lost its status annotation still has the capture's
+	// init container: injected. A container named istio-proxy alone is
+	// the pod's override of the injected proxy (see takeOverride).
+	for i := range pod.Spec.InitContainers {
+		if n := pod.Spec.InitContainers[i].Name; n == InitName || n == ValidationName {
+			return "the pod already has the init container " + n
 		}
 	}
 	return ""
@@ -202,7 +209,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxyCfg, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	proxyCfg, pcMap, err := proxyConfig(pod.Annotations[AnnotationConfig], in.cfg.DiscoveryAddress)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := in.options(pod.Annotations, pcMap)
 	if err != nil {
 		return nil, err
 	}
@@ -219,38 +230,69 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	appNames := make([]string, 0, len(out.Spec.Containers))
 	var ports []corev1.ContainerPort
 	for i := range out.Spec.Containers {
-		appNames = append(appNames, out.Spec.Containers[i].Name)
+		// As Istio's template: every container's ports, the pod's own
+		// istio-proxy's too, but only the others are app containers.
+		if out.Spec.Containers[i].Name != ProxyName {
+			appNames = append(appNames, out.Spec.Containers[i].Name)
+		}
 		ports = append(ports, out.Spec.Containers[i].Ports...)
 	}
-	probers, err := rewriteProbes(out)
+	user := takeOverride(out)
+	if user != nil {
+		user = overlayOf(user)
+	}
+	probers, err := rewriteProbes(out, opts.statusPort)
 	if err != nil {
 		return nil, err
 	}
 
-	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg)
-	status := sidecarStatus{Revision: in.cfg.Revision}
-	var first []corev1.Container // init containers before the pod's own
-	if !in.cfg.CNI {
-		status.InitContainers = append(status.InitContainers, InitName)
-		if in.cfg.NativeSidecars {
-			first = append(first, in.initContainer(res))
-		} else {
-			// Last, so that the pod's own init containers run uncaptured.
-			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res))
+	proxy := in.proxyContainer(t, network, wl, appNames, ports, probers, res, proxyCfg, &opts)
+	if user != nil {
+		if err := overrideProxy(&proxy, user); err != nil {
+			return nil, err
 		}
 	}
-	if in.cfg.NativeSidecars {
+	status := sidecarStatus{Revision: in.cfg.Revision}
+	native := opts.native
+	var first []corev1.Container // init containers before the pod's own
+	switch {
+	case opts.mode == ModeNone:
+	case in.cfg.CNI:
+		// First, so that no container of the pod starts uncaptured.
+		status.InitContainers = append(status.InitContainers, ValidationName)
+		first = append(first, in.validationContainer(res, &opts))
+	default:
+		status.InitContainers = append(status.InitContainers, InitName)
+		if native {
+			first = append(first, in.initContainer(res, &opts))
+		} else {
+			// Last, so that the pod's own init containers run uncaptured.
+			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res, &opts))
+		}
+	}
+	switch {
+	case native:
 		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
 		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
-			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", agentPort), "POST", "drain"}}}}
+			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", opts.statusPort), "POST", "drain"}}}}
 		first = append(first, proxy)
 		status.InitContainers = append(status.InitContainers, ProxyName)
-	} else {
+	case opts.hold:
+		// First, and the app's containers start once the agent's wait
+		// returns (the proxy is ready).
+		proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "wait"}}}}
+		out.Spec.Containers = append([]corev1.Container{proxy}, out.Spec.Containers...)
+		status.Containers = []string{ProxyName}
+	default:
 		out.Spec.Containers = append(out.Spec.Containers, proxy)
 		status.Containers = []string{ProxyName}
 	}
 	if len(first) > 0 {
 		out.Spec.InitContainers = append(first, out.Spec.InitContainers...)
+	}
+	if user != nil {
+		adjustCaptureUser(out, findProxy(out), user, opts.mode)
 	}
 	vols := sidecarVolumes()
 	for i := range vols {
@@ -261,6 +303,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		out.Labels = map[string]string{}
 	}
 	setDefault(out.Labels, LabelTLSMode, "istio")
+	if network != "" {
+		// As istiod: the pod carries the network it was injected for, so
+		// that its endpoints are placed in the network its proxy announces.
+		out.Labels[model.LabelNetwork] = string(network)
+	}
 	if _, ok := out.Labels[LabelCanonicalName]; !ok {
 		name := firstOf(out.Labels, wl.name, "app.kubernetes.io/name", "app")
 		if len(name) > 63 {
@@ -273,6 +320,16 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
+	}
+	if in.cfg.CNI {
+		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode, opts.statusPort))
+	}
+	if user != nil {
+		v, err := overrideAnnotation(user, native)
+		if err != nil {
+			return nil, err
+		}
+		out.Annotations[AnnotationProxyOverrides] = v
 	}
 	st, err := json.Marshal(status)
 	if err != nil {
@@ -365,27 +422,33 @@ func defaultResources() corev1.ResourceRequirements {
 	}
 }
 
+// agentDiscoveryAddress is the discoveryAddress pilot-agent uses when
+// PROXY_CONFIG gives none (Istio's default ProxyConfig).
+const agentDiscoveryAddress = "istiod.istio-system.svc:15012"
+
 // proxyConfig returns PROXY_CONFIG (JSON): the pod's proxy.istio.io/config
 // (a ProxyConfig in YAML or JSON), with discoveryAddress set to discovery
-// unless the annotation sets it.
-func proxyConfig(annotation, discovery string) (string, error) {
+// unless the annotation sets it. As istiod does, discoveryAddress is left
+// out when it is pilot-agent's own default. It also returns the decoded
+// config.
+func proxyConfig(annotation, discovery string) (string, map[string]any, error) {
 	cfg := map[string]any{}
 	if annotation != "" {
 		if len(annotation) > maxConfigAnnotation {
-			return "", fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
+			return "", nil, fmt.Errorf("annotation %s is %d bytes, over the %d this injector reads", AnnotationConfig, len(annotation), maxConfigAnnotation)
 		}
 		if err := yamlToMap(annotation, cfg); err != nil {
-			return "", fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
+			return "", nil, fmt.Errorf("annotation %s: %w: give a ProxyConfig as YAML or JSON", AnnotationConfig, err)
 		}
 	}
-	if _, ok := cfg["discoveryAddress"]; !ok {
+	if _, ok := cfg["discoveryAddress"]; !ok && discovery != agentDiscoveryAddress {
 		cfg["discoveryAddress"] = discovery
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
-		return "", fmt.Errorf("encode PROXY_CONFIG: %w", err)
+		return "", nil, fmt.Errorf("encode PROXY_CONFIG: %w", err)
 	}
-	return string(b), nil
+	return string(b), cfg, nil
 }
 
 // workload is the pod's workload as Istio names it.
@@ -426,20 +489,22 @@ func workloadOf(pod *corev1.Pod) workload {
 	return workload{name: name, owner: owner}
 }
 
-// initContainer is istio-init: the iptables capture of REDIRECT mode
-// (outbound to 15001, inbound to 15006, uid 1337 exempt, the agent's and
-// Envoy's own ports excluded from inbound capture).
-func (in *Injector) initContainer(res corev1.ResourceRequirements) corev1.Container {
+// initContainer is istio-init: the iptables capture of the pod's
+// interception mode (outbound to 15001, inbound to 15006, uid 1337
+// exempt, the agent's and Envoy's own ports excluded from inbound capture,
+// and what the traffic annotations say).
+func (in *Injector) initContainer(res corev1.ResourceRequirements, o *podOptions) corev1.Container {
+	args := []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", o.mode}
+	args = append(args, o.iptables...)
+	args = append(args, "--log_output_level="+o.agentLog)
 	return corev1.Container{
-		Name:  InitName,
-		Image: in.cfg.ProxyImage,
-		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", fmt.Sprint(ProxyUID), "-m", "REDIRECT",
-			"-i", "*", "-x", "", "-b", "*", "-d", fmt.Sprintf("%d,%d,%d", promPort, readyPort, agentPort),
-			"--log_output_level=default:info"},
+		Name:                     InitName,
+		Image:                    o.image,
+		Args:                     args,
 		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
+		ImagePullPolicy:          pullPolicy(o.image),
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: new(false),
 			Privileged:               new(false),
@@ -455,6 +520,26 @@ func (in *Injector) initContainer(res corev1.ResourceRequirements) corev1.Contai
 	}
 }
 
+// validationContainer is istio-validation, CNI mode's first init
+// container: istio-iptables with the pod's capture arguments, only
+// checking (--run-validation --skip-rule-apply) that the CNI plugin set
+// the capture up, as the proxy's uid without privileges.
+func (in *Injector) validationContainer(res corev1.ResourceRequirements, o *podOptions) corev1.Container {
+	c := in.initContainer(res, o)
+	c.Name = ValidationName
+	c.Args = append(c.Args, "--run-validation", "--skip-rule-apply")
+	c.SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Privileged:               new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		RunAsGroup:               new(int64(ProxyUID)),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(ProxyUID)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	return c
+}
+
 // pullPolicy is what the API server would default, written out so that
 // the stored pod equals the patch.
 func pullPolicy(image string) corev1.PullPolicy {
@@ -468,14 +553,17 @@ func fieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 }
 
+// resourceEnv is an env var from the proxy's own resources: without a
+// container name, as in Istio's template (an env var's resource field
+// refers to its own container).
 func resourceEnv(name, res string, divisor string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
-		ContainerName: ProxyName, Resource: res, Divisor: resource.MustParse(divisor)}}}
+		Resource: res, Divisor: resource.MustParse(divisor)}}}
 }
 
 // proxyContainer is istio-proxy: pilot-agent and Envoy.
 func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workload, apps []string,
-	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string,
+	ports []corev1.ContainerPort, probers string, res corev1.ResourceRequirements, proxyCfg string, o *podOptions,
 ) corev1.Container {
 	env := []corev1.EnvVar{
 		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
@@ -488,17 +576,19 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "1"),
 		{Name: "PROXY_CONFIG", Value: proxyCfg},
 	}
-	if len(ports) > 0 {
-		b, _ := json.Marshal(ports) // ContainerPorts always encode
-		env = append(env, corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)})
+	// Always written, "[]" for a pod without ports, as Istio's template.
+	if ports == nil {
+		ports = []corev1.ContainerPort{}
 	}
+	b, _ := json.Marshal(ports) // ContainerPorts always encode
 	env = append(env,
+		corev1.EnvVar{Name: "ISTIO_META_POD_PORTS", Value: string(b)},
 		corev1.EnvVar{Name: "ISTIO_META_APP_CONTAINERS", Value: strings.Join(apps, ",")},
 		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
 		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
 		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
 		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
-		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: "REDIRECT"},
+		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: o.mode},
 		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: wl.name},
 		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: wl.owner},
 		corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: in.cfg.MeshID},
@@ -517,30 +607,44 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
 		}
 	}
+	// The agent's probes, unless it has no status port.
+	var readiness, startup *corev1.Probe
+	if o.statusPort != 0 {
+		readiness = ready(o.readinessPeriod, o.readinessFailures)
+		readiness.InitialDelaySeconds = o.readinessDelay
+		startup = ready(1, 600)
+	}
+	sc := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Privileged:               new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		RunAsGroup:               new(int64(ProxyUID)),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(ProxyUID)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	if o.mode == ModeTProxy {
+		// TPROXY needs the proxy to run as root with NET_ADMIN to set
+		// the transparent socket option; its gid stays 1337 for capture.
+		sc.RunAsNonRoot, sc.RunAsUser = new(false), new(int64(0))
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+	}
 	return corev1.Container{
 		Name:  ProxyName,
-		Image: in.cfg.ProxyImage,
+		Image: o.image,
 		Args: []string{"proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc." + in.cfg.Domain,
-			"--proxyLogLevel=warning", "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info"},
+			"--proxyLogLevel=" + o.proxyLog, "--proxyComponentLogLevel=" + o.componentLog, "--log_output_level=" + o.agentLog},
 		Ports: []corev1.ContainerPort{{Name: "http-envoy-prom", ContainerPort: promPort, Protocol: corev1.ProtocolTCP}},
 		Env:   env,
 		// A probe every 15 s, 4 failures; the startup probe polls every
 		// second for 10 minutes.
-		ReadinessProbe:           ready(15, 4),
-		StartupProbe:             ready(1, 600),
+		ReadinessProbe:           readiness,
+		StartupProbe:             startup,
 		Resources:                res,
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-		ImagePullPolicy:          pullPolicy(in.cfg.ProxyImage),
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: new(false),
-			Privileged:               new(false),
-			ReadOnlyRootFilesystem:   new(true),
-			RunAsGroup:               new(int64(ProxyUID)),
-			RunAsNonRoot:             new(true),
-			RunAsUser:                new(int64(ProxyUID)),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		ImagePullPolicy:          pullPolicy(o.image),
+		SecurityContext:          sc,
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
 			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
@@ -658,85 +762,4 @@ func prometheusMerge(ann map[string]string) (env []corev1.EnvVar, ok bool) {
 	ann["prometheus.io/path"] = "/stats/prometheus"
 	ann["prometheus.io/scrape"] = "true"
 	return env, true
-}
-
-// prober is an entry of ISTIO_KUBE_APP_PROBERS: the app's own check,
-// which the agent runs.
-type prober struct {
-	HTTPGet        *corev1.HTTPGetAction   `json:"httpGet,omitempty"`
-	TCPSocket      *corev1.TCPSocketAction `json:"tcpSocket,omitempty"`
-	GRPC           *corev1.GRPCAction      `json:"grpc,omitempty"`
-	TimeoutSeconds int32                   `json:"timeoutSeconds,omitempty"`
-}
-
-// rewriteProbes points the probes of the pod's containers (and its init
-// containers) at the agent, as istiod does: each HTTP, TCP or gRPC probe
-// becomes an HTTP GET of /app-health/CONTAINER/readyz|livez|startupz on
-// 15020 (an HTTPS one keeps its host and headers but is HTTP to the
-// agent), and ISTIO_KUBE_APP_PROBERS, returned, maps those paths to the
-// original checks, named ports resolved; "" when there is none. The pod's
-// sidecar.istio.io/rewriteAppHTTPProbers=false turns it off. Lifecycle
-// hooks are not rewritten.
-func rewriteProbes(pod *corev1.Pod) (string, error) {
-	if strings.EqualFold(pod.Annotations[AnnotationRewrite], "false") {
-		return "", nil
-	}
-	probers := map[string]prober{}
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			c := &cs[i]
-			for _, p := range []struct {
-				kind  string
-				probe *corev1.Probe
-			}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
-				if p.probe == nil {
-					continue
-				}
-				path := "/app-health/" + c.Name + "/" + p.kind
-				orig := prober{TimeoutSeconds: p.probe.TimeoutSeconds}
-				var port *intstr.IntOrString
-				h := p.probe.ProbeHandler
-				switch {
-				case h.HTTPGet != nil:
-					orig.HTTPGet = h.HTTPGet.DeepCopy()
-					port = &orig.HTTPGet.Port
-				case h.TCPSocket != nil:
-					orig.TCPSocket = h.TCPSocket.DeepCopy()
-					port = &orig.TCPSocket.Port
-				case h.GRPC != nil:
-					orig.GRPC = h.GRPC.DeepCopy()
-				default:
-					continue // exec probes run in the container
-				}
-				if port != nil && port.Type == intstr.String {
-					i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == port.StrVal })
-					if i < 0 {
-						return "", fmt.Errorf("container %s: %s probe port %q names no port of the container: fix the probe",
-							c.Name, p.kind, port.StrVal)
-					}
-					*port = intstr.FromInt32(c.Ports[i].ContainerPort)
-				}
-				if port == nil || port.IntVal != agentPort {
-					probers[path] = orig
-				}
-				get := &corev1.HTTPGetAction{}
-				if h.HTTPGet != nil {
-					get = h.HTTPGet.DeepCopy()
-				}
-				get.Path, get.Port = path, intstr.FromInt32(agentPort)
-				if get.Scheme == corev1.URISchemeHTTPS {
-					get.Scheme = corev1.URISchemeHTTP
-				}
-				p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: get}
-			}
-		}
-	}
-	if len(probers) == 0 {
-		return "", nil
-	}
-	b, err := json.Marshal(probers)
-	if err != nil {
-		return "", fmt.Errorf("encode ISTIO_KUBE_APP_PROBERS: %w", err)
-	}
-	return string(b), nil
 }

@@ -255,10 +255,12 @@ func TestInjectSkips(t *testing.T) {
 		if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
 			t.Errorf("native %v: second injection: error %v, want a skip", native, err)
 		}
-		// Without the status annotation, the proxy container still tells.
+		// Without the status annotation, the capture's init container
+		// still tells (istio-proxy alone is an override, see
+		// TestInjectOverride).
 		delete(out.Annotations, AnnotationStatus)
 		if _, err := in.Inject(out, Target{}); !errors.Is(err, ErrSkip) {
-			t.Errorf("native %v: injection of a pod with istio-proxy: error %v, want a skip", native, err)
+			t.Errorf("native %v: injection of a pod with istio-init: error %v, want a skip", native, err)
 		}
 	}
 }

@@ -206,11 +206,11 @@ func TestIntegrationInjection(t *testing.T) {
 			wantInit := []string{"migrate", inject.InitName}
 			switch {
 			case mode.native && mode.cni:
-				wantInit = []string{inject.ProxyName, "migrate"}
+				wantInit = []string{inject.ValidationName, inject.ProxyName, "migrate"}
 			case mode.native:
 				wantInit = []string{inject.InitName, inject.ProxyName, "migrate"}
 			case mode.cni:
-				wantInit = []string{"migrate"}
+				wantInit = []string{inject.ValidationName, "migrate"}
 			}
 			if n := names(got.Spec.InitContainers); !slices.Equal(n, wantInit) {
 				t.Errorf("init containers %v, want %v", n, wantInit)

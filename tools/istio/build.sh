@@ -2,7 +2,9 @@
 # Builds istiod's pilot-discovery from the istio.io/istio module pinned in this
 # folder's go.mod, into a cache keyed by that version, and copies Istio's CRDs
 # from the same module beside it (crd-all.gen.yaml) with the version string
-# the binary reports (istio-version). Prints the folder that
+# the binary reports (istio-version), and the sidecar injection template and
+# the istiod chart's values (injection-template.yaml, injection-values.yaml)
+# that the injection parity test gives istiod. Prints the folder that
 # holds them. The first build takes several minutes; later calls return at
 # once. The parity test (test/parity) runs this binary as its oracle, found in
 # $CAUSEWAY_ISTIO_BIN or, when that is unset, in the same cache folder.
@@ -11,7 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 version=$(awk '$1=="require" && $2=="istio.io/istio" {print $3}' "$here/go.mod")
 cache=${CAUSEWAY_ISTIO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/istio}
 out="$cache/$version"
-if [ -x "$out/pilot-discovery" ] && [ -s "$out/crd-all.gen.yaml" ] && [ -s "$out/istio-version" ]; then
+if [ -x "$out/pilot-discovery" ] && [ -s "$out/crd-all.gen.yaml" ] && [ -s "$out/istio-version" ] &&
+  [ -s "$out/injection-template.yaml" ] && [ -s "$out/injection-values.yaml" ]; then
   echo "$out"
   exit 0
 fi
@@ -28,6 +31,14 @@ if [ ! -s "$out/crd-all.gen.yaml" ]; then
   chmod 0644 "$out/crd-all.gen.yaml.tmp"
   mv "$out/crd-all.gen.yaml.tmp" "$out/crd-all.gen.yaml"
 fi
+chart="$dir/manifests/charts/istio-control/istio-discovery"
+for f in "files/injection-template.yaml:injection-template.yaml" "values.yaml:injection-values.yaml"; do
+  if [ ! -s "$out/${f#*:}" ]; then
+    cp "$chart/${f%%:*}" "$out/${f#*:}.tmp"
+    chmod 0644 "$out/${f#*:}.tmp"
+    mv "$out/${f#*:}.tmp" "$out/${f#*:}"
+  fi
+done
 if [ ! -x "$out/pilot-discovery" ]; then
   echo "building istiod (pilot-discovery) $version into $out (several minutes the first time)" >&2
   GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
