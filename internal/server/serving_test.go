@@ -49,7 +49,7 @@ func (l *failingListener) Accept() (net.Conn, error) {
 func (l *failingListener) fail() {
 	l.once.Do(func() {
 		close(l.failed)
-		_ = l.Listener.Close()
+		_ = l.Close()
 	})
 }
 
@@ -60,10 +60,12 @@ func TestRunStopsWhenAListenerFails(t *testing.T) {
 	for _, tt := range []struct{ flag, name string }{
 		{"--xds-addr", "xDS server (--xds-addr)"},
 		{"--debug-addr", "debug server (--debug-addr)"},
+		{"--xds-tls-addr", "secure port (xDS over mTLS, CA; --xds-tls-addr)"},
+		{"--webhook-addr", "injection webhook (--webhook-addr)"},
 	} {
 		t.Run(tt.flag, func(t *testing.T) {
 			srv, err := New(Config{ClusterID: "c1", Local: clusters.Clients{Kube: fake.NewClientset(clusterObjects("n1", "10.0.0.1", "")...)},
-				DebugAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", Logger: discardLogger()})
+				DebugAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", XDSTLSAddr: "127.0.0.1:0", WebhookAddr: "127.0.0.1:0", Logger: discardLogger()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,12 +80,15 @@ func TestRunStopsWhenAListenerFails(t *testing.T) {
 			}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Run(t.Context()) }()
-			eventually(t, "ready", func() string {
-				if ready, reason := srv.Ready(); !ready {
-					return "not ready: " + reason
+			// The CA makes its self-signed root first, which can take a
+			// while on a loaded machine.
+			deadline := time.Now().Add(time.Minute)
+			for ready, reason := srv.Ready(); !ready; ready, reason = srv.Ready() {
+				if time.Now().After(deadline) {
+					t.Fatalf("not ready after a minute: %s", reason)
 				}
-				return ""
-			})
+				time.Sleep(10 * time.Millisecond)
+			}
 			addr := fl.Addr().String()
 			fl.fail()
 			select {
