@@ -321,9 +321,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
-	// The group's loops outlive ctx: the streams a drain has not ended yet
-	// still get the mesh's changes. They stop once the drain is over, or
-	// when one of the group fails. serveCtx ends with ctx or that failure.
+	// The group's loops run on runCtx, which outlives ctx: the streams a
+	// drain has not ended yet still get the mesh's changes. It ends once
+	// the drain is over. serveCtx ends with ctx, or when a member of the
+	// group fails (gctx): serving stops either way.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	g, gctx := errgroup.WithContext(runCtx)
@@ -335,7 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// load is a failed start, as in Istio.
 	if s.ca != nil {
 		g.Go(func() error {
-			if err := s.ca.Run(gctx); err != nil {
+			if err := s.ca.Run(runCtx); err != nil {
 				return fmt.Errorf("certificate authority: %w", err)
 			}
 			return nil
@@ -347,20 +348,20 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	srv := s.serve(g, lns)
-	g.Go(func() error { s.pub.run(gctx); return nil })
+	g.Go(func() error { s.pub.run(runCtx); return nil })
 	if s.set != nil {
 		g.Go(func() error {
-			if err := s.set.Run(gctx); err != nil {
+			if err := s.set.Run(runCtx); err != nil {
 				s.log.Info("cluster set stopped", "err", err)
 			}
 			return nil
 		})
 	}
 	if s.cfg.MeshNetworksFile != "" {
-		g.Go(func() error { s.mn.pollFile(gctx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile); return nil })
+		g.Go(func() error { s.mn.pollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile); return nil })
 	}
 	if s.cmWatch != nil {
-		g.Go(func() error { s.cmWatch.run(gctx); return nil })
+		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
 	}
 
 	s.waitInitialSync(serveCtx)
