@@ -20,7 +20,8 @@
 // Callbacks keep a registry of connected proxies (Proxies, DebugHandler,
 // `causeway proxy-config`). A stream whose client stops reading is closed
 // after Config.SendTimeout; no stream ever blocks the publisher or another
-// stream.
+// stream. On shutdown, Drain refuses new streams and ends the open ones
+// spread over a window (drain.go).
 package xds
 
 import (
