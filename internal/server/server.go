@@ -358,7 +358,10 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	if s.cfg.MeshNetworksFile != "" {
-		g.Go(func() error { s.mn.pollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile); return nil })
+		g.Go(func() error {
+			s.mn.pollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile)
+			return nil
+		})
 	}
 	if s.cmWatch != nil {
 		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
