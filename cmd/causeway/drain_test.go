@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -191,16 +192,15 @@ func versions(resp *discoveryv3.DeltaDiscoveryResponse) map[string]string {
 	return out
 }
 
-var buildDrainBin = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(drainBinDir, "causeway")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build: %w\n%s", err, out)
+// buildCauseway builds the causeway binary into a folder of the test.
+func buildCauseway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "causeway")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
-	return bin, nil
-})
-
-var drainBinDir string
+	return bin
+}
 
 // Two `causeway serve` replicas hold the same model. SIGTERM to the first
 // drains it: /ready turns false, its proxies' streams end with
@@ -212,11 +212,7 @@ var drainBinDir string
 // content hashes: equal across processes.
 func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 	testreq.NotShort(t, "builds and runs the causeway binary")
-	drainBinDir = t.TempDir()
-	bin, err := buildDrainBin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := buildCauseway(t)
 	const window = 4 * time.Second
 	a, b := startReplica(t, bin, window), startReplica(t, bin, window)
 
@@ -307,4 +303,46 @@ func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(versions(p.recv(resourcev3.EndpointType)))); !slices.Equal(got, enames[:1]) {
 		t.Errorf("replica b's EDS to a reconnecting proxy: %v, want only %v", got, enames[:1])
 	}
+}
+
+// A second SIGTERM during a drain ends the process at once, as if the
+// signal were not caught.
+func TestServeSecondSignalEndsTheDrain(t *testing.T) {
+	testreq.NotShort(t, "builds and runs the causeway binary")
+	r := startReplica(t, buildCauseway(t), time.Hour)
+	p := newDeltaProxy(t, r.xds)
+	p.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p0"), TypeUrl: resourcev3.ClusterType})
+	p.recv(resourcev3.ClusterType)
+	q := newDeltaProxy(t, r.xds)
+	q.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p1"), TypeUrl: resourcev3.ClusterType})
+	q.recv(resourcev3.ClusterType)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The first stream ends at once, the second in half an hour: the
+	// drain is under way.
+	if err := <-p.ended; status.Code(err) != codes.Unavailable {
+		t.Fatalf("first stream ended with %v, want Unavailable", err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+		if !endedBy(r.err, syscall.SIGTERM) {
+			t.Errorf("causeway serve ended with %v, want an exit by SIGTERM", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("causeway serve still running 30s after a second SIGTERM")
+	}
+}
+
+// endedBy says whether a process's Wait error is an exit by sig.
+func endedBy(err error, sig syscall.Signal) bool {
+	ee, ok := errors.AsType[*exec.ExitError](err)
+	if !ok {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
 }
