@@ -121,7 +121,12 @@ func TestRunDrainsOnCancel(t *testing.T) {
 	}
 	ts.cancel()
 	begin := time.Now()
-	first := <-ended
+	var first error
+	select {
+	case first = <-ended:
+	case <-time.After(window + drainMargin + 10*time.Second):
+		t.Fatal("no stream ended after the cancel")
+	}
 	if status.Code(first) != codes.Unavailable || !strings.Contains(first.Error(), "draining") {
 		t.Errorf("first stream ended with %v, want Unavailable saying the control plane drains", first)
 	}
@@ -136,8 +141,13 @@ func TestRunDrainsOnCancel(t *testing.T) {
 		t.Errorf("a stream opened during the drain: %v, want Unavailable", err)
 	}
 	for range n - 1 {
-		if err := <-ended; status.Code(err) != codes.Unavailable {
-			t.Errorf("stream ended with %v, want Unavailable", err)
+		select {
+		case err := <-ended:
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("stream ended with %v, want Unavailable", err)
+			}
+		case <-time.After(window + drainMargin + 10*time.Second):
+			t.Fatal("a stream still open after the drain window and its margin")
 		}
 	}
 	select {
