@@ -54,6 +54,7 @@ type serveFlags struct {
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
 	inject             injectFlags
+	drain              drainFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -163,6 +164,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
 	f.inject.register(fl)
+	f.drain.register(fl)
 	return cmd
 }
 
@@ -234,6 +236,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		return server.Config{}, err
 	}
 	if err := f.inject.apply(&cfg); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.drain.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/causeway-mesh/causeway/internal/ca"
@@ -127,6 +125,11 @@ type Config struct {
 	// Inject configures the injector; New fills what is empty from the
 	// server's own settings and wires the model's network decision.
 	Inject inject.Config
+	// DrainDuration is the drain window: when Run's context ends, the xDS
+	// streams are ended spread evenly over it (see docs/drain.md); zero
+	// ends them all at once. `causeway serve` defaults it to
+	// DefaultDrainDuration.
+	DrainDuration time.Duration
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -149,6 +152,10 @@ type Server struct {
 	// nil then.
 	static []model.ClusterID
 
+	// listenFn opens the listener of each address (net.Listen); name says
+	// which (a flag name), for tests.
+	listenFn func(name, addr string) (net.Listener, error)
+
 	ready       atomic.Pointer[readiness]
 	addrMu      sync.Mutex
 	debugAddr   net.Addr
@@ -169,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Logger is nil")
 	case cfg.MeshNetworksFile != "" && cfg.MeshNetworksConfigMap != "":
 		return nil, errors.New("meshNetworks: give a file or a ConfigMap, not both")
-	case cfg.ClusterSyncTimeout < 0 || cfg.Debounce < 0 || cfg.MaxDebounce < 0 || cfg.MeshNetworksPoll < 0:
+	case cfg.ClusterSyncTimeout < 0 || cfg.Debounce < 0 || cfg.MaxDebounce < 0 || cfg.MeshNetworksPoll < 0 || cfg.DrainDuration < 0:
 		return nil, errors.New("server: negative duration in Config")
 	}
 	if cfg.SystemNamespace == "" {
@@ -192,7 +199,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.MaxDebounce = max(cfg.MaxDebounce, cfg.Debounce)
 
-	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry(), listenFn: listenTCP}
 	s.ready.Store(&readiness{reason: "initial sync of the clusters in progress"})
 	s.store = model.NewStore(cfg.Model)
 	if cfg.MeshConfigFile != "" {
@@ -296,150 +303,76 @@ func (s *Server) newClusterSet() error {
 	return nil
 }
 
-// Run serves until ctx is done. It returns an error only when it cannot
-// start (the debug address is taken, the meshNetworks file is bad); it
-// returns nil after a clean shutdown.
+// Run serves until ctx is done, then drains (see [Server.shutdown]) and
+// returns nil. It returns an error when it cannot start (an address is
+// taken, the meshNetworks file is bad, the CA does not load), or when a
+// listener fails while serving: serve then stops as on SIGTERM, and the
+// error names the listener and its address.
 func (s *Server) Run(ctx context.Context) error {
-	var ln net.Listener
-	if s.cfg.DebugAddr != "" {
-		var err error
-		ln, err = net.Listen("tcp", s.cfg.DebugAddr)
-		if err != nil {
-			return fmt.Errorf("debug server: listen on %s: %w: pick another --debug-addr", s.cfg.DebugAddr, err)
-		}
-		s.addrMu.Lock()
-		s.debugAddr = ln.Addr()
-		s.addrMu.Unlock()
-	}
-	var xln net.Listener
-	if s.cfg.XDSAddr != "" {
-		var err error
-		xln, err = net.Listen("tcp", s.cfg.XDSAddr)
-		if err != nil {
-			if ln != nil {
-				_ = ln.Close()
-			}
-			return fmt.Errorf("xDS server: listen on %s: %w: pick another --xds-addr", s.cfg.XDSAddr, err)
-		}
-		s.addrMu.Lock()
-		s.xdsAddr = xln.Addr()
-		s.addrMu.Unlock()
-	}
-	var tlsLn net.Listener
-	if s.cfg.XDSTLSAddr != "" && s.ca != nil {
-		var err error
-		if tlsLn, err = net.Listen("tcp", s.cfg.XDSTLSAddr); err != nil {
-			closeAll(ln, xln)
-			return fmt.Errorf("secure port: listen on %s: %w: pick another --xds-tls-addr", s.cfg.XDSTLSAddr, err)
-		}
-		s.addrMu.Lock()
-		s.xdsTLSAddr = tlsLn.Addr()
-		s.addrMu.Unlock()
-	}
-	wh, err := s.listenWebhook()
+	lns, err := s.listen()
 	if err != nil {
-		closeAll(ln, xln, tlsLn)
 		return err
 	}
 	var mnFile fileState
 	if s.cfg.MeshNetworksFile != "" {
-		var err error
 		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
-			closeAll(ln, xln, tlsLn, wh.listener())
+			lns.close()
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
+	// The group's loops run on runCtx, which outlives ctx: the streams a
+	// drain has not ended yet still get the mesh's changes. It ends once
+	// the drain is over. serveCtx ends with ctx, or when a member of the
+	// group fails (gctx): serving stops either way.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	serveCtx, stopServe := context.WithCancel(gctx)
+	defer stopServe()
+	defer context.AfterFunc(ctx, stopServe)()
+
 	// The CA must be loaded before the secure port serves; a CA that cannot
 	// load is a failed start, as in Istio.
 	if s.ca != nil {
-		caErr := make(chan error, 1)
-		wg.Go(func() { caErr <- s.ca.Run(ctx) })
-		caReady := make(chan error, 1)
-		go func() { caReady <- s.ca.WaitReady(ctx) }()
-		select {
-		case err := <-caErr:
-			cancel()
-			wg.Wait()
-			closeAll(ln, xln, tlsLn, wh.listener())
-			if err == nil {
-				return nil // ctx ended during the start
+		g.Go(func() error {
+			if err := s.ca.Run(runCtx); err != nil {
+				return fmt.Errorf("certificate authority: %w", err)
 			}
-			return fmt.Errorf("certificate authority: %w", err)
-		case err := <-caReady:
-			if err != nil { // ctx ended before the CA was loaded
-				cancel()
-				wg.Wait()
-				closeAll(ln, xln, tlsLn, wh.listener())
-				return nil
-			}
+			return nil
+		})
+		if s.ca.WaitReady(serveCtx) != nil { // ctx ended, or the CA failed
+			stopRun()
+			lns.close()
+			return g.Wait()
 		}
 	}
-	var gs *grpc.Server
-	if tlsLn != nil {
-		gs = grpc.NewServer(append(s.xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
-		s.ca.Register(gs)
-		s.xds.Register(gs)
-		s.log.Info("secure port listening (xDS over mTLS, CA)", "addr", tlsLn.Addr().String())
-		wg.Go(func() {
-			if err := gs.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				s.log.Info("secure port stopped", "err", err)
-			}
-		})
-	}
-	var whSrv *http.Server
-	if wh != nil {
-		whSrv = s.serveWebhook(&wg, wh)
-	}
-	httpSrv := &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}
-	if ln != nil {
-		s.log.Info("debug server listening", "addr", ln.Addr().String())
-		wg.Go(func() {
-			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Info("debug server stopped", "err", err)
-			}
-		})
-	}
-	if xln != nil {
-		s.log.Info("xDS server listening", "addr", xln.Addr().String())
-		wg.Go(func() {
-			if err := s.xds.Serve(ctx, xln); err != nil {
-				s.log.Info("xDS server stopped", "err", err)
-			}
-		})
-	}
-	wg.Go(func() { s.pub.run(ctx) })
+	srv := s.serve(g, lns)
+	g.Go(func() error { s.pub.run(runCtx); return nil })
 	if s.set != nil {
-		wg.Go(func() {
-			if err := s.set.Run(ctx); err != nil {
+		g.Go(func() error {
+			if err := s.set.Run(runCtx); err != nil {
 				s.log.Info("cluster set stopped", "err", err)
 			}
+			return nil
 		})
 	}
 	if s.cfg.MeshNetworksFile != "" {
-		wg.Go(func() { s.mn.pollFile(ctx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile) })
+		g.Go(func() error {
+			s.mn.pollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile)
+			return nil
+		})
 	}
 	if s.cmWatch != nil {
-		wg.Go(func() { s.cmWatch.run(ctx) })
+		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
 	}
 
-	s.waitInitialSync(ctx)
+	s.waitInitialSync(serveCtx)
 
-	<-ctx.Done()
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = httpSrv.Shutdown(shutdownCtx)
-	if whSrv != nil {
-		_ = whSrv.Shutdown(shutdownCtx)
-	}
-	if gs != nil {
-		gs.Stop() // ADS streams never end by themselves: no GracefulStop
-	}
-	stop()
-	wg.Wait()
-	return nil
+	<-serveCtx.Done()
+	s.shutdown(srv, context.Cause(gctx))
+	stopRun()
+	return g.Wait()
 }
 
 // waitInitialSync waits for every cluster's initial list (and the
@@ -531,14 +464,6 @@ func (s *Server) XDSTLSAddr() net.Addr {
 
 // CA returns the certificate authority, nil for a static server.
 func (s *Server) CA() *ca.Authority { return s.ca }
-
-func closeAll(ls ...net.Listener) {
-	for _, l := range ls {
-		if l != nil {
-			_ = l.Close()
-		}
-	}
-}
 
 // XDS returns the xDS server, to register on another gRPC server (the TLS
 // port) before Run.

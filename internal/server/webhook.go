@@ -2,12 +2,12 @@ package server
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/causeway-mesh/causeway/internal/inject"
 )
@@ -84,7 +84,7 @@ func (s *Server) listenWebhook() (*webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", s.cfg.WebhookAddr)
+	ln, err := s.listenFn("--webhook-addr", s.cfg.WebhookAddr)
 	if err != nil {
 		return nil, fmt.Errorf("injection webhook: listen on %s: %w: pick another --webhook-addr", s.cfg.WebhookAddr, err)
 	}
@@ -94,9 +94,9 @@ func (s *Server) listenWebhook() (*webhook, error) {
 	return &webhook{ln: ln, handler: h}, nil
 }
 
-// serveWebhook serves the injection webhook over TLS until the returned
-// server is shut down.
-func (s *Server) serveWebhook(wg *sync.WaitGroup, wh *webhook) *http.Server {
+// serveWebhook serves the injection webhook over TLS, as a member of g,
+// until the returned server is shut down.
+func (s *Server) serveWebhook(g *errgroup.Group, wh *webhook) *http.Server {
 	ln := wh.ln
 	srv := &http.Server{
 		Handler:           wh.handler,
@@ -107,11 +107,7 @@ func (s *Server) serveWebhook(wg *sync.WaitGroup, wh *webhook) *http.Server {
 		IdleTimeout:       90 * time.Second,
 	}
 	s.log.Info("injection webhook listening", "addr", ln.Addr().String(), "path", inject.Path)
-	wg.Go(func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Info("injection webhook stopped", "err", err)
-		}
-	})
+	g.Go(func() error { return served("injection webhook (--webhook-addr)", ln, srv.ServeTLS(ln, "", "")) })
 	return srv
 }
 

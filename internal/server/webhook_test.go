@@ -51,6 +51,8 @@ func TestWebhookTLS(t *testing.T) {
 	if err := ts.srv.CA().WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The patch carries the model's network: wait for the initial sync.
+	ts.waitReady(t)
 	eventually(t, "webhook listener", func() string {
 		if ts.srv.WebhookAddr() == nil {
 			return "not listening"

@@ -27,6 +27,8 @@ type metrics struct {
 	requestsRefused *prometheus.CounterVec
 	// namesCacheBytes is the memory of the shared resource-name lists.
 	namesCacheBytes prometheus.Gauge
+	// drained counts streams a drain ended or refused.
+	drained *prometheus.CounterVec
 }
 
 // newMetrics makes the metrics and registers them with reg, if not nil.
@@ -81,10 +83,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "causeway_xds_names_cache_bytes",
 			Help: "Memory of the shared resource-name lists of xDS requests, bounded by --xds-names-cache-bytes.",
 		}),
+		drained: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_xds_drained_streams_total",
+			Help: "xDS streams a drain (SIGTERM, --drain-duration) ended (outcome closed) or refused as they opened (outcome refused).",
+		}, []string{"outcome"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.sendTimeouts, m.nacks, m.responses, m.proxies, m.publishSeconds, m.sendBudgetBytes, m.sendBudgetWaits,
-			m.sendBudgetTimeouts, m.views, m.viewRefusals, m.requestsRefused, m.namesCacheBytes)
+			m.sendBudgetTimeouts, m.views, m.viewRefusals, m.requestsRefused, m.namesCacheBytes, m.drained)
 	}
 	return m
 }

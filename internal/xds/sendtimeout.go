@@ -41,6 +41,10 @@ type timedStream struct {
 	done    chan struct{}
 	timer   *time.Timer
 	failed  error
+	// drain is closed when a drain ends the stream (nil: never); left
+	// tells the drainer the stream is gone (nil: nothing to tell).
+	drain <-chan struct{}
+	left  func()
 }
 
 // streamSlot travels in the stream's context so that the callbacks can tell
@@ -92,6 +96,9 @@ func (t *timedStream) SendMsg(m any) error {
 	case t.msgs <- m:
 	case <-t.ctx.Done():
 		return status.FromContextError(t.ctx.Err()).Err()
+	case <-t.drain:
+		t.failed = errDraining
+		return t.failed
 	}
 	// The timeout runs from when the response has its share of the send
 	// budget. Waiting for the share is waiting for other proxies' sends,
@@ -106,6 +113,10 @@ func (t *timedStream) SendMsg(m any) error {
 			t.failed = err
 		}
 		return err
+	case <-t.drain:
+		// The send goroutine gives up its wait with the stream's end.
+		t.failed = errDraining
+		return t.failed
 	}
 	t.timer.Reset(t.timeout)
 	select {
@@ -116,6 +127,10 @@ func (t *timedStream) SendMsg(m any) error {
 		t.failed = status.Errorf(codes.DeadlineExceeded,
 			"sending a response took longer than %s (the client is not reading); closing the stream", t.timeout)
 		t.onStuck(t.slot)
+		return t.failed
+	case <-t.drain:
+		t.timer.Stop()
+		t.failed = errDraining
 		return t.failed
 	}
 }
@@ -144,6 +159,9 @@ func (t *timedStream) run() {
 // call it when the handler returns, after which gRPC ends the stream and
 // fails that send.
 func (t *timedStream) stop() {
+	if t.left != nil {
+		t.left()
+	}
 	t.timer.Stop()
 	close(t.done)
 	t.holds.releaseAll()
@@ -157,7 +175,12 @@ func (t *timedStream) result(err error) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	return err
+	select {
+	case <-t.drain:
+		return errDraining
+	default:
+		return err
+	}
 }
 
 // peerKey identifies the client connection of a stream: its address.
@@ -170,8 +193,26 @@ func peerKey(ctx context.Context) string {
 
 // RecvMsg receives a request; one that answers a response gives back the
 // send budget that type's responses held.
+//
+// A drain ends the stream by failing the receive the stream waits in
+// (go-control-plane's request loop then ends, and with it the handler):
+// gRPC's RecvMsg cannot be interrupted, so it runs on a goroutine of its
+// own, which ends when the handler has returned and gRPC ends the stream.
+// Nothing reads m after that failure.
 func (t *timedStream) RecvMsg(m any) error {
-	if err := t.ServerStream.RecvMsg(m); err != nil {
+	var err error
+	if t.drain == nil {
+		err = t.ServerStream.RecvMsg(m)
+	} else {
+		errc := make(chan error, 1)
+		go func() { errc <- t.ServerStream.RecvMsg(m) }()
+		select {
+		case err = <-errc:
+		case <-t.drain:
+			return errDraining
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if typeURL := requestType(m); typeURL != "" {

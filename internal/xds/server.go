@@ -20,7 +20,8 @@
 // Callbacks keep a registry of connected proxies (Proxies, DebugHandler,
 // `causeway proxy-config`). A stream whose client stops reading is closed
 // after Config.SendTimeout; no stream ever blocks the publisher or another
-// stream.
+// stream. On shutdown, Drain refuses new streams and ends the open ones
+// spread over a window (drain.go).
 package xds
 
 import (
@@ -183,6 +184,7 @@ type Server struct {
 	reg     *registry
 	metrics *metrics
 	budget  *sendBudget
+	drain   *drainer
 	// versionPrefix keeps the versions of this process apart from those of
 	// an earlier one a client may still quote after a reconnect.
 	versionPrefix string
@@ -218,6 +220,7 @@ func New(cfg Config) *Server {
 		versionPrefix: strconv.FormatInt(time.Now().UnixNano(), 36) + ".",
 		ports:         make(portIndex),
 		views:         make(map[viewKey]*view),
+		drain:         newDrainer(),
 	}
 	s.reg = newRegistry(s.metrics)
 	s.reg.onClose = s.releaseViews
@@ -301,14 +304,33 @@ var _ discoverygrpc.AggregatedDiscoveryServiceServer = adsService{}
 
 // StreamAggregatedResources serves a state-of-the-world ADS stream.
 func (a adsService) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	ts := a.s.newTimedStream(st)
+	ts, err := a.s.openStream(st)
+	if err != nil {
+		return err
+	}
 	defer ts.stop()
 	return ts.result(a.s.ads.StreamAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DiscoveryRequest, discoverygrpc.DiscoveryResponse]{ServerStream: ts}))
 }
 
 // DeltaAggregatedResources serves a delta (incremental) ADS stream.
 func (a adsService) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	ts := a.s.newTimedStream(st)
+	ts, err := a.s.openStream(st)
+	if err != nil {
+		return err
+	}
 	defer ts.stop()
 	return ts.result(a.s.ads.DeltaAggregatedResources(&grpc.GenericServerStream[discoverygrpc.DeltaDiscoveryRequest, discoverygrpc.DeltaDiscoveryResponse]{ServerStream: ts}))
+}
+
+// openStream admits a new ADS stream and wraps it; during a drain it
+// refuses it (Unavailable).
+func (s *Server) openStream(st grpc.ServerStream) (*timedStream, error) {
+	ds, err := s.drain.join()
+	if err != nil {
+		s.metrics.drained.WithLabelValues("refused").Inc()
+		return nil, err
+	}
+	ts := s.newTimedStream(st)
+	ts.drain, ts.left = ds.closing, func() { s.drain.leave(ds) }
+	return ts, nil
 }

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/causeway-mesh/causeway/internal/testreq"
+)
+
+// replica is a `causeway serve --manifests` process of the test.
+type replica struct {
+	cmd      *exec.Cmd
+	xds, dbg string
+	// exited is closed when the process has exited, with err.
+	exited chan struct{}
+	err    error
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 { // bounded: the test needs the start of the log only
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startReplica runs `causeway serve` on the home example's manifests, on
+// free loopback ports, and waits until it is ready.
+func startReplica(t *testing.T, bin string, drain time.Duration) *replica {
+	t.Helper()
+	addrs := make([]string, 2)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ln.Addr().String()
+		_ = ln.Close()
+	}
+	r := &replica{xds: addrs[0], dbg: addrs[1], exited: make(chan struct{}), stderr: &syncBuffer{}}
+	r.cmd = exec.Command(bin, "serve", "--manifests", filepath.Join("..", "..", "examples", "home"),
+		"--xds-addr", r.xds, "--debug-addr", r.dbg, "--drain-duration", drain.String())
+	r.cmd.Stdout, r.cmd.Stderr = r.stderr, r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.err = r.cmd.Wait()
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for r.readyCode() != http.StatusOK {
+		select {
+		case <-r.exited:
+			t.Fatalf("causeway serve exited at start: %v\n%s", r.err, r.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("causeway serve not ready after 60s:\n%s", r.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return r
+}
+
+// readyCode is the status of GET /ready, 0 if there is no answer.
+func (r *replica) readyCode() int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + r.dbg + "/ready")
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// deltaProxy is a sidecar's delta ADS stream.
+type deltaProxy struct {
+	t  *testing.T
+	st discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	in chan *discoveryv3.DeltaDiscoveryResponse
+	// ended receives the stream's end.
+	ended chan error
+}
+
+func sidecar(pod string) *corev3.Node {
+	return &corev3.Node{
+		Id: "sidecar~10.1.0.9~" + pod + ".sample~sample.svc.cluster.local",
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"NETWORK":    structpb.NewStringValue("network1"),
+			"CLUSTER_ID": structpb.NewStringValue("cluster1"),
+		}},
+	}
+}
+
+func newDeltaProxy(t *testing.T, addr string) *deltaProxy {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &deltaProxy{t: t, st: st, in: make(chan *discoveryv3.DeltaDiscoveryResponse, 16), ended: make(chan error, 1)}
+	go func() {
+		for {
+			resp, err := st.Recv()
+			if err != nil {
+				p.ended <- err
+				return
+			}
+			p.in <- resp
+		}
+	}()
+	return p
+}
+
+func (p *deltaProxy) send(req *discoveryv3.DeltaDiscoveryRequest) {
+	p.t.Helper()
+	if err := p.st.Send(req); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// recv waits for the next response, which must be of typeURL, and ACKs it.
+func (p *deltaProxy) recv(typeURL string) *discoveryv3.DeltaDiscoveryResponse {
+	p.t.Helper()
+	select {
+	case resp := <-p.in:
+		if resp.GetTypeUrl() != typeURL {
+			p.t.Fatalf("got a %s response, want %s", resp.GetTypeUrl(), typeURL)
+		}
+		p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: resp.GetNonce()})
+		return resp
+	case err := <-p.ended:
+		p.t.Fatalf("stream ended: %v", err)
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("no %s response", typeURL)
+	}
+	return nil
+}
+
+func versions(resp *discoveryv3.DeltaDiscoveryResponse) map[string]string {
+	out := make(map[string]string, len(resp.GetResources()))
+	for _, r := range resp.GetResources() {
+		out[r.GetName()] = r.GetVersion()
+	}
+	return out
+}
+
+// buildCauseway builds the causeway binary into a folder of the test.
+func buildCauseway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "causeway")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Two `causeway serve` replicas hold the same model. SIGTERM to the first
+// drains it: /ready turns false, its proxies' streams end with
+// Unavailable, and it exits 0 within the drain window and its margin.
+// A delta proxy then reconnects to the second replica with the versions
+// it holds (initial_resource_versions): what it holds in the same version
+// is not sent again, a resource it holds in another version is, and one
+// that does not exist is in removed_resources. Resource versions are
+// content hashes: equal across processes.
+func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
+	testreq.NotShort(t, "builds and runs the causeway binary")
+	bin := buildCauseway(t)
+	const window = 4 * time.Second
+	a, b := startReplica(t, bin, window), startReplica(t, bin, window)
+
+	// Proxies on replica a: one records what it is sent.
+	proxies := make([]*deltaProxy, 4)
+	for i := range proxies {
+		proxies[i] = newDeltaProxy(t, a.xds)
+		proxies[i].send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar(fmt.Sprintf("p%d", i)), TypeUrl: resourcev3.ClusterType})
+	}
+	held := map[string]map[string]string{}
+	for i, p := range proxies {
+		cds := versions(p.recv(resourcev3.ClusterType))
+		if i > 0 {
+			continue
+		}
+		held[resourcev3.ClusterType] = cds
+		p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: slices.Sorted(maps.Keys(cds))})
+		held[resourcev3.EndpointType] = versions(p.recv(resourcev3.EndpointType))
+		p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ListenerType})
+		held[resourcev3.ListenerType] = versions(p.recv(resourcev3.ListenerType))
+	}
+	if len(held[resourcev3.ClusterType]) < 3 || len(held[resourcev3.EndpointType]) == 0 || len(held[resourcev3.ListenerType]) == 0 {
+		t.Fatalf("replica a served too little to test with: %v", held)
+	}
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	for i, p := range proxies {
+		select {
+		case err := <-p.ended:
+			if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "draining") {
+				t.Errorf("proxy %d's stream ended with %v, want Unavailable saying the control plane drains", i, err)
+			}
+		case <-time.After(window + 30*time.Second):
+			t.Fatalf("proxy %d's stream still open %v after SIGTERM", i, time.Since(begin))
+		}
+		if i == 0 {
+			// The drain is under way: /ready is false, or the debug
+			// server is already gone with the rest.
+			if code := a.readyCode(); code == http.StatusOK {
+				t.Errorf("replica a: /ready %d during its drain", code)
+			}
+		}
+	}
+	select {
+	case <-a.exited:
+		if a.err != nil {
+			t.Errorf("replica a exited with %v after SIGTERM, want 0\n%s", a.err, a.stderr)
+		}
+	case <-time.After(window + 5*time.Second + 30*time.Second):
+		t.Fatalf("replica a still running %v after SIGTERM (window %v)\n%s", time.Since(begin), window, a.stderr)
+	}
+	if !strings.Contains(a.stderr.String(), "drained") {
+		t.Errorf("replica a's log does not say it drained:\n%s", a.stderr)
+	}
+
+	// Reconnect to replica b with what the proxy holds, changed: one
+	// cluster in a version b does not have, and one b does not know.
+	known := maps.Clone(held[resourcev3.ClusterType])
+	names := slices.Sorted(maps.Keys(known))
+	stale := names[0]
+	known[stale] = "not-a-version-of-b"
+	const gone = "outbound|1||gone.sample.svc.cluster.local"
+	known[gone] = "v-gone"
+	p := newDeltaProxy(t, b.xds)
+	p.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p0"), TypeUrl: resourcev3.ClusterType, InitialResourceVersions: known})
+	cds := p.recv(resourcev3.ClusterType)
+	if got := slices.Sorted(maps.Keys(versions(cds))); !slices.Equal(got, []string{stale}) || !slices.Equal(cds.GetRemovedResources(), []string{gone}) {
+		t.Errorf("replica b's CDS to a reconnecting proxy: resources %v, removed %v; want only %q (its version differs), removed [%s]",
+			got, cds.GetRemovedResources(), stale, gone)
+	}
+	if got, want := versions(cds)[stale], held[resourcev3.ClusterType][stale]; got != want {
+		t.Errorf("replica b's version of %s = %q, replica a's %q: versions differ across processes", stale, got, want)
+	}
+	// Unchanged listeners: an empty answer (a wildcard's first request is
+	// always answered, so that the proxy finishes initializing).
+	p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ListenerType, InitialResourceVersions: held[resourcev3.ListenerType]})
+	if lds := p.recv(resourcev3.ListenerType); len(lds.GetResources()) > 0 || len(lds.GetRemovedResources()) > 0 {
+		t.Errorf("replica b resent listeners the proxy holds in the same version: %v, removed %v", versions(lds), lds.GetRemovedResources())
+	}
+	// Endpoints: one held in another version comes back, alone.
+	eknown := maps.Clone(held[resourcev3.EndpointType])
+	enames := slices.Sorted(maps.Keys(eknown))
+	eknown[enames[0]] = "not-a-version-of-b"
+	p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names, InitialResourceVersions: eknown})
+	if got := slices.Sorted(maps.Keys(versions(p.recv(resourcev3.EndpointType)))); !slices.Equal(got, enames[:1]) {
+		t.Errorf("replica b's EDS to a reconnecting proxy: %v, want only %v", got, enames[:1])
+	}
+}
+
+// A second SIGTERM during a drain ends the process at once, as if the
+// signal were not caught.
+func TestServeSecondSignalEndsTheDrain(t *testing.T) {
+	testreq.NotShort(t, "builds and runs the causeway binary")
+	r := startReplica(t, buildCauseway(t), time.Hour)
+	p := newDeltaProxy(t, r.xds)
+	p.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p0"), TypeUrl: resourcev3.ClusterType})
+	p.recv(resourcev3.ClusterType)
+	q := newDeltaProxy(t, r.xds)
+	q.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p1"), TypeUrl: resourcev3.ClusterType})
+	q.recv(resourcev3.ClusterType)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The first stream ends at once, the second in half an hour: the
+	// drain is under way.
+	if err := <-p.ended; status.Code(err) != codes.Unavailable {
+		t.Fatalf("first stream ended with %v, want Unavailable", err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+		if !endedBy(r.err, syscall.SIGTERM) {
+			t.Errorf("causeway serve ended with %v, want an exit by SIGTERM", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("causeway serve still running 30s after a second SIGTERM")
+	}
+}
+
+// endedBy says whether a process's Wait error is an exit by sig.
+func endedBy(err error, sig syscall.Signal) bool {
+	ee, ok := errors.AsType[*exec.ExitError](err)
+	if !ok {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
