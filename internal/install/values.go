@@ -155,7 +155,7 @@ type Values struct {
 	// gateway.imageKind istio; default the injector's proxy image.
 	ProxyImage   string          `json:"proxyImage,omitempty"`
 	ControlPlane ComponentValues `json:"controlPlane,omitzero"`
-	Gateway            GatewayValues     `json:"gateway,omitzero"`
+	Gateway      GatewayValues   `json:"gateway,omitzero"`
 }
 
 // ComponentValues size and place one Deployment.
