@@ -108,7 +108,7 @@ func TestWebhookRules(t *testing.T) {
 		},
 		{
 			name: "gateways that need injection in a disabled namespace",
-			st: injectionState{rootConfigMap: rootCM, disabledDeployments: []appsv1.Deployment{autoDep, gatewayDep, plainDep}, namespaces: labeled[:1]},
+			st:   injectionState{rootConfigMap: rootCM, disabledDeployments: []appsv1.Deployment{autoDep, gatewayDep, plainDep}, namespaces: labeled[:1]},
 			want: []string{
 				"fail Deployment off/auto expects injection (container istio-proxy has image: auto)",
 				"fail Deployment off/gw expects injection (inject.istio.io/templates=gateway)",
