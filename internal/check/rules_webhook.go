@@ -175,10 +175,10 @@ func meshRoot(s *snapshot) (fps []string, subject, from string) {
 	if err != nil {
 		return nil, "", from
 	}
-	for _, in := range infos {
-		fps = append(fps, in.SHA256)
+	for i := range infos {
+		fps = append(fps, infos[i].SHA256)
 		if subject == "" {
-			subject = in.Subject
+			subject = infos[i].Subject
 		}
 	}
 	return fps, subject, from
@@ -241,8 +241,8 @@ func expectsInjection(d *appsv1.Deployment) string {
 	if tpl.Labels[labelInject] == "true" {
 		return labelInject + "=true"
 	}
-	for _, c := range tpl.Spec.Containers {
-		if c.Image == "auto" {
+	for i := range tpl.Spec.Containers {
+		if c := &tpl.Spec.Containers[i]; c.Image == "auto" {
 			return "container " + c.Name + " has image: auto"
 		}
 	}

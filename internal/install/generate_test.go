@@ -69,7 +69,7 @@ func seedCases() []seedCase {
 // (--gateway-image istio).
 func istioGatewayCases() []seedCase {
 	var out []seedCase
-	for _, c := range seedCases() {
+	for _, c := range seedCases() { //nolint:gocritic // a copy is what is wanted: it is changed and kept
 		if c.profile == ProfileEastWestGateway {
 			c.name += "-istio"
 			c.values.Gateway.ImageKind = GatewayImageIstio

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -103,7 +104,7 @@ func TestControlPlaneServesWebhook(t *testing.T) {
 	}
 	d := find[*appsv1.Deployment](t, objs, "Deployment", "istiod-r1")
 	c := d.Spec.Template.Spec.Containers[0]
-	if !containsString(c.Args, "--webhook-addr=:15017") || !containsPort(c.Ports, "https-webhook", 15017) {
+	if !slices.Contains(c.Args, "--webhook-addr=:15017") || !containsPort(c.Ports, "https-webhook", 15017) {
 		t.Errorf("control plane args %v ports %+v: want --webhook-addr=:15017 and port https-webhook 15017", c.Args, c.Ports)
 	}
 }
@@ -115,15 +116,6 @@ func indexOfPort(ports []corev1.ServicePort, name string) int {
 		}
 	}
 	return -1
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func containsPort(ports []corev1.ContainerPort, name string, port int32) bool {
