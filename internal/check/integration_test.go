@@ -549,6 +549,16 @@ func TestCheckSeedMesh(t *testing.T) {
 			want: []want{{Fail, "cluster1", CheckWebhook, `injection webhook istio-sidecar-injector (rev.namespace.sidecar-injector.istio.io) trusts "CN=Other Root CA,O=Istio", not the mesh root "CN=Root CA,O=Istio" of cacerts root-cert.pem`}},
 		},
 		{
+			name: "a remote webhook whose host the serving certificate does not name",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				v := m.v2
+				v.WebhookHost = "gw.elsewhere.example"
+				m.apply(ctx, t, m.c2, install.ProfileRemote, v)
+				return cfg, func(ctx context.Context) { m.apply(ctx, t, m.c2, install.ProfileRemote, m.v2) }
+			},
+			want: []want{{Fail, "cluster2", CheckWebhook, "injection webhook istio-sidecar-injector calls https://gw.elsewhere.example:15017/inject/cluster/cluster2/net/network2, but no control plane's serving certificate (cluster1/istiod) names gw.elsewhere.example"}},
+		},
+		{
 			name: "a webhook without caBundle",
 			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
 				v := m.v2

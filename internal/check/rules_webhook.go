@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -89,6 +90,7 @@ func webhookRule(m *mesh) []Result {
 		before := len(out)
 		out = append(out, unservedNamespaces(s, hooks)...)
 		out = append(out, caBundleResults(m, s, hooks)...)
+		out = append(out, webhookHostResults(m, s, hooks)...)
 		if len(out) == before {
 			configs := map[string]bool{}
 			for _, h := range hooks {
@@ -265,6 +267,44 @@ func disabledGatewayRule(m *mesh) []Result {
 				fmt.Sprintf("Deployment %s/%s expects injection (%s) but its namespace is labeled istio-injection=disabled, which no injection webhook overrides: its pods never get their proxy", d.Namespace, d.Name, why),
 				fmt.Sprintf("kubectl --context %s label namespace %s istio-injection- (or deploy the gateway fully specified: causeway manifest generate --profile eastwest-gateway --gateway-image istio)", s.name, d.Namespace)})
 		}
+	}
+	return out
+}
+
+// webhookHostResults: a webhook that calls a URL (a remote cluster's,
+// through the primary's gateway) must name a host that a control plane's
+// serving certificate covers, or the API server refuses the connection.
+// Said only when a control plane is among the clusters checked.
+func webhookHostResults(m *mesh, s *snapshot, hooks []injectorHook) []Result {
+	cps := m.allControlPlanes()
+	var out []Result
+	done := map[string]bool{}
+	for _, h := range hooks {
+		if done[h.config] || h.hook.ClientConfig.URL == nil {
+			continue
+		}
+		done[h.config] = true
+		u, err := url.Parse(*h.hook.ClientConfig.URL)
+		if err != nil {
+			continue // the API server validates URLs
+		}
+		host := u.Hostname()
+		if net.ParseIP(host) != nil {
+			out = append(out, Result{Fail, s.name, CheckWebhook,
+				fmt.Sprintf("injection webhook %s calls %s, an IP: the control plane's serving certificate names DNS names only, so the API server cannot verify it and refuses every pod the webhook selects", h.config, *h.hook.ClientConfig.URL),
+				fmt.Sprintf("give the primary's gateway a DNS name that this cluster's API server resolves, add it to the primary (causeway manifest generate --profile primary ... --custom-host NAME), and regenerate this webhook: causeway manifest generate --profile remote ... --webhook-host NAME --only MutatingWebhookConfiguration | kubectl --context %s apply -f -", s.name)})
+			continue
+		}
+		if len(cps) == 0 || slices.ContainsFunc(cps, func(cp controlPlane) bool { return covers(cp.sans, host) }) {
+			continue
+		}
+		var names []string
+		for _, cp := range cps {
+			names = append(names, cp.cluster+"/"+cp.dep.Name)
+		}
+		out = append(out, Result{Fail, s.name, CheckWebhook,
+			fmt.Sprintf("injection webhook %s calls %s, but no control plane's serving certificate (%s) names %s: the API server refuses every pod the webhook selects", h.config, *h.hook.ClientConfig.URL, strings.Join(names, ", "), host),
+			fmt.Sprintf("add the name to the primary's certificate: causeway manifest generate --profile primary ... --custom-host %s | kubectl apply -f - (or point the webhook at a covered name with --webhook-host)", host)})
 	}
 	return out
 }

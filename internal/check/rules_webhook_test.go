@@ -31,6 +31,17 @@ func generatedWebhook(t *testing.T, rev string, root []byte) admissionregistrati
 	return admissionregistrationv1.MutatingWebhookConfiguration{}
 }
 
+// urlWebhook is the generated configuration, calling url instead.
+func urlWebhook(t *testing.T, root []byte, url string) admissionregistrationv1.MutatingWebhookConfiguration {
+	t.Helper()
+	wc := generatedWebhook(t, "", root)
+	for i := range wc.Webhooks {
+		wc.Webhooks[i].ClientConfig.Service = nil
+		wc.Webhooks[i].ClientConfig.URL = &url
+	}
+	return wc
+}
+
 func nsWith(name string, labels map[string]string) corev1.Namespace {
 	return corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
@@ -100,6 +111,11 @@ func TestWebhookRules(t *testing.T) {
 				`fail injection webhook istio-sidecar-injector (rev.namespace.sidecar-injector.istio.io) trusts "CN=Other Root CA,O=Istio", not the mesh root "CN=Root CA,O=Istio" of ConfigMap istio-ca-root-cert`,
 				"fail injection webhook istio-sidecar-injector-canary (rev.namespace.sidecar-injector.istio.io) has no caBundle",
 			},
+		},
+		{
+			name: "a remote webhook that calls an IP",
+			st:   injectionState{namespaces: labeled[:2], rootConfigMap: rootCM, webhooks: []admissionregistrationv1.MutatingWebhookConfiguration{urlWebhook(t, root, "https://192.0.2.10:15017/inject/cluster/c2/net/n2")}},
+			want: []string{"fail injection webhook istio-sidecar-injector calls https://192.0.2.10:15017/inject/cluster/c2/net/n2, an IP"},
 		},
 		{
 			name: "no mesh root known",

@@ -57,7 +57,9 @@ fail, with the cluster and, when something is wrong, what to do:
   webhook        every namespace labeled istio-injection=enabled or
                  istio.io/rev=REV has an injection webhook that selects it,
                  of its revision; every injection webhook's caBundle is the
-                 mesh root (cacerts, else ConfigMap istio-ca-root-cert)
+                 mesh root (cacerts, else ConfigMap istio-ca-root-cert);
+                 a remote cluster's webhook URL names a host the control
+                 plane's serving certificate covers (not an IP)
   hpa            no HorizontalPodAutoscaler fights the replica count of the
                  control plane or gateway
 
