@@ -52,8 +52,9 @@ func newManifestGenerateCommand() *cobra.Command {
   primary           the control plane: the system namespace labeled with the
                     network, a ServiceAccount with least-privilege RBAC, the
                     Deployment running "causeway serve", the Services istiod
-                    (and istiod-REVISION) on 15010, 15012 and 15014, and a
-                    PodDisruptionBudget, and the MutatingWebhookConfiguration
+                    (and istiod-REVISION) on 15010, 15012, 443 (the webhook,
+                    to 15017) and 15014, a PodDisruptionBudget, and the
+                    MutatingWebhookConfiguration
                     istio-sidecar-injector(-REVISION) that sends pods to the
                     control plane's Service (https-webhook 443 -> 15017,
                     path /inject) with Istio's namespace and object selectors.
@@ -101,8 +102,9 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 		Example: `  # cluster1: primary on network1, and its east-west gateway behind a load balancer.
   causeway manifest generate --profile primary --cluster-id cluster1 --network network1 --mesh-id mesh1 \
     --ca-bundle root-cert.pem --custom-host eastwest.cluster1.example | kubectl apply -f -
+  # Istio's proxyv2 as the gateway: it also passes 15017 to the webhook for remote clusters.
   causeway manifest generate --profile eastwest-gateway --cluster-id cluster1 --network network1 --mesh-id mesh1 \
-    --expose-control-plane | kubectl apply -f -
+    --expose-control-plane --gateway-image istio | kubectl apply -f -
 
   # cluster2: remote on network2, pointed at cluster1's gateway, and a NodePort gateway.
   causeway manifest generate --profile remote --cluster-id cluster2 --network network2 --mesh-id mesh1 \
