@@ -15,9 +15,9 @@ import (
 	"github.com/causeway-mesh/causeway/internal/install"
 )
 
-// maxDisabledNamespaces bounds how many istio-injection=disabled
-// namespaces have their Deployments read.
-const maxDisabledNamespaces = 100
+// maxDeployments bounds how many Deployments (of all namespaces) are
+// read: one page.
+const maxDeployments = 2000
 
 // injectionState is what the injection pitfalls are judged on.
 type injectionState struct {
@@ -31,13 +31,15 @@ type injectionState struct {
 	// disabledDeployments are the Deployments of the namespaces labeled
 	// istio-injection=disabled.
 	disabledDeployments []appsv1.Deployment
+	// revisionDeployments are the other Deployments whose pods are
+	// labeled istio.io/rev.
+	revisionDeployments []appsv1.Deployment
 	// err: something above could not be read.
 	err error
 }
 
 // gatherInjection reads the namespaces, the webhook configurations, the
-// mesh root's ConfigMap and the Deployments of namespaces that turn
-// injection off.
+// mesh root's ConfigMap and the Deployments.
 func gatherInjection(ctx context.Context, cs kubernetes.Interface, systemNS string) injectionState {
 	var st injectionState
 	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
@@ -56,24 +58,32 @@ func gatherInjection(ctx context.Context, cs kubernetes.Interface, systemNS stri
 		st.err = err
 		return st
 	}
-	n := 0
-	for i := range st.namespaces {
-		ns := &st.namespaces[i]
-		if ns.Labels[labelInjection] != "disabled" {
-			continue
-		}
-		if n++; n > maxDisabledNamespaces {
-			break
-		}
-		deps, err := cs.AppsV1().Deployments(ns.Name).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			st.err = err
-			return st
-		}
-		st.disabledDeployments = append(st.disabledDeployments, deps.Items...)
+	// One page of every namespace's Deployments: the pitfalls concern
+	// pod templates (a gateway that needs injection, a revision label).
+	deps, err := cs.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: maxDeployments})
+	if err != nil {
+		st.err = err
+		return st
 	}
-	slices.SortFunc(st.disabledDeployments, func(a, b appsv1.Deployment) int {
+	disabled := map[string]bool{}
+	for i := range st.namespaces {
+		if st.namespaces[i].Labels[labelInjection] == "disabled" {
+			disabled[st.namespaces[i].Name] = true
+		}
+	}
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		switch {
+		case disabled[d.Namespace]:
+			st.disabledDeployments = append(st.disabledDeployments, *d)
+		case d.Spec.Template.Labels[install.LabelRevision] != "":
+			st.revisionDeployments = append(st.revisionDeployments, *d)
+		}
+	}
+	byName := func(a, b appsv1.Deployment) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
+	}
+	slices.SortFunc(st.disabledDeployments, byName)
+	slices.SortFunc(st.revisionDeployments, byName)
 	return st
 }

@@ -521,6 +521,21 @@ func TestCheckSeedMesh(t *testing.T) {
 			want: []want{{Fail, "cluster1", CheckWebhook, "namespace canary-apps is labeled istio.io/rev=canary but no injection webhook serves revision canary (revisions with a webhook here: default)"}},
 		},
 		{
+			name: "pods labeled with a revision that has no webhook",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				d := injectedGateway("default", "canary-app")
+				d.Spec.Template.Labels = map[string]string{"app": "canary-app", "istio.io/rev": "canary"}
+				d.Spec.Template.Annotations = nil
+				if _, err := cs1.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return cfg, func(ctx context.Context) {
+					_ = cs1.AppsV1().Deployments("default").Delete(ctx, d.Name, metav1.DeleteOptions{})
+				}
+			},
+			want: []want{{Fail, "cluster1", CheckWebhook, "Deployment default/canary-app labels its pods istio.io/rev=canary but no injection webhook serves them (revisions with a webhook here: default)"}},
+		},
+		{
 			name: "istio-injection=disabled on a namespace holding a gateway that expects injection",
 			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
 				ensureNamespace(ctx, t, cs1, "istio-ingress", map[string]any{"istio-injection": "disabled"})

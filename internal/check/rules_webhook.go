@@ -89,6 +89,7 @@ func webhookRule(m *mesh) []Result {
 		hooks := injectors(st.webhooks)
 		before := len(out)
 		out = append(out, unservedNamespaces(s, hooks)...)
+		out = append(out, unservedWorkloads(s, hooks)...)
 		out = append(out, caBundleResults(m, s, hooks)...)
 		out = append(out, webhookHostResults(m, s, hooks)...)
 		if len(out) == before {
@@ -133,6 +134,35 @@ func unservedNamespaces(s *snapshot, hooks []injectorHook) []Result {
 		out = append(out, Result{Fail, s.name, CheckWebhook,
 			fmt.Sprintf("namespace %s is labeled istio.io/rev=%s but no injection webhook serves revision %s (revisions with a webhook here: %s): its pods start without sidecars", ns.Name, rev, rev, served),
 			fmt.Sprintf("register revision %s's webhook: causeway manifest generate --profile primary (or remote) --revision %s ... --only MutatingWebhookConfiguration | kubectl --context %s apply -f -; or relabel to a served revision: kubectl --context %s label namespace %s istio.io/rev=REVISION --overwrite", rev, rev, s.name, s.name, ns.Name)})
+	}
+	return out
+}
+
+// unservedWorkloads: Deployments whose pods are labeled istio.io/rev=REV
+// that no injection webhook receives (Istio's rev.object webhook of that
+// revision selects them in a namespace without injection labels).
+func unservedWorkloads(s *snapshot, hooks []injectorHook) []Result {
+	var out []Result
+	namespaces := map[string]*corev1.Namespace{}
+	for i := range s.injection.namespaces {
+		namespaces[s.injection.namespaces[i].Name] = &s.injection.namespaces[i]
+	}
+	revs := servedRevisions(hooks)
+	served := "none"
+	if len(revs) > 0 {
+		served = strings.Join(revs, ", ")
+	}
+	for i := range s.injection.revisionDeployments {
+		d := &s.injection.revisionDeployments[i]
+		ns, ok := namespaces[d.Namespace]
+		podLabels := d.Spec.Template.Labels
+		if !ok || podLabels[labelInject] == "false" || slices.ContainsFunc(hooks, func(h injectorHook) bool { return webhookSelects(h.hook, ns, podLabels) }) {
+			continue
+		}
+		rev := podLabels[install.LabelRevision]
+		out = append(out, Result{Fail, s.name, CheckWebhook,
+			fmt.Sprintf("Deployment %s/%s labels its pods istio.io/rev=%s but no injection webhook serves them (revisions with a webhook here: %s): they start without sidecars", d.Namespace, d.Name, rev, served),
+			fmt.Sprintf("register revision %s's webhook: causeway manifest generate --profile primary (or remote) --revision %s ... --only MutatingWebhookConfiguration | kubectl --context %s apply -f -; or set the pod template's istio.io/rev to a served revision", rev, rev, s.name)})
 	}
 	return out
 }

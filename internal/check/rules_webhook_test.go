@@ -42,6 +42,12 @@ func urlWebhook(t *testing.T, root []byte, url string) admissionregistrationv1.M
 	return wc
 }
 
+func revDep(ns, name, rev string) appsv1.Deployment {
+	d := appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	d.Spec.Template.Labels = map[string]string{"istio.io/rev": rev}
+	return d
+}
+
 func nsWith(name string, labels map[string]string) corev1.Namespace {
 	return corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
@@ -116,6 +122,13 @@ func TestWebhookRules(t *testing.T) {
 			name: "a remote webhook that calls an IP",
 			st:   injectionState{namespaces: labeled[:2], rootConfigMap: rootCM, webhooks: []admissionregistrationv1.MutatingWebhookConfiguration{urlWebhook(t, root, "https://192.0.2.10:15017/inject/cluster/c2/net/n2")}},
 			want: []string{"fail injection webhook istio-sidecar-injector calls https://192.0.2.10:15017/inject/cluster/c2/net/n2, an IP"},
+		},
+		{
+			name: "pods labeled with a revision: canary unserved, default served",
+			st: injectionState{namespaces: []corev1.Namespace{nsWith("plain", nil)}, rootConfigMap: rootCM,
+				webhooks:            []admissionregistrationv1.MutatingWebhookConfiguration{generatedWebhook(t, "", root)},
+				revisionDeployments: []appsv1.Deployment{revDep("plain", "canary-app", "canary"), revDep("plain", "default-app", "default")}},
+			want: []string{"fail Deployment plain/canary-app labels its pods istio.io/rev=canary but no injection webhook serves them (revisions with a webhook here: default)"},
 		},
 		{
 			name: "no mesh root known",

@@ -55,8 +55,9 @@ fail, with the cluster and, when something is wrong, what to do:
                  sidecar.istio.io/inject=true, image auto) sits in a namespace
                  labeled istio-injection=disabled (fail)
   webhook        every namespace labeled istio-injection=enabled or
-                 istio.io/rev=REV has an injection webhook that selects it,
-                 of its revision; every injection webhook's caBundle is the
+                 istio.io/rev=REV, and every Deployment whose pods are
+                 labeled istio.io/rev=REV, has an injection webhook that
+                 selects it, of its revision; every injection webhook's caBundle is the
                  mesh root (cacerts, else ConfigMap istio-ca-root-cert);
                  a remote cluster's webhook URL names a host the control
                  plane's serving certificate covers (not an IP)
