@@ -6,7 +6,10 @@
 // run a ready gateway pod), that remote secrets parse and reach their
 // clusters, that the control plane's serving certificate covers every
 // discovery address in use, and that nothing left over (an
-// istio-injection=disabled label, an HPA) fights the installation, the
+// istio-injection=disabled label, an HPA) fights the installation, and
+// that sidecar injection works: every namespace labeled for injection has
+// a webhook of its revision, whose caBundle is the mesh root, and no
+// gateway that needs injection sits in a namespace that turns it off: the
 // troubles the seed ran into. Run reads each cluster once, in parallel;
 // the rules are pure functions of what was read.
 package check
@@ -48,13 +51,14 @@ const (
 	CheckRemoteSecret = "remote-secret"
 	CheckServingCert  = "serving-cert"
 	CheckInjection    = "injection"
+	CheckWebhook      = "webhook"
 	CheckHPA          = "hpa"
 )
 
 // checkOrder sorts results.
 var checkOrder = map[string]int{
 	CheckAPI: 0, CheckClock: 1, CheckNetwork: 2, CheckRootCA: 3, CheckGateway: 4,
-	CheckRemoteSecret: 5, CheckServingCert: 6, CheckInjection: 7, CheckHPA: 8,
+	CheckRemoteSecret: 5, CheckServingCert: 6, CheckInjection: 7, CheckWebhook: 8, CheckHPA: 9,
 }
 
 // Clock skew thresholds between this machine and an API server.

@@ -58,6 +58,8 @@ type snapshot struct {
 	deploymentsErr error
 	hpas           []autoscalingv2.HorizontalPodAutoscaler
 	hpasErr        error
+
+	injection injectionState
 }
 
 // gatewayInfo is a gateway Service with, for the NodePort kind, the nodes
@@ -140,6 +142,7 @@ func gather(ctx context.Context, cfg Config, c Cluster) *snapshot {
 	if hpas, s.hpasErr = cs.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{}); s.hpasErr == nil {
 		s.hpas = hpas.Items
 	}
+	s.injection = gatherInjection(ctx, cs, ns)
 	return s
 }
 

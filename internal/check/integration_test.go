@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -47,7 +49,14 @@ type seedMesh struct {
 	c1, c2 *testenv.Cluster
 	root   []byte
 	rootK  []byte
+	// v1 and v2 are the values cluster1's primary and cluster2's remote
+	// were generated with.
+	v1, v2 install.Values
 }
+
+// webhookHost is the name cluster2's API server calls cluster1's
+// gateway by for injection.
+const webhookHost = "eastwest.cluster1.example"
 
 func startSeedMesh(t *testing.T) *seedMesh {
 	t.Helper()
@@ -55,10 +64,18 @@ func startSeedMesh(t *testing.T) *seedMesh {
 	m := &seedMesh{env: env, c1: env.Cluster("cluster1"), c2: env.Cluster("cluster2")}
 	ctx := t.Context()
 
-	c1 := install.Values{ClusterID: "cluster1", Network: "network1", MeshID: "mesh1", Image: "causeway:test"}
+	// One root, the injection webhooks' caBundle.
+	var err error
+	m.root, m.rootK, err = pki.NewRoot(pki.RootOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1 := install.Values{ClusterID: "cluster1", Network: "network1", MeshID: "mesh1", Image: "causeway:test", CABundle: string(m.root), CustomHosts: []string{webhookHost}}
 	gw1 := c1
 	gw1.Gateway.ExposeControlPlane = true
-	c2 := install.Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: "causeway:test", RemotePilotAddress: gatewayIP}
+	c2 := install.Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: "causeway:test", RemotePilotAddress: gatewayIP,
+		WebhookHost: webhookHost, CABundle: string(m.root)}
+	m.v1, m.v2 = c1, c2
 	gw2 := c2
 	gw2.Gateway.ServiceType = corev1.ServiceTypeNodePort
 	m.apply(ctx, t, m.c1, install.ProfilePrimary, c1)
@@ -81,13 +98,13 @@ func startSeedMesh(t *testing.T) *seedMesh {
 		t.Fatal(err)
 	}
 
-	// One root, cluster1's intermediate plugged in as cacerts.
-	var err error
-	m.root, m.rootK, err = pki.NewRoot(pki.RootOptions{})
-	if err != nil {
+	// cluster1's intermediate plugged in as cacerts; in cluster2 the
+	// root the primary publishes.
+	m.putCACerts(ctx, t, m.c1, m.root, m.rootK)
+	rootCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: install.RootCertConfigMap, Namespace: testNS}, Data: map[string]string{install.RootCertKey: string(m.root)}}
+	if _, err := m.c2.Client().CoreV1().ConfigMaps(testNS).Create(ctx, rootCM, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.putCACerts(ctx, t, m.c1, m.root, m.rootK)
 
 	// cluster1's control plane reads cluster2.
 	m.putRemoteSecret(ctx, t, "istio-remote-secret-cluster2", "cluster2", m.c2.Kubeconfig())
@@ -204,6 +221,33 @@ func allOK(t *testing.T, cfg Config) *Report {
 	}
 }
 
+// ensureNamespace creates namespace name, or sets its labels if it exists.
+func ensureNamespace(ctx context.Context, t *testing.T, cs kubernetes.Interface, name string, labels map[string]any) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	patchLabels(ctx, t, cs, "", name, labels)
+}
+
+// injectedGateway is a gateway Deployment as Istio's gateway chart makes
+// it: it relies on the injector for its proxy (template gateway, image
+// auto).
+func injectedGateway(ns, name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name, "istio": "ingressgateway", "sidecar.istio.io/inject": "true"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"inject.istio.io/templates": "gateway"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: "auto"}}},
+			},
+		},
+	}
+}
+
 func patchLabels(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string, labels map[string]any) {
 	t.Helper()
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
@@ -237,7 +281,8 @@ func TestCheckSeedMesh(t *testing.T) {
 	wantChecks := []string{
 		"api/cluster1", "api/cluster2", "clock/cluster1", "clock/cluster2", "network/cluster1", "network/cluster2",
 		"root-ca/cluster1", "root-ca/cluster2", "gateway/cluster1", "gateway/cluster2", "remote-secret/cluster1",
-		"serving-cert/cluster1", "serving-cert/cluster2", "injection/cluster1", "injection/cluster2", "hpa/cluster1", "hpa/cluster2",
+		"serving-cert/cluster1", "serving-cert/cluster2", "injection/cluster1", "injection/cluster2", "webhook/cluster1", "webhook/cluster2",
+		"hpa/cluster1", "hpa/cluster2",
 	}
 	if diff := cmp.Diff(wantChecks, got); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
@@ -450,6 +495,93 @@ func TestCheckSeedMesh(t *testing.T) {
 				}
 			},
 			want: []want{{Warn, "cluster1", CheckInjection, "istio-injection=disabled"}},
+		},
+		{
+			name: "a namespace labeled istio-injection=enabled without a webhook",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				ensureNamespace(ctx, t, cs2, "sample", map[string]any{"istio-injection": "enabled"})
+				if err := cs2.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, install.WebhookConfigName, metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return cfg, func(ctx context.Context) {
+					patchLabels(ctx, t, cs2, "", "sample", map[string]any{"istio-injection": nil})
+					m.apply(ctx, t, m.c2, install.ProfileRemote, m.v2)
+				}
+			},
+			want: []want{{Fail, "cluster2", CheckWebhook, "namespace sample is labeled istio-injection=enabled but no injection webhook serves it"}},
+		},
+		{
+			name: "a revision label with no matching webhook",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				ensureNamespace(ctx, t, cs1, "canary-apps", map[string]any{"istio.io/rev": "canary"})
+				return cfg, func(ctx context.Context) {
+					patchLabels(ctx, t, cs1, "", "canary-apps", map[string]any{"istio.io/rev": nil})
+				}
+			},
+			want: []want{{Fail, "cluster1", CheckWebhook, "namespace canary-apps is labeled istio.io/rev=canary but no injection webhook serves revision canary (revisions with a webhook here: default)"}},
+		},
+		{
+			name: "pods labeled with a revision that has no webhook",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				d := injectedGateway("default", "canary-app")
+				d.Spec.Template.Labels = map[string]string{"app": "canary-app", "istio.io/rev": "canary"}
+				d.Spec.Template.Annotations = nil
+				if _, err := cs1.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return cfg, func(ctx context.Context) {
+					_ = cs1.AppsV1().Deployments("default").Delete(ctx, d.Name, metav1.DeleteOptions{})
+				}
+			},
+			want: []want{{Fail, "cluster1", CheckWebhook, "Deployment default/canary-app labels its pods istio.io/rev=canary but no injection webhook serves them (revisions with a webhook here: default)"}},
+		},
+		{
+			name: "istio-injection=disabled on a namespace holding a gateway that expects injection",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				ensureNamespace(ctx, t, cs1, "istio-ingress", map[string]any{"istio-injection": "disabled"})
+				d := injectedGateway("istio-ingress", "istio-ingressgateway")
+				if _, err := cs1.AppsV1().Deployments("istio-ingress").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return cfg, func(ctx context.Context) {
+					_ = cs1.AppsV1().Deployments("istio-ingress").Delete(ctx, d.Name, metav1.DeleteOptions{})
+				}
+			},
+			want: []want{{Fail, "cluster1", CheckInjection, "Deployment istio-ingress/istio-ingressgateway expects injection (inject.istio.io/templates=gateway) but its namespace is labeled istio-injection=disabled"}},
+		},
+		{
+			name: "a webhook whose caBundle is another root",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				other, _, err := pki.NewRoot(pki.RootOptions{CommonName: "Other Root CA"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				v := m.v1
+				v.CABundle = string(other)
+				m.apply(ctx, t, m.c1, install.ProfilePrimary, v)
+				return cfg, func(ctx context.Context) { m.apply(ctx, t, m.c1, install.ProfilePrimary, m.v1) }
+			},
+			want: []want{{Fail, "cluster1", CheckWebhook, `injection webhook istio-sidecar-injector (rev.namespace.sidecar-injector.istio.io) trusts "CN=Other Root CA,O=Istio", not the mesh root "CN=Root CA,O=Istio" of cacerts root-cert.pem`}},
+		},
+		{
+			name: "a remote webhook whose host the serving certificate does not name",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				v := m.v2
+				v.WebhookHost = "gw.elsewhere.example"
+				m.apply(ctx, t, m.c2, install.ProfileRemote, v)
+				return cfg, func(ctx context.Context) { m.apply(ctx, t, m.c2, install.ProfileRemote, m.v2) }
+			},
+			want: []want{{Fail, "cluster2", CheckWebhook, "injection webhook istio-sidecar-injector calls https://gw.elsewhere.example:15017/inject/cluster/cluster2/net/network2, but no control plane's serving certificate (cluster1/istiod) names gw.elsewhere.example"}},
+		},
+		{
+			name: "a webhook without caBundle",
+			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
+				v := m.v2
+				v.CABundle = ""
+				m.apply(ctx, t, m.c2, install.ProfileRemote, v)
+				return cfg, func(ctx context.Context) { m.apply(ctx, t, m.c2, install.ProfileRemote, m.v2) }
+			},
+			want: []want{{Fail, "cluster2", CheckWebhook, "injection webhook istio-sidecar-injector (rev.namespace.sidecar-injector.istio.io) has no caBundle"}},
 		},
 		{
 			name: "a leftover HPA",

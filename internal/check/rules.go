@@ -39,7 +39,7 @@ func evaluate(cfg Config, snaps []*snapshot) []Result {
 	}
 	m := newMesh(cfg, live)
 	for _, rule := range []func(*mesh) []Result{
-		clockRule, networkRule, rootRule, gatewayRule, remoteSecretRule, servingCertRule, injectionRule, hpaRule,
+		clockRule, networkRule, rootRule, gatewayRule, remoteSecretRule, servingCertRule, injectionRule, disabledGatewayRule, webhookRule, hpaRule,
 	} {
 		out = append(out, rule(m)...)
 	}

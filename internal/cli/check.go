@@ -50,7 +50,17 @@ fail, with the cluster and, when something is wrong, what to do:
                  its --custom-host args) covers the Services in front of it,
                  every --discovery-address, and istiod-remote; istiod-remote
                  points at a gateway that exposes 15012
-  injection      the system namespace is not labeled istio-injection=disabled
+  injection      the system namespace is not labeled istio-injection=disabled;
+                 no Deployment that needs injection (gateway template,
+                 sidecar.istio.io/inject=true, image auto) sits in a namespace
+                 labeled istio-injection=disabled (fail)
+  webhook        every namespace labeled istio-injection=enabled or
+                 istio.io/rev=REV, and every Deployment whose pods are
+                 labeled istio.io/rev=REV, has an injection webhook that
+                 selects it, of its revision; every injection webhook's caBundle is the
+                 mesh root (cacerts, else ConfigMap istio-ca-root-cert);
+                 a remote cluster's webhook URL names a host the control
+                 plane's serving certificate covers (not an IP)
   hpa            no HorizontalPodAutoscaler fights the replica count of the
                  control plane or gateway
 

@@ -125,7 +125,11 @@ func TestInstallWalkthrough(t *testing.T) {
 
 	// 2. Control plane of cluster1, checked with a server-side dry run
 	// first, then applied.
-	primary := run(append([]string{"manifest", "generate", "--profile", "primary"}, cp1...)...)
+	// The injection webhook trusts the mesh root; cluster2's API server
+	// calls it through cluster1's gateway by name.
+	rootCert := filepath.Join(certs, "root-cert.pem")
+	const webhookHost = "eastwest.cluster1.example"
+	primary := run(append([]string{"manifest", "generate", "--profile", "primary", "--ca-bundle", rootCert, "--custom-host", webhookHost}, cp1...)...)
 	if _, err := install.Apply(ctx, c1.RESTConfig(), []byte(primary), install.ApplyOptions{DryRun: true}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
@@ -140,7 +144,8 @@ func TestInstallWalkthrough(t *testing.T) {
 
 	// cluster2: the remote pointed at that address, and its NodePort
 	// gateway; what would run it: a node and the gateway's pod.
-	apply(c2, run(append([]string{"manifest", "generate", "--profile", "remote", "--remote-pilot-address", "192.0.2.10"}, cp2...)...))
+	apply(c2, run(append([]string{"manifest", "generate", "--profile", "remote", "--remote-pilot-address", "192.0.2.10",
+		"--webhook-host", webhookHost, "--ca-bundle", rootCert}, cp2...)...))
 	apply(c2, run(append([]string{"manifest", "generate", "--profile", "eastwest-gateway", "--remote-pilot-address", "192.0.2.10", "--gateway-service-type", "NodePort"}, cp2...)...))
 	if _, err := testenv.CreateNode(ctx, c2.Client(), "c2-node-a", nil, "203.0.113.21", "10.2.0.1"); err != nil {
 		t.Fatal(err)
@@ -155,6 +160,17 @@ func TestInstallWalkthrough(t *testing.T) {
 
 	// 4. The remote secret: cluster1's control plane reads cluster2.
 	apply(c1, run("remote-secret", "create", "--kubeconfig", kc2, "--name", "cluster2", "--token-ttl", "24h"))
+	// What cluster1's control plane then does (no control plane runs
+	// here): publish the mesh root in cluster2, which check compares the
+	// webhook's caBundle with.
+	root, err := os.ReadFile(rootCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: install.RootCertConfigMap, Namespace: "istio-system"}, Data: map[string]string{install.RootCertKey: string(root)}}
+	if _, err := c2.Client().CoreV1().ConfigMaps("istio-system").Create(ctx, rootCM, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// 5. Verify: everything ok (the EndpointSlice controller may take a
 	// moment to see the gateway pod).
@@ -188,7 +204,7 @@ func TestInstallWalkthrough(t *testing.T) {
 	for {
 		out, _, err := causewayStdout(t, "", args...)
 		if err != nil {
-			if err.Error() != "1 of 18 checks failed" || !strings.Contains(out, "no ready gateway pod") {
+			if err.Error() != "1 of 20 checks failed" || !strings.Contains(out, "no ready gateway pod") {
 				t.Errorf("failing check: %v\n%s", err, out)
 			}
 			tr.add(names.Replace("causeway "+strings.Join(args, " ")), names.Replace(out)+"causeway: "+err.Error()+"\n")
@@ -203,7 +219,7 @@ func TestInstallWalkthrough(t *testing.T) {
 	// The seed's comparison: primary vs remote manifests of cluster2.
 	p, r := filepath.Join(dir, "primary.yaml"), filepath.Join(dir, "remote.yaml")
 	writeFile(t, p, []byte(run(append([]string{"manifest", "generate", "--profile", "primary"}, cp2...)...)))
-	writeFile(t, r, []byte(run(append([]string{"manifest", "generate", "--profile", "remote", "--remote-pilot-address", "192.168.1.1"}, cp2...)...)))
+	writeFile(t, r, []byte(run(append([]string{"manifest", "generate", "--profile", "remote", "--remote-pilot-address", "192.168.1.1", "--webhook-host", webhookHost}, cp2...)...)))
 	diff, _, err := causewayStdout(t, "", "manifest", "diff", p, r)
 	if err == nil {
 		t.Error("diff of different manifests succeeded")

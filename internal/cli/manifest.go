@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/causeway-mesh/causeway/internal/files"
+	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/version"
 )
@@ -37,6 +38,7 @@ type manifestFlags struct {
 	valuesFile  string
 	only        []string
 	serviceType string
+	caBundle    string
 	values      install.Values
 }
 
@@ -50,18 +52,34 @@ func newManifestGenerateCommand() *cobra.Command {
   primary           the control plane: the system namespace labeled with the
                     network, a ServiceAccount with least-privilege RBAC, the
                     Deployment running "causeway serve", the Services istiod
-                    (and istiod-REVISION) on 15010, 15012 and 15014, and a
-                    PodDisruptionBudget.
+                    (and istiod-REVISION) on 15010, 15012, 443 (the webhook,
+                    to 15017) and 15014, a PodDisruptionBudget, and the
+                    MutatingWebhookConfiguration
+                    istio-sidecar-injector(-REVISION) that sends pods to the
+                    control plane's Service (https-webhook 443 -> 15017,
+                    path /inject) with Istio's namespace and object selectors.
   remote            a cluster whose proxies use a primary's control plane: no
                     control plane, only the Service istiod-remote (headless,
                     port 15012) and the Endpoints that point it at the
                     primary's east-west gateway (--remote-pilot-address), and
-                    the account the primary's remote secret uses.
+                    the account the primary's remote secret uses, and the
+                    MutatingWebhookConfiguration whose URL is the primary's
+                    gateway, https://HOST:15017/inject/cluster/CLUSTER/net/NETWORK
+                    (HOST: --webhook-host, or the pilot address if a DNS name).
   eastwest-gateway  a network's east-west gateway: the Deployment running
                     "causeway gateway" and its Service (LoadBalancer, or
                     NodePort with --gateway-service-type NodePort) labeled
                     topology.istio.io/network=NETWORK, port tls 15443, and
-                    tls-istiod 15012 with --expose-control-plane.
+                    tls-istiod 15012 with --expose-control-plane. With
+                    --gateway-image istio it runs Istio's proxyv2 in router
+                    mode instead (ROUTER_MODE sni-dnat, configured by the
+                    control plane over 15012), and --expose-control-plane
+                    also adds tls-webhook 15017 for remote clusters' webhooks.
+
+The webhook's caBundle is the mesh root, read from --ca-bundle (the
+root-cert.pem of the cacerts you plug in). Without it caBundle is left empty
+and the API server cannot verify the webhook until it is set: "causeway check"
+says so and how to fix it. See docs/install.md.
 
 The output is deterministic (the same input gives the same bytes), so it can
 be kept in git and compared with "causeway manifest diff". With a revision the
@@ -73,21 +91,25 @@ Values come from the defaults, then the file of -f, then the flags. The file's
 keys (unknown keys are an error):
 
   clusterID, network, meshID, namespace, revision, trustDomain, image,
-  imagePullPolicy, customHosts (list), remotePilotAddress,
+  imagePullPolicy, customHosts (list), remotePilotAddress, caBundle (PEM),
+  webhookHost, noWebhook, proxyImage,
   controlPlane: {replicas, resources, nodeSelector},
   gateway: {replicas, resources, nodeSelector, serviceType, port, nodePort,
-            exposeControlPlane, xdsAddress, serviceAnnotations}
+            exposeControlPlane, xdsAddress, serviceAnnotations, imageKind}
 
 resources replace the defaults as a whole (requests cpu 100m, memory 256Mi,
 limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 		Example: `  # cluster1: primary on network1, and its east-west gateway behind a load balancer.
-  causeway manifest generate --profile primary --cluster-id cluster1 --network network1 --mesh-id mesh1 | kubectl apply -f -
+  causeway manifest generate --profile primary --cluster-id cluster1 --network network1 --mesh-id mesh1 \
+    --ca-bundle root-cert.pem --custom-host eastwest.cluster1.example | kubectl apply -f -
+  # Istio's proxyv2 as the gateway: it also passes 15017 to the webhook for remote clusters.
   causeway manifest generate --profile eastwest-gateway --cluster-id cluster1 --network network1 --mesh-id mesh1 \
-    --expose-control-plane | kubectl apply -f -
+    --expose-control-plane --gateway-image istio | kubectl apply -f -
 
   # cluster2: remote on network2, pointed at cluster1's gateway, and a NodePort gateway.
   causeway manifest generate --profile remote --cluster-id cluster2 --network network2 --mesh-id mesh1 \
-    --remote-pilot-address 192.0.2.10 | kubectl --kubeconfig cluster2 apply -f -
+    --remote-pilot-address 192.0.2.10 --webhook-host eastwest.cluster1.example --ca-bundle root-cert.pem \
+    | kubectl --kubeconfig cluster2 apply -f -
   causeway manifest generate --profile eastwest-gateway --cluster-id cluster2 --network network2 --mesh-id mesh1 \
     --remote-pilot-address 192.0.2.10 --gateway-service-type NodePort | kubectl --kubeconfig cluster2 apply -f -
 
@@ -119,7 +141,12 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 	fl.StringVar(&v.RemotePilotAddress, "remote-pilot-address", "", "remote: IP or DNS name of the primary's east-west gateway (port 15012)")
 	fl.StringVar(&f.serviceType, "gateway-service-type", string(corev1.ServiceTypeLoadBalancer), "eastwest-gateway: LoadBalancer, or NodePort where no load-balancer controller runs")
 	fl.BoolVar(&v.Gateway.ExposeControlPlane, "expose-control-plane", false, "eastwest-gateway: add port tls-istiod 15012 for remote clusters' proxies")
-	fl.StringVar(&v.Gateway.XDSAddress, "xds-address", "", "eastwest-gateway: where the gateway gets its configuration (default: the control plane's Service)")
+	fl.StringVar(&v.Gateway.XDSAddress, "xds-address", "", "eastwest-gateway: where the gateway gets its configuration (default: the control plane's Service, port 15010 for Causeway's gateway, 15012 for Istio's)")
+	fl.StringVar(&f.caBundle, "ca-bundle", "", "primary, remote: PEM file of the mesh root (cacerts' root-cert.pem), written as the injection webhook's caBundle; empty leaves it unset (causeway check tells how to set it)")
+	fl.StringVar(&v.WebhookHost, "webhook-host", "", "remote: DNS name by which this cluster's API server reaches the primary's east-west gateway on 15017 (the webhook URL's host; the primary's serving certificate must name it: --custom-host); default the --remote-pilot-address when it is a DNS name")
+	fl.BoolVar(&v.NoWebhook, "no-webhook", false, "primary, remote: leave out the MutatingWebhookConfiguration (no sidecar injection by Causeway in this cluster)")
+	fl.StringVar(&v.Gateway.ImageKind, "gateway-image", install.GatewayImageCauseway, "eastwest-gateway: causeway (runs \"causeway gateway\") or istio (runs Istio's proxyv2 in router mode, configured by the control plane; see --proxy-image)")
+	fl.StringVar(&v.ProxyImage, "proxy-image", inject.DefaultProxyImage, "eastwest-gateway with --gateway-image istio: Istio's proxyv2 image, HUB/proxyv2:TAG of the Istio version the control plane supports")
 	return cmd
 }
 
@@ -158,6 +185,10 @@ func (f *manifestFlags) generate(fl *pflag.FlagSet) ([]byte, error) {
 		"gateway-service-type": func() { v.Gateway.ServiceType = fv.Gateway.ServiceType },
 		"expose-control-plane": func() { v.Gateway.ExposeControlPlane = fv.Gateway.ExposeControlPlane },
 		"xds-address":          func() { v.Gateway.XDSAddress = fv.Gateway.XDSAddress },
+		"webhook-host":         func() { v.WebhookHost = fv.WebhookHost },
+		"no-webhook":           func() { v.NoWebhook = fv.NoWebhook },
+		"gateway-image":        func() { v.Gateway.ImageKind = fv.Gateway.ImageKind },
+		"proxy-image":          func() { v.ProxyImage = fv.ProxyImage },
 	}
 	fl.Visit(func(flag *pflag.Flag) {
 		if set, ok := overrides[flag.Name]; ok {
@@ -166,6 +197,13 @@ func (f *manifestFlags) generate(fl *pflag.FlagSet) ([]byte, error) {
 	})
 	if v.Image == "" {
 		v.Image = install.ImageFor(version.Version)
+	}
+	if f.caBundle != "" {
+		data, err := files.Read(context.Background(), f.caBundle, files.PEM)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-bundle: %w", err)
+		}
+		v.CABundle = string(data)
 	}
 	objs, err := install.Generate(profile, v)
 	if err != nil {

@@ -18,6 +18,7 @@ func TestGeneratedArgsParse(t *testing.T) {
 		objs, err := install.Generate(p, install.Values{
 			ClusterID: "cluster1", Network: "network1", Revision: "1-11-4", Image: "example.com/causeway:test",
 			CustomHosts: []string{"istiod.example.com"}, RemotePilotAddress: "192.0.2.10",
+			WebhookHost: "eastwest.example.com",
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)

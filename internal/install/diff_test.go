@@ -143,9 +143,9 @@ Object Deployment:istio-system:istiod-1-11-4 has diffs:
 // remote has the static istiod-remote Service and Endpoints that point at
 // the primary's gateway, and no control plane.
 func TestDiffSeedPrimaryRemote(t *testing.T) {
-	v := Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: testImage, RemotePilotAddress: seedDiscoveryAddress}
+	v := Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: testImage, RemotePilotAddress: seedDiscoveryAddress, WebhookHost: seedWebhookHost}
 	primary := v
-	primary.RemotePilotAddress = ""
+	primary.RemotePilotAddress, primary.WebhookHost = "", ""
 	d, err := Diff(render(t, ProfilePrimary, primary), render(t, ProfileRemote, v))
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +168,19 @@ func TestDiffSeedPrimaryRemote(t *testing.T) {
 			"Service:istio-system:istiod-remote",
 			"ServiceAccount:istio-system:causeway-reader",
 		},
+		// The injection webhook: the control plane's Service on the
+		// primary, the primary's gateway on the remote (as in the seed's
+		// diff of istioctl's manifests).
+		Changed: []ObjectDiff{{Object: "MutatingWebhookConfiguration::istio-sidecar-injector", Changes: []Change{
+			{Path: "webhooks[#0].clientConfig.service", Old: `{"name":"istiod","namespace":"istio-system","path":"/inject","port":443}`, New: Empty, Kind: Removed},
+			{Path: "webhooks[#0].clientConfig.url", Old: Empty, New: "https://" + seedWebhookHost + ":15017/inject/cluster/cluster2/net/network2", Kind: Added},
+			{Path: "webhooks[#1].clientConfig.service", Old: `{"name":"istiod","namespace":"istio-system","path":"/inject","port":443}`, New: Empty, Kind: Removed},
+			{Path: "webhooks[#1].clientConfig.url", Old: Empty, New: "https://" + seedWebhookHost + ":15017/inject/cluster/cluster2/net/network2", Kind: Added},
+			{Path: "webhooks[#2].clientConfig.service", Old: `{"name":"istiod","namespace":"istio-system","path":"/inject","port":443}`, New: Empty, Kind: Removed},
+			{Path: "webhooks[#2].clientConfig.url", Old: Empty, New: "https://" + seedWebhookHost + ":15017/inject/cluster/cluster2/net/network2", Kind: Added},
+			{Path: "webhooks[#3].clientConfig.service", Old: `{"name":"istiod","namespace":"istio-system","path":"/inject","port":443}`, New: Empty, Kind: Removed},
+			{Path: "webhooks[#3].clientConfig.url", Old: Empty, New: "https://" + seedWebhookHost + ":15017/inject/cluster/cluster2/net/network2", Kind: Added},
+		}}},
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("primary vs remote (-want +got):\n%s", diff)

@@ -44,6 +44,9 @@ func Generate(p Profile, v Values) ([]Object, error) {
 	case ProfileEastWestGateway:
 		objs = gateway(v)
 	}
+	if v.webhookEnabled(p) {
+		objs = append(objs, webhookConfiguration(p, v))
+	}
 	sortObjects(objs)
 	return objs, nil
 }
@@ -61,6 +64,8 @@ var kindOrder = map[string]int{
 	"Endpoints":           7,
 	"Deployment":          8,
 	"PodDisruptionBudget": 9,
+	// Last, so that the Service it calls exists first.
+	"MutatingWebhookConfiguration": 10,
 }
 
 func sortObjects(objs []Object) {
@@ -230,6 +235,7 @@ func controlPlaneService(name, ns string, labels, selector map[string]string) *c
 			Ports: []corev1.ServicePort{
 				tcpServicePort("grpc-xds", PortXDS, PortXDS),
 				tcpServicePort("https-dns", PortXDSTLS, PortXDSTLS),
+				tcpServicePort("https-webhook", PortWebhookService, PortWebhook),
 				tcpServicePort("http-monitoring", PortDebug, PortDebug),
 			},
 		},
@@ -280,6 +286,7 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 		fmt.Sprintf("--debug-addr=:%d", PortDebug),
 		fmt.Sprintf("--xds-addr=:%d", PortXDS),
 		fmt.Sprintf("--xds-tls-addr=:%d", PortXDSTLS),
+		fmt.Sprintf("--webhook-addr=:%d", PortWebhook),
 	}
 	for _, h := range v.customHosts() {
 		args = append(args, "--custom-host="+h)
@@ -292,6 +299,7 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 		Ports: []corev1.ContainerPort{
 			containerPort("grpc-xds", PortXDS),
 			containerPort("https-dns", PortXDSTLS),
+			containerPort("https-webhook", PortWebhook),
 			containerPort("http-monitoring", PortDebug),
 		},
 		ReadinessProbe: &corev1.Probe{
@@ -488,6 +496,10 @@ func gateway(v Values) []Object {
 	if gw.ExposeControlPlane {
 		ports = append(ports, tcpServicePort("tls-istiod", PortXDSTLS, PortXDSTLS))
 		cports = append(cports, containerPort("tls-istiod", PortXDSTLS))
+		if gw.ImageKind == GatewayImageIstio {
+			ports = append(ports, tcpServicePort("tls-webhook", PortWebhook, PortWebhook))
+			cports = append(cports, containerPort("tls-webhook", PortWebhook))
+		}
 	}
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -502,6 +514,16 @@ func gateway(v Values) []Object {
 		// Causeway hands out only the nodes that run a ready gateway pod;
 		// Local keeps traffic on them (and the client's address).
 		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+
+	if gw.ImageKind == GatewayImageIstio {
+		return []Object{
+			namespace(v),
+			serviceAccount(GatewayServiceAccount, v.Namespace, labels),
+			svc,
+			istioGatewayDeployment(v, labels, selector, cports),
+			podDisruptionBudget(GatewayName, v.Namespace, labels, selector),
+		}
 	}
 
 	args := []string{

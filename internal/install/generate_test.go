@@ -35,9 +35,24 @@ type seedCase struct {
 // the seed's primary-remote diff.
 const seedDiscoveryAddress = "192.168.1.1"
 
+// seedWebhookHost is the DNS name of cluster1's gateway that cluster2's
+// API server calls the injection webhook by.
+const seedWebhookHost = "eastwest.cluster1.example"
+
+// testRoot is a fixed mesh root (testdata/root-cert.pem), the webhooks'
+// caBundle in the golden files.
+func testRoot() string {
+	data, err := os.ReadFile(filepath.Join("testdata", "root-cert.pem"))
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}
+
 func seedCases() []seedCase {
-	c1 := Values{ClusterID: "cluster1", Network: "network1", MeshID: "mesh1", Image: testImage}
-	c2 := Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: testImage, RemotePilotAddress: seedDiscoveryAddress}
+	c1 := Values{ClusterID: "cluster1", Network: "network1", MeshID: "mesh1", Image: testImage, CABundle: testRoot(), CustomHosts: []string{seedWebhookHost}}
+	c2 := Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: testImage, RemotePilotAddress: seedDiscoveryAddress,
+		WebhookHost: seedWebhookHost, CABundle: testRoot()}
 	gw1 := c1
 	gw1.Gateway.ExposeControlPlane = true
 	gw2 := c2
@@ -48,6 +63,20 @@ func seedCases() []seedCase {
 		{"cluster2-remote", ProfileRemote, c2},
 		{"cluster2-eastwest-gateway", ProfileEastWestGateway, gw2},
 	}
+}
+
+// istioGatewayCases are the seed's gateways run by Istio's proxyv2
+// (--gateway-image istio).
+func istioGatewayCases() []seedCase {
+	var out []seedCase
+	for _, c := range seedCases() { //nolint:gocritic // a copy is what is wanted: it is changed and kept
+		if c.profile == ProfileEastWestGateway {
+			c.name += "-istio"
+			c.values.Gateway.ImageKind = GatewayImageIstio
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func render(t *testing.T, p Profile, v Values) []byte {
@@ -95,6 +124,7 @@ func TestGenerateGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases = append(cases, seedCase{"cluster1-primary-revision", ProfilePrimary, rev})
+	cases = append(cases, istioGatewayCases()...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := render(t, c.profile, c.values)
@@ -154,6 +184,22 @@ func TestGenerateObjects(t *testing.T) {
 				"Service:istio-system:istiod",
 				"Deployment:istio-system:istiod",
 				"PodDisruptionBudget:istio-system:istiod",
+				"MutatingWebhookConfiguration::istio-sidecar-injector",
+			},
+		},
+		{
+			name: "primary without webhook", profile: ProfilePrimary,
+			values: Values{ClusterID: "c1", Image: testImage, NoWebhook: true},
+			want: []string{
+				"Namespace::istio-system",
+				"ServiceAccount:istio-system:istiod",
+				"ClusterRole::causeway-istiod-istio-system",
+				"ClusterRoleBinding::causeway-istiod-istio-system",
+				"Role:istio-system:causeway-istiod",
+				"RoleBinding:istio-system:causeway-istiod",
+				"Service:istio-system:istiod",
+				"Deployment:istio-system:istiod",
+				"PodDisruptionBudget:istio-system:istiod",
 			},
 		},
 		{
@@ -170,11 +216,12 @@ func TestGenerateObjects(t *testing.T) {
 				"Service:mesh:istiod-canary",
 				"Deployment:mesh:istiod-canary",
 				"PodDisruptionBudget:mesh:istiod-canary",
+				"MutatingWebhookConfiguration::istio-sidecar-injector-canary",
 			},
 		},
 		{
 			name: "remote by IP: headless Service and Endpoints, no control plane", profile: ProfileRemote,
-			values: Values{RemotePilotAddress: "192.0.2.10:15012"},
+			values: Values{RemotePilotAddress: "192.0.2.10:15012", NoWebhook: true},
 			want: []string{
 				"Namespace::istio-system",
 				"ServiceAccount:istio-system:causeway-reader",
@@ -186,13 +233,14 @@ func TestGenerateObjects(t *testing.T) {
 		},
 		{
 			name: "remote by name: an ExternalName Service", profile: ProfileRemote,
-			values: Values{RemotePilotAddress: "gw.example.com"},
+			values: Values{RemotePilotAddress: "gw.example.com", ClusterID: "c2", Network: "n2"},
 			want: []string{
 				"Namespace::istio-system",
 				"ServiceAccount:istio-system:causeway-reader",
 				"ClusterRole::causeway-reader-istio-system",
 				"ClusterRoleBinding::causeway-reader-istio-system",
 				"Service:istio-system:istiod-remote",
+				"MutatingWebhookConfiguration::istio-sidecar-injector",
 			},
 		},
 		{
@@ -243,7 +291,7 @@ func TestControlPlaneDeployment(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers[0]
 	wantArgs := []string{
 		"serve", "--cluster-id=cluster1", "--system-namespace=istio-system", "--trust-domain=example.org",
-		"--debug-addr=:15014", "--xds-addr=:15010", "--xds-tls-addr=:15012",
+		"--debug-addr=:15014", "--xds-addr=:15010", "--xds-tls-addr=:15012", "--webhook-addr=:15017",
 		// The revisioned name first, then the configured ones, once each.
 		"--custom-host=istiod-1-11-4.istio-system.svc", "--custom-host=istiod.example.com",
 	}
@@ -276,7 +324,7 @@ func TestControlPlaneDeployment(t *testing.T) {
 			for _, p := range svc.Spec.Ports {
 				ports = append(ports, p.Port)
 			}
-			if diff := cmp.Diff([]int32{15010, 15012, 15014}, ports); diff != "" {
+			if diff := cmp.Diff([]int32{15010, 15012, 443, 15014}, ports); diff != "" {
 				t.Errorf("Service %s ports (-want +got):\n%s", svc.Name, diff)
 			}
 			if diff := cmp.Diff(d.Spec.Selector.MatchLabels, svc.Spec.Selector); diff != "" {
@@ -358,7 +406,7 @@ func TestControlPlaneRBAC(t *testing.T) {
 }
 
 func TestRemoteService(t *testing.T) {
-	objs, err := Generate(ProfileRemote, Values{ClusterID: "cluster2", Network: "network2", RemotePilotAddress: seedDiscoveryAddress})
+	objs, err := Generate(ProfileRemote, Values{ClusterID: "cluster2", Network: "network2", RemotePilotAddress: seedDiscoveryAddress, WebhookHost: seedWebhookHost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +422,7 @@ func TestRemoteService(t *testing.T) {
 		t.Errorf("istiod-remote endpoints %+v", s)
 	}
 
-	objs, err = Generate(ProfileRemote, Values{RemotePilotAddress: "eastwest.example.com"})
+	objs, err = Generate(ProfileRemote, Values{RemotePilotAddress: "eastwest.example.com", NoWebhook: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,6 +561,22 @@ func TestGenerateErrors(t *testing.T) {
 			`revision "X"`, `custom host "not a host"`, `imagePullPolicy "Sometimes"`,
 			`gateway service type "ClusterIP"`, "gateway.port 70000",
 		}},
+		{"remote webhook by IP", ProfileRemote, Values{ClusterID: "c2", Network: "n2", RemotePilotAddress: "192.0.2.10"}, []string{
+			"--webhook-host NAME", "the IP 192.0.2.10 cannot be verified", "--no-webhook",
+		}},
+		{"remote webhook without cluster and network", ProfileRemote, Values{RemotePilotAddress: "gw.example.com"}, []string{
+			"the cluster id is required for the remote cluster's injection webhook", "the network is required for the remote cluster's injection webhook",
+		}},
+		{"webhook host not a DNS name", ProfileRemote, Values{ClusterID: "c2", Network: "n2", RemotePilotAddress: "192.0.2.10", WebhookHost: "192.0.2.10:15017"}, []string{
+			`webhook host "192.0.2.10:15017": want a DNS name`,
+		}},
+		{"caBundle not PEM", ProfilePrimary, Values{ClusterID: "c", Image: testImage, CABundle: "not a certificate"}, []string{"caBundle"}},
+		{"unknown gateway image", ProfileEastWestGateway, Values{ClusterID: "c", Network: "n", Image: testImage, Gateway: GatewayValues{ImageKind: "envoy"}}, []string{
+			`gateway image "envoy": want causeway`,
+		}},
+		{"gateway port clashes with the webhook's", ProfileEastWestGateway, Values{
+			ClusterID: "c", Network: "n", Image: testImage, Gateway: GatewayValues{Port: 15017, ExposeControlPlane: true},
+		}, []string{"gateway.port 15017 is the webhook's port"}},
 		{"gateway port clashes with the control plane's", ProfileEastWestGateway, Values{
 			ClusterID: "c", Network: "n", Image: testImage, Gateway: GatewayValues{Port: 15012, ExposeControlPlane: true},
 		}, []string{"gateway.port 15012 is the control plane's port"}},
@@ -611,7 +675,7 @@ gateway:
 func TestNoAdminPortPublished(t *testing.T) {
 	for _, p := range Profiles() {
 		for _, st := range []corev1.ServiceType{corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeNodePort} {
-			v := Values{ClusterID: "c", Network: "n", Image: testImage, RemotePilotAddress: "192.0.2.1",
+			v := Values{ClusterID: "c", Network: "n", Image: testImage, RemotePilotAddress: "192.0.2.1", WebhookHost: "gw.example.com",
 				Gateway: GatewayValues{ServiceType: st, ExposeControlPlane: p != ProfileRemote}}
 			objs, err := Generate(p, v)
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/causeway-mesh/causeway/internal/inject"
 )
 
 // Profile names what a manifest installs.
@@ -108,6 +110,11 @@ const (
 //	imagePullPolicy: IfNotPresent
 //	customHosts: [istiod.example.com]              # --custom-host: extra DNS SANs
 //	remotePilotAddress: 192.0.2.10                 # --remote-pilot-address (remote)
+//	caBundle: |                                    # --ca-bundle FILE: the mesh root, the webhook's caBundle
+//	  -----BEGIN CERTIFICATE-----
+//	webhookHost: eastwest.cluster1.example         # --webhook-host (remote): DNS name of the primary's gateway
+//	noWebhook: false                               # --no-webhook: no MutatingWebhookConfiguration
+//	proxyImage: docker.io/istio/proxyv2:1.31.4     # --proxy-image: Istio's gateway (imageKind istio)
 //	controlPlane:
 //	  replicas: 2
 //	  resources: {requests: {cpu: 50m, memory: 300Mi}}
@@ -121,6 +128,7 @@ const (
 //	  exposeControlPlane: true     # --expose-control-plane: port tls-istiod 15012
 //	  xdsAddress: istiod.istio-system.svc:15010    # --xds-address
 //	  serviceAnnotations: {traffic.istio.io/nodeSelector: '{"kubernetes.io/os":"linux"}'}
+//	  imageKind: istio             # --gateway-image: causeway (default) or istio
 type Values struct {
 	ClusterID          string            `json:"clusterID,omitempty"`
 	Network            string            `json:"network,omitempty"`
@@ -132,8 +140,22 @@ type Values struct {
 	ImagePullPolicy    corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 	CustomHosts        []string          `json:"customHosts,omitempty"`
 	RemotePilotAddress string            `json:"remotePilotAddress,omitempty"`
-	ControlPlane       ComponentValues   `json:"controlPlane,omitzero"`
-	Gateway            GatewayValues     `json:"gateway,omitzero"`
+	// CABundle is the mesh root (PEM) the API server verifies the
+	// injection webhook with; empty leaves caBundle unset (see
+	// docs/install.md: patch it once the control plane made its root).
+	CABundle string `json:"caBundle,omitempty"`
+	// WebhookHost is the DNS name a remote cluster's API server reaches
+	// the primary's east-west gateway by, on port 15017; default the
+	// remote pilot address when that is a DNS name.
+	WebhookHost string `json:"webhookHost,omitempty"`
+	// NoWebhook leaves the MutatingWebhookConfiguration out (no sidecar
+	// injection by Causeway in this cluster).
+	NoWebhook bool `json:"noWebhook,omitempty"`
+	// ProxyImage is Istio's proxyv2 image, run by an east-west gateway of
+	// gateway.imageKind istio; default the injector's proxy image.
+	ProxyImage   string          `json:"proxyImage,omitempty"`
+	ControlPlane ComponentValues `json:"controlPlane,omitzero"`
+	Gateway      GatewayValues   `json:"gateway,omitzero"`
 }
 
 // ComponentValues size and place one Deployment.
@@ -173,7 +195,17 @@ type GatewayValues struct {
 	// ServiceAnnotations go on the gateway Service (cloud load-balancer
 	// settings, traffic.istio.io/nodeSelector).
 	ServiceAnnotations map[string]string `json:"serviceAnnotations,omitempty"`
+	// ImageKind is what runs the gateway: GatewayImageCauseway
+	// ("causeway gateway", the default) or GatewayImageIstio (Istio's
+	// proxyv2 in router mode, configured by the control plane).
+	ImageKind string `json:"imageKind,omitempty"`
 }
+
+// The kinds of east-west gateway (--gateway-image).
+const (
+	GatewayImageCauseway = "causeway"
+	GatewayImageIstio    = "istio"
+)
 
 // ParseValues reads a values file. Keys are case-sensitive; unknown or
 // repeated keys are an error naming every such key by its path.
@@ -220,6 +252,12 @@ func (v Values) withDefaults() Values {
 	}
 	if v.Gateway.Port == 0 {
 		v.Gateway.Port = PortGatewayTLS
+	}
+	if v.Gateway.ImageKind == "" {
+		v.Gateway.ImageKind = GatewayImageCauseway
+	}
+	if v.ProxyImage == "" {
+		v.ProxyImage = inject.DefaultProxyImage
 	}
 	return v
 }
@@ -301,6 +339,12 @@ func (v Values) validate(p Profile) error {
 	}
 	if v.Gateway.ExposeControlPlane && v.Gateway.Port == PortXDSTLS {
 		bad("gateway.port %d is the control plane's port, which exposeControlPlane adds: choose another", v.Gateway.Port)
+	}
+	errs = append(errs, v.validateWebhook(p)...)
+	switch v.Gateway.ImageKind {
+	case GatewayImageCauseway, GatewayImageIstio:
+	default:
+		bad("gateway image %q: want causeway (Causeway's gateway) or istio (Istio's proxyv2 in router mode)", v.Gateway.ImageKind)
 	}
 	if a := v.Gateway.XDSAddress; a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
