@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
 // maxIstioFileBytes bounds a file read from Istio's module source (the
@@ -75,7 +77,7 @@ func RequireIstioFile(t testing.TB, name, rel string) []byte {
 	t.Helper()
 	b, err := ReadIstioFile(t.Context(), name, rel)
 	if err != nil {
-		SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	return b
 }
