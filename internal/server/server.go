@@ -32,6 +32,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -148,6 +149,9 @@ type Server struct {
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
+
+	// gwWatch reads Istio's Gateways and VirtualServices (gatewayconfig.go).
+	gwWatch *kube.GatewayConfigWatch
 
 	ready       atomic.Pointer[readiness]
 	addrMu      sync.Mutex
@@ -285,6 +289,9 @@ func (s *Server) newClusterSet() error {
 	caCfg.Clusters = s.set.Client
 	caCfg.Registry, caCfg.Logger = s.registry, cfg.Logger.With("component", "ca")
 	if s.ca, err = ca.New(caCfg); err != nil {
+		return err
+	}
+	if err := s.newGatewayConfigWatch(); err != nil {
 		return err
 	}
 	if cfg.MeshNetworksConfigMap != "" {
@@ -425,6 +432,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cmWatch != nil {
 		wg.Go(func() { s.cmWatch.run(ctx) })
 	}
+	wg.Go(func() { s.runGatewayConfigWatch(ctx) })
 
 	s.waitInitialSync(ctx)
 
