@@ -13,7 +13,7 @@ import (
 func istiodService() *model.ServiceInfo {
 	return &model.ServiceInfo{
 		Host: "istiod.istio-system.svc.cluster.local", Namespace: "istio-system", Name: "istiod",
-		Ports: []model.ServicePort{{Name: "grpc-xds", Port: 15010}, {Name: "https-dns", Port: 15012}, {Name: "https-webhook", Port: 443}},
+		Ports:           []model.ServicePort{{Name: "grpc-xds", Port: 15010}, {Name: "https-dns", Port: 15012}, {Name: "https-webhook", Port: 443}},
 		ServiceAccounts: []model.NamespacedName{{Namespace: "istio-system", Name: "istiod"}},
 	}
 }
