@@ -3,9 +3,11 @@ package envoy
 import (
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/internal/model"
 )
@@ -114,6 +116,26 @@ func TestGatewayClusterHTTP2(t *testing.T) {
 		validateDeep(t, c)
 		if got, want := len(c.GetTypedExtensionProtocolOptions()) > 0, p.Name == "grpc-xds"; got != want {
 			t.Errorf("port %s: protocol options %t, want %t", p.Name, got, want)
+		}
+	}
+}
+
+// TestParseNodeCausewayGateway: Causeway's own gateway is told from
+// Istio's Envoy by its user agent.
+func TestParseNodeCausewayGateway(t *testing.T) {
+	for agent, want := range map[string]bool{UserAgentCausewayGateway: true, "envoy": false, "": false} {
+		p, err := ParseNode(&corev3.Node{
+			Id:            "router~10.1.0.30~istio-eastwestgateway-1.istio-system~istio-system.svc.cluster.local",
+			UserAgentName: agent,
+			Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+				MetaRouterMode: structpb.NewStringValue(RouterModeSNIDNAT),
+			}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Role != RoleEastWestGateway || p.CausewayGateway != want {
+			t.Errorf("user agent %q: role %s, Causeway's gateway %t; want eastwestgateway, %t", agent, p.Role, p.CausewayGateway, want)
 		}
 	}
 }
