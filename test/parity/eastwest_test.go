@@ -136,6 +136,14 @@ func TestParityEastWestGateway(t *testing.T) {
 		gateways = append(gateways, proxy{name: gw.String(), node: gw})
 	}
 	gw1 := gateways[0].node
+	// An sni-dnat gateway that no Gateway selects (its istio label is
+	// another): istiod gives it no listener, Causeway its default SNI
+	// listener (docs/eastwest-envoy.md, D17).
+	unselected := sites[0].gatewayNode(bins.Version)
+	unselected.Pod = eastWestName + "-unselected-1"
+	unselected.IP = sites[0].podIP(31)
+	unselected.Labels = map[string]string{"app": eastWestName + "-unselected", "istio": "eastwestgateway-unselected", labelNetwork: sites[0].network}
+	gateways = append(gateways, proxy{name: unselected.String(), node: unselected})
 	ist := startIstiod(t, env, bins, primary, meshAllowAny)
 	defer ist.stop()
 	cw := startCauseway(t, env, causewayBin, primary.ID, kubeconfig, meshFlag, meshAllowAny)
