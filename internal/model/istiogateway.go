@@ -153,7 +153,9 @@ type PassthroughRoute struct {
 // every Gateway whose selector matches its labels, TLS AUTO_PASSTHROUGH
 // and PASSTHROUGH only (an east-west gateway terminates no TLS and routes
 // no HTTP; other servers are not served), and for PASSTHROUGH ports the
-// tls routes of the VirtualServices bound to those Gateways. Routes keep
+// tls routes of the VirtualServices bound to those Gateways (a route
+// serves a port of a Gateway it names, and only if its match has that port
+// or none). Routes keep
 // the config's order (VirtualServices by namespace and name, matches as
 // written); a second route with the same SNI hosts on one port is dropped,
 // as Envoy rejects two filter chains with one match.
@@ -161,14 +163,17 @@ func (c *GatewayConfig) Plan(labels map[string]string) GatewayPlan {
 	var plan GatewayPlan
 	auto := map[uint32][]GatewayHost{}
 	pass := map[uint32]bool{}
-	bound := map[string]bool{}
+	// bound: the PASSTHROUGH ports of each selecting Gateway, by
+	// NAMESPACE/NAME (a route binds to a port of a Gateway it names).
+	bound := map[string]map[uint32]bool{}
 	for i := range c.Gateways {
 		g := &c.Gateways[i]
 		if !selects(g.Selector, labels) {
 			continue
 		}
 		plan.Selected = true
-		bound[g.Namespace+"/"+g.Name] = true
+		ports := map[uint32]bool{}
+		bound[g.Namespace+"/"+g.Name] = ports
 		for _, s := range g.Servers {
 			if !strings.EqualFold(s.Protocol, "TLS") || s.Port == 0 {
 				continue
@@ -180,6 +185,7 @@ func (c *GatewayConfig) Plan(labels map[string]string) GatewayPlan {
 				}
 			case TLSPassthrough:
 				pass[s.Port] = true
+				ports[s.Port] = true
 			}
 		}
 	}
@@ -196,7 +202,7 @@ func (c *GatewayConfig) Plan(labels map[string]string) GatewayPlan {
 		var routes []PassthroughRoute
 		seen := map[string]bool{}
 		for _, r := range c.Routes {
-			if (r.Port != 0 && r.Port != p) || !slices.ContainsFunc(r.Gateways, func(g string) bool { return bound[g] }) {
+			if (r.Port != 0 && r.Port != p) || !slices.ContainsFunc(r.Gateways, func(g string) bool { return bound[g][p] }) {
 				continue
 			}
 			sni := slices.DeleteFunc(slices.Clone(r.SNIHosts), func(s string) bool { return s == "*" })

@@ -29,6 +29,10 @@ func TestGatewayConfigPlan(t *testing.T) {
 			Destination: "other.istio-system.svc.cluster.local", DestinationPort: 15012},
 		{Namespace: "istio-system", Name: "vs", Gateways: []string{"istio-system/istiod-gateway"}, Port: 15017, SNIHosts: []string{"*"},
 			Destination: "istiod.istio-system.svc.cluster.local", DestinationPort: 443},
+		// Bound to a Gateway that selects the proxy but has no PASSTHROUGH
+		// server on the port: not served there.
+		{Namespace: "istio-system", Name: "cross-vs", Gateways: []string{"istio-system/cross"}, Port: 15012, SNIHosts: []string{"b"},
+			Destination: "b.b.svc.cluster.local", DestinationPort: 1},
 		// Bound to a Gateway that does not select the proxy.
 		{Namespace: "istio-system", Name: "ing", Gateways: []string{"istio-system/ingress"}, Port: 15017, SNIHosts: []string{"a"},
 			Destination: "a.b.svc.cluster.local", DestinationPort: 1},
