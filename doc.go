@@ -24,6 +24,9 @@
 //     transforms that keep only what the model reads), and an istio.io/client-go
 //     PeerAuthentication informer where the cluster serves them, whose handlers
 //     enqueue keys; one sync function converges the model from the caches.
+//     On the config cluster only, GatewayConfigWatch reads Istio's Gateways
+//     and VirtualServices into the model's GatewayConfig (what configures
+//     Istio's Envoy east-west gateways; docs/eastwest-envoy.md).
 //   - internal/clusters: the cluster set: the config cluster plus one cluster
 //     per remote-secret entry (istio/multiCluster=true), built through an
 //     injectable client factory; liveness probes and the stale-cluster policy.

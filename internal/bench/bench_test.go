@@ -33,7 +33,7 @@ func buildCauseway(t *testing.T) string {
 func TestTinyRun(t *testing.T) {
 	testreq.NotShort(t, "integration test: starts two kube-apiservers and causeway serve")
 	if _, err := testenv.FindBinaries(false); err != nil {
-		testenv.SkipOrFail(t, "%v", err)
+		testreq.SkipOrFail(t, "%v", err)
 	}
 	bin := buildCauseway(t)
 	for _, proto := range []Protocol{ProtocolSotW, ProtocolDelta} {

@@ -103,12 +103,17 @@ func GRPCCluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOption
 // port's connections to, named as the SNI that selects it,
 // outbound_.PORT_._.HOST; its EDS resource has the same name and holds the
 // gateway network's own endpoints (the model's LocalView). The gateway
-// passes the client's mTLS through, so the cluster is plain TCP.
+// passes the client's mTLS through, so the cluster is plain TCP. A port of
+// an HTTP/2 protocol (grpc, http2) carries istiod's HTTP/2 upstream
+// options, as istiod's gateway clusters do; tcp_proxy ignores them.
 //
 // svc must not be nil.
 func GatewayCluster(svc *model.ServiceInfo, port model.ServicePort) *clusterv3.Cluster {
 	c := edsCluster(model.SNI(svc.Host, port.Port, ""), svc, port, 0)
 	c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+	if proto := model.PortProtocol(port); proto.IsHTTP2() {
+		c.TypedExtensionProtocolOptions = protocolOptions(proto)
+	}
 	return c
 }
 

@@ -17,7 +17,12 @@
 // which bind their ports. docs/sidecars.md has the whole picture.
 // An east-west gateway (RoleEastWestGateway): GatewayListener on 15443,
 // and per service port GatewayCluster with GatewayClusterLoadAssignment of
-// the model's LocalView of the gateway's own network.
+// the model's LocalView of the gateway's own network. Istio's Envoy
+// (not Proxy.CausewayGateway) gets the listeners of the Istio Gateways
+// that select it instead (IstioGatewayListeners from a model.GatewayPlan:
+// AUTO_PASSTHROUGH SNI listeners, PassthroughListener with
+// PassthroughClusters), and IstioGatewayClusterLoadAssignment
+// (docs/eastwest-envoy.md).
 // A proxyless gRPC client (RoleGRPC): GRPCListener, GRPCRoute,
 // GRPCCluster and GRPCClusterLoadAssignment for what it dials.
 //

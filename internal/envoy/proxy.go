@@ -70,6 +70,11 @@ const (
 
 	RouterModeSNIDNAT = "sni-dnat"
 	GeneratorGRPC     = "grpc"
+
+	// UserAgentCausewayGateway is the node user_agent_name of Causeway's
+	// own east-west gateway (`causeway gateway`); Istio's Envoy sends
+	// "envoy".
+	UserAgentCausewayGateway = "causeway-gateway"
 )
 
 // InterceptionMode is how a sidecar receives its traffic (node metadata
@@ -118,6 +123,12 @@ type Proxy struct {
 	Labels map[string]string
 	// Generator is metadata GENERATOR as sent ("grpc" for proxyless gRPC).
 	Generator string
+	// CausewayGateway: the node's user agent is UserAgentCausewayGateway.
+	// Such an east-west gateway keeps Causeway's default shape (the SNI
+	// listener on the server's gateway port, and the control plane's
+	// listener) whatever Istio's Gateways say: its flags decide what it
+	// binds. Istio's Envoy gets what the Gateways select it for.
+	CausewayGateway bool
 	// Interception is metadata INTERCEPTION_MODE as sent.
 	Interception InterceptionMode
 	// PodPorts are metadata POD_PORTS, sorted by port, one per port.
@@ -142,7 +153,7 @@ func ParseNode(n *corev3.Node) (Proxy, error) {
 		return Proxy{}, fmt.Errorf("%w: the request carries no node; the client's bootstrap must set node.id", ErrInvalidNode)
 	}
 	md := n.GetMetadata().GetFields()
-	p := Proxy{ID: n.GetId()}
+	p := Proxy{ID: n.GetId(), CausewayGateway: n.GetUserAgentName() == UserAgentCausewayGateway}
 	var err error
 	if p.Generator, err = metaString(md, MetaGenerator); err != nil {
 		return Proxy{}, err

@@ -214,7 +214,7 @@ func node(cfg Config) *corev3.Node {
 		Id:                   cfg.NodeID,
 		Cluster:              "istio-eastwestgateway",
 		Metadata:             &structpb.Struct{Fields: md},
-		UserAgentName:        "causeway-gateway",
+		UserAgentName:        envoy.UserAgentCausewayGateway,
 		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version.Get().Version},
 	}
 }

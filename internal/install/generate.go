@@ -174,9 +174,13 @@ func ReaderRules() []rbacv1.PolicyRule {
 }
 
 // controlPlaneClusterRules: what the control plane does in every
-// namespace of its own cluster, the same as in a remote one.
+// namespace of its own cluster, the same as in a remote one, plus reading
+// Istio's Gateways and VirtualServices, which configure Istio's Envoy
+// east-west gateways and are read from the config cluster only
+// (docs/eastwest-envoy.md).
 func controlPlaneClusterRules() []rbacv1.PolicyRule {
-	return ReaderRules()
+	return append(ReaderRules(),
+		rbacv1.PolicyRule{APIGroups: []string{"networking.istio.io"}, Resources: []string{"gateways", "virtualservices"}, Verbs: readVerbs})
 }
 
 // CASecretName is the Secret the control plane keeps its self-signed CA in

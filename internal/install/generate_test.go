@@ -376,6 +376,9 @@ func TestControlPlaneRBAC(t *testing.T) {
 		{APIGroups: []string{"security.istio.io"}, Resources: []string{"peerauthentications"}, Verbs: read},
 		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		// Istio's Envoy east-west gateways' config, read in the config
+		// cluster only (docs/eastwest-envoy.md).
+		{APIGroups: []string{"networking.istio.io"}, Resources: []string{"gateways", "virtualservices"}, Verbs: read},
 	}
 	if diff := cmp.Diff(wantCluster, cr.Rules); diff != "" {
 		t.Errorf("cluster rules (-want +got):\n%s", diff)

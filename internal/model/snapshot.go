@@ -18,6 +18,7 @@ type Snapshot struct {
 	sorted *sortedServices
 	local  ClusterLocalHosts
 	pa     map[ClusterID][]PeerAuthentication
+	gwCfg  *GatewayConfig
 	root   string
 	// clusters are the ids of the clusters with objects, sorted; shared.
 	clusters []ClusterID

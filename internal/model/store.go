@@ -18,16 +18,20 @@ type Changes struct {
 	Services map[Host]struct{}
 	// PeerAuthentication: clusters whose PeerAuthentications changed.
 	PeerAuthentication map[ClusterID]struct{}
+	// GatewayConfig: Istio's Gateways or VirtualServices changed
+	// (SetGatewayConfig).
+	GatewayConfig bool
 }
 
 // Empty reports whether nothing changed.
 func (c Changes) Empty() bool {
-	return !c.Full && len(c.Services) == 0 && len(c.PeerAuthentication) == 0
+	return !c.Full && len(c.Services) == 0 && len(c.PeerAuthentication) == 0 && !c.GatewayConfig
 }
 
 // Merge adds o to c.
 func (c *Changes) Merge(o Changes) {
 	c.Full = c.Full || o.Full
+	c.GatewayConfig = c.GatewayConfig || o.GatewayConfig
 	if len(o.PeerAuthentication) > 0 {
 		if c.PeerAuthentication == nil {
 			c.PeerAuthentication = make(map[ClusterID]struct{}, len(o.PeerAuthentication))
@@ -96,6 +100,9 @@ type Store struct {
 	// what snapshots share, replaced per cluster on change.
 	peerAuth       map[ClusterID]map[NamespacedName]*PeerAuthentication
 	peerAuthFrozen map[ClusterID][]PeerAuthentication
+	// gwCfg is Istio's Gateways and VirtualServices (SetGatewayConfig);
+	// snapshots share it.
+	gwCfg *GatewayConfig
 }
 
 // NewStore returns an empty store.
@@ -542,6 +549,7 @@ func (s *Store) Snapshot() *Snapshot {
 		sorted:   s.sorted,
 		local:    s.local,
 		pa:       s.peerAuthFrozen,
+		gwCfg:    s.gwCfg,
 		root:     s.cfg.SystemNamespace,
 		clusters: s.clusterID,
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -155,6 +156,9 @@ type Server struct {
 	// listenFn opens the listener of each address (net.Listen); name says
 	// which (a flag name), for tests.
 	listenFn func(name, addr string) (net.Listener, error)
+
+	// gwWatch reads Istio's Gateways and VirtualServices (gatewayconfig.go).
+	gwWatch *kube.GatewayConfigWatch
 
 	ready       atomic.Pointer[readiness]
 	addrMu      sync.Mutex
@@ -294,6 +298,9 @@ func (s *Server) newClusterSet() error {
 	if s.ca, err = ca.New(caCfg); err != nil {
 		return err
 	}
+	if err := s.newGatewayConfigWatch(); err != nil {
+		return err
+	}
 	if cfg.MeshNetworksConfigMap != "" {
 		s.cmWatch, err = newConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
 		if err != nil {
@@ -366,6 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cmWatch != nil {
 		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
 	}
+	wg.Go(func() { s.runGatewayConfigWatch(ctx) })
 
 	s.waitInitialSync(serveCtx)
 

@@ -34,8 +34,10 @@ func (m *mesh) plainEndpoint(c model.ClusterID, ns, name string, svcPort uint32,
 // gateway's outbound_.PORT_._.HOST clusters list only the endpoints of its
 // network that speak mesh mTLS; kubernetes.default's API server and a pod
 // without a sidecar are left out, while a sidecar of the same network
-// still sees them. The control plane's secure port keeps its endpoints
-// (the gateway exposes it on purpose).
+// still sees them. On Causeway's own gateway the control plane's secure
+// port keeps its endpoints (it exposes it on purpose, --expose-control-plane);
+// Istio's Envoy gets none there, as from istiod (a Gateway exposes the
+// control plane through a PASSTHROUGH listener instead).
 func TestGatewayForwardsOnlyToMeshMTLS(t *testing.T) {
 	m := rawMesh(t, Config{})
 	m.service(cluster2, "default", "kubernetes", "10.2.0.1", 443)
@@ -51,20 +53,33 @@ func TestGatewayForwardsOnlyToMeshMTLS(t *testing.T) {
 	istiodSNI := model.SNI("istiod.istio-system.svc.cluster.local", 15012, "")
 	kubeCluster := model.ClusterName("kubernetes.default.svc.cluster.local", 443, "")
 	tests := []struct {
-		name  string
-		node  map[string]string
-		id    string // with %s for the stream kind
-		names []string
-		want  map[string][]lbEndpoint
+		name      string
+		node      map[string]string
+		userAgent string
+		id        string // with %s for the stream kind
+		names     []string
+		want      map[string][]lbEndpoint
 	}{{
-		name:  "east-west gateway",
-		node:  eastWestNode(),
-		id:    "router~10.2.0.50~istio-eastwestgateway-%s.istio-system~istio-system.svc.cluster.local",
-		names: []string{kubeSNI, helloSNI, istiodSNI},
+		name:      "Causeway's east-west gateway",
+		node:      eastWestNode(),
+		userAgent: "causeway-gateway",
+		id:        "router~10.2.0.50~istio-eastwestgateway-%s.istio-system~istio-system.svc.cluster.local",
+		names:     []string{kubeSNI, helloSNI, istiodSNI},
 		want: map[string][]lbEndpoint{
 			kubeSNI:   nil,
 			helloSNI:  {{"10.2.0.10:8080", 1, true}},
 			istiodSNI: {{"10.2.0.30:15012", 1, false}},
+		},
+	}, {
+		name:      "Istio's Envoy east-west gateway",
+		node:      eastWestNode(),
+		userAgent: "envoy",
+		id:        "router~10.2.0.51~istio-eastwestgateway-%s.istio-system~istio-system.svc.cluster.local",
+		names:     []string{kubeSNI, helloSNI, istiodSNI},
+		want: map[string][]lbEndpoint{
+			kubeSNI:   nil,
+			helloSNI:  {{"10.2.0.10:8080", 1, true}},
+			istiodSNI: nil,
 		},
 	}, {
 		name:  "sidecar of the same network: every endpoint",
@@ -78,7 +93,9 @@ func TestGatewayForwardsOnlyToMeshMTLS(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name+" (sotw)", func(t *testing.T) {
-			c := newSotW(t, cc, node(fmt.Sprintf(tc.id, "sotw"), tc.node))
+			n := node(fmt.Sprintf(tc.id, "sotw"), tc.node)
+			n.UserAgentName = tc.userAgent
+			c := newSotW(t, cc, n)
 			c.request(edsType, tc.names, "", "", "")
 			got := claEndpoints(decode[*endpointv3.ClusterLoadAssignment](t, c.recvType(edsType).GetResources()))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -86,7 +103,9 @@ func TestGatewayForwardsOnlyToMeshMTLS(t *testing.T) {
 			}
 		})
 		t.Run(tc.name+" (delta)", func(t *testing.T) {
-			c := newDelta(t, cc, node(fmt.Sprintf(tc.id, "delta"), tc.node))
+			n := node(fmt.Sprintf(tc.id, "delta"), tc.node)
+			n.UserAgentName = tc.userAgent
+			c := newDelta(t, cc, n)
 			c.subscribe(edsType, tc.names, nil)
 			got := claEndpoints(decode[*endpointv3.ClusterLoadAssignment](t, deltaAnys(c.recvType(edsType))))
 			if diff := cmp.Diff(tc.want, got); diff != "" {

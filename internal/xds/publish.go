@@ -49,6 +49,9 @@ func (s *Server) Publish(snap *model.Snapshot, changes model.Changes) {
 	b := s.builder(snap)
 	b.peerAuthAll = old == nil || changes.Full
 	b.peerAuth = changes.PeerAuthentication
+	if changes.GatewayConfig {
+		b.setGatewayConfigChanged(old, hcs)
+	}
 	updated, deleted := updateViews(views, b, hcs)
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("xDS views published", "services", len(hcs), "full", changes.Full || old == nil,
@@ -105,6 +108,9 @@ type builder struct {
 	// the previous snapshot; peerAuthAll: treat every cluster's as changed.
 	peerAuth    map[model.ClusterID]struct{}
 	peerAuthAll bool
+	// gw is what Istio's Gateways change in this publish
+	// (gateway_istio.go).
+	gw gatewayChange
 }
 
 // peerAuthChanged reports whether cluster c's PeerAuthentications may
@@ -134,7 +140,7 @@ func (b *builder) capturedInbound(k viewKey) envoy.Inbound {
 func (s *Server) builder(snap *model.Snapshot) *builder {
 	return &builder{
 		snap: snap, ports: s.ports, opts: s.clusterOptions(), gatewayPort: s.cfg.GatewayPort,
-		policy: s.cfg.OutboundTrafficPolicy,
+		policy: s.cfg.OutboundTrafficPolicy, gw: gatewayChange{dests: routeDestinations(snap)},
 	}
 }
 
@@ -310,6 +316,9 @@ func (ix portIndex) apply(hcs []hostChange) {
 // returns how many resources were updated and deleted.
 func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 	c := changeSet{v: v}
+	if v.key.istioGW && b.gw.changed {
+		hcs = b.gw.hcs
+	}
 	switch v.key.kind {
 	case kindEmpty:
 	case kindSidecarLDS:
@@ -355,7 +364,13 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		// chain per pod).
 		if slices.ContainsFunc(hcs, func(hc hostChange) bool {
 			return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
-		}) {
+		}) || (v.key.istioGW && b.gw.changed) {
+			if v.key.istioGW {
+				// Istio's Envoy: the listeners Istio's Gateways select it
+				// for (gateway_istio.go).
+				v.putIstioGatewayListeners(b, &c)
+				break
+			}
 			keep := map[string]struct{}{}
 			services := b.snap.Services()
 			if l := envoy.GatewayListenerWithPods(services, b.gatewayPort, b.gatewayPodSNIs(v.key.network)); l != nil {
@@ -409,6 +424,9 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 		}
 		for i := range hcs {
 			v.updateHost(b, &c, &hcs[i])
+		}
+		if v.key.kind == kindGatewayCDS && v.key.istioGW {
+			v.putPassthroughClusters(b, &c, hcs)
 		}
 	}
 	if len(c.upd) > 0 || len(c.del) > 0 {
@@ -468,6 +486,11 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 			if v.key.kind.isEDS() {
 				if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
 					names = append(names, name)
+				}
+				if v.key.kind == kindGatewayEDS && v.key.istioGW && b.isDestination(svc.Host, p.Port) {
+					if name, ok := v.putDestinationEndpoints(b, c, svc.Host, p.Port); ok {
+						names = append(names, name)
+					}
 				}
 				continue
 			}
@@ -668,7 +691,11 @@ func (v *view) putEndpoints(b *builder, c *changeSet, h model.Host, port uint32)
 	case kindGRPCEDS:
 		res = envoy.GRPCClusterLoadAssignment(mv)
 	case kindGatewayEDS:
-		res = envoy.GatewayClusterLoadAssignment(h, port, mv)
+		if v.key.istioGW {
+			res = envoy.IstioGatewayClusterLoadAssignment(h, port, mv)
+		} else {
+			res = envoy.GatewayClusterLoadAssignment(h, port, mv)
+		}
 	default:
 		res = envoy.ClusterLoadAssignment(mv)
 	}

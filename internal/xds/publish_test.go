@@ -22,7 +22,10 @@ import (
 
 func TestKeyFor(t *testing.T) {
 	sidecar := envoy.Proxy{Role: envoy.RoleSidecar, Network: network1, Cluster: cluster1, Namespace: "sample"}
-	gateway := envoy.Proxy{Role: envoy.RoleEastWestGateway, Network: network2, Cluster: cluster2, Namespace: "istio-system"}
+	gateway := envoy.Proxy{Role: envoy.RoleEastWestGateway, Network: network2, Cluster: cluster2, Namespace: "istio-system",
+		Labels: map[string]string{"istio": "eastwestgateway"}}
+	cwGateway := gateway
+	cwGateway.CausewayGateway = true
 	router := envoy.Proxy{Role: envoy.RoleRouter, Network: network1, Cluster: cluster1, Namespace: "istio-system"}
 	grpcP := envoy.Proxy{Role: envoy.RoleGRPC, Network: network1, Cluster: cluster2, Namespace: "sample"}
 	captured := sidecar
@@ -52,9 +55,12 @@ func TestKeyFor(t *testing.T) {
 			viewKey{typeURL: rdsType, kind: kindSidecarRDS, namespace: "sample", cluster: cluster1}, true},
 		{"router listeners: none", router, ldsType, viewKey{typeURL: ldsType, kind: kindEmpty}, true},
 		{"router routes: none", router, rdsType, viewKey{typeURL: rdsType, kind: kindEmpty}, true},
-		{"gateway clusters: per network (per-pod clusters)", gateway, cdsType, viewKey{typeURL: cdsType, kind: kindGatewayCDS, network: network2}, true},
-		{"gateway endpoints: its network's own", gateway, edsType, viewKey{typeURL: edsType, kind: kindGatewayEDS, network: network2, cluster: cluster2}, true},
-		{"gateway listener: per network (per-pod chains)", gateway, ldsType, viewKey{typeURL: ldsType, kind: kindGatewayLDS, network: network2}, true},
+		{"gateway clusters: per network (per-pod clusters)", cwGateway, cdsType, viewKey{typeURL: cdsType, kind: kindGatewayCDS, network: network2}, true},
+		{"gateway endpoints: its network's own", cwGateway, edsType, viewKey{typeURL: edsType, kind: kindGatewayEDS, network: network2, cluster: cluster2}, true},
+		{"gateway listener: per network (per-pod chains)", cwGateway, ldsType, viewKey{typeURL: ldsType, kind: kindGatewayLDS, network: network2}, true},
+		{"Istio's gateway clusters: per network and labels", gateway, cdsType, viewKey{typeURL: cdsType, kind: kindGatewayCDS, network: network2, istioGW: true, labels: "istio=eastwestgateway"}, true},
+		{"Istio's gateway endpoints: per network, not labels", gateway, edsType, viewKey{typeURL: edsType, kind: kindGatewayEDS, network: network2, cluster: cluster2, istioGW: true}, true},
+		{"Istio's gateway listeners: per network and labels", gateway, ldsType, viewKey{typeURL: ldsType, kind: kindGatewayLDS, network: network2, istioGW: true, labels: "istio=eastwestgateway"}, true},
 		{"gateway routes: none", gateway, rdsType, viewKey{typeURL: rdsType, kind: kindEmpty}, true},
 		{"gRPC clusters", grpcP, cdsType, viewKey{typeURL: cdsType, kind: kindGRPCCDS}, true},
 		{"gRPC endpoints: per network and cluster", grpcP, edsType, viewKey{typeURL: edsType, kind: kindGRPCEDS, network: network1, cluster: cluster2}, true},

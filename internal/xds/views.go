@@ -77,13 +77,18 @@ type viewKey struct {
 	// (modes unset: the LDS view decides them from the snapshot's
 	// PeerAuthentications, which change without the proxy changing).
 	inbound envoy.InboundKey
-	// labels: captured LDS, the workload's labels (see labelsKey).
+	// labels: captured LDS, the workload's labels (see labelsKey); an
+	// Istio gateway's LDS and CDS, the labels Istio's Gateways select by.
 	labels string
+	// istioGW: the gateway kinds of Istio's Envoy (not Causeway's own
+	// gateway, envoy.Proxy.CausewayGateway): Istio's Gateways decide its
+	// listeners (gateway_istio.go).
+	istioGW bool
 }
 
 func (k viewKey) String() string {
-	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q labels=%q",
-		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound, k.labels)
+	return fmt.Sprintf("%s network=%q namespace=%q cluster=%q interception=%q inbound=%q labels=%q istio_gateway=%t",
+		k.kind, k.network, k.namespace, k.cluster, k.interception, k.inbound, k.labels, k.istioGW)
 }
 
 // inboundOf is the ports of a captured sidecar's workload: its pod's TCP
@@ -133,6 +138,7 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindGRPCCDS
 		case envoy.RoleEastWestGateway:
 			k.kind, k.network = kindGatewayCDS, p.Network
+			k.setIstioGateway(&p)
 		default:
 			k.kind = kindSidecarCDS
 			if p.Captured() {
@@ -145,7 +151,7 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 		case envoy.RoleGRPC:
 			k.kind = kindGRPCEDS
 		case envoy.RoleEastWestGateway:
-			k.kind = kindGatewayEDS
+			k.kind, k.istioGW = kindGatewayEDS, !p.CausewayGateway
 		default:
 			k.kind = kindSidecarEDS
 		}
@@ -161,6 +167,7 @@ func keyFor(p envoy.Proxy, typeURL string) (viewKey, bool) {
 			k.kind = kindGRPCLDS
 		case envoy.RoleEastWestGateway:
 			k.kind, k.network = kindGatewayLDS, p.Network
+			k.setIstioGateway(&p)
 		}
 	case resource.RouteType:
 		switch p.Role {
