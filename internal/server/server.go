@@ -373,7 +373,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cmWatch != nil {
 		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
 	}
-	wg.Go(func() { s.runGatewayConfigWatch(ctx) })
+	g.Go(func() error { s.runGatewayConfigWatch(runCtx); return nil })
 
 	s.waitInitialSync(serveCtx)
 
