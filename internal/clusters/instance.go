@@ -21,6 +21,7 @@ type instance struct {
 	watcher  *kube.Watcher
 	started  time.Time
 	cancel   context.CancelFunc
+	done     <-chan struct{} // closed when the instance stops
 	probeNow chan struct{}
 
 	mu       sync.Mutex
@@ -62,7 +63,7 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 	}
 	in.watcher = w
 	ctx, cancel := context.WithCancel(s.ctx)
-	in.cancel = cancel
+	in.cancel, in.done = cancel, ctx.Done()
 	s.wg.Go(func() { w.Run(ctx) })
 	if s.cfg.OnCluster != nil {
 		s.wg.Go(func() { s.cfg.OnCluster(ctx, id, clients.Kube) })
