@@ -54,6 +54,7 @@ type serveFlags struct {
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
 	inject             injectFlags
+	rotationDNS        rotationDNSFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -163,6 +164,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
 	f.inject.register(fl)
+	f.rotationDNS.register(fl)
 	return cmd
 }
 
@@ -233,6 +235,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if err := f.inject.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
+	f.rotationDNS.apply(&cfg)
 	if f.manifests != "" {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {
 			return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")

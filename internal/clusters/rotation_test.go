@@ -39,7 +39,10 @@ func (w *watchedStore) check(op string) {
 	w.mu.Unlock()
 }
 
-func (w *watchedStore) UpsertService(v *model.Service) { w.Store.UpsertService(v); w.check("UpsertService") }
+func (w *watchedStore) UpsertService(v *model.Service) {
+	w.Store.UpsertService(v)
+	w.check("UpsertService")
+}
 func (w *watchedStore) DeleteService(k model.ObjectKey) {
 	w.Store.DeleteService(k)
 	w.check("DeleteService " + k.String())
