@@ -235,7 +235,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if err := f.inject.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
-	f.rotationDNS.apply(&cfg)
+	if err := f.rotationDNS.apply(&cfg); err != nil {
+		return server.Config{}, err
+	}
 	if f.manifests != "" {
 		if f.kubeconfig != "" || f.meshNetworksCM != "" {
 			return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")

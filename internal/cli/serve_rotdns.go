@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -38,8 +40,31 @@ func (f *rotationDNSFlags) register(fl *pflag.FlagSet) {
 		"bound of one DNS query to one server")
 }
 
-// apply sets the rotation and gateway DNS settings in cfg.
-func (f *rotationDNSFlags) apply(cfg *server.Config) {
+// apply checks the flags and sets the rotation and gateway DNS settings in
+// cfg.
+func (f *rotationDNSFlags) apply(cfg *server.Config) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"--remote-secret-swap-timeout", f.swapTimeout},
+		{"--gateway-dns-refresh", f.dnsRefresh},
+		{"--gateway-dns-min-ttl", f.dnsMinTTL},
+		{"--gateway-dns-max-ttl", f.dnsMaxTTL},
+		{"--gateway-dns-timeout", f.dnsTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %s: want a positive duration", d.name, d.v)
+		}
+	}
+	if f.dnsMaxTTL < f.dnsMinTTL {
+		return fmt.Errorf("--gateway-dns-max-ttl %s is below --gateway-dns-min-ttl %s: raise it", f.dnsMaxTTL, f.dnsMinTTL)
+	}
+	for _, s := range f.dnsServers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fmt.Errorf("--gateway-dns-server %q: %w: give HOST:PORT, e.g. 10.0.0.10:53", s, err)
+		}
+	}
 	cfg.SwapTimeout = f.swapTimeout
 	cfg.GatewayDNS = gatewaydns.Config{
 		Servers: f.dnsServers,
@@ -48,4 +73,5 @@ func (f *rotationDNSFlags) apply(cfg *server.Config) {
 		MaxTTL:  f.dnsMaxTTL,
 		Timeout: f.dnsTimeout,
 	}
+	return nil
 }
