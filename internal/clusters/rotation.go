@@ -2,6 +2,7 @@ package clusters
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -13,18 +14,23 @@ import (
 // not sync within Config.SwapTimeout (it cannot connect or authenticate),
 // or the kubeconfig fails sanitizing, the change is refused: the previous
 // watch stays, the cluster's credentials show as failing, and the refusal
-// is logged once.
+// is logged once. A credential the API server refuses (401) is refused as
+// soon as the new watch's first probe says so.
 
-// awaitSwap refuses the change that started in when in has not synced
-// within the swap timeout; the swap itself is onSynced's.
+// awaitSwap refuses the change that started in when the API server refuses
+// in's credentials, or when in has not synced within the swap timeout; the
+// swap itself is onSynced's.
 func (s *Set) awaitSwap(in *instance) {
 	t := time.NewTimer(s.cfg.SwapTimeout)
 	defer t.Stop()
+	var refused error
 	select {
 	case <-in.watcher.Synced():
 		return
 	case <-in.done:
 		return
+	case <-in.unauthorized:
+		refused = errors.New("the API server refuses its credentials (401 Unauthorized): give a valid token or client certificate, then update the secret again")
 	case <-t.C:
 	}
 	s.mu.Lock()
@@ -33,13 +39,16 @@ func (s *Set) awaitSwap(in *instance) {
 	if c == nil || c.next != in || s.closed {
 		return
 	}
-	why := "it did not connect"
-	in.mu.Lock()
-	if in.err != "" {
-		why = "last error: " + in.err
+	if refused == nil {
+		why := "it did not connect"
+		in.mu.Lock()
+		if in.err != "" {
+			why = "last error: " + in.err
+		}
+		in.mu.Unlock()
+		refused = fmt.Errorf("its watch did not sync within %s (%s): check the new server address, CA data and credentials, then update the secret again", s.cfg.SwapTimeout, why)
 	}
-	in.mu.Unlock()
-	s.refuseChangeLocked(c, in.hash, fmt.Errorf("its watch did not sync within %s (%s): check the new server address, CA data and credentials, then update the secret again", s.cfg.SwapTimeout, why))
+	s.refuseChangeLocked(c, in.hash, refused)
 }
 
 // refuseChangeLocked keeps c on its current kubeconfig, stops the watch of
