@@ -30,6 +30,9 @@
 //   - internal/clusters: the cluster set: the config cluster plus one cluster
 //     per remote-secret entry (istio/multiCluster=true), built through an
 //     injectable client factory; liveness probes and the stale-cluster policy.
+//   - internal/gatewaydns: resolves gateway hostnames (LoadBalancer ingress
+//     hostnames, meshNetworks addresses) for the model from a cache, looking
+//     them up again on their TTL; a failure keeps the last good addresses.
 //   - internal/server: wires `causeway serve`: the cluster set, MeshNetworks
 //     (file or ConfigMap), the debounced publish loop that hands each new model
 //     snapshot and its changed keys to the sinks (xDS), and the debug server.

@@ -55,6 +55,7 @@ type serveFlags struct {
 	xdsLimits          xdsLimitFlags
 	inject             injectFlags
 	drain              drainFlags
+	rotationDNS        rotationDNSFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -165,6 +166,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	f.xdsLimits.register(fl)
 	f.inject.register(fl)
 	f.drain.register(fl)
+	f.rotationDNS.register(fl)
 	return cmd
 }
 
@@ -239,6 +241,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		return server.Config{}, err
 	}
 	if err := f.drain.apply(&cfg); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.rotationDNS.apply(&cfg); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {

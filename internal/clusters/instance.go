@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
@@ -15,13 +17,18 @@ import (
 // instance is one watch of one cluster through one set of clients: a
 // watcher, its health probe, and what they found out.
 type instance struct {
-	id       model.ClusterID
-	hash     [sha256.Size]byte // of the kubeconfig it was built from
-	clients  Clients
-	watcher  *kube.Watcher
-	started  time.Time
-	cancel   context.CancelFunc
-	probeNow chan struct{}
+	id      model.ClusterID
+	hash    [sha256.Size]byte // of the kubeconfig it was built from
+	clients Clients
+	watcher *kube.Watcher
+	started time.Time
+	cancel  context.CancelFunc
+	done    <-chan struct{} // closed when the instance stops
+	// unauthorized is closed when the API server first refuses the
+	// instance's credentials (a probe answered 401).
+	unauthorized     chan struct{}
+	unauthorizedOnce sync.Once
+	probeNow         chan struct{}
 
 	mu       sync.Mutex
 	probed   bool
@@ -44,6 +51,8 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 		clients:  clients,
 		started:  time.Now(),
 		probeNow: make(chan struct{}, 1),
+
+		unauthorized: make(chan struct{}),
 	}
 	w, err := kube.New(kube.Config{
 		Cluster:         id,
@@ -62,7 +71,7 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 	}
 	in.watcher = w
 	ctx, cancel := context.WithCancel(s.ctx)
-	in.cancel = cancel
+	in.cancel, in.done = cancel, ctx.Done()
 	s.wg.Go(func() { w.Run(ctx) })
 	if s.cfg.OnCluster != nil {
 		s.wg.Go(func() { s.cfg.OnCluster(ctx, id, clients.Kube) })
@@ -154,6 +163,9 @@ func (s *Set) probe(ctx context.Context, in *instance) {
 		in.err = "probe: " + err.Error()
 	}
 	in.mu.Unlock()
+	if apierrors.IsUnauthorized(err) {
+		in.unauthorizedOnce.Do(func() { close(in.unauthorized) })
+	}
 
 	log := s.log.With("cluster", string(in.id))
 	switch {

@@ -13,6 +13,7 @@ import (
 type metrics struct {
 	syncDuration *prometheus.HistogramVec
 	secretErrors prometheus.Counter
+	swaps        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,11 +27,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "causeway_remote_secret_errors_total",
 			Help: "Remote secret entries (or changes to them) refused: bad kubeconfig, refused credential, colliding cluster id.",
 		}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_remote_secret_swaps_total",
+			Help: "Clusters moved in place to the changed kubeconfig of their remote secret, once its new watch had synced.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.syncDuration, m.secretErrors} {
+	for _, c := range []prometheus.Collector{m.syncDuration, m.secretErrors, m.swaps} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 				return nil, fmt.Errorf("clusters: metrics already registered: give each cluster set its own registry: %w", err)

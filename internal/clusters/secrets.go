@@ -186,38 +186,27 @@ func (s *Set) reconcileEntry(secret string, id model.ClusterID, kubeconfig []byt
 				c.next.stop()
 				c.next = nil
 			}
-			c.updateErr = ""
+			c.updateErr, c.refusedHash = "", [sha256.Size]byte{}
 			return
 		case c.next != nil && c.next.hash == h:
 			return
 		}
-		refuse := func(err error) {
-			if c.next != nil {
-				c.next.stop()
-				c.next = nil
-			}
-			msg := "the changed kubeconfig was refused, the previous one is still used: " + err.Error()
-			if c.updateErr != msg {
-				s.metrics.secretErrors.Inc()
-				log.Info("remote secret change refused", "err", err)
-			}
-			c.updateErr = msg
-		}
 		clients, err := s.cfg.NewClients(id, kubeconfig)
 		if err != nil {
-			refuse(err)
+			s.refuseChangeLocked(c, h, err)
 			return
 		}
 		next, err := s.startInstance(id, clients, h, true)
 		if err != nil {
-			refuse(err)
+			s.refuseChangeLocked(c, h, err)
 			return
 		}
 		if c.next != nil {
 			c.next.stop()
 		}
-		c.next, c.updateErr = next, ""
-		log.Info("remote secret changed; rebuilding the cluster's watch")
+		c.next = next
+		s.wg.Go(func() { s.awaitSwap(next) })
+		log.Info("remote secret changed; the cluster moves to the new kubeconfig once its watch has synced", "server", clients.Server, "timeout", s.cfg.SwapTimeout)
 		return
 	}
 

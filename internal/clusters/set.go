@@ -36,6 +36,7 @@ import (
 // *model.Store.
 type Store interface {
 	kube.Store
+	kube.Retainer
 	RemoveCluster(c model.ClusterID)
 }
 
@@ -45,6 +46,9 @@ var _ Store = (*model.Store)(nil)
 const (
 	DefaultProbeInterval = 5 * time.Second
 	DefaultProbeTimeout  = 3 * time.Second
+	// DefaultSwapTimeout bounds how long a changed kubeconfig's new watch
+	// may take to sync before the change is refused.
+	DefaultSwapTimeout = 2 * time.Minute
 	// rejectedShown bounds the rejected objects a Status lists.
 	rejectedShown = 20
 )
@@ -74,6 +78,11 @@ type Config struct {
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe. Default 3s (at most ProbeInterval).
 	ProbeTimeout time.Duration
+	// SwapTimeout bounds how long the new watch of a changed kubeconfig
+	// (a rotated token or CA, a moved server) may take to connect,
+	// authenticate and sync; past it the change is refused and the
+	// previous kubeconfig kept. Default DefaultSwapTimeout (2m).
+	SwapTimeout time.Duration
 	// PeerAuthRecheck is how often a cluster that does not serve
 	// PeerAuthentications (or may not be read) is asked again. Default
 	// kube.DefaultPeerAuthRecheck (1m).
@@ -113,8 +122,10 @@ type cluster struct {
 	cur    *instance
 	next   *instance
 	// updateErr says why the latest change of its secret entry was refused
-	// (the previous kubeconfig is still used).
-	updateErr string
+	// (the previous kubeconfig is still used); refusedHash is the hash of
+	// that kubeconfig, so that a refusal is logged once.
+	updateErr   string
+	refusedHash [sha256.Size]byte
 }
 
 // Client returns the clientset of a watched cluster, false when none is
@@ -159,8 +170,8 @@ func New(cfg Config) (*Set, error) {
 		return nil, errors.New("clusters: Config.Store is nil")
 	case cfg.Logger == nil:
 		return nil, errors.New("clusters: Config.Logger is nil")
-	case cfg.ProbeInterval < 0 || cfg.ProbeTimeout < 0:
-		return nil, errors.New("clusters: negative probe interval or timeout")
+	case cfg.ProbeInterval < 0 || cfg.ProbeTimeout < 0 || cfg.SwapTimeout < 0:
+		return nil, errors.New("clusters: negative probe interval, probe timeout or swap timeout")
 	}
 	if cfg.SystemNamespace == "" {
 		cfg.SystemNamespace = "istio-system"
@@ -176,6 +187,9 @@ func New(cfg Config) (*Set, error) {
 	}
 	if cfg.ProbeTimeout == 0 {
 		cfg.ProbeTimeout = min(DefaultProbeTimeout, cfg.ProbeInterval)
+	}
+	if cfg.SwapTimeout == 0 {
+		cfg.SwapTimeout = DefaultSwapTimeout
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -297,6 +311,7 @@ func (s *Set) Statuses() []Status {
 		st.Source = it.c.source()
 		if it.err != "" {
 			st.Error = it.err
+			st.Credentials = CredentialsFailing
 		}
 		if it.nxt != nil {
 			st.Pending = "a changed kubeconfig is syncing; the previous one is used until it is done"
@@ -336,15 +351,18 @@ func (c *cluster) stop() {
 	}
 }
 
-// swapLocked makes c's pending instance its current one: the previous
-// instance's objects are removed from the model and the new one's written,
-// back to back. Called with s.mu held.
+// swapLocked makes c's pending instance its current one, in place: the
+// previous instance is paused, the new one writes every object it holds over
+// the previous one's and removes what only the previous one held (see
+// kube.Watcher.Takeover). The cluster's objects never leave the model in
+// between, so no proxy sees its endpoints drop. Called with s.mu held.
 func (s *Set) swapLocked(c *cluster) {
 	old, next := c.cur, c.next
 	old.stop()
-	s.cfg.Store.RemoveCluster(c.id)
-	next.watcher.Replay()
+	next.watcher.Takeover(s.cfg.Store)
 	c.cur, c.next = next, nil
+	c.updateErr = ""
 	s.cfg.Changed()
-	s.log.Info("cluster rebuilt from its changed secret", "cluster", string(c.id), "source", c.source())
+	s.metrics.swaps.Inc()
+	s.log.Info("cluster moved to its changed kubeconfig", "cluster", string(c.id), "source", c.source(), "server", next.clients.Server)
 }

@@ -114,6 +114,10 @@ type envOptions struct {
 	policy  StalePolicy
 	remotes map[string]*fakeCluster
 	secrets []*corev1.Secret
+	// swapTimeout is Config.SwapTimeout; wrap, if set, wraps the model
+	// store the set writes into.
+	swapTimeout time.Duration
+	wrap        func(*model.Store) Store
 }
 
 func newFake(objs ...runtime.Object) *fakeCluster {
@@ -142,10 +146,15 @@ func startEnv(t *testing.T, o envOptions) *env {
 		}
 		return KubeconfigClients(id, kubeconfig)
 	}
+	var store Store = e.store
+	if o.wrap != nil {
+		store = o.wrap(e.store)
+	}
 	set, err := New(Config{
 		ClusterID:     "c1",
 		Local:         e.local.clients(),
-		Store:         e.store,
+		Store:         store,
+		SwapTimeout:   o.swapTimeout,
 		Changed:       func() { e.changes.Add(1) },
 		NewClients:    factory,
 		StalePolicy:   o.policy,

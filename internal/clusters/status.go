@@ -40,6 +40,10 @@ func States() []State {
 	return []State{StateLive, StateSyncing, StateStale, StateDropped, StateUnreachable, StateError, StateStatic}
 }
 
+// CredentialsFailing is [Status].Credentials of a cluster whose changed
+// kubeconfig was refused.
+const CredentialsFailing = "failing"
+
 // Status is what /debug/clusters says of one cluster (or of one remote
 // secret entry that could not be used).
 type Status struct {
@@ -72,6 +76,11 @@ type Status struct {
 	// Error is the last error of the cluster: a failed probe or watch, or
 	// why its secret entry (or the latest change to it) was refused.
 	Error string `json:"error,omitempty"`
+	// Credentials is CredentialsFailing when the latest change of the
+	// cluster's remote secret entry was refused: it failed sanitizing, or
+	// its new client did not connect, authenticate and sync within the
+	// swap timeout. The previous kubeconfig is still used; Error says why.
+	Credentials string `json:"credentials,omitempty"`
 	// Pending says a changed secret's new kubeconfig is syncing; the
 	// cluster is still served from the previous one until it is done.
 	Pending string `json:"pending,omitempty"`

@@ -109,6 +109,9 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 			svcs, pods = strconv.Itoa(c.Objects.Services), strconv.Itoa(c.Objects.Pods)
 		}
 		errText := c.Error
+		if c.Credentials != "" {
+			errText = "credentials " + c.Credentials + ": " + errText
+		}
 		if c.Pending != "" {
 			errText = strings.TrimSpace(errText + " (" + c.Pending + ")")
 		}

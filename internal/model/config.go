@@ -43,7 +43,9 @@ type Config struct {
 	// Resolve turns a LoadBalancer ingress hostname (or a meshNetworks
 	// gateway address that is a hostname) into IPs; nil: hostnames are left
 	// out with a warning. It is called when the object is stored, outside
-	// the store's lock; storing the object again resolves it again.
+	// the store's lock; storing the object again, or Store.ResolveAgain,
+	// resolves it again. It must not block on the network: `causeway
+	// serve` gives internal/gatewaydns's cached Lookup.
 	Resolve func(host string) ([]string, error)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/gatewaydns"
 	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/manifests"
@@ -93,6 +94,12 @@ type Config struct {
 	ProbeTimeout    time.Duration
 	PeerAuthRecheck time.Duration
 	NewClients      clusters.ClientFactory
+	// SwapTimeout bounds the sync of a changed remote secret's new
+	// kubeconfig (see clusters.Config).
+	SwapTimeout time.Duration
+	// GatewayDNS configures the resolver of gateway hostnames, used unless
+	// Model.Resolve is set; New fills Wanted, Changed and Logger.
+	GatewayDNS gatewaydns.Config
 	// ClusterSyncTimeout bounds the wait for the initial sync of every
 	// cluster; after it the server serves what it has. Default 1m.
 	ClusterSyncTimeout time.Duration
@@ -149,6 +156,7 @@ type Server struct {
 	debug    *debug.Server
 	xds      *xds.Server
 	ca       *ca.Authority
+	dns      *gatewaydns.Resolver
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -205,6 +213,9 @@ func New(cfg Config) (*Server, error) {
 
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry(), listenFn: listenTCP}
 	s.ready.Store(&readiness{reason: "initial sync of the clusters in progress"})
+	if err := s.newGatewayDNS(&cfg); err != nil {
+		return nil, err
+	}
 	s.store = model.NewStore(cfg.Model)
 	if cfg.MeshConfigFile != "" {
 		mc, err := loadMeshConfig(cfg.MeshConfigFile)
@@ -245,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 		Snapshot:  s.Snapshot,
 		Clusters:  s.Clusters,
 		Ready:     s.Ready,
-		Warnings:  s.mn.warnings,
+		Warnings:  s.warnings,
 		Gatherer:  s.registry,
 		Profiling: cfg.Profiling,
 		Logger:    cfg.Logger,
@@ -280,6 +291,7 @@ func (s *Server) newClusterSet() error {
 		ProbeInterval:   cfg.ProbeInterval,
 		ProbeTimeout:    cfg.ProbeTimeout,
 		PeerAuthRecheck: cfg.PeerAuthRecheck,
+		SwapTimeout:     cfg.SwapTimeout,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
@@ -374,6 +386,9 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
 	}
 	g.Go(func() error { s.runGatewayConfigWatch(runCtx); return nil })
+	if s.dns != nil {
+		g.Go(func() error { s.dns.Run(runCtx); return nil })
+	}
 
 	s.waitInitialSync(serveCtx)
 

@@ -25,6 +25,13 @@ type edsWatch struct {
 
 func watchEDS(t *testing.T, addr, network, cluster, resource string) *edsWatch {
 	t.Helper()
+	return watchEDSObserved(t, addr, network, cluster, resource, nil)
+}
+
+// watchEDSObserved is watchEDS that also hands every response's endpoints
+// to observe (if not nil), in order, before they are sent on updates.
+func watchEDSObserved(t *testing.T, addr, network, cluster, resource string, observe func([]string)) *edsWatch {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +73,9 @@ func watchEDS(t *testing.T, addr, network, cluster, resource string) *edsWatch {
 					}
 				}
 				sort.Strings(eps)
+				if observe != nil {
+					observe(eps)
+				}
 				select {
 				case w.updates <- eps:
 				default:
