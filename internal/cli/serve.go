@@ -54,6 +54,7 @@ type serveFlags struct {
 	workloadCertTTLMax time.Duration
 	xdsLimits          xdsLimitFlags
 	inject             injectFlags
+	leader             leaderFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -163,6 +164,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	fl.StringVar(&f.manifests, "manifests", "", "serve the Kubernetes manifests of DIR (one folder per cluster id) instead of watching clusters")
 	f.xdsLimits.register(fl)
 	f.inject.register(fl)
+	f.leader.register(fl)
 	return cmd
 }
 
@@ -231,6 +233,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		return server.Config{}, err
 	}
 	if err := f.inject.apply(&cfg); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.leader.apply(&cfg, os.Getenv, os.Hostname); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {

@@ -32,6 +32,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/leader"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -127,6 +128,9 @@ type Config struct {
 	// Inject configures the injector; New fills what is empty from the
 	// server's own settings and wires the model's network decision.
 	Inject inject.Config
+	// LeaderElection elects the replica that writes to the clusters
+	// (leader.go).
+	LeaderElection LeaderElection
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -145,6 +149,8 @@ type Server struct {
 	debug    *debug.Server
 	xds      *xds.Server
 	ca       *ca.Authority
+	elector  *leader.Elector
+	gate     *leader.Gate
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -247,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.ca != nil {
 		s.debug.Handle("/debug/ca", s.ca.DebugHandler())
+		s.debug.Handle(debug.PathLeader, s.leaderHandler())
 	}
 	s.debug.Handle("/debug/proxies", s.xds.DebugHandler())
 	s.debug.Handle("/debug/config_dump", s.xds.DebugHandler())
@@ -272,15 +279,21 @@ func (s *Server) newClusterSet() error {
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
-			if err := s.ca.PublishRoot(ctx, id, kube); err != nil {
-				cfg.Logger.Info("root ConfigMaps not published", "cluster", string(id), "err", err)
-			}
+			s.AsLeader(ctx, func(ctx context.Context) {
+				if err := s.ca.PublishRoot(ctx, id, kube); err != nil {
+					cfg.Logger.Info("root ConfigMaps not published", "cluster", string(id), "err", err)
+				}
+			})
 		},
 	})
 	if err != nil {
 		return err
 	}
+	if err := s.newLeader(); err != nil {
+		return err
+	}
 	caCfg := cfg.CA
+	caCfg.Writer = cfg.LeaderElection.Identity
 	caCfg.ClusterID, caCfg.Client, caCfg.SystemNamespace = cfg.ClusterID, cfg.Local.Kube, cfg.SystemNamespace
 	caCfg.Clusters = s.set.Client
 	caCfg.Registry, caCfg.Logger = s.registry, cfg.Logger.With("component", "ca")
@@ -412,6 +425,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { s.pub.run(ctx) })
+	wg.Go(func() { s.runLeader(ctx) })
 	if s.set != nil {
 		wg.Go(func() {
 			if err := s.set.Run(ctx); err != nil {
