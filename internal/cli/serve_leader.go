@@ -71,4 +71,3 @@ func (f *leaderFlags) apply(cfg *server.Config, getenv func(string) string, host
 	cfg.LeaderElection = le
 	return nil
 }
-
