@@ -74,7 +74,7 @@ keys (unknown keys are an error):
 
   clusterID, network, meshID, namespace, revision, trustDomain, image,
   imagePullPolicy, customHosts (list), remotePilotAddress,
-  controlPlane: {replicas, resources, nodeSelector},
+  controlPlane: {replicas (default 2), resources, nodeSelector},
   gateway: {replicas, resources, nodeSelector, serviceType, port, nodePort,
             exposeControlPlane, xdsAddress, serviceAnnotations}
 
@@ -120,6 +120,7 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 	fl.StringVar(&f.serviceType, "gateway-service-type", string(corev1.ServiceTypeLoadBalancer), "eastwest-gateway: LoadBalancer, or NodePort where no load-balancer controller runs")
 	fl.BoolVar(&v.Gateway.ExposeControlPlane, "expose-control-plane", false, "eastwest-gateway: add port tls-istiod 15012 for remote clusters' proxies")
 	fl.StringVar(&v.Gateway.XDSAddress, "xds-address", "", "eastwest-gateway: where the gateway gets its configuration (default: the control plane's Service)")
+	fl.Int32Var(&v.ControlPlane.Replicas, "replicas", install.DefaultControlPlaneReplicas, "primary: replicas of the control plane (controlPlane.replicas); every replica serves, one elected leader writes (docs/replicas.md)")
 	return cmd
 }
 
@@ -158,6 +159,7 @@ func (f *manifestFlags) generate(fl *pflag.FlagSet) ([]byte, error) {
 		"gateway-service-type": func() { v.Gateway.ServiceType = fv.Gateway.ServiceType },
 		"expose-control-plane": func() { v.Gateway.ExposeControlPlane = fv.Gateway.ExposeControlPlane },
 		"xds-address":          func() { v.Gateway.XDSAddress = fv.Gateway.XDSAddress },
+		"replicas":             func() { v.ControlPlane.Replicas = fv.ControlPlane.Replicas },
 	}
 	fl.Visit(func(flag *pflag.Flag) {
 		if set, ok := overrides[flag.Name]; ok {
