@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -963,20 +964,28 @@ func (f *failoverRun) checkRoots(ctx context.Context, fr *FailoverResult) error 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fr.RootWrites = len(f.rootWrites)
-	for _, w := range f.rootWrites {
+	fr.RootWritesByNonLeader = nonLeaderWrites(f.leases, f.rootWrites)
+	return nil
+}
+
+// nonLeaderWrites describes each root write whose writer did not hold the
+// Lease at the write's resource version: the holder of the last Lease
+// version before it. leases are in resource-version order.
+func nonLeaderWrites(leases []leaseAt, writes []rootWrite) []string {
+	var out []string
+	for _, w := range writes {
 		holder := ""
-		for _, l := range f.leases {
+		for _, l := range leases {
 			if l.rv > w.rv {
 				break
 			}
 			holder = l.holder
 		}
 		if w.writer == "" || w.writer != holder {
-			fr.RootWritesByNonLeader = append(fr.RootWritesByNonLeader,
-				fmt.Sprintf("%s/%s at resource version %d written by %q while %q held the Lease", w.namespace, rootConfigMap, w.rv, w.writer, holder))
+			out = append(out, fmt.Sprintf("%s/%s at resource version %d written by %q while %q held the Lease", w.namespace, rootConfigMap, w.rv, w.writer, holder))
 		}
 	}
-	return nil
+	return out
 }
 
 // checkLease records the holders over time and every change of holder
@@ -985,22 +994,30 @@ func (f *failoverRun) checkLease(fr *FailoverResult) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fr.LeaseUpdates = len(f.leases)
-	slices.SortStableFunc(f.leases, func(a, b leaseAt) int { return compareUint(a.rv, b.rv) })
+	fr.LeaderChanges, fr.Overlaps = leaseHistory(f.leases)
+}
+
+// leaseHistory sorts the Lease versions by resource version and returns
+// the holders over time and each change of holder made before the
+// previous holder's lease expired (its last renewal plus its duration).
+func leaseHistory(leases []leaseAt) (changes []LeaderChange, overlaps []string) {
+	slices.SortStableFunc(leases, func(a, b leaseAt) int { return compareUint(a.rv, b.rv) })
 	var prev *leaseAt
-	for i := range f.leases {
-		l := &f.leases[i]
+	for i := range leases {
+		l := &leases[i]
 		if prev == nil || l.holder != prev.holder {
-			fr.LeaderChanges = append(fr.LeaderChanges, LeaderChange{Holder: l.holder, Seen: l.seen})
+			changes = append(changes, LeaderChange{Holder: l.holder, Seen: l.seen})
 		}
 		if prev != nil && prev.holder != "" && l.holder != "" && l.holder != prev.holder {
 			expires := prev.renew.Add(time.Duration(prev.durationSeconds) * time.Second)
 			if l.acquire.Before(expires) {
-				fr.Overlaps = append(fr.Overlaps, fmt.Sprintf("%s took the Lease at %s while %s held it until %s",
+				overlaps = append(overlaps, fmt.Sprintf("%s took the Lease at %s while %s held it until %s",
 					l.holder, l.acquire.Format(time.RFC3339Nano), prev.holder, expires.Format(time.RFC3339Nano)))
 			}
 		}
 		prev = l
 	}
+	return changes, overlaps
 }
 
 func compareUint(a, b uint64) int {
@@ -1038,4 +1055,24 @@ func (r *Results) failoverFailures() []string {
 		out = append(out, fmt.Sprintf("the failover sequence stopped after %d of 2 events", len(fr.Events)))
 	}
 	return out
+}
+
+// writeFailover prints a failover run's events and checks.
+func (r *Results) writeFailover(w io.Writer) {
+	fr := r.Failover
+	fmt.Fprintf(w, "failover: %d delta + %d SotW proxies over %v, lease %gs\n", fr.DeltaProxies, fr.SotWProxies, fr.Replicas, fr.LeaseDurationSeconds)
+	for _, ev := range fr.Events {
+		fmt.Fprintf(w, "  %s to %s (leader %t): %d proxies moved; reconnect p50 %.0f ms max %.0f ms; complete view p50 %.0f ms max %.0f ms; %s leads after %.2fs; exited after %.2fs\n",
+			ev.Signal, ev.Replica, ev.WasLeader, ev.MovedProxies, ev.Reconnect.P50, ev.Reconnect.Max, ev.Reconverge.P50, ev.Reconverge.Max, ev.NewLeader, ev.LeaderSeconds, ev.ExitSeconds)
+	}
+	var holders []string
+	for _, c := range fr.LeaderChanges {
+		holders = append(holders, cmpOr(c.Holder, "(released)"))
+	}
+	fmt.Fprintf(w, "  leaders %v over %d Lease writes, %d overlaps; %d root ConfigMap writes, %d not by the leader; %d namespaces made, %d without root\n",
+		holders, fr.LeaseUpdates, len(fr.Overlaps), fr.RootWrites, len(fr.RootWritesByNonLeader), fr.NamespacesMade, len(fr.NamespacesWithoutRoot))
+	for name, rss := range fr.PeakRSSBytes {
+		fmt.Fprintf(w, "  %s peak RSS %.0f MiB\n", name, mibOf(rss))
+	}
+	fmt.Fprintln(w)
 }

@@ -367,8 +367,12 @@ func (r *Results) WriteTable(w io.Writer) error {
 	for _, e := range r.Verify.Examples {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
-	fmt.Fprintf(w, "server: %.1f CPU-s in all, %.1f CPU-s for start + 10/s + 100/s, peak RSS %.0f MiB (log %s)\n\n",
-		r.Server.CPUSeconds, r.Server.TargetCPU, mibOf(r.Server.PeakRSSBytes), r.Server.Log)
+	if r.Failover != nil {
+		r.writeFailover(w)
+	} else {
+		fmt.Fprintf(w, "server: %.1f CPU-s in all, %.1f CPU-s for start + 10/s + 100/s, peak RSS %.0f MiB (log %s)\n\n",
+			r.Server.CPUSeconds, r.Server.TargetCPU, mibOf(r.Server.PeakRSSBytes), r.Server.Log)
+	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(tw, "target\tlimit\tvalue\tresult")
 		for _, t := range r.Targets {
