@@ -2,11 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"io"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -127,13 +128,15 @@ func (p *proxy) setErr(err error) {
 }
 
 // replicaGone says whether a stream's end is what a replica that stops,
-// dies or drains causes.
+// dies or drains causes: the end of the stream or connection, or any gRPC
+// status (the server or the transport ended the stream). A failure of the
+// proxy's own (a resource it cannot decode) is none of these.
 func replicaGone(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Canceled, codes.Aborted:
+	if errors.Is(err, io.EOF) || err.Error() == "the server ended the stream" {
 		return true
 	}
-	return err.Error() == "the server ended the stream"
+	_, isStatus := status.FromError(err)
+	return isStatus
 }
 
 // streamSince returns the proxy's first stream opened after t.
