@@ -81,8 +81,11 @@ func TestReplicasFailover(t *testing.T) {
 	if got := fo.DeltaProxies + fo.SotWProxies; fo.DeltaProxies != 50 || fo.SotWProxies != 50 {
 		t.Errorf("%d delta and %d SotW proxies (%d), want 50 and 50", fo.DeltaProxies, fo.SotWProxies, got)
 	}
-	if len(fo.Events) != 2 || fo.Events[0].Signal != "SIGKILL" || !fo.Events[0].WasLeader || fo.Events[1].Signal != "SIGTERM" || !fo.Events[1].WasLeader {
-		t.Errorf("events %+v: want the leader SIGKILLed, then the new leader SIGTERMed", fo.Events)
+	// The second victim is the first one's survivor, which leads unless a
+	// starved machine let the Lease pass back meanwhile: not required.
+	if len(fo.Events) != 2 || fo.Events[0].Signal != "SIGKILL" || !fo.Events[0].WasLeader || fo.Events[1].Signal != "SIGTERM" ||
+		fo.Events[1].Replica != fo.Events[0].NewLeader {
+		t.Fatalf("events %+v: want the leader SIGKILLed, then the survivor SIGTERMed", fo.Events)
 	}
 	for _, ev := range fo.Events {
 		if ev.MovedProxies == 0 || ev.Reconverge.Count != ev.MovedProxies {
