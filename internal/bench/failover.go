@@ -200,7 +200,8 @@ func Failover(ctx context.Context, cfg Config, fo FailoverConfig) (*Results, err
 		return nil, err
 	}
 	fo = fo.withDefaults()
-	cfg.Rates = []float64{fo.Rate}
+	// One churn phase through the whole sequence; no stall phase.
+	cfg.Rates, cfg.Stall, cfg.StallRate = []float64{fo.Rate}, false, 0
 	res := &Results{Time: time.Now().UTC(), Machine: readMachine(), Params: paramsOf(cfg)}
 	res.Params.Protocol = "delta+sotw"
 	w, err := prepare(ctx, cfg, res)
