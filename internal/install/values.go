@@ -199,7 +199,7 @@ func ImageFor(version string) string {
 	return DefaultImageRepository + ":" + version
 }
 
-// DefaultControlPlaneReplicas: two replicas of `causeway serve`, so that a
+// DefaultControlPlaneReplicas is two replicas of `causeway serve`, so that a
 // node drain or a crash leaves one serving (and leading) while the other
 // comes back.
 const DefaultControlPlaneReplicas = 2
