@@ -36,6 +36,9 @@
 //   - internal/server: wires `causeway serve`: the cluster set, MeshNetworks
 //     (file or ConfigMap), the debounced publish loop that hands each new model
 //     snapshot and its changed keys to the sinks (xDS), and the debug server.
+//   - internal/leader: which replica of `causeway serve` writes to the
+//     clusters: client-go leader election on a Lease of the config cluster,
+//     and the gate the writers (the root ConfigMaps) run through.
 //   - internal/debug: /debug/clusters, /debug/networks, /debug/endpoints,
 //     /ready and Prometheus /metrics.
 //   - internal/envoy: model values to Envoy v3 resources (pure): clusters,
@@ -72,6 +75,8 @@
 //   - internal/bench and cmd/causeway-bench: the load harness of `make
 //     bench`: two real clusters filled with services, `causeway serve` as its
 //     own process, simulated ADS proxies, figures as JSON and a table.
+//   - test/replicas: two replicas of the real `causeway serve` under churn,
+//     killed and stopped in turn (bench's failover run, docs/replicas.md).
 //   - test/e2e: the end-to-end proof on two network namespaces (multi-primary
 //     and primary-remote, real gateways, mTLS workloads).
 //   - examples: the bundled home setup (two clusters, two networks, a

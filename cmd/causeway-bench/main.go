@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/causeway-mesh/causeway/internal/bench"
 )
@@ -87,6 +88,8 @@ func run() error {
 		protocol  string
 		out       string
 		sweep     bool
+		failover  bool
+		fo        bench.FailoverConfig
 	)
 	fs := flag.NewFlagSet("causeway-bench", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -112,6 +115,10 @@ func run() error {
 	fs.BoolVar(&sweep, "sweep", false, "sweep sizes: -sweep-services x -sweep-proxies, one churn phase at the first -rate each")
 	fs.Var(&sweepS, "sweep-services", "services of the sweep")
 	fs.Var(&sweepP, "sweep-proxies", "proxies per network of the sweep")
+	fs.BoolVar(&failover, "failover", false, "failover run: two replicas of causeway serve with leader election, -proxies per network (half delta, half SotW) spread over both, churn at the first -rate; "+
+		"SIGKILL the leader, restart it, SIGTERM the new leader; report reconnect and re-converge times, leaders and root ConfigMap writers (the results' failover section)")
+	fs.DurationVar(&fo.Steady, "failover-steady", 3*time.Second, "failover: churn before each failure and after the last")
+	fs.DurationVar(&fo.LeaseDuration, "failover-lease", 4*time.Second, "failover: the replicas' --leader-lease-duration (renew deadline 3/4 of it, retry period 1/8)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -130,9 +137,14 @@ func run() error {
 		res *bench.Results
 		err error
 	)
-	if sweep {
+	switch {
+	case failover:
+		fo.Rate = cfg.Rates[0]
+		fo.RenewDeadline, fo.RetryPeriod = fo.LeaseDuration*3/4, fo.LeaseDuration/8
+		res, err = bench.Failover(ctx, cfg, fo)
+	case sweep:
 		res, err = bench.Sweep(ctx, cfg, sweepS.ints(), sweepP.ints())
-	} else {
+	default:
 		res, err = bench.Run(ctx, cfg)
 	}
 	if res != nil {

@@ -105,6 +105,10 @@ type churner struct {
 	audience func(i int) int
 	rng      *rand.Rand
 	rngMu    sync.Mutex
+	// stop, if not nil, ends the writing early (the changes due are not
+	// written), as the end of ctx does, but lets the writes under way
+	// finish.
+	stop <-chan struct{}
 }
 
 // run writes rate x d changes, change n due at n/rate seconds from the
@@ -136,6 +140,8 @@ loop:
 			select {
 			case <-ctx.Done():
 				break loop
+			case <-ch.stop:
+				break loop
 			case <-timer.C:
 			}
 		} else if -wait > interval {
@@ -144,6 +150,8 @@ loop:
 		select {
 		case jobs <- n:
 		case <-ctx.Done():
+			break loop
+		case <-ch.stop:
 			break loop
 		}
 	}

@@ -165,6 +165,10 @@ type proxy struct {
 	fullAt   time.Time
 	err      error
 	done     chan struct{}
+	// failover: the proxy reconnects to another replica when its stream
+	// ends (failover.go); streams records each stream it opened.
+	failover bool
+	streams  []*streamRecord
 }
 
 // newProxy makes proxy i of the netIndex-th network (both 0-based); expect
@@ -274,7 +278,7 @@ func (p *proxy) waitIfStalled(ctx context.Context) {
 }
 
 func (p *proxy) runSotW(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) error {
-	stream, err := client.StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+	stream, err := client.StreamAggregatedResources(ctx, p.callOptions()...)
 	if err != nil {
 		return fmt.Errorf("open ADS stream: %w", err)
 	}
@@ -291,6 +295,7 @@ func (p *proxy) runSotW(ctx context.Context, client discoveryv3.AggregatedDiscov
 		p.waitIfStalled(ctx)
 		now := time.Now()
 		p.responses.Add(1)
+		p.markResponse(now)
 		switch resp.GetTypeUrl() {
 		case resourcev3.ClusterType:
 			changed, err := p.applyCDS(resp.GetResources(), nil, true)
@@ -323,7 +328,7 @@ func (p *proxy) runSotW(ctx context.Context, client discoveryv3.AggregatedDiscov
 }
 
 func (p *proxy) runDelta(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) error {
-	stream, err := client.DeltaAggregatedResources(ctx, grpc.WaitForReady(true))
+	stream, err := client.DeltaAggregatedResources(ctx, p.callOptions()...)
 	if err != nil {
 		return fmt.Errorf("open delta ADS stream: %w", err)
 	}
@@ -339,6 +344,7 @@ func (p *proxy) runDelta(ctx context.Context, client discoveryv3.AggregatedDisco
 		p.waitIfStalled(ctx)
 		now := time.Now()
 		p.responses.Add(1)
+		p.markResponse(now)
 		switch resp.GetTypeUrl() {
 		case resourcev3.ClusterType:
 			before := p.subscriptions()
@@ -483,6 +489,7 @@ func (p *proxy) applyEDS(res []*anypb.Any, names, removed []string, now time.Tim
 	if p.expect != nil && p.fullAt.IsZero() && p.good == len(p.expect) && p.cdsHave == len(p.expect) {
 		p.fullAt = now
 	}
+	p.markCompleteLocked(now)
 	return nil
 }
 

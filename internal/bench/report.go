@@ -23,6 +23,9 @@ type Results struct {
 	Verify  Verify    `json:"verify"`
 	Server  Server    `json:"server"`
 	Targets []Target  `json:"targets"`
+	// Failover holds a failover run's events and checks (see [Failover]);
+	// nil otherwise.
+	Failover *FailoverResult `json:"failover,omitempty"`
 	// Sweep holds the points of a sweep (see [Sweep]); empty otherwise.
 	Sweep []SweepPoint `json:"sweep,omitempty"`
 	// Notes are facts a reader needs to judge the figures.
@@ -267,7 +270,7 @@ func (r *Results) Failures() []string {
 	for _, d := range r.Verify.HarnessDrift {
 		out = append(out, "harness record differs from the apiservers: "+d)
 	}
-	return out
+	return append(out, r.failoverFailures()...)
 }
 
 // sweepFailures is Failures for a sweep: each point's error, lost pairs
@@ -364,8 +367,12 @@ func (r *Results) WriteTable(w io.Writer) error {
 	for _, e := range r.Verify.Examples {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
-	fmt.Fprintf(w, "server: %.1f CPU-s in all, %.1f CPU-s for start + 10/s + 100/s, peak RSS %.0f MiB (log %s)\n\n",
-		r.Server.CPUSeconds, r.Server.TargetCPU, mibOf(r.Server.PeakRSSBytes), r.Server.Log)
+	if r.Failover != nil {
+		r.writeFailover(w)
+	} else {
+		fmt.Fprintf(w, "server: %.1f CPU-s in all, %.1f CPU-s for start + 10/s + 100/s, peak RSS %.0f MiB (log %s)\n\n",
+			r.Server.CPUSeconds, r.Server.TargetCPU, mibOf(r.Server.PeakRSSBytes), r.Server.Log)
+	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(tw, "target\tlimit\tvalue\tresult")
 		for _, t := range r.Targets {

@@ -40,6 +40,9 @@ const (
 	// ClusterIDMetadataKey is the gRPC metadata key in which Istio's agents
 	// name the cluster their token comes from.
 	ClusterIDMetadataKey = "clusterid"
+	// WriterAnnotation, on a root ConfigMap, names the replica of the
+	// control plane that last wrote it (Config.Writer).
+	WriterAnnotation = "causeway.io/written-by"
 	// selfSignedSecretType is the type Istio gives istio-ca-secret.
 	selfSignedSecretType = "istio.io/ca-root"
 )
@@ -119,6 +122,10 @@ type Config struct {
 	// tokens for ReviewCacheTTL, refused ones for ReviewNegativeTTL).
 	// Default DefaultReviewCacheSize.
 	ReviewCacheSize int
+	// Writer names this replica (its leader-election identity): the root
+	// ConfigMaps it writes carry it in the annotation WriterAnnotation.
+	// Empty: no annotation.
+	Writer string
 	// Registry receives the CA's metrics. Nil: they are not registered.
 	Registry prometheus.Registerer
 	// Logger receives the CA's logs. Required.

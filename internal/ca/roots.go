@@ -236,6 +236,19 @@ func rootOwner(cm *corev1.ConfigMap) string {
 	return ""
 }
 
+// writerAnnotations returns annotations with WriterAnnotation naming this
+// replica (unchanged when it has no name).
+func (a *Authority) writerAnnotations(annotations map[string]string) map[string]string {
+	if a.cfg.Writer == "" {
+		return annotations
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[WriterAnnotation] = a.cfg.Writer
+	return annotations
+}
+
 // sync converges the root ConfigMap of namespace ns.
 func (p *rootPublisher) sync(ctx context.Context, ns string) error {
 	st := p.a.state.Load()
@@ -273,7 +286,7 @@ func (p *rootPublisher) sync(ctx context.Context, ns string) error {
 		return nil
 	case rootCreate:
 		_, err := configMaps.Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: ns, Labels: maps.Clone(rootLabels)},
+			ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: ns, Labels: maps.Clone(rootLabels), Annotations: p.a.writerAnnotations(nil)},
 			Data:       map[string]string{RootConfigMapKey: string(st.root)},
 		}, metav1.CreateOptions{FieldManager: p.a.manager})
 		switch {
@@ -297,6 +310,7 @@ func (p *rootPublisher) sync(ctx context.Context, ns string) error {
 		next.Labels = map[string]string{}
 	}
 	maps.Copy(next.Labels, rootLabels)
+	next.Annotations = p.a.writerAnnotations(next.Annotations)
 	_, err = configMaps.Update(ctx, next, metav1.UpdateOptions{FieldManager: p.a.manager})
 	switch {
 	case err == nil:

@@ -93,7 +93,7 @@ keys (unknown keys are an error):
   clusterID, network, meshID, namespace, revision, trustDomain, image,
   imagePullPolicy, customHosts (list), remotePilotAddress, caBundle (PEM),
   webhookHost, noWebhook, proxyImage,
-  controlPlane: {replicas, resources, nodeSelector},
+  controlPlane: {replicas (default 2), resources, nodeSelector},
   gateway: {replicas, resources, nodeSelector, serviceType, port, nodePort,
             exposeControlPlane, xdsAddress, serviceAnnotations, imageKind}
 
@@ -147,6 +147,7 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 	fl.BoolVar(&v.NoWebhook, "no-webhook", false, "primary, remote: leave out the MutatingWebhookConfiguration (no sidecar injection by Causeway in this cluster)")
 	fl.StringVar(&v.Gateway.ImageKind, "gateway-image", install.GatewayImageCauseway, "eastwest-gateway: causeway (runs \"causeway gateway\") or istio (runs Istio's proxyv2 in router mode, configured by the control plane; see --proxy-image)")
 	fl.StringVar(&v.ProxyImage, "proxy-image", inject.DefaultProxyImage, "eastwest-gateway with --gateway-image istio: Istio's proxyv2 image, HUB/proxyv2:TAG of the Istio version the control plane supports")
+	fl.Int32Var(&v.ControlPlane.Replicas, "replicas", install.DefaultControlPlaneReplicas, "primary: replicas of the control plane (controlPlane.replicas); every replica serves, one elected leader writes (docs/replicas.md)")
 	return cmd
 }
 
@@ -189,6 +190,7 @@ func (f *manifestFlags) generate(fl *pflag.FlagSet) ([]byte, error) {
 		"no-webhook":           func() { v.NoWebhook = fv.NoWebhook },
 		"gateway-image":        func() { v.Gateway.ImageKind = fv.Gateway.ImageKind },
 		"proxy-image":          func() { v.ProxyImage = fv.ProxyImage },
+		"replicas":             func() { v.ControlPlane.Replicas = fv.ControlPlane.Replicas },
 	}
 	fl.Visit(func(flag *pflag.Flag) {
 		if set, ok := overrides[flag.Name]; ok {

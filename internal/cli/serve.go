@@ -56,6 +56,7 @@ type serveFlags struct {
 	inject             injectFlags
 	drain              drainFlags
 	rotationDNS        rotationDNSFlags
+	leader             leaderFlags
 	kubeconfigOptions  []string
 	reviewQPS          float64
 	reviewBurst        int
@@ -167,6 +168,7 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	f.inject.register(fl)
 	f.drain.register(fl)
 	f.rotationDNS.register(fl)
+	f.leader.register(fl)
 	return cmd
 }
 
@@ -244,6 +246,9 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		return server.Config{}, err
 	}
 	if err := f.rotationDNS.apply(&cfg); err != nil {
+		return server.Config{}, err
+	}
+	if err := f.leader.apply(&cfg, os.Getenv, os.Hostname); err != nil {
 		return server.Config{}, err
 	}
 	if f.manifests != "" {

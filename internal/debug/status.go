@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/leader"
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
@@ -24,7 +25,13 @@ type Report struct {
 	Ready    ReadyResponse        `json:"ready"`
 	Clusters []clusters.Status    `json:"clusters"`
 	Networks model.NetworksReport `json:"networks"`
+	// Leader is the leader election as the server sees it, with the Lease
+	// it read; nil for a server without the page (a static server).
+	Leader *leader.Status `json:"leader,omitempty"`
 }
+
+// PathLeader is the page of the leader election.
+const PathLeader = "/debug/leader"
 
 // FetchReport reads /ready, /debug/clusters and /debug/networks of the
 // debug server at base (e.g. http://localhost:15014).
@@ -44,6 +51,13 @@ func FetchReport(ctx context.Context, client *http.Client, base string) (*Report
 	rep.Clusters = cl.Clusters
 	if err := getJSON(ctx, client, base+PathNetworks, &rep.Networks, http.StatusOK, http.StatusServiceUnavailable); err != nil {
 		return nil, err
+	}
+	var ls leader.Status
+	if err := getJSON(ctx, client, base+PathLeader, &ls, http.StatusOK, http.StatusNotFound); err != nil {
+		return nil, err
+	}
+	if ls.Identity != "" || ls.Enabled {
+		rep.Leader = &ls
 	}
 	return rep, nil
 }
@@ -72,6 +86,9 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any, okCode
 	if resp.StatusCode == http.StatusServiceUnavailable && !strings.HasSuffix(url, PathReady) {
 		return nil // no snapshot yet: left empty
 	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil // a page this server does not have: left empty
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("GET %s: the answer is not the expected JSON: %w", url, err)
 	}
@@ -86,7 +103,11 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 		ready = "NOT READY: " + r.Ready.Reason
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "server %s: %s\n\n", r.Server, ready)
+	fmt.Fprintf(&b, "server %s: %s\n", r.Server, ready)
+	if r.Leader != nil {
+		b.WriteString(leaderLine(r.Leader, now) + "\n")
+	}
+	b.WriteString("\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tSTATE\tNETWORK\tSYNCED\tLAST SEEN\tSTALE FOR\tENDPOINTS\tSERVICES\tPODS\tSOURCE\tERROR")
@@ -158,6 +179,30 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 		return fmt.Errorf("write status: %w", err)
 	}
 	return nil
+}
+
+// leaderLine says which replica leads and what this one does.
+func leaderLine(l *leader.Status, now time.Time) string {
+	if !l.Enabled {
+		return "leader: election off; this replica (" + dash(l.Identity) + ") writes"
+	}
+	role := "following"
+	if l.IsLeader {
+		role = "leading"
+	}
+	holder := l.Holder
+	switch {
+	case l.LeaseError != "":
+		return fmt.Sprintf("leader: %s as last observed (lease %s not read: %s); this replica %s is %s",
+			dash(l.Leader), l.Lease, oneLine(l.LeaseError), l.Identity, role)
+	case holder == "":
+		holder = "none (the lease is free)"
+	}
+	renewed := ""
+	if !l.RenewTime.IsZero() {
+		renewed = ", renewed " + age(now.Sub(l.RenewTime)) + " ago"
+	}
+	return fmt.Sprintf("leader: %s (lease %s%s); this replica %s is %s", holder, l.Lease, renewed, l.Identity, role)
 }
 
 func endpoints(m map[model.NetworkID]int) string {

@@ -188,12 +188,14 @@ func controlPlaneClusterRules() []rbacv1.PolicyRule {
 const CASecretName = "istio-ca-secret"
 
 // controlPlaneNamespaceRules: Secrets only in the system namespace: remote
-// secrets and cacerts are read, the self-signed CA is written once.
+// secrets and cacerts are read, the self-signed CA is written once; the
+// replicas elect their leader with a Lease there.
 func controlPlaneNamespaceRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: readVerbs},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"update"}, ResourceNames: []string{CASecretName}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	}
 }
 
@@ -300,6 +302,8 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 		Image:           v.Image,
 		ImagePullPolicy: v.ImagePullPolicy,
 		Args:            args,
+		// The pod's name is the replica's identity in the leader Lease.
+		Env: []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name")},
 		Ports: []corev1.ContainerPort{
 			containerPort("grpc-xds", PortXDS),
 			containerPort("https-dns", PortXDSTLS),

@@ -301,9 +301,11 @@ func TestControlPlaneDeployment(t *testing.T) {
 	if diff := cmp.Diff(*v.ControlPlane.Resources, c.Resources); diff != "" {
 		t.Errorf("resources replace the defaults (-want +got):\n%s", diff)
 	}
-	// No memory limit, so no GOMEMLIMIT.
-	if len(c.Env) != 0 {
-		t.Errorf("env %v without a memory limit", c.Env)
+	// No memory limit, so no GOMEMLIMIT: only the pod's name, the
+	// replica's identity in the leader Lease.
+	if len(c.Env) != 1 || c.Env[0].Name != "POD_NAME" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil ||
+		c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("env %v: want only POD_NAME from metadata.name without a memory limit", c.Env)
 	}
 	if got := d.Spec.Template.Spec.NodeSelector; !cmp.Equal(got, v.ControlPlane.NodeSelector) {
 		t.Errorf("nodeSelector %v", got)
@@ -388,6 +390,7 @@ func TestControlPlaneRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"update"}, ResourceNames: []string{"istio-ca-secret"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	}
 	if diff := cmp.Diff(wantNS, role.Rules); diff != "" {
 		t.Errorf("namespace rules (-want +got):\n%s", diff)

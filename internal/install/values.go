@@ -160,7 +160,8 @@ type Values struct {
 
 // ComponentValues size and place one Deployment.
 type ComponentValues struct {
-	// Replicas of the Deployment; 0 means 1.
+	// Replicas of the Deployment; 0 means the default: 2 for the control
+	// plane (one leads, both serve: docs/replicas.md), 1 for the gateway.
 	Replicas int32 `json:"replicas,omitempty"`
 	// Resources replace the default requests and limits as a whole.
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
@@ -230,6 +231,11 @@ func ImageFor(version string) string {
 	return DefaultImageRepository + ":" + version
 }
 
+// DefaultControlPlaneReplicas is two replicas of `causeway serve`, so that a
+// node drain or a crash leaves one serving (and leading) while the other
+// comes back.
+const DefaultControlPlaneReplicas = 2
+
 // withDefaults fills what the values leave empty.
 func (v Values) withDefaults() Values {
 	if v.Namespace == "" {
@@ -242,7 +248,7 @@ func (v Values) withDefaults() Values {
 		v.ImagePullPolicy = corev1.PullIfNotPresent
 	}
 	if v.ControlPlane.Replicas == 0 {
-		v.ControlPlane.Replicas = 1
+		v.ControlPlane.Replicas = DefaultControlPlaneReplicas
 	}
 	if v.Gateway.Replicas == 0 {
 		v.Gateway.Replicas = 1

@@ -32,6 +32,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/gatewaydns"
 	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/kube"
+	"github.com/causeway-mesh/causeway/internal/leader"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -138,6 +139,9 @@ type Config struct {
 	// ends them all at once. `causeway serve` defaults it to
 	// DefaultDrainDuration.
 	DrainDuration time.Duration
+	// LeaderElection elects the replica that writes to the clusters
+	// (leader.go).
+	LeaderElection LeaderElection
 	// Logger receives the server's logs. Required.
 	Logger *slog.Logger
 }
@@ -157,6 +161,8 @@ type Server struct {
 	xds      *xds.Server
 	ca       *ca.Authority
 	dns      *gatewaydns.Resolver
+	elector  *leader.Elector
+	gate     *leader.Gate
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -269,6 +275,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.ca != nil {
 		s.debug.Handle("/debug/ca", s.ca.DebugHandler())
+		s.debug.Handle(debug.PathLeader, s.leaderHandler())
 	}
 	s.debug.Handle("/debug/proxies", s.xds.DebugHandler())
 	s.debug.Handle("/debug/config_dump", s.xds.DebugHandler())
@@ -295,15 +302,21 @@ func (s *Server) newClusterSet() error {
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
-			if err := s.ca.PublishRoot(ctx, id, kube); err != nil {
-				cfg.Logger.Info("root ConfigMaps not published", "cluster", string(id), "err", err)
-			}
+			s.AsLeader(ctx, func(ctx context.Context) {
+				if err := s.ca.PublishRoot(ctx, id, kube); err != nil {
+					cfg.Logger.Info("root ConfigMaps not published", "cluster", string(id), "err", err)
+				}
+			})
 		},
 	})
 	if err != nil {
 		return err
 	}
+	if err := s.newLeader(); err != nil {
+		return err
+	}
 	caCfg := cfg.CA
+	caCfg.Writer = cfg.LeaderElection.Identity
 	caCfg.ClusterID, caCfg.Client, caCfg.SystemNamespace = cfg.ClusterID, cfg.Local.Kube, cfg.SystemNamespace
 	caCfg.Clusters = s.set.Client
 	caCfg.Registry, caCfg.Logger = s.registry, cfg.Logger.With("component", "ca")
@@ -368,6 +381,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	srv := s.serve(g, lns)
 	g.Go(func() error { s.pub.run(runCtx); return nil })
+	// Leadership ends when serving does (SIGTERM): a draining replica hands
+	// the writers over at once instead of after the drain window.
+	g.Go(func() error { s.runLeader(serveCtx); return nil })
 	if s.set != nil {
 		g.Go(func() error {
 			if err := s.set.Run(runCtx); err != nil {
