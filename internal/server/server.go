@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/causeway-mesh/causeway/internal/ca"
@@ -35,6 +34,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
+	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
 
 // Defaults of [Config].
@@ -145,6 +145,7 @@ type Server struct {
 	debug    *debug.Server
 	xds      *xds.Server
 	ca       *ca.Authority
+	xdsAuth  *xdsauth.Authenticator
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -287,6 +288,9 @@ func (s *Server) newClusterSet() error {
 	if s.ca, err = ca.New(caCfg); err != nil {
 		return err
 	}
+	if err := s.newXDSAuth(); err != nil {
+		return err
+	}
 	if cfg.MeshNetworksConfigMap != "" {
 		s.cmWatch, err = newConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
 		if err != nil {
@@ -380,10 +384,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var gs *grpc.Server
 	if tlsLn != nil {
-		gs = grpc.NewServer(append(s.xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
+		gs = grpc.NewServer(s.secureServerOptions()...)
 		s.ca.Register(gs)
 		s.xds.Register(gs)
-		s.log.Info("secure port listening (xDS over mTLS, CA)", "addr", tlsLn.Addr().String())
+		s.log.Info("secure port listening (authenticated xDS over TLS, CA)", "addr", tlsLn.Addr().String())
 		wg.Go(func() {
 			if err := gs.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 				s.log.Info("secure port stopped", "err", err)
