@@ -105,7 +105,14 @@ func TestPrimaryRemote(t *testing.T) {
 	// certificate for istiod-remote.istio-system.svc.
 	remoteCP := istiodRemoteAddress(t, s2.cluster)
 	s2.sidecarXDS = xdsServer{Addr: remoteCP, RootCertFile: s2.rootFile, ServerName: remoteCAServerName}
+	// The gateway authenticates with its service account's token (the
+	// remote profile projects one and passes --xds-token).
+	gwToken, err := writeToken(ctx, s2.cluster.Client(), s2.dir, systemNamespace, "istio-eastwestgateway-service-account")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s2.gwXDS = s2.sidecarXDS
+	s2.gwXDS.TokenFile, s2.gwXDS.ClusterID = gwToken, s2.cluster.ID
 	s2.caAddr, s2.caName = remoteCP, remoteCAServerName
 	h.startGateway(t, s2)
 
