@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
 	"github.com/causeway-mesh/causeway/internal/testreq"
+	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -130,22 +132,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 		}
 	}
 
-	// The pod's files, under pilot-agent's working folder (its paths are
-	// relative: ./var/run/secrets/..., ./etc/istio/proxy).
-	dir := t.TempDir()
-	write := func(rel string, data []byte, mode os.FileMode) string {
-		t.Helper()
-		path := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, data, mode); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
 	token := must(c.ServiceAccountToken(ctx, "sample", "sleep", []string{ap.audience}, ap.ttl, p.Name))(t)
-	write("var/run/secrets/tokens/istio-token", []byte(token), 0o600)
 	var rootPEM string
 	eventually(t, "root ConfigMap in sample", func() string {
 		cm, err := cs.CoreV1().ConfigMaps("sample").Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
@@ -155,103 +142,8 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 		rootPEM = cm.Data[ca.RootConfigMapKey]
 		return ""
 	})
-	rootFile := write("var/run/secrets/istio/root-cert.pem", []byte(rootPEM), 0o644)
-	if err := os.MkdirAll(filepath.Join(dir, "etc/istio/proxy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write("var/lib/istio/envoy/envoy_bootstrap_tmpl.json", must(os.ReadFile(bins.EnvoyBootstrap))(t), 0o644)
-	// Envoy's place: a process that only waits (pilot-agent starts it
-	// with the bootstrap and stops it on SIGTERM).
-	envoyBin := write("fake-envoy", []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755)
-
-	// The environment as the kubelet gives it, but for what a test on a
-	// shared machine must change: discoveryAddress and CA_ADDR are the
-	// secure port at localhost (the test cannot make the machine's DNS
-	// resolve istiod.istio-system.svc; pilot-agent's CA client verifies
-	// the host it dials), and the agent's and Envoy's admin ports are free
-	// ones.
-	var pc map[string]any
-	if err := json.Unmarshal([]byte(ap.env["PROXY_CONFIG"]), &pc); err != nil {
-		t.Fatal(err)
-	}
-	if got := pc["discoveryAddress"]; got != "istiod.istio-system.svc:15012" {
-		t.Errorf("injected discoveryAddress %v, want istiod.istio-system.svc:15012", got)
-	}
-	statusPort, adminPort := freePort(t), freePort(t)
-	pc["discoveryAddress"] = tlsAddr
-	pc["binaryPath"] = envoyBin
-	pc["statusPort"] = statusPort
-	pc["proxyAdminPort"] = adminPort
-	pcJSON, _ := json.Marshal(pc)
-	envv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	for k, v := range ap.env {
-		switch k {
-		case "PROXY_CONFIG", "CA_ADDR":
-			continue
-		}
-		envv = append(envv, k+"="+v)
-	}
-	envv = append(envv, "PROXY_CONFIG="+string(pcJSON), "CA_ADDR="+tlsAddr,
-		"XDS_ROOT_CA="+rootFile, "CA_ROOT_CA="+rootFile)
-
-	// The kubelet expands $(VAR) in a container's arguments.
-	for i, a := range proxyArgs {
-		proxyArgs[i] = os.Expand(strings.ReplaceAll(strings.ReplaceAll(a, "$(", "${"), ")", "}"), func(k string) string { return ap.env[k] })
-	}
-	cmd := exec.Command(bins.PilotAgent, proxyArgs...)
-	cmd.Dir, cmd.Env = dir, envv
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logFile := must(os.Create(filepath.Join(dir, "pilot-agent.log")))(t)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its group: pilot-agent and its Envoy
-			<-exited
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			t.Logf("pilot-agent's log:\n%s", tail(filepath.Join(dir, "pilot-agent.log"), 8<<10))
-		}
-	})
-
-	admin := &fakeEnvoyAdmin{}
-	adminSrv := &http.Server{Addr: "127.0.0.1:" + strconv.Itoa(adminPort), Handler: admin, ReadHeaderTimeout: 5 * time.Second}
-	adminLn, err := net.Listen("tcp", adminSrv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = adminSrv.Serve(adminLn) }()
-	t.Cleanup(func() { _ = adminSrv.Close() })
-
-	// The bootstrap pilot-agent wrote for Envoy: the node Envoy announces.
-	bootstrap := filepath.Join(dir, "etc/istio/proxy/envoy-rev.json")
-	var node *corev3.Node
-	waitFor(t, exited, 60*time.Second, "pilot-agent's Envoy bootstrap "+bootstrap, func() error {
-		data, err := os.ReadFile(bootstrap)
-		if err != nil {
-			return err
-		}
-		var b struct {
-			Node json.RawMessage `json:"node"`
-		}
-		if err := json.Unmarshal(data, &b); err != nil {
-			return err
-		}
-		n := &corev3.Node{}
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b.Node, n); err != nil {
-			return err
-		}
-		node = n
-		return nil
-	})
+	pa := runPilotAgent(t, bins, ap, proxyArgs, tlsAddr, rootPEM, token)
+	dir, node, exited, admin, statusPort := pa.dir, pa.node, pa.exited, pa.admin, pa.statusPort
 	wantID := "sidecar~10.244.0.7~sleep-1.sample~sample.svc.cluster.local"
 	if node.GetId() != wantID {
 		t.Errorf("pilot-agent's node id %q, want %q", node.GetId(), wantID)
@@ -309,6 +201,181 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	if got := counterOf(t, rs.srv, "causeway_xds_auth_accepted_total", "source", "token"); got < 1 {
 		t.Errorf("causeway_xds_auth_accepted_total{source=token} = %v, want at least 1 (pilot-agent's stream)", got)
 	}
+
+	// The same pod's pilot-agent with the token of another namespace's
+	// service account: the secure port refuses its xDS proxy's stream, and
+	// Envoy's side sees the refusal.
+	must(testenv.CreateNamespace(ctx, cs, "other", nil))(t)
+	must(cs.CoreV1().ServiceAccounts("other").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "other"}}, metav1.CreateOptions{}))(t)
+	otherToken := must(c.ServiceAccountToken(ctx, "other", "other", []string{"istio-ca"}, time.Hour, ""))(t)
+	before := counterOf(t, rs.srv, "causeway_xds_auth_refused_total", "reason", xdsauth.ReasonNamespace)
+	bad := runPilotAgent(t, bins, ap, proxyArgs, tlsAddr, rootPEM, otherToken)
+	var refusal error
+	waitFor(t, bad.exited, 60*time.Second, "the refusal through pilot-agent's xDS proxy", func() error {
+		refusal = firstADSAnswer(ctx, "unix://"+filepath.Join(bad.dir, "etc/istio/proxy/XDS"), bad.node)
+		if refusal == nil || !strings.Contains(refusal.Error(), "namespace") {
+			return fmt.Errorf("first answer %v, want a refusal naming the namespace", refusal)
+		}
+		return nil
+	})
+	t.Logf("Envoy's side, through pilot-agent, with another namespace's token: %v", refusal)
+	if got := counterOf(t, rs.srv, "causeway_xds_auth_refused_total", "reason", xdsauth.ReasonNamespace); got <= before {
+		t.Errorf("causeway_xds_auth_refused_total{reason=namespace_mismatch} = %v, want more than %v", got, before)
+	}
+}
+
+// firstADSAnswer opens a SotW ADS stream to target as node, asks for CDS
+// and returns the error of the first answer (nil: a response).
+func firstADSAnswer(ctx context.Context, target string, node *corev3.Node) error {
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: parity.TypeCluster}); err != nil {
+		return err
+	}
+	_, err = st.Recv()
+	return err
+}
+
+// realAgent is a running pilot-agent: its working folder, the node of the
+// bootstrap it wrote, the channel its exit is sent on, the fake Envoy
+// admin it probes and its status port.
+type realAgent struct {
+	dir        string
+	node       *corev3.Node
+	exited     chan error
+	admin      *fakeEnvoyAdmin
+	statusPort int
+}
+
+// runPilotAgent starts pilot-agent with the environment, arguments and
+// files of injected pod ap (its projected token: token; its root
+// ConfigMap: rootPEM) until the test ends, and waits for the Envoy
+// bootstrap it writes.
+func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyArgs []string, tlsAddr, rootPEM, token string) *realAgent {
+	t.Helper()
+	// The pod's files, under pilot-agent's working folder (its paths are
+	// relative: ./var/run/secrets/..., ./etc/istio/proxy).
+	dir := t.TempDir()
+	write := func(rel string, data []byte, mode os.FileMode) string {
+		t.Helper()
+		path := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	write("var/run/secrets/tokens/istio-token", []byte(token), 0o600)
+	rootFile := write("var/run/secrets/istio/root-cert.pem", []byte(rootPEM), 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, "etc/istio/proxy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("var/lib/istio/envoy/envoy_bootstrap_tmpl.json", must(os.ReadFile(bins.EnvoyBootstrap))(t), 0o644)
+	// Envoy's place: a process that only waits (pilot-agent starts it
+	// with the bootstrap and stops it on SIGTERM).
+	envoyBin := write("fake-envoy", []byte("#!/bin/sh\nexec sleep 3600\n"), 0o755)
+
+	// The environment as the kubelet gives it, but for what a test on a
+	// shared machine must change: discoveryAddress and CA_ADDR are the
+	// secure port at localhost (the test cannot make the machine's DNS
+	// resolve istiod.istio-system.svc; pilot-agent's CA client verifies
+	// the host it dials), and the agent's and Envoy's admin ports are free
+	// ones.
+	var pc map[string]any
+	if err := json.Unmarshal([]byte(ap.env["PROXY_CONFIG"]), &pc); err != nil {
+		t.Fatal(err)
+	}
+	if got := pc["discoveryAddress"]; got != "istiod.istio-system.svc:15012" {
+		t.Errorf("injected discoveryAddress %v, want istiod.istio-system.svc:15012", got)
+	}
+	statusPort, adminPort := freePort(t), freePort(t)
+	pc["discoveryAddress"] = tlsAddr
+	pc["binaryPath"] = envoyBin
+	pc["statusPort"] = statusPort
+	pc["proxyAdminPort"] = adminPort
+	pcJSON, _ := json.Marshal(pc)
+	envv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	for k, v := range ap.env {
+		switch k {
+		case "PROXY_CONFIG", "CA_ADDR":
+			continue
+		}
+		envv = append(envv, k+"="+v)
+	}
+	envv = append(envv, "PROXY_CONFIG="+string(pcJSON), "CA_ADDR="+tlsAddr,
+		"XDS_ROOT_CA="+rootFile, "CA_ROOT_CA="+rootFile)
+
+	// The kubelet expands $(VAR) in a container's arguments.
+	proxyArgs = slices.Clone(proxyArgs)
+	for i, a := range proxyArgs {
+		proxyArgs[i] = os.Expand(strings.ReplaceAll(strings.ReplaceAll(a, "$(", "${"), ")", "}"), func(k string) string { return ap.env[k] })
+	}
+	cmd := exec.Command(bins.PilotAgent, proxyArgs...)
+	cmd.Dir, cmd.Env = dir, envv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logFile := must(os.Create(filepath.Join(dir, "pilot-agent.log")))(t)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its group: pilot-agent and its Envoy
+			<-exited
+		}
+		_ = logFile.Close()
+		if t.Failed() {
+			t.Logf("pilot-agent's log:\n%s", tail(filepath.Join(dir, "pilot-agent.log"), 8<<10))
+		}
+	})
+
+	admin := &fakeEnvoyAdmin{}
+	adminSrv := &http.Server{Addr: "127.0.0.1:" + strconv.Itoa(adminPort), Handler: admin, ReadHeaderTimeout: 5 * time.Second}
+	adminLn, err := net.Listen("tcp", adminSrv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = adminSrv.Serve(adminLn) }()
+	t.Cleanup(func() { _ = adminSrv.Close() })
+
+	// The bootstrap pilot-agent wrote for Envoy: the node Envoy announces.
+	bootstrap := filepath.Join(dir, "etc/istio/proxy/envoy-rev.json")
+	var node *corev3.Node
+	waitFor(t, exited, 60*time.Second, "pilot-agent's Envoy bootstrap "+bootstrap, func() error {
+		data, err := os.ReadFile(bootstrap)
+		if err != nil {
+			return err
+		}
+		var b struct {
+			Node json.RawMessage `json:"node"`
+		}
+		if err := json.Unmarshal(data, &b); err != nil {
+			return err
+		}
+		n := &corev3.Node{}
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b.Node, n); err != nil {
+			return err
+		}
+		node = n
+		return nil
+	})
+	return &realAgent{dir: dir, node: node, exited: exited, admin: admin, statusPort: statusPort}
 }
 
 // waitFor polls f until it returns nil, failing after timeout or when
