@@ -77,7 +77,8 @@ func kubeletView(t *testing.T, p *corev1.Pod) agentPod {
 			}
 		}
 	}
-	for _, v := range p.Spec.Volumes {
+	for i := range p.Spec.Volumes {
+		v := &p.Spec.Volumes[i]
 		if v.Name != "istio-token" || v.Projected == nil {
 			continue
 		}

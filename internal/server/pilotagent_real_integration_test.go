@@ -150,7 +150,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	}
 
 	// SDS: pilot-agent's server asks the CA with the pod's token.
-	sdsSocket := filepath.Join(dir, "var/run/secrets/workload-spiffe-uds/socket")
+	sdsSocket := filepath.Join(dir, "var", "run", "secrets", "workload-spiffe-uds", "socket")
 	var certs []*x509.Certificate
 	waitFor(t, exited, 60*time.Second, "a certificate from pilot-agent's SDS", func() error {
 		var err error
@@ -162,7 +162,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	}
 
 	// xDS through pilot-agent's proxy, which sends the token over TLS.
-	xdsSocket := filepath.Join(dir, "etc/istio/proxy/XDS")
+	xdsSocket := filepath.Join(dir, "etc", "istio", "proxy", "XDS")
 	var snap *parity.Snapshot
 	waitFor(t, exited, 60*time.Second, "a full configuration through pilot-agent's xDS proxy", func() error {
 		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -212,9 +212,9 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	bad := runPilotAgent(t, bins, ap, proxyArgs, tlsAddr, rootPEM, otherToken)
 	var refusal error
 	waitFor(t, bad.exited, 60*time.Second, "the refusal through pilot-agent's xDS proxy", func() error {
-		refusal = firstADSAnswer(ctx, "unix://"+filepath.Join(bad.dir, "etc/istio/proxy/XDS"), bad.node)
+		refusal = firstADSAnswer(ctx, "unix://"+filepath.Join(bad.dir, "etc", "istio", "proxy", "XDS"), bad.node)
 		if refusal == nil || !strings.Contains(refusal.Error(), "namespace") {
-			return fmt.Errorf("first answer %v, want a refusal naming the namespace", refusal)
+			return fmt.Errorf("first answer %w, want a refusal naming the namespace", refusal)
 		}
 		return nil
 	})
@@ -278,7 +278,7 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 	}
 	write("var/run/secrets/tokens/istio-token", []byte(token), 0o600)
 	rootFile := write("var/run/secrets/istio/root-cert.pem", []byte(rootPEM), 0o644)
-	if err := os.MkdirAll(filepath.Join(dir, "etc/istio/proxy"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "etc", "istio", "proxy"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	write("var/lib/istio/envoy/envoy_bootstrap_tmpl.json", must(os.ReadFile(bins.EnvoyBootstrap))(t), 0o644)
@@ -334,10 +334,11 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("pilot-agent stopped: %v", err)
 		case <-time.After(10 * time.Second):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its group: pilot-agent and its Envoy
-			<-exited
+			t.Logf("pilot-agent killed: %v", <-exited)
 		}
 		_ = logFile.Close()
 		if t.Failed() {
@@ -355,7 +356,7 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 	t.Cleanup(func() { _ = adminSrv.Close() })
 
 	// The bootstrap pilot-agent wrote for Envoy: the node Envoy announces.
-	bootstrap := filepath.Join(dir, "etc/istio/proxy/envoy-rev.json")
+	bootstrap := filepath.Join(dir, "etc", "istio", "proxy", "envoy-rev.json")
 	var node *corev3.Node
 	waitFor(t, exited, 60*time.Second, "pilot-agent's Envoy bootstrap "+bootstrap, func() error {
 		data, err := os.ReadFile(bootstrap)
