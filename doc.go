@@ -55,6 +55,10 @@
 //     self-signed root, the root ConfigMap in every namespace of every cluster,
 //     CreateCertificate authenticated by TokenReview in the caller's cluster,
 //     and the control plane's own rotating serving certificate.
+//   - internal/xdsauth: authentication of the secure port's ADS streams, as
+//     istiod's: a gRPC interceptor checks each stream's first node against
+//     the credential the CA verifies (mesh client certificate, or token
+//     reviewed in the node's cluster), and counts refusals.
 //   - internal/inject: the sidecar injection webhook of `causeway serve`
 //     (AdmissionReview in, JSON patch out): Istio's istio-init and istio-proxy
 //     as istiod's template injects them, the pod's network from the model's

@@ -82,44 +82,15 @@ func (a *Authority) createCertificate(ctx context.Context, req *pb.IstioCertific
 		cluster = a.cfg.ClusterID
 	}
 	res := result{clusterLabel: unknownCluster}
-	client, ok := a.cluster(cluster)
-	if !ok {
-		res.err = status.Errorf(codes.Unauthenticated,
-			"unknown cluster %q in the %s metadata: name the config cluster (%s) or a cluster of a remote secret",
-			cluster, ClusterIDMetadataKey, a.cfg.ClusterID)
-		return res
+	if _, ok := a.cluster(cluster); ok {
+		res.clusterLabel = string(cluster)
 	}
-	res.clusterLabel = string(cluster)
-	token, err := bearerToken(md)
+	caller, err := a.authenticateToken(ctx, cluster, md, "the "+ClusterIDMetadataKey+" metadata")
 	if err != nil {
-		res.err = status.Error(codes.Unauthenticated, err.Error())
+		res.err = status.Convert(err).Err()
 		return res
 	}
-	reviewCtx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	var ns, sa string
-	audiences, err := reviewAudiences(token, a.cfg.Audiences, a.cfg.NoDefaultAudience)
-	if err == nil {
-		var outcome reviewOutcome
-		ns, sa, outcome, err = a.reviews.review(reviewCtx, cluster, a.cfg.NewReviewer(client), token, audiences)
-		a.metrics.reviews.WithLabelValues(string(cluster), string(outcome)).Inc()
-	}
-	switch {
-	case errors.Is(err, errReviewLimited):
-		res.err = status.Errorf(codes.Unavailable, "cluster %s: %v: retry shortly", cluster, err)
-		return res
-	case errors.Is(err, ErrUnauthenticated):
-		res.err = status.Errorf(codes.Unauthenticated, "cluster %s: %v; send a service-account token of that cluster for audience %s (a token of another cluster must name it in the %s metadata)",
-			cluster, err, a.audienceText(), ClusterIDMetadataKey)
-		return res
-	case errors.Is(err, ErrNotServiceAccount):
-		res.err = status.Errorf(codes.PermissionDenied, "cluster %s: %v", cluster, err)
-		return res
-	case err != nil:
-		res.err = status.Errorf(codes.Unavailable, "cluster %s: the token could not be checked: %v", cluster, err)
-		return res
-	}
-	res.identity = model.SPIFFEID(a.cfg.TrustDomain, ns, sa)
+	res.identity = model.SPIFFEID(a.cfg.TrustDomain, caller.Namespace, caller.ServiceAccount)
 
 	ttl, err := a.ttl(req.GetValidityDuration())
 	if err != nil {

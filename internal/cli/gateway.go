@@ -22,6 +22,7 @@ type gatewayFlags struct {
 	xdsServerName string
 	xdsCert       string
 	xdsKey        string
+	xdsToken      string
 	exposeCP      string
 	network       string
 	clusterID     string
@@ -103,6 +104,8 @@ certificate. The files are read at start.`,
 	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name the control plane's certificate must cover, also sent as SNI (default the host of --xds; TLS only)")
 	fl.StringVar(&f.xdsCert, "xds-cert", "", "PEM file of a client certificate presented to the control plane (TLS only; with --xds-key)")
 	fl.StringVar(&f.xdsKey, "xds-key", "", "PEM file of the key of --xds-cert")
+	fl.StringVar(&f.xdsToken, "xds-token", "", "file holding the gateway's Kubernetes service-account token (audience istio-ca, e.g. the projected /var/run/secrets/tokens/istio-token), "+
+		"read again for every ADS stream and sent with --cluster-id, as pilot-agent does: the control plane's secure port (15012) refuses ADS streams without a token or client certificate (TLS only)")
 	fl.StringVar(&f.exposeCP, "expose-control-plane", "", "also run listener 0.0.0.0_15012 on this address (e.g. 0.0.0.0:15012), passing TLS through to the control plane for remote clusters; empty: off")
 	fl.StringVar(&f.network, "network", "", "network of this gateway: whose endpoints it forwards to (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the cluster the gateway runs in (required)")
@@ -147,8 +150,8 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		if err != nil {
 			return gateway.Config{}, fmt.Errorf("--xds-root-cert: %w", err)
 		}
-	case f.xdsServerName != "" || f.xdsCert != "" || f.xdsKey != "":
-		return gateway.Config{}, fmt.Errorf("--xds-server-name, --xds-cert and --xds-key need --xds-root-cert: ADS over TLS verifies the control plane against those roots")
+	case f.xdsServerName != "" || f.xdsCert != "" || f.xdsKey != "" || f.xdsToken != "":
+		return gateway.Config{}, fmt.Errorf("--xds-server-name, --xds-cert, --xds-key and --xds-token need --xds-root-cert: ADS over TLS verifies the control plane against those roots, and a token is never sent in plaintext")
 	}
 	nodeID := f.nodeID
 	if nodeID == "" {
@@ -161,6 +164,7 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 	return gateway.Config{
 		XDS:                f.xds,
 		XDSTLS:             xdsTLS,
+		XDSTokenFile:       f.xdsToken,
 		Network:            model.NetworkID(f.network),
 		ClusterID:          model.ClusterID(f.clusterID),
 		NodeID:             nodeID,

@@ -51,6 +51,7 @@ func TestGatewayFlagsConfig(t *testing.T) {
 		{name: "exposing the control plane", mut: func(f *gatewayFlags) { f.exposeCP = "0.0.0.0:15012" }, wantExpose: "0.0.0.0:15012"},
 		{name: "server name without roots", mut: func(f *gatewayFlags) { f.xdsServerName = "istiod" }, wantErr: "need --xds-root-cert"},
 		{name: "client certificate without roots", mut: func(f *gatewayFlags) { f.xdsCert, f.xdsKey = rootFile, rootFile }, wantErr: "need --xds-root-cert"},
+		{name: "token without roots", mut: func(f *gatewayFlags) { f.xdsToken = rootFile }, wantErr: "need --xds-root-cert"},
 		{name: "unreadable roots", mut: func(f *gatewayFlags) { f.xdsRootCert = rootFile + ".missing" }, wantErr: "--xds-root-cert: xDS root certificate"},
 		{name: "roots without a certificate", mut: func(f *gatewayFlags) { f.xdsRootCert = emptyFile }, wantErr: "no PEM CERTIFICATE block"},
 		{name: "roots from a device", mut: func(f *gatewayFlags) { f.xdsRootCert = os.DevNull }, wantErr: "is a device, not a regular file"},

@@ -49,6 +49,13 @@ type Config struct {
 	// certificate, if any, is presented. XDSTLSConfig builds one from PEM
 	// files. Nil: plaintext.
 	XDSTLS *tls.Config
+	// XDSTokenFile, when set, is a file holding the gateway's
+	// service-account token (a projected token for audience istio-ca),
+	// read again for every ADS stream (the kubelet rotates it) and sent as
+	// `authorization: Bearer` with the `clusterid` metadata: the control
+	// plane's secure port authenticates every ADS stream, as istiod's
+	// does. Only with XDSTLS: a token is never sent in plaintext.
+	XDSTokenFile string
 	// Network and ClusterID are the gateway's network and cluster, sent as
 	// node metadata NETWORK and CLUSTER_ID: the control plane answers with
 	// the endpoints of this network. Required.
@@ -126,6 +133,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("gateway: no cluster id: give the id of the cluster the gateway runs in")
 	case cfg.NodeID == "":
 		return cfg, errors.New("gateway: no node id: give router~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local")
+	case cfg.XDSTokenFile != "" && cfg.XDSTLS == nil:
+		return cfg, errors.New("gateway: a service-account token for the control plane is sent only over TLS: give the TLS settings (--xds-root-cert) too")
 	case cfg.HelloTimeout < 0, cfg.Drain < 0, cfg.ReconnectDelay < 0, cfg.MaxPendingHellos < 0, cfg.HelloGrace < 0:
 		return cfg, errors.New("gateway: hello timeout, pending hello cap, drain and reconnect delay must not be negative")
 	}

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,11 +202,27 @@ func TestGatewayADSOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := runGateway(t, Config{XDS: cp.addr, XDSTLS: good})
+	// The service-account token goes with every stream, with the
+	// cluster, as pilot-agent sends them: the secure port authenticates
+	// ADS streams.
+	tokenFile := filepath.Join(dir, "istio-token")
+	if err := os.WriteFile(tokenFile, []byte("header.claims.signature\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := runGateway(t, Config{XDS: cp.addr, XDSTLS: good, XDSTokenFile: tokenFile})
 	select {
 	case <-gw.Ready():
 	case <-time.After(waitFor):
 		t.Fatalf("the gateway never became ready over TLS: %+v", gw.ads.status.get())
+	}
+	cp.mu.Lock()
+	md := cp.streamMD[len(cp.streamMD)-1]
+	cp.mu.Unlock()
+	if got := md.Get("authorization"); !slices.Equal(got, []string{"Bearer header.claims.signature"}) {
+		t.Errorf("the stream's authorization metadata %q, want the token file's token", got)
+	}
+	if got := md.Get("clusterid"); !slices.Equal(got, []string{string(testCluster)}) {
+		t.Errorf("the stream's clusterid metadata %q, want %s", got, testCluster)
 	}
 	if _, name, err := dialVia(t, gw.Addr().String(), p.clientTLS(t, model.SNI(helloHost, helloPort, ""))); err != nil || name != "helloworld-0" {
 		t.Errorf("through the gateway configured over TLS: %q, %v", name, err)
@@ -369,5 +386,18 @@ func TestNewExposeControlPlane(t *testing.T) {
 			continue
 		}
 		_ = l.Close()
+	}
+}
+
+// TestGatewayTokenNeedsTLS: a token is never sent in plaintext; a token
+// file that cannot be read fails the stream (retried), saying what to do.
+func TestGatewayTokenNeedsTLS(t *testing.T) {
+	_, err := Config{XDS: "cp:15010", Network: testNetwork, ClusterID: testCluster, NodeID: gatewayNodeID(), XDSTokenFile: "/tmp/token"}.withDefaults()
+	if err == nil || !strings.Contains(err.Error(), "only over TLS") {
+		t.Errorf("token with plaintext ADS: %v, want a refusal", err)
+	}
+	c := &adsClient{tokenFile: filepath.Join(t.TempDir(), "missing")}
+	if _, err := c.streamContext(t.Context()); err == nil || !strings.Contains(err.Error(), "--xds-token") {
+		t.Errorf("missing token file: %v, want an error naming --xds-token", err)
 	}
 }

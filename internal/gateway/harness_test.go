@@ -34,6 +34,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
@@ -90,6 +91,8 @@ type controlPlane struct {
 	served   chan struct{}
 	streams  int
 	requests []*discoveryv3.DiscoveryRequest
+	// streamMD is the gRPC metadata of each stream opened.
+	streamMD []metadata.MD
 }
 
 func newControlPlane(t testing.TB, nodeID string) *controlPlane {
@@ -115,10 +118,12 @@ func newControlPlane(t testing.TB, nodeID string) *controlPlane {
 func (cp *controlPlane) start(lis net.Listener) {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := serverv3.NewServer(ctx, cp.cache, serverv3.CallbackFuncs{
-		StreamOpenFunc: func(context.Context, int64, string) error {
+		StreamOpenFunc: func(ctx context.Context, _ int64, _ string) error {
 			cp.mu.Lock()
 			defer cp.mu.Unlock()
 			cp.streams++
+			md, _ := metadata.FromIncomingContext(ctx)
+			cp.streamMD = append(cp.streamMD, md.Copy())
 			return nil
 		},
 		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {

@@ -54,6 +54,9 @@ type adsClient struct {
 	// listenerNames are the LDS listeners the gateway runs, main first.
 	listenerNames  []string
 	reconnectDelay time.Duration
+	// tokenFile and cluster are sent on every stream (see streamContext).
+	tokenFile string
+	cluster   string
 	// publish installs new tables, one per listener of listenerNames in
 	// that order; ready is called once, when the first full configuration
 	// (LDS, CDS and EDS of every EDS cluster) is applied.
@@ -112,6 +115,8 @@ func newADSClient(cfg Config, m *metrics, publish func([]*Table), ready func()) 
 		node:           node(cfg),
 		listenerNames:  cfg.listenerNames(),
 		reconnectDelay: cfg.ReconnectDelay,
+		tokenFile:      cfg.XDSTokenFile,
+		cluster:        string(cfg.ClusterID),
 		publish:        publish,
 		ready:          ready,
 		in: tableInputs{
@@ -164,6 +169,10 @@ func (c *adsClient) run(ctx context.Context, conn grpc.ClientConnInterface) {
 func (c *adsClient) stream(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ctx, err = c.streamContext(ctx)
+	if err != nil {
+		return false, err
+	}
 	st, err := client.StreamAggregatedResources(ctx)
 	if err != nil {
 		return false, fmt.Errorf("opening the ADS stream: %w", err)

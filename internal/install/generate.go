@@ -558,6 +558,11 @@ func gateway(v Values) []Object {
 		volumes = append(volumes, corev1.Volume{Name: "istio-ca-root-cert", VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap}},
 		}})
+		// The secure port authenticates every ADS stream: the gateway
+		// sends its service-account token.
+		vol, mount := tokenVolume()
+		args = append(args, "--xds-token="+TokenDir+"/"+TokenFile)
+		mounts, volumes = append(mounts, mount), append(volumes, vol)
 	}
 	c := corev1.Container{
 		Name:            "gateway",

@@ -448,7 +448,8 @@ func TestGatewayService(t *testing.T) {
 		wantPolicy corev1.ServiceExternalTrafficPolicy
 		wantXDS    string
 		// wantArgs are the arguments after --admin; wantRootMount: the
-		// istio-ca-root-cert ConfigMap is mounted for --xds-root-cert.
+		// istio-ca-root-cert ConfigMap is mounted for --xds-root-cert, and
+		// the projected istio-ca token for --xds-token.
 		wantArgs      []string
 		wantRootMount bool
 	}{
@@ -475,7 +476,7 @@ func TestGatewayService(t *testing.T) {
 			},
 			wantPolicy:    corev1.ServiceExternalTrafficPolicyLocal,
 			wantXDS:       "--xds=istiod-remote.istio-system.svc:15012",
-			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem"},
+			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem", "--xds-token=/var/run/secrets/tokens/istio-token"},
 			wantRootMount: true,
 		},
 		{
@@ -485,7 +486,7 @@ func TestGatewayService(t *testing.T) {
 			wantPorts:     []string{"tls/15443/15443/0"},
 			wantLabels:    map[string]string{"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "n"},
 			wantXDS:       "--xds=cp.example.com:15012",
-			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem"},
+			wantArgs:      []string{"--xds-root-cert=/var/run/secrets/istio/root-cert.pem", "--xds-token=/var/run/secrets/tokens/istio-token"},
 			wantRootMount: true,
 		},
 		{
@@ -534,6 +535,14 @@ func TestGatewayService(t *testing.T) {
 			})
 			if mounted != tt.wantRootMount {
 				t.Errorf("istio-ca-root-cert mounted: %v, want %v (mounts %v)", mounted, tt.wantRootMount, c.VolumeMounts)
+			}
+			tokenMounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == TokenVolume && m.MountPath == TokenDir && m.ReadOnly
+			}) && slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+				return v.Name == TokenVolume && v.Projected != nil && v.Projected.Sources[0].ServiceAccountToken.Audience == "istio-ca"
+			})
+			if tokenMounted != tt.wantRootMount {
+				t.Errorf("projected istio-ca token mounted: %v, want %v (mounts %v)", tokenMounted, tt.wantRootMount, c.VolumeMounts)
 			}
 			if diff := cmp.Diff(svc.Spec.Selector, d.Spec.Selector.MatchLabels); diff != "" {
 				t.Errorf("Service does not select the gateway (-svc +deployment):\n%s", diff)

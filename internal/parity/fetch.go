@@ -16,7 +16,9 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -55,9 +57,16 @@ type FetchOptions struct {
 	// A type not answered in time is recorded in Snapshot.Unanswered and
 	// the fetch goes on, as an Envoy would keep running without it.
 	Wait time.Duration
+	// Credentials secure the connection (the secure port's TLS); nil:
+	// plaintext.
+	Credentials credentials.TransportCredentials
+	// Metadata is sent on the stream (e.g. authorization: Bearer TOKEN,
+	// as pilot-agent sends its service-account token to the secure port).
+	Metadata metadata.MD
 }
 
-// Fetch connects to the plaintext ADS server at addr as node and asks,
+// Fetch connects to the ADS server at addr (plaintext unless
+// opts.Credentials says otherwise) as node and asks,
 // as Envoy does, for CDS, then EDS for the clusters of type EDS, then LDS,
 // then RDS for the route configurations the listeners' HTTP connection
 // managers name, acknowledging every answer. It returns the resources of
@@ -67,8 +76,12 @@ func Fetch(ctx context.Context, addr string, node *corev3.Node, opts FetchOption
 	if wait <= 0 {
 		wait = DefaultWait
 	}
+	creds := opts.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to xDS server %s: %w", addr, err)
@@ -76,6 +89,9 @@ func Fetch(ctx context.Context, addr string, node *corev3.Node, opts FetchOption
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if opts.Metadata != nil {
+		ctx = metadata.NewOutgoingContext(ctx, opts.Metadata)
+	}
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open ADS stream to %s: %w", addr, err)

@@ -36,6 +36,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
+	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
 
 // Defaults of [Config].
@@ -163,6 +164,7 @@ type Server struct {
 	dns      *gatewaydns.Resolver
 	elector  *leader.Elector
 	gate     *leader.Gate
+	xdsAuth  *xdsauth.Authenticator
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -324,6 +326,9 @@ func (s *Server) newClusterSet() error {
 		return err
 	}
 	if err := s.newGatewayConfigWatch(); err != nil {
+		return err
+	}
+	if err := s.newXDSAuth(); err != nil {
 		return err
 	}
 	if cfg.MeshNetworksConfigMap != "" {

@@ -11,7 +11,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // DefaultDrainDuration is the drain window of `causeway serve`
@@ -87,11 +86,11 @@ type serving struct {
 func (s *Server) serve(g *errgroup.Group, lns *listeners) *serving {
 	srv := &serving{debug: &http.Server{Handler: s.debug, ReadHeaderTimeout: 5 * time.Second}}
 	if ln := lns.xdsTLS; ln != nil {
-		gs := grpc.NewServer(append(s.xds.GRPCServerOptions(), grpc.Creds(credentials.NewTLS(s.ca.ServingTLSConfig())))...)
+		gs := grpc.NewServer(s.secureServerOptions()...)
 		s.ca.Register(gs)
 		s.xds.Register(gs)
 		srv.grpc = append(srv.grpc, gs)
-		s.log.Info("secure port listening (xDS over mTLS, CA)", "addr", ln.Addr().String())
+		s.log.Info("secure port listening (authenticated xDS over TLS, CA)", "addr", ln.Addr().String())
 		g.Go(func() error { return served("secure port (xDS over mTLS, CA; --xds-tls-addr)", ln, gs.Serve(ln)) })
 	}
 	if lns.webhook != nil {

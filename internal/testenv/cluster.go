@@ -46,6 +46,8 @@ type Cluster struct {
 	config     *rest.Config
 	client     kubernetes.Interface
 	kubeconfig []byte
+	// saKeyPath is the apiserver's service-account signing key (PEM).
+	saKeyPath string
 
 	// What Stop and Restart need: the runner that owns the processes, the
 	// apiserver's command line and log, and the process now running.

@@ -435,6 +435,7 @@ func (r *runner) startCluster(ctx context.Context, index int, id, etcdURL string
 		if c, err = newCluster(id, host, files.ca.CertPEM, files.token, serviceCIDR); err != nil {
 			return nil, err
 		}
+		c.saKeyPath = files.serviceAccountKey
 		args := []string{
 			"--etcd-servers=" + etcdURL,
 			"--etcd-prefix=" + c.EtcdPrefix,

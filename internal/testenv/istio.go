@@ -43,6 +43,13 @@ type IstioBinaries struct {
 	CRDs string
 	// Version is the release the binary reports, e.g. 1.31-dev.
 	Version string
+	// PilotAgent is the path of the sidecar agent built from the same
+	// module (pilot-agent), when the cache holds it, and EnvoyBootstrap its
+	// Envoy bootstrap template (the proxyv2 image's
+	// /var/lib/istio/envoy/envoy_bootstrap_tmpl.json); see
+	// [RequirePilotAgent].
+	PilotAgent     string
+	EnvoyBootstrap string
 }
 
 // FindIstio locates the oracle's files: in $CAUSEWAY_ISTIO_BIN when set,
@@ -66,6 +73,8 @@ func findIstio(getenv func(string) string, wd string) (IstioBinaries, error) {
 	bins := IstioBinaries{
 		PilotDiscovery: filepath.Join(dir, "pilot-discovery"),
 		CRDs:           filepath.Join(dir, "crd-all.gen.yaml"),
+		PilotAgent:     filepath.Join(dir, "pilot-agent"),
+		EnvoyBootstrap: filepath.Join(dir, "envoy_bootstrap_tmpl.json"),
 	}
 	var missing []string
 	if !isExecutable(bins.PilotDiscovery) {
@@ -220,4 +229,15 @@ func established(obj *unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// RequirePilotAgent returns the files of [RequireIstio] with a pilot-agent,
+// or skips or fails the test (see [SkipOrFail]) saying how to build it.
+func RequirePilotAgent(t testing.TB) IstioBinaries {
+	t.Helper()
+	bins := RequireIstio(t)
+	if fi, err := os.Stat(bins.EnvoyBootstrap); !isExecutable(bins.PilotAgent) || err != nil || !fi.Mode().IsRegular() {
+		testreq.SkipOrFail(t, "testenv: pilot-agent or envoy_bootstrap_tmpl.json not found beside %s: %s", bins.PilotAgent, installIstio)
+	}
+	return bins
 }

@@ -27,7 +27,10 @@ func TestFindIstio(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := IstioBinaries{PilotDiscovery: filepath.Join(built, "pilot-discovery"), CRDs: filepath.Join(built, "crd-all.gen.yaml"), Version: "1.31-dev"}
+		// pilot-agent and its bootstrap template are named in the same
+		// folder; only RequirePilotAgent needs them there.
+		want := IstioBinaries{PilotDiscovery: filepath.Join(built, "pilot-discovery"), CRDs: filepath.Join(built, "crd-all.gen.yaml"), Version: "1.31-dev",
+			PilotAgent: filepath.Join(built, "pilot-agent"), EnvoyBootstrap: filepath.Join(built, "envoy_bootstrap_tmpl.json")}
 		if bins != want {
 			t.Errorf("findIstio = %+v, want %+v", bins, want)
 		}

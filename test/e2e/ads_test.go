@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/test/e2e/capture"
@@ -107,6 +109,32 @@ type xdsServer struct {
 	Addr         string `json:"addr"`
 	RootCertFile string `json:"rootCertFile,omitempty"`
 	ServerName   string `json:"serverName,omitempty"`
+	// TokenFile is the service-account token (audience istio-ca) sent on
+	// every stream to the secure port, which authenticates ADS as istiod
+	// does; ClusterID names the token's cluster (the clusterid metadata).
+	TokenFile string `json:"tokenFile,omitempty"`
+	ClusterID string `json:"clusterID,omitempty"`
+}
+
+// withToken is x with the token of id, when x is the secure port.
+func (x xdsServer) withToken(id workloadIdentity) xdsServer {
+	if x.RootCertFile != "" {
+		x.TokenFile, x.ClusterID = id.TokenFile, id.ClusterID
+	}
+	return x
+}
+
+// streamContext adds x's token (if any) to the context of a stream, as
+// pilot-agent does.
+func (x xdsServer) streamContext(ctx context.Context) (context.Context, error) {
+	if x.TokenFile == "" {
+		return ctx, nil
+	}
+	token, err := os.ReadFile(x.TokenFile)
+	if err != nil {
+		return ctx, fmt.Errorf("ADS %s: token: %w", x.Addr, err)
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(token)), "clusterid", x.ClusterID), nil
 }
 
 // String names the server for messages.
@@ -201,6 +229,9 @@ func watchADS(ctx context.Context, server xdsServer, node *corev3.Node, lds bool
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if ctx, err = server.streamContext(ctx); err != nil {
+		return err
+	}
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		return fmt.Errorf("ADS %s: %w", addr, err)

@@ -112,12 +112,13 @@ func (s *site) helloNode() sidecarNode {
 func (s *site) helloworldConfig(t *testing.T) helloworldConfig {
 	t.Helper()
 	version := fmt.Sprintf("v%d", s.n)
+	id := s.identity(t, helloworldSA)
 	return helloworldConfig{
 		Version:  version,
 		Instance: "helloworld-" + version,
 		Listen:   s.helloAddr(),
-		Identity: s.identity(t, helloworldSA),
-		XDS:      s.sidecarXDS,
+		Identity: id,
+		XDS:      s.sidecarXDS.withToken(id),
 		Node:     s.helloNode(),
 	}
 }
@@ -126,10 +127,11 @@ func (s *site) helloworldConfig(t *testing.T) helloworldConfig {
 // through the captured sidecar, to the address the cluster's DNS gives.
 func (s *site) sleepConfig(t *testing.T) sleepConfig {
 	t.Helper()
+	id := s.identity(t, sleepSA)
 	return sleepConfig{
-		XDS:          s.sidecarXDS,
+		XDS:          s.sidecarXDS.withToken(id),
 		Node:         s.sleepNode(),
-		Identity:     s.identity(t, sleepSA),
+		Identity:     id,
 		Destination:  hostPort(s.helloVIP, helloworldPort),
 		Host:         fmt.Sprintf("helloworld.%s:%d", sampleNamespace, helloworldPort),
 		Path:         "/hello",

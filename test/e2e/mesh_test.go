@@ -236,6 +236,9 @@ func startGateway(t *testing.T, ps *procs, bin string, n *netns, spec gatewaySpe
 	if spec.XDS.RootCertFile != "" {
 		args = append(args, "--xds-root-cert", spec.XDS.RootCertFile, "--xds-server-name", spec.XDS.ServerName)
 	}
+	if spec.XDS.TokenFile != "" {
+		args = append(args, "--xds-token", spec.XDS.TokenFile)
+	}
 	if spec.ExposeControlPlane != "" {
 		args = append(args, "--expose-control-plane", spec.ExposeControlPlane)
 	}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -105,7 +107,19 @@ func TestPrimaryRemote(t *testing.T) {
 	// certificate for istiod-remote.istio-system.svc.
 	remoteCP := istiodRemoteAddress(t, s2.cluster)
 	s2.sidecarXDS = xdsServer{Addr: remoteCP, RootCertFile: s2.rootFile, ServerName: remoteCAServerName}
+	// The gateway authenticates with its service account's token, as the
+	// eastwest-gateway profile's pod does (it projects one and passes
+	// --xds-token).
+	gwSA := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, Name: install.GatewayServiceAccount}}
+	if _, err := s2.cluster.Client().CoreV1().ServiceAccounts(systemNamespace).Create(ctx, gwSA, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	gwToken, err := writeToken(ctx, s2.cluster.Client(), s2.dir, systemNamespace, install.GatewayServiceAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s2.gwXDS = s2.sidecarXDS
+	s2.gwXDS.TokenFile, s2.gwXDS.ClusterID = gwToken, s2.cluster.ID
 	s2.caAddr, s2.caName = remoteCP, remoteCAServerName
 	h.startGateway(t, s2)
 
