@@ -267,7 +267,7 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	// Plaintext xDS on a free port; the secure port (xDS over TLS and the
 	// CA) and the injection webhook are off, so that runs never collide on
 	// their fixed default ports.
-	args := append([]string{"serve",
+	args := append([]string{"serve", "--drain-duration=0",
 		"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
 		"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=", "--webhook-addr=",
 		// A phase's CPU profile lasts the whole phase.

@@ -133,7 +133,7 @@ func TestServeWalkthrough(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	serveErr := make(chan error, 1)
 	go func() {
-		_, _, err := runCauseway(serveCtx, "serve", "--kubeconfig", kc1, "--cluster-id", "cluster1", "--debug-addr", addr, "--probe-interval", "500ms")
+		_, _, err := runCauseway(serveCtx, "serve", "--drain-duration=0", "--kubeconfig", kc1, "--cluster-id", "cluster1", "--debug-addr", addr, "--probe-interval", "500ms")
 		serveErr <- err
 	}()
 	t.Cleanup(func() {

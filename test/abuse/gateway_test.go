@@ -52,7 +52,7 @@ func TestGatewayHalfHellos(t *testing.T) {
 
 	ports := freeAddrs(t, 5)
 	xds, debug, gwAddr, admin := ports[0], ports[1], ports[2], ports[3]
-	helloStart(t, bin, "serve", "serve", "--manifests", dir, "--xds-addr", xds, "--debug-addr", debug, "--xds-tls-addr", "")
+	helloStart(t, bin, "serve", "serve", "--drain-duration=0", "--manifests", dir, "--xds-addr", xds, "--debug-addr", debug, "--xds-tls-addr", "")
 	helloStart(t, bin, "gateway", "gateway", "--log-level", "debug", "--xds", xds, "--network", "network1", "--cluster-id", "cluster1",
 		"--listen", gwAddr, "--listener-name", "0.0.0.0_15443", "--admin", admin, "--max-pending-hellos", strconv.Itoa(helloCap),
 		"--node-id", "router~127.0.0.1~eastwest-0.istio-system~istio-system.svc.cluster.local")

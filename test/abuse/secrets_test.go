@@ -202,7 +202,7 @@ func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
 	dbg := freeAddrs(t, 1)[0]
 	var out secretBuffer
-	cmd := exec.Command(bin, "serve",
+	cmd := exec.Command(bin, "serve", "--drain-duration=0",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
 		"--xds-addr", freeAddrs(t, 1)[0],

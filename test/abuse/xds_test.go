@@ -448,7 +448,7 @@ func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--manifests", world, "--xds-addr", s.xdsAddr,
+	cmd := exec.Command(bin, append([]string{"serve", "--drain-duration=0", "--manifests", world, "--xds-addr", s.xdsAddr,
 		"--xds-tls-addr", "", "--debug-addr", s.debugAddr}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

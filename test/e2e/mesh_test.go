@@ -125,7 +125,7 @@ func startServe(t *testing.T, ps *procs, bin, id, kubeconfig string, extra ...st
 			xdsTLS: "127.0.0.1:" + strconv.Itoa(ports[1]),
 			debug:  "127.0.0.1:" + strconv.Itoa(ports[2]),
 		}
-		args := append([]string{bin, "serve",
+		args := append([]string{bin, "serve", "--drain-duration=0",
 			"--cluster-id", id,
 			"--kubeconfig", kubeconfig,
 			"--xds-addr", cp.xds,

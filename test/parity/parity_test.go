@@ -315,7 +315,7 @@ func startCauseway(t *testing.T, env *testenv.Env, bin, clusterID, kubeconfig, m
 		}
 		xdsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
 		debugAddr := "127.0.0.1:" + strconv.Itoa(ports[1])
-		args := append([]string{"serve",
+		args := append([]string{"serve", "--drain-duration=0",
 			"--cluster-id", clusterID,
 			"--kubeconfig", kubeconfig,
 			"--xds-addr", xdsAddr,
