@@ -32,6 +32,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/manifests"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
@@ -145,6 +146,8 @@ type Server struct {
 	debug    *debug.Server
 	xds      *xds.Server
 	ca       *ca.Authority
+	// discovery is the mesh config's discoverySelectors (nil: all).
+	discovery *kube.DiscoverySelector
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -202,6 +205,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store.SetMeshConfig(mc)
 		cfg.XDS = withMeshConfig(cfg.XDS, mc)
+		if s.discovery, err = discoverySelector(mc, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	xcfg := cfg.XDS
 	xcfg.Logger = cfg.Logger.With("component", "xds")
@@ -269,6 +275,7 @@ func (s *Server) newClusterSet() error {
 		ProbeInterval:   cfg.ProbeInterval,
 		ProbeTimeout:    cfg.ProbeTimeout,
 		PeerAuthRecheck: cfg.PeerAuthRecheck,
+		Discovery:       s.discovery,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
