@@ -28,12 +28,12 @@ const (
 	benchNamespace = "bench"
 	// meshLabel marks the namespaces the discovery selectors select, when
 	// Config.DiscoverySelectors is on.
-	meshLabel = "causeway.io/bench-mesh"
-	nodeName       = "bench-node"
-	gatewayName    = "istio-eastwestgateway"
-	servicePort    = 80
-	targetPort     = 8080
-	portName       = "http"
+	meshLabel   = "causeway.io/bench-mesh"
+	nodeName    = "bench-node"
+	gatewayName = "istio-eastwestgateway"
+	servicePort = 80
+	targetPort  = 8080
+	portName    = "http"
 	// fillQPS is the client-side rate limit of the writers: high enough
 	// that the apiserver, not client-go, is the bottleneck.
 	fillQPS = 100_000
