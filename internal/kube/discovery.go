@@ -147,14 +147,16 @@ func (w *Watcher) rescope(name string) {
 	if w.cfg.Discovery == nil {
 		return
 	}
+	s := &w.scopes
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Read under the lock: two callers (the worker and syncScopes) must
+	// not apply decisions from two reads in the wrong order.
 	ns, err := w.namespaces.Get(name)
 	want := err == nil && w.cfg.Discovery.Selects(ns.Labels)
 	if err != nil && !apierrors.IsNotFound(err) {
 		w.log.Info("namespace lister failed; treating the namespace as gone", "namespace", name, "err", err)
 	}
-	s := &w.scopes
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ctx == nil || s.ctx.Err() != nil {
 		return
 	}

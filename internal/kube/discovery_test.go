@@ -1,8 +1,10 @@
 package kube
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -84,5 +86,74 @@ func TestWatcherStripKeepsSelectorLabels(t *testing.T) {
 	want := map[string]string{"mesh": "on", "team": "x", model.LabelNetwork: "n1"}
 	if d := cmp.Diff(want, out.(*corev1.Namespace).Labels); d != "" {
 		t.Errorf("labels (-want +got):\n%s", d)
+	}
+}
+
+// TestWatcherDiscoverySelectorFollowsLabels: the Service, EndpointSlice and
+// Pod caches hold only the selected namespaces' objects; labeling a
+// namespace fills them and brings its endpoints into the view, unlabeling
+// empties them and takes the endpoints out; while the watcher is paused
+// the caches still follow the labels, and Replay writes what they hold.
+func TestWatcherDiscoverySelectorFollowsLabels(t *testing.T) {
+	d, err := NewDiscoverySelector([]model.NamespaceSelector{{MatchLabels: map[string]string{"mesh": "on"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := baseObjects() // namespace app, unlabeled: not selected
+	objs = append(objs, namespace("other", map[string]string{"mesh": "off"}),
+		service("other", "db", nil), pod("other", "db-1", "n1", "10.0.1.1", nil))
+	h := startWith(t, Config{Discovery: d}, objs...)
+	ctx := t.Context()
+	cached := func() string {
+		c := h.w.Counts()
+		return fmt.Sprintf("namespaces %d, services %d, endpointslices %d, pods %d", c.Namespaces, c.Services, c.EndpointSlices, c.Pods)
+	}
+	if d := cmp.Diff("namespaces 3, services 0, endpointslices 0, pods 0", cached()); d != "" {
+		t.Fatalf("caches at start (-want +got)\n%s", d)
+	}
+	if got := h.view(""); got != nil {
+		t.Fatalf("view of an unselected namespace = %q, want none", got)
+	}
+	relabel := func(ns, value string) {
+		t.Helper()
+		n, err := h.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Labels = map[string]string{"mesh": value}
+		n.ResourceVersion = fmt.Sprint(time.Now().UnixNano())
+		if _, err := h.client.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"10.0.0.1 net1 r1/z1/", "10.0.0.2 net2 r1/z2/"}
+	relabel("app", "on")
+	h.eventually("view after selecting app", func() string { return cmp.Diff(want, h.view("")) })
+	if d := cmp.Diff("namespaces 3, services 1, endpointslices 1, pods 2", cached()); d != "" {
+		t.Errorf("caches after selecting app (-want +got)\n%s", d)
+	}
+	if d := cmp.Diff([]string{"app"}, h.w.WatchedNamespaces()); d != "" {
+		t.Errorf("WatchedNamespaces (-want +got)\n%s", d)
+	}
+
+	relabel("app", "off")
+	h.eventually("view after unselecting app", func() string { return cmp.Diff([]string(nil), h.view("")) })
+	h.eventually("caches after unselecting app", func() string {
+		return cmp.Diff("namespaces 3, services 0, endpointslices 0, pods 0", cached())
+	})
+
+	// Paused: the caches follow the labels; the store waits for Replay.
+	h.w.Pause()
+	h.store.RemoveCluster(testCluster)
+	relabel("app", "on")
+	h.eventually("caches of a paused watcher", func() string {
+		return cmp.Diff("namespaces 3, services 1, endpointslices 1, pods 2", cached())
+	})
+	if got := h.view(""); got != nil {
+		t.Fatalf("paused watcher wrote into the store: %q", got)
+	}
+	h.w.Replay()
+	if d := cmp.Diff(want, h.view("")); d != "" {
+		t.Fatalf("view right after Replay (-want +got)\n%s", d)
 	}
 }
