@@ -341,8 +341,8 @@ func (bc *benchCluster) listObjects(ctx context.Context, selectors bool) (cluste
 			return out, fmt.Errorf("cluster %s: list namespaces: %w", bc.id, err)
 		}
 		mesh := map[string]bool{}
-		for _, ns := range nss.Items {
-			mesh[ns.Name] = true
+		for i := range nss.Items {
+			mesh[nss.Items[i].Name] = true
 		}
 		inMesh = func(ns string) bool { return mesh[ns] }
 	}
