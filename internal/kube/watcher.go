@@ -6,7 +6,11 @@
 // PeerAuthentications (see peerauth.go), and its event handlers only
 // put keys on a work queue; one sync function reads the informer caches for
 // a key, converts what it finds with internal/kubeconv and upserts or
-// deletes it in the store. The watcher knows nothing of other clusters,
+// deletes it in the store. With discovery selectors (the mesh config's
+// discoverySelectors, see discovery.go) the Service, EndpointSlice and Pod
+// informers run per selected namespace instead of cluster-wide, so that
+// unselected namespaces' objects are never received or cached. The watcher
+// knows nothing of other clusters,
 // secrets or staleness: those are internal/clusters' business, which starts
 // one watcher per cluster and may pause it (its data dropped from the model)
 // and replay it later.
