@@ -107,6 +107,8 @@ func run() error {
 	fs.Float64Var(&cfg.StallRate, "stall-rate", 0, "rate of the stall phase (default: the highest -rate)")
 	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "after a phase, how long to wait for every change to reach every proxy")
 	fs.DurationVar(&cfg.StartTimeout, "start-timeout", bench.DefaultStartTimeout, "how long to wait for every proxy to hold the full view")
+	fs.BoolVar(&cfg.DiscoverySelectors, "discovery-selectors", false, "label the mesh's namespaces and give the server a mesh config whose discoverySelectors select only them")
+	fs.IntVar(&cfg.Unselected, "unselected", 0, "with -discovery-selectors: add N unselected namespaces per cluster, each holding as many Services, Pods and EndpointSlices as the mesh (N times the mesh's objects)")
 	fs.IntVar(&cfg.Writers, "writers", bench.DefaultWriters, "parallel writers per cluster while filling")
 	fs.Var(&serveArgs, "serve-arg", "extra argument of causeway serve (repeatable), e.g. -serve-arg=--debounce=10ms")
 	fs.StringVar(&cfg.WorkDir, "workdir", "", "folder in which each run makes its own folder for the clusters' files and the server's log, kept (default: a temporary one, removed unless the run fails)")

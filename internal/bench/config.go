@@ -57,6 +57,15 @@ type Config struct {
 	Settle time.Duration
 	// StartTimeout bounds the wait for every proxy to hold the full view.
 	StartTimeout time.Duration
+	// DiscoverySelectors labels the namespaces of the mesh (the bench
+	// namespace, the system namespace and default) and gives the server a
+	// mesh config whose discoverySelectors select exactly them.
+	DiscoverySelectors bool
+	// Unselected adds, in each cluster, Unselected times the mesh's
+	// objects (S Services with E Pods and an EndpointSlice each, per
+	// namespace) in Unselected namespaces that the discovery selectors do
+	// not select. It needs DiscoverySelectors.
+	Unselected int
 	// Writers is how many parallel writers fill each cluster.
 	Writers int
 	// ServeArgs are extra arguments of `causeway serve` (e.g. --debounce=10ms).
@@ -115,6 +124,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: %d services x %d endpoints is over %d pods per cluster; lower -services or -endpoints", c.Services, c.Endpoints, maxPodsPerCluster)
 	case c.Protocol != ProtocolSotW && c.Protocol != ProtocolDelta:
 		return c, fmt.Errorf("bench: protocol %q: want sotw or delta", c.Protocol)
+	case c.Unselected < 0 || c.Unselected > 0 && !c.DiscoverySelectors:
+		return c, fmt.Errorf("bench: unselected %d: want 0, or more with discovery selectors on", c.Unselected)
+	case c.Services*c.Endpoints*(1+c.Unselected) > 4*maxPodsPerCluster:
+		return c, fmt.Errorf("bench: %d services x %d endpoints x %d namespaces is too many pods per cluster; lower -unselected", c.Services, c.Endpoints, 1+c.Unselected)
 	case c.Duration < 0 || c.Settle < 0 || c.StartTimeout < 0 || c.Writers < 0:
 		return c, errors.New("bench: negative duration or writer count")
 	}

@@ -45,6 +45,9 @@ type Params struct {
 	StallRate       float64   `json:"stall_rate,omitempty"`
 	SettleSeconds   float64   `json:"settle_seconds"`
 	ServeArgs       []string  `json:"serve_args"`
+	// DiscoverySelectors and Unselected: see Config.
+	DiscoverySelectors bool `json:"discovery_selectors,omitempty"`
+	Unselected         int  `json:"unselected,omitempty"`
 }
 
 func paramsOf(cfg Config) Params {
@@ -56,6 +59,7 @@ func paramsOf(cfg Config) Params {
 		Services: cfg.Services, Endpoints: cfg.Endpoints, ProxiesPerNet: cfg.Proxies, Networks: 2,
 		Rates: cfg.Rates, DurationSeconds: cfg.Duration.Seconds(), Protocol: cfg.Protocol,
 		Stall: cfg.Stall, StallRate: cfg.StallRate, SettleSeconds: cfg.Settle.Seconds(), ServeArgs: args,
+		DiscoverySelectors: cfg.DiscoverySelectors, Unselected: cfg.Unselected,
 	}
 }
 

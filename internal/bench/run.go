@@ -57,7 +57,7 @@ func prepare(ctx context.Context, cfg Config, res *Results) (*world, error) {
 	begin := time.Now()
 	cnts := make([]*fillCounters, len(w.clusters))
 	for i := range cnts {
-		cnts[i] = &fillCounters{total: objectsPerCluster(cfg.Services, cfg.Endpoints)}
+		cnts[i] = &fillCounters{total: objectsPerCluster(cfg.Services, cfg.Endpoints, cfg.Unselected)}
 	}
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
@@ -68,7 +68,9 @@ func prepare(ctx context.Context, cfg Config, res *Results) (*world, error) {
 	errs := make([]error, len(w.clusters))
 	var wg sync.WaitGroup
 	for i, bc := range w.clusters {
-		wg.Go(func() { errs[i] = bc.fill(ctx, cfg.Services, cfg.Endpoints, cfg.Writers, cnts[i]) })
+		wg.Go(func() {
+			errs[i] = bc.fill(ctx, cfg.Services, cfg.Endpoints, cfg.Writers, cfg.DiscoverySelectors, cfg.Unselected, cnts[i])
+		})
 	}
 	wg.Wait()
 	stopProgress()
@@ -273,6 +275,15 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 		// A phase's CPU profile lasts the whole phase.
 		"--profile-max-seconds", "3600",
 	}, cfg.ServeArgs...)
+	if cfg.DiscoverySelectors {
+		mc := filepath.Join(w.dir, "mesh-config.yaml")
+		sel := "discoverySelectors:\n- matchLabels:\n    " + meshLabel + ": \"true\"\n"
+		if err := os.WriteFile(mc, []byte(sel), 0o600); err != nil {
+			cancel()
+			return nil, fmt.Errorf("bench: write the mesh config: %w", err)
+		}
+		args = append(args, "--mesh-config", mc)
+	}
 	logPath := filepath.Join(w.dir, "serve-"+strconv.FormatInt(time.Now().UnixMilli(), 10)+".log")
 	s.harnessCPU0 = selfCPU()
 	s.begin = time.Now()
@@ -522,7 +533,7 @@ func (s *session) stallPhase(ctx context.Context, res *Results) (*Stall, error) 
 func (s *session) verify(ctx context.Context, v *Verify) error {
 	listed := make([]clusterObjects, len(s.w.clusters))
 	for i, bc := range s.w.clusters {
-		objs, err := bc.listObjects(ctx)
+		objs, err := bc.listObjects(ctx, s.cfg.DiscoverySelectors)
 		if err != nil {
 			return fmt.Errorf("bench: verify: %w", err)
 		}

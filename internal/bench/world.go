@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -25,11 +26,14 @@ import (
 // What the harness writes into each cluster.
 const (
 	benchNamespace = "bench"
-	nodeName       = "bench-node"
-	gatewayName    = "istio-eastwestgateway"
-	servicePort    = 80
-	targetPort     = 8080
-	portName       = "http"
+	// meshLabel marks the namespaces the discovery selectors select, when
+	// Config.DiscoverySelectors is on.
+	meshLabel   = "causeway.io/bench-mesh"
+	nodeName    = "bench-node"
+	gatewayName = "istio-eastwestgateway"
+	servicePort = 80
+	targetPort  = 8080
+	portName    = "http"
 	// fillQPS is the client-side rate limit of the writers: high enough
 	// that the apiserver, not client-go, is the bottleneck.
 	fillQPS = 100_000
@@ -107,13 +111,39 @@ type fillCounters struct {
 
 // fill writes the cluster's namespaces, node and gateway, then S Services
 // with E Pods and one EndpointSlice each, with w parallel writers.
-func (bc *benchCluster) fill(ctx context.Context, s, e, w int, cnt *fillCounters) error {
+//
+// With selectors, the namespaces of the mesh are labeled meshLabel, and
+// unselected more namespaces, unlabeled, get S Services with E Pods and an
+// EndpointSlice each too: objects the server must neither serve nor cache.
+func (bc *benchCluster) fill(ctx context.Context, s, e, w int, selectors bool, unselected int, cnt *fillCounters) error {
 	cs := bc.cs
-	if _, err := testenv.CreateNamespace(ctx, cs, systemNamespace, map[string]string{labelNetwork: bc.network}); err != nil {
+	var meshLabels map[string]string
+	if selectors {
+		meshLabels = map[string]string{meshLabel: "true"}
+		def, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+		}
+		if def.Labels == nil {
+			def.Labels = map[string]string{}
+		}
+		def.Labels[meshLabel] = "true"
+		if _, err := cs.CoreV1().Namespaces().Update(ctx, def, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("fill cluster %s: label namespace default: %w", bc.id, err)
+		}
+	}
+	sysLabels := map[string]string{labelNetwork: bc.network}
+	maps.Copy(sysLabels, meshLabels)
+	if _, err := testenv.CreateNamespace(ctx, cs, systemNamespace, sysLabels); err != nil {
 		return err
 	}
-	if _, err := testenv.CreateNamespace(ctx, cs, benchNamespace, nil); err != nil {
+	if _, err := testenv.CreateNamespace(ctx, cs, benchNamespace, meshLabels); err != nil {
 		return err
+	}
+	for k := range unselected {
+		if _, err := testenv.CreateNamespace(ctx, cs, unselectedNamespace(k), nil); err != nil {
+			return err
+		}
 	}
 	if _, err := testenv.CreateNode(ctx, cs, nodeName, nil, "", netip.AddrFrom4([4]byte{192, 168, byte(bc.index), 1}).String()); err != nil {
 		return err
@@ -143,19 +173,25 @@ func (bc *benchCluster) fill(ctx context.Context, s, e, w int, cnt *fillCounters
 	var wg sync.WaitGroup
 	for k := range w {
 		wg.Go(func() {
-			for i := range jobs {
-				svc, slice, pods, err := writeService(ctx, cs, bc.index, i, e, cnt)
+			for j := range jobs {
+				ns, i := benchNamespace, j
+				if j >= s {
+					ns, i = unselectedNamespace(j/s-1), j%s
+				}
+				svc, slice, pods, err := writeService(ctx, cs, ns, bc.index, i, e, cnt)
 				if err != nil {
 					errs[k] = err
 					cancel()
 					return
 				}
-				services[i], bc.slices[i], mtls[i] = svc, slice, pods
+				if j < s {
+					services[i], bc.slices[i], mtls[i] = svc, slice, pods
+				}
 			}
 		})
 	}
 feed:
-	for i := range s {
+	for i := range s * (1 + unselected) {
 		select {
 		case jobs <- i:
 		case <-ctx.Done():
@@ -188,10 +224,10 @@ feed:
 // writeService writes Service i of cluster c, its e Running and Ready Pods
 // (tlsMode istio) and its EndpointSlice, as a kubelet and the EndpointSlice
 // controller would; it returns what it wrote.
-func writeService(ctx context.Context, cs kubernetes.Interface, c, i, e int, cnt *fillCounters) (*corev1.Service, *discoveryv1.EndpointSlice, []string, error) {
+func writeService(ctx context.Context, cs kubernetes.Interface, ns string, c, i, e int, cnt *fillCounters) (*corev1.Service, *discoveryv1.EndpointSlice, []string, error) {
 	name := serviceName(i)
 	svc, err := testenv.CreateService(ctx, cs, testenv.Service{
-		Namespace: benchNamespace, Name: name,
+		Namespace: ns, Name: name,
 		Selector: map[string]string{"app": name},
 		Ports:    []corev1.ServicePort{{Name: portName, Port: servicePort, TargetPort: intstr.FromInt32(targetPort)}},
 	})
@@ -205,7 +241,7 @@ func writeService(ctx context.Context, cs kubernetes.Interface, c, i, e int, cnt
 		pod := fmt.Sprintf("%s-%03d", name, j)
 		ip := podIP(c, i*e+j)
 		_, err := testenv.CreatePod(ctx, cs, testenv.Pod{
-			Namespace: benchNamespace, Name: pod, Node: nodeName, ServiceAccount: name,
+			Namespace: ns, Name: pod, Node: nodeName, ServiceAccount: name,
 			Labels: map[string]string{"app": name, labelTLSMode: tlsModeIstio},
 			IP:     ip, HostIP: netip.AddrFrom4([4]byte{192, 168, byte(c), 1}).String(),
 			Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: targetPort}},
@@ -218,7 +254,7 @@ func writeService(ctx context.Context, cs kubernetes.Interface, c, i, e int, cnt
 		eps[j] = testenv.Endpoint{IP: ip, Ready: true, Node: nodeName, Pod: pod}
 		pods[j] = pod
 	}
-	slice, err := testenv.CreateEndpointSlice(ctx, cs, benchNamespace, name, name+"-1",
+	slice, err := testenv.CreateEndpointSlice(ctx, cs, ns, name, name+"-1",
 		[]testenv.EndpointPort{{Name: portName, Port: targetPort}}, eps)
 	if err != nil {
 		return nil, nil, nil, err
@@ -227,9 +263,13 @@ func writeService(ctx context.Context, cs kubernetes.Interface, c, i, e int, cnt
 	return svc, slice, pods, nil
 }
 
+// unselectedNamespace is the name of the k-th (0-based) unselected
+// namespace.
+func unselectedNamespace(k int) string { return fmt.Sprintf("unselected-%02d", k) }
+
 // objectsPerCluster is how many writes fill makes in one cluster.
-func objectsPerCluster(s, e int) int64 {
-	return 6 + int64(s)*(2+2*int64(e))
+func objectsPerCluster(s, e, unselected int) int64 {
+	return 6 + int64(unselected) + int64(1+unselected)*int64(s)*(2+2*int64(e))
 }
 
 // progress prints a line of the counters every interval until ctx is done,
@@ -290,9 +330,22 @@ func (bc *benchCluster) objects() clusterObjects {
 }
 
 // listObjects reads the cluster's objects back from its apiserver: the
-// network label, every Service and EndpointSlice, and the mTLS Pods.
-func (bc *benchCluster) listObjects(ctx context.Context) (clusterObjects, error) {
+// network label, every Service and EndpointSlice, and the mTLS Pods; with
+// selectors, only those of the namespaces labeled meshLabel.
+func (bc *benchCluster) listObjects(ctx context.Context, selectors bool) (clusterObjects, error) {
 	out := clusterObjects{ID: bc.id, MTLSPods: map[string]bool{}}
+	inMesh := func(string) bool { return true }
+	if selectors {
+		nss, err := bc.cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: meshLabel + "=true"})
+		if err != nil {
+			return out, fmt.Errorf("cluster %s: list namespaces: %w", bc.id, err)
+		}
+		mesh := map[string]bool{}
+		for i := range nss.Items {
+			mesh[nss.Items[i].Name] = true
+		}
+		inMesh = func(ns string) bool { return mesh[ns] }
+	}
 	ns, err := bc.cs.CoreV1().Namespaces().Get(ctx, systemNamespace, metav1.GetOptions{})
 	if err != nil {
 		return out, fmt.Errorf("cluster %s: %w", bc.id, err)
@@ -303,6 +356,9 @@ func (bc *benchCluster) listObjects(ctx context.Context) (clusterObjects, error)
 		return out, fmt.Errorf("cluster %s: list services: %w", bc.id, err)
 	}
 	for i := range svcs.Items {
+		if !inMesh(svcs.Items[i].Namespace) {
+			continue
+		}
 		out.Services = append(out.Services, &svcs.Items[i])
 	}
 	sl, err := bc.cs.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
@@ -310,6 +366,9 @@ func (bc *benchCluster) listObjects(ctx context.Context) (clusterObjects, error)
 		return out, fmt.Errorf("cluster %s: list endpointslices: %w", bc.id, err)
 	}
 	for i := range sl.Items {
+		if !inMesh(sl.Items[i].Namespace) {
+			continue
+		}
 		out.Slices = append(out.Slices, &sl.Items[i])
 	}
 	pods, err := bc.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: labelTLSMode + "=" + tlsModeIstio})
@@ -317,6 +376,9 @@ func (bc *benchCluster) listObjects(ctx context.Context) (clusterObjects, error)
 		return out, fmt.Errorf("cluster %s: list pods: %w", bc.id, err)
 	}
 	for i := range pods.Items {
+		if !inMesh(pods.Items[i].Namespace) {
+			continue
+		}
 		out.MTLSPods[pods.Items[i].Namespace+"/"+pods.Items[i].Name] = true
 	}
 	return out, nil

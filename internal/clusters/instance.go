@@ -59,6 +59,7 @@ func (s *Set) startInstance(id model.ClusterID, clients Clients, hash [sha256.Si
 		Client:          clients.Kube,
 		Istio:           clients.Istio,
 		PeerAuthRecheck: s.cfg.PeerAuthRecheck,
+		Discovery:       s.cfg.Discovery,
 		Store:           s.cfg.Store,
 		SystemNamespace: s.cfg.SystemNamespace,
 		Changed:         s.cfg.Changed,

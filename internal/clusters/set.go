@@ -87,6 +87,9 @@ type Config struct {
 	// PeerAuthentications (or may not be read) is asked again. Default
 	// kube.DefaultPeerAuthRecheck (1m).
 	PeerAuthRecheck time.Duration
+	// Discovery limits what every cluster's watcher watches to the
+	// namespaces the mesh config's discoverySelectors select; nil: all.
+	Discovery *kube.DiscoverySelector
 	// Registerer receives the set's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	// Logger receives the set's logs. Required.

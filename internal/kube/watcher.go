@@ -6,7 +6,11 @@
 // PeerAuthentications (see peerauth.go), and its event handlers only
 // put keys on a work queue; one sync function reads the informer caches for
 // a key, converts what it finds with internal/kubeconv and upserts or
-// deletes it in the store. The watcher knows nothing of other clusters,
+// deletes it in the store. With discovery selectors (the mesh config's
+// discoverySelectors, see discovery.go) the Service, EndpointSlice and Pod
+// informers run per selected namespace instead of cluster-wide, so that
+// unselected namespaces' objects are never received or cached. The watcher
+// knows nothing of other clusters,
 // secrets or staleness: those are internal/clusters' business, which starts
 // one watcher per cluster and may pause it (its data dropped from the model)
 // and replay it later.
@@ -26,11 +30,11 @@ import (
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
@@ -83,6 +87,12 @@ type Config struct {
 	// WatchError, if set, is called when a list or watch of the cluster
 	// fails (not for the routine end of a watch). It must return quickly.
 	WatchError func(error)
+	// Discovery, if set, limits the Services, EndpointSlices and Pods
+	// watched to the namespaces it selects (the mesh config's
+	// discoverySelectors), with informers per selected namespace that
+	// start and stop as namespaces are labeled (see discovery.go). Nil:
+	// every namespace, with one cluster-wide informer per kind.
+	Discovery *DiscoverySelector
 	// Paused starts the watcher without writing into Store: its caches fill
 	// and [Watcher.Synced] closes as usual, and [Watcher.Replay] writes them
 	// out. Used to build a replacement watcher before swapping it in.
@@ -158,13 +168,15 @@ type Watcher struct {
 	cfg Config
 	log *slog.Logger
 
-	factory    informers.SharedInformerFactory
+	factory informers.SharedInformerFactory
+	// informers are the cluster-wide informers; with Config.Discovery,
+	// those of Services, EndpointSlices and Pods are nil and scopes holds
+	// them per namespace.
 	informers  [kindBarrier]cache.SharedIndexInformer
 	namespaces corelisters.NamespaceLister
 	nodes      corelisters.NodeLister
-	services   corelisters.ServiceLister
-	slices     discoverylisters.EndpointSliceLister
 	synced     []cache.DoneChecker
+	scopes     scopes
 
 	queue      workqueue.TypedInterface[key]
 	syncedOnce sync.Once
@@ -208,25 +220,24 @@ func New(cfg Config) (*Watcher, error) {
 	w := &Watcher{
 		cfg:      cfg,
 		log:      cfg.Logger.With("cluster", string(cfg.Cluster)),
-		factory:  informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(strip)),
 		queue:    workqueue.NewTyped[key](),
 		syncedCh: make(chan struct{}),
 		paused:   cfg.Paused,
 		rejected: map[key]string{},
 		ignored:  map[key]string{},
+		scopes:   scopes{byNS: map[string]*nsScope{}},
 	}
+	w.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(w.strip))
 	w.paStatus.state = PeerAuthChecking
 	core := w.factory.Core().V1()
 	w.namespaces = core.Namespaces().Lister()
 	w.nodes = core.Nodes().Lister()
-	w.services = core.Services().Lister()
-	w.slices = w.factory.Discovery().V1().EndpointSlices().Lister()
-	w.informers = [kindBarrier]cache.SharedIndexInformer{
-		kindNamespace:     core.Namespaces().Informer(),
-		kindNode:          core.Nodes().Informer(),
-		kindService:       core.Services().Informer(),
-		kindEndpointSlice: w.factory.Discovery().V1().EndpointSlices().Informer(),
-		kindPod:           core.Pods().Informer(),
+	w.informers[kindNamespace] = core.Namespaces().Informer()
+	w.informers[kindNode] = core.Nodes().Informer()
+	if cfg.Discovery == nil {
+		w.informers[kindService] = core.Services().Informer()
+		w.informers[kindEndpointSlice] = w.factory.Discovery().V1().EndpointSlices().Informer()
+		w.informers[kindPod] = core.Pods().Informer()
 	}
 	for k, inf := range w.informers {
 		if inf == nil {
@@ -280,12 +291,13 @@ func (w *Watcher) watchError(_ context.Context, r *cache.Reflector, err error) {
 // Run starts the informers and the worker and blocks until ctx is done and
 // every goroutine the watcher started has ended. A watcher runs once.
 func (w *Watcher) Run(ctx context.Context) {
+	endScopes := w.startScopes(ctx)
 	w.factory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	paDecided := make(chan struct{})
 	wg.Go(func() { w.runPeerAuth(ctx, paDecided) })
 	wg.Go(func() {
-		if !cache.WaitFor(ctx, "", w.synced...) {
+		if !cache.WaitFor(ctx, "", w.synced...) || !w.syncScopes(ctx) {
 			return
 		}
 		select {
@@ -301,6 +313,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	<-ctx.Done()
 	w.queue.ShutDown()
 	wg.Wait()
+	endScopes()
 	w.factory.Shutdown()
 }
 
@@ -334,6 +347,11 @@ func (w *Watcher) processNext() bool {
 		return false
 	}
 	defer w.queue.Done(k)
+	if k.kind == kindNamespace {
+		// The namespace's informers follow its labels even while the
+		// watcher is paused: the caches must be right for Replay.
+		w.rescope(k.name)
+	}
 	if k.kind == kindBarrier {
 		w.syncedOnce.Do(func() {
 			w.syncedAt = time.Now()
@@ -382,7 +400,7 @@ func (w *Watcher) sync(k key) {
 		}
 		s.UpsertPod(kubeconv.Pod(id, p))
 	case kindService:
-		svc, err := w.services.Services(k.namespace).Get(k.name)
+		svc, err := cached[*corev1.Service](w, kindService, "services", k.namespace, k.name)
 		if w.gone(k, err) {
 			delete(w.ignored, k)
 			s.DeleteService(ok)
@@ -398,7 +416,7 @@ func (w *Watcher) sync(k key) {
 		w.noteIgnored(k, m.Ignored)
 		s.UpsertService(m)
 	case kindEndpointSlice:
-		es, err := w.slices.EndpointSlices(k.namespace).Get(k.name)
+		es, err := cached[*discoveryv1.EndpointSlice](w, kindEndpointSlice, "endpointslices", k.namespace, k.name)
 		if w.gone(k, err) {
 			s.DeleteEndpointSlice(ok)
 			return
@@ -425,16 +443,9 @@ func (w *Watcher) sync(k key) {
 // pod reads a Pod from the Pod informer's cache, which holds slimPods (see
 // strip): client-go's Pod lister would expect *corev1.Pod.
 func (w *Watcher) pod(namespace, name string) (*corev1.Pod, error) {
-	obj, exists, err := w.informers[kindPod].GetIndexer().GetByKey(namespace + "/" + name)
-	switch {
-	case err != nil:
+	p, err := cached[*slimPod](w, kindPod, "pods", namespace, name)
+	if err != nil {
 		return nil, err
-	case !exists:
-		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
-	}
-	p, ok := obj.(*slimPod)
-	if !ok {
-		return nil, fmt.Errorf("the pod cache holds a %T", obj)
 	}
 	return p.pod(), nil
 }
@@ -514,8 +525,8 @@ func (w *Watcher) Replay() {
 // (they decide networks and localities of the rest).
 func (w *Watcher) keys() []key {
 	var out []key
-	add := func(k kind, inf cache.SharedIndexInformer) {
-		for _, s := range inf.GetStore().ListKeys() {
+	add := func(k kind, st cache.Store) {
+		for _, s := range st.ListKeys() {
 			name, err := cache.ParseObjectName(s)
 			if err != nil {
 				continue
@@ -523,20 +534,26 @@ func (w *Watcher) keys() []key {
 			out = append(out, key{kind: k, namespace: name.Namespace, name: name.Name})
 		}
 	}
-	for k, inf := range w.informers {
-		if inf != nil {
-			add(kind(k), inf)
+	for k := range kindPeerAuthentication {
+		for _, st := range w.scopedStores(k) {
+			add(k, st)
 		}
 	}
 	if pw := w.pa.Load(); pw != nil {
-		add(kindPeerAuthentication, pw.informer)
+		add(kindPeerAuthentication, pw.informer.GetStore())
 	}
 	return out
 }
 
 // Counts returns how many objects of each kind the caches hold.
 func (w *Watcher) Counts() Counts {
-	n := func(k kind) int { return len(w.informers[k].GetStore().ListKeys()) }
+	n := func(k kind) int {
+		total := 0
+		for _, st := range w.scopedStores(k) {
+			total += len(st.ListKeys())
+		}
+		return total
+	}
 	c := Counts{
 		Namespaces:     n(kindNamespace),
 		Nodes:          n(kindNode),

@@ -98,15 +98,17 @@ type harness struct {
 
 func start(t *testing.T, paused bool, objs ...runtime.Object) *harness {
 	t.Helper()
+	return startWith(t, Config{Paused: paused}, objs...)
+}
+
+// startWith is start with more of the watcher's Config set (Cluster,
+// Client, Store, Changed and Logger are the harness's).
+func startWith(t *testing.T, cfg Config, objs ...runtime.Object) *harness {
+	t.Helper()
 	h := &harness{t: t, client: fake.NewClientset(objs...), store: model.NewStore(model.Config{})}
-	w, err := New(Config{
-		Cluster: testCluster,
-		Client:  h.client,
-		Store:   h.store,
-		Changed: func() { h.changed.Add(1) },
-		Paused:  paused,
-		Logger:  discardLogger(),
-	})
+	cfg.Cluster, cfg.Client, cfg.Store, cfg.Logger = testCluster, h.client, h.store, discardLogger()
+	cfg.Changed = func() { h.changed.Add(1) }
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,27 @@ type MeshConfig struct {
 	// a captured sidecar drops connections to destinations no service
 	// claims. False is ALLOW_ANY, Istio's default.
 	RegistryOnly bool
+	// DiscoverySelectors are meshConfig.discoverySelectors: the namespaces
+	// whose Services, EndpointSlices and Pods the control plane watches are
+	// those whose labels match any of them. Empty: every namespace. An
+	// empty selector ({}) matches every namespace, as in Istio.
+	DiscoverySelectors []NamespaceSelector
+}
+
+// NamespaceSelector is one Kubernetes label selector of
+// meshConfig.discoverySelectors: every MatchLabels entry and every
+// MatchExpressions requirement must hold.
+type NamespaceSelector struct {
+	MatchLabels      map[string]string
+	MatchExpressions []SelectorRequirement
+}
+
+// SelectorRequirement is one matchExpressions entry: Operator is In,
+// NotIn, Exists or DoesNotExist.
+type SelectorRequirement struct {
+	Key      string
+	Operator string
+	Values   []string
 }
 
 // ServiceSetting is one entry of meshConfig.serviceSettings.
@@ -70,6 +91,14 @@ func ParseMeshConfig(data []byte) (*MeshConfig, error) {
 		RegistryOnly:     registryOnly,
 	}
 	var errs []error
+	for i, ls := range mc.GetDiscoverySelectors() {
+		sel, err := namespaceSelector(ls)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("discoverySelectors[%d]: %w", i, err))
+			continue
+		}
+		out.DiscoverySelectors = append(out.DiscoverySelectors, sel)
+	}
 	if a := out.DiscoveryAddress; a != "" {
 		if _, port, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("defaultConfig.discoveryAddress %q: want HOST:PORT: %w", a, err))
@@ -90,6 +119,30 @@ func ParseMeshConfig(data []byte) (*MeshConfig, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("mesh config: %w", err)
+	}
+	return out, nil
+}
+
+// namespaceSelector converts one discoverySelectors entry, checking its
+// operators and their values as Kubernetes does; label key and value syntax
+// is checked where the selector is compiled (internal/kube).
+func namespaceSelector(ls *meshconfig.LabelSelector) (NamespaceSelector, error) {
+	out := NamespaceSelector{MatchLabels: ls.GetMatchLabels()}
+	for j, r := range ls.GetMatchExpressions() {
+		req := SelectorRequirement{Key: r.GetKey(), Operator: r.GetOperator(), Values: r.GetValues()}
+		switch req.Operator {
+		case "In", "NotIn":
+			if len(req.Values) == 0 {
+				return out, fmt.Errorf("matchExpressions[%d] (key %q): operator %s needs values", j, req.Key, req.Operator)
+			}
+		case "Exists", "DoesNotExist":
+			if len(req.Values) > 0 {
+				return out, fmt.Errorf("matchExpressions[%d] (key %q): operator %s takes no values", j, req.Key, req.Operator)
+			}
+		default:
+			return out, fmt.Errorf("matchExpressions[%d] (key %q): operator %q: want In, NotIn, Exists or DoesNotExist", j, req.Key, req.Operator)
+		}
+		out.MatchExpressions = append(out.MatchExpressions, req)
 	}
 	return out, nil
 }

@@ -165,6 +165,8 @@ type Server struct {
 	elector  *leader.Elector
 	gate     *leader.Gate
 	xdsAuth  *xdsauth.Authenticator
+	// discovery is the mesh config's discoverySelectors (nil: all).
+	discovery *kube.DiscoverySelector
 	// static lists the clusters of a static (manifests) server; set is
 	// nil then.
 	static []model.ClusterID
@@ -232,6 +234,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store.SetMeshConfig(mc)
 		cfg.XDS = withMeshConfig(cfg.XDS, mc)
+		if s.discovery, err = discoverySelector(mc, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	xcfg := cfg.XDS
 	xcfg.Logger = cfg.Logger.With("component", "xds")
@@ -301,6 +306,7 @@ func (s *Server) newClusterSet() error {
 		ProbeTimeout:    cfg.ProbeTimeout,
 		PeerAuthRecheck: cfg.PeerAuthRecheck,
 		SwapTimeout:     cfg.SwapTimeout,
+		Discovery:       s.discovery,
 		Registerer:      s.registry,
 		Logger:          cfg.Logger,
 		OnCluster: func(ctx context.Context, id model.ClusterID, kube kubernetes.Interface) {
