@@ -24,6 +24,7 @@ type gatewayFlags struct {
 	xdsKey        string
 	xdsToken      string
 	exposeCP      string
+	exposeWebhook string
 	network       string
 	clusterID     string
 	listen        string
@@ -66,7 +67,12 @@ listener 0.0.0.0_15012 on ADDR: any TLS connection passes, unterminated, to
 the control plane's Service istiod port 15012 (xDS over TLS and the CA), as
 Istio's expose-istiod Gateway does; the remote clusters' istiod-remote
 Service points at this address. The control plane sends the listener while
-that Service exists with port 15012.
+that Service exists with port 15012. --expose-webhook ADDR likewise runs
+listener 0.0.0.0_15017, passing TLS to the injection webhook (the Service
+istiod's port 443, targetPort 15017), which the API servers of remote
+clusters call at https://GATEWAY:15017/inject/cluster/CLUSTER/net/NETWORK;
+TLS stays end to end, the API server verifies the control plane's own
+serving certificate. The control plane sends it while istiod has port 443.
 
 ADS is plaintext unless --xds-root-cert is given: then it is TLS, the control
 plane's certificate is verified against those roots for --xds-server-name
@@ -76,7 +82,7 @@ through the primary's gateway. --xds-cert and --xds-key present a client
 certificate. The files are read at start.`,
 		Example: `  # A primary's gateway, exposing the control plane to remote clusters.
   causeway gateway --xds istiod.istio-system.svc:15010 --network network1 --cluster-id cluster1 \
-    --expose-control-plane 0.0.0.0:15012
+    --expose-control-plane 0.0.0.0:15012 --expose-webhook 0.0.0.0:15017
 
   # A remote cluster's gateway, configured through the primary's gateway.
   causeway gateway --xds istiod-remote.istio-system.svc:15012 --network network2 --cluster-id cluster2 \
@@ -107,6 +113,7 @@ certificate. The files are read at start.`,
 	fl.StringVar(&f.xdsToken, "xds-token", "", "file holding the gateway's Kubernetes service-account token (audience istio-ca, e.g. the projected /var/run/secrets/tokens/istio-token), "+
 		"read again for every ADS stream and sent with --cluster-id, as pilot-agent does: the control plane's secure port (15012) refuses ADS streams without a token or client certificate (TLS only)")
 	fl.StringVar(&f.exposeCP, "expose-control-plane", "", "also run listener 0.0.0.0_15012 on this address (e.g. 0.0.0.0:15012), passing TLS through to the control plane for remote clusters; empty: off")
+	fl.StringVar(&f.exposeWebhook, "expose-webhook", "", "also run listener 0.0.0.0_15017 on this address (e.g. 0.0.0.0:15017), passing TLS through to the control plane's injection webhook (Service istiod port 443) for remote clusters' API servers; empty: off")
 	fl.StringVar(&f.network, "network", "", "network of this gateway: whose endpoints it forwards to (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the cluster the gateway runs in (required)")
 	fl.StringVar(&f.listen, "listen", gateway.DefaultListen, "address to accept connections on")
@@ -171,6 +178,7 @@ func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {
 		Listen:             f.listen,
 		ListenerName:       f.listener,
 		ExposeControlPlane: f.exposeCP,
+		ExposeWebhook:      f.exposeWebhook,
 		Admin:              f.admin,
 		AdminRemoteConfig:  f.adminRemote,
 		HelloTimeout:       f.helloTimeout,

@@ -41,6 +41,7 @@ func TestGatewayFlagsConfig(t *testing.T) {
 		mut        func(*gatewayFlags)
 		wantTLS    string // the server name verified; "" for plaintext
 		wantExpose string
+		wantHook   string
 		wantErr    string
 	}{
 		{name: "plaintext", mut: func(f *gatewayFlags) { f.xds = "istiod.istio-system.svc:15010" }},
@@ -49,6 +50,7 @@ func TestGatewayFlagsConfig(t *testing.T) {
 			f.xds, f.xdsRootCert, f.xdsServerName = "192.0.2.10:15012", rootFile, "istiod-remote.istio-system.svc"
 		}, wantTLS: "istiod-remote.istio-system.svc"},
 		{name: "exposing the control plane", mut: func(f *gatewayFlags) { f.exposeCP = "0.0.0.0:15012" }, wantExpose: "0.0.0.0:15012"},
+		{name: "exposing the webhook", mut: func(f *gatewayFlags) { f.exposeWebhook = "0.0.0.0:15017" }, wantHook: "0.0.0.0:15017"},
 		{name: "server name without roots", mut: func(f *gatewayFlags) { f.xdsServerName = "istiod" }, wantErr: "need --xds-root-cert"},
 		{name: "client certificate without roots", mut: func(f *gatewayFlags) { f.xdsCert, f.xdsKey = rootFile, rootFile }, wantErr: "need --xds-root-cert"},
 		{name: "token without roots", mut: func(f *gatewayFlags) { f.xdsToken = rootFile }, wantErr: "need --xds-root-cert"},
@@ -78,6 +80,9 @@ func TestGatewayFlagsConfig(t *testing.T) {
 			if gotTLS != tt.wantTLS || cfg.ExposeControlPlane != tt.wantExpose || cfg.XDS != f.xds {
 				t.Errorf("TLS server name %q, expose %q, xds %q; want %q, %q, %q", gotTLS, cfg.ExposeControlPlane, cfg.XDS, tt.wantTLS, tt.wantExpose, f.xds)
 			}
+			if cfg.ExposeWebhook != tt.wantHook {
+				t.Errorf("webhook %q, want %q", cfg.ExposeWebhook, tt.wantHook)
+			}
 		})
 	}
 }
@@ -103,12 +108,14 @@ func TestGeneratedGatewayArgsParse(t *testing.T) {
 		if err := cmd.ParseFlags(rest); err != nil {
 			t.Errorf("`causeway gateway` refuses %q: %v", rest, err)
 		}
-		want := "expose-control-plane"
+		want := []string{"expose-control-plane", "expose-webhook"}
 		if v.RemotePilotAddress != "" {
-			want = "xds-root-cert"
+			want = []string{"xds-root-cert"}
 		}
-		if !cmd.Flags().Changed(want) {
-			t.Errorf("%q does not set --%s", rest, want)
+		for _, w := range want {
+			if !cmd.Flags().Changed(w) {
+				t.Errorf("%q does not set --%s", rest, w)
+			}
 		}
 	}
 }

@@ -69,11 +69,12 @@ func newManifestGenerateCommand() *cobra.Command {
                     "causeway gateway" and its Service (LoadBalancer, or
                     NodePort with --gateway-service-type NodePort) labeled
                     topology.istio.io/network=NETWORK, port tls 15443, and
-                    tls-istiod 15012 with --expose-control-plane. With
-                    --gateway-image istio it runs Istio's proxyv2 in router
-                    mode instead (ROUTER_MODE sni-dnat, configured by the
-                    control plane over 15012), and --expose-control-plane
-                    also adds tls-webhook 15017 for remote clusters' webhooks.
+                    with --expose-control-plane tls-istiod 15012 (remote
+                    proxies) and tls-webhook 15017 (remote clusters'
+                    webhooks), both passed through to the control plane.
+                    With --gateway-image istio it runs Istio's proxyv2 in
+                    router mode instead (ROUTER_MODE sni-dnat, configured by
+                    the control plane over 15012).
 
 The webhook's caBundle is the mesh root, read from --ca-bundle (the
 root-cert.pem of the cacerts you plug in). Without it caBundle is left empty
@@ -101,7 +102,7 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 		Example: `  # cluster1: primary on network1, and its east-west gateway behind a load balancer.
   causeway manifest generate --profile primary --cluster-id cluster1 --network network1 --mesh-id mesh1 \
     --ca-bundle root-cert.pem --custom-host eastwest.cluster1.example | kubectl apply -f -
-  # Istio's proxyv2 as the gateway: it also passes 15017 to the webhook for remote clusters.
+  # Istio's proxyv2 as the gateway (either image passes 15012 and 15017 through).
   causeway manifest generate --profile eastwest-gateway --cluster-id cluster1 --network network1 --mesh-id mesh1 \
     --expose-control-plane --gateway-image istio | kubectl apply -f -
 
@@ -139,7 +140,7 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 	fl.StringArrayVar(&v.CustomHosts, "custom-host", nil, "extra DNS name of the control plane's serving certificate (repeatable)")
 	fl.StringVar(&v.RemotePilotAddress, "remote-pilot-address", "", "remote: IP or DNS name of the primary's east-west gateway (port 15012)")
 	fl.StringVar(&f.serviceType, "gateway-service-type", string(corev1.ServiceTypeLoadBalancer), "eastwest-gateway: LoadBalancer, or NodePort where no load-balancer controller runs")
-	fl.BoolVar(&v.Gateway.ExposeControlPlane, "expose-control-plane", false, "eastwest-gateway: add port tls-istiod 15012 for remote clusters' proxies")
+	fl.BoolVar(&v.Gateway.ExposeControlPlane, "expose-control-plane", false, "eastwest-gateway: add ports tls-istiod 15012 for remote clusters' proxies and tls-webhook 15017 for their API servers' injection webhook calls, passed through to the control plane")
 	fl.StringVar(&v.Gateway.XDSAddress, "xds-address", "", "eastwest-gateway: where the gateway gets its configuration (default: the control plane's Service, port 15010 for Causeway's gateway, 15012 for Istio's)")
 	fl.StringVar(&f.caBundle, "ca-bundle", "", "primary, remote: PEM file of the mesh root (cacerts' root-cert.pem), written as the injection webhook's caBundle; empty leaves it unset (causeway check tells how to set it)")
 	fl.StringVar(&v.WebhookHost, "webhook-host", "", "remote: DNS name by which this cluster's API server reaches the primary's east-west gateway on 15017 (the webhook URL's host; the primary's serving certificate must name it: --custom-host); default the --remote-pilot-address when it is a DNS name")

@@ -25,6 +25,16 @@ const (
 	// ControlPlaneListenerName is the gateway listener that passes the
 	// secure port through: 0.0.0.0_15012.
 	ControlPlaneListenerName = "0.0.0.0_15012"
+	// ControlPlaneWebhookServicePort is the control plane Service's port
+	// of the injection webhook (https-webhook 443, targetPort 15017).
+	ControlPlaneWebhookServicePort uint32 = 443
+	// ControlPlaneWebhookPort is where an east-west gateway passes the
+	// webhook through, as Istio's expose-istiod Gateway does: a remote
+	// cluster's API server calls https://GATEWAY:15017/inject/...
+	ControlPlaneWebhookPort uint32 = 15017
+	// ControlPlaneWebhookListenerName is the gateway listener that passes
+	// the webhook through: 0.0.0.0_15017.
+	ControlPlaneWebhookListenerName = "0.0.0.0_15017"
 )
 
 // transportProtocolTLS is what Envoy's TLS inspector sets for a TLS
@@ -52,9 +62,31 @@ const transportProtocolTLS = "tls"
 // It returns nil when no Service is a control plane's. services is not
 // modified; nil entries are skipped.
 func ControlPlaneListener(services []*model.ServiceInfo) *listenerv3.Listener {
+	return controlPlanePassthrough(services, ControlPlanePort, ControlPlanePort, ControlPlaneListenerName)
+}
+
+// ControlPlaneWebhookListener is the east-west gateway's listener
+// 0.0.0.0_15017, what Istio's expose-istiod Gateway makes of its port 15017
+// (TLS PASSTHROUGH to istiod's port 443): it is ControlPlaneListener for
+// the injection webhook, the control plane Service's port
+// ControlPlaneWebhookServicePort (cluster outbound_.443_._.HOST, whose
+// endpoints are the pods' 15017). A remote cluster's API server reaches
+// the webhook through it, TLS end to end: it verifies the control plane's
+// serving certificate for the webhook's host.
+//
+// It returns nil when no Service named ControlPlaneService has TCP port
+// ControlPlaneWebhookServicePort.
+func ControlPlaneWebhookListener(services []*model.ServiceInfo) *listenerv3.Listener {
+	return controlPlanePassthrough(services, ControlPlaneWebhookServicePort, ControlPlaneWebhookPort, ControlPlaneWebhookListenerName)
+}
+
+// controlPlanePassthrough is listener name on listenerPort, passing TLS
+// through to svcPort of the control planes' Services (see
+// ControlPlaneListener).
+func controlPlanePassthrough(services []*model.ServiceInfo, svcPort, listenerPort uint32, name string) *listenerv3.Listener {
 	var hosts []model.Host
 	for _, svc := range services {
-		if isControlPlane(svc) {
+		if isControlPlane(svc, svcPort) {
 			hosts = append(hosts, svc.Host)
 		}
 	}
@@ -69,11 +101,11 @@ func ControlPlaneListener(services []*model.ServiceInfo) *listenerv3.Listener {
 		if len(hosts) > 1 {
 			names = namespaceNames(h)
 		}
-		chains = append(chains, passthroughChain(model.SNI(h, ControlPlanePort, ""), names))
+		chains = append(chains, passthroughChain(model.SNI(h, svcPort, ""), names))
 	}
 	return &listenerv3.Listener{
-		Name:    ControlPlaneListenerName,
-		Address: socketAddress("0.0.0.0", ControlPlanePort),
+		Name:    name,
+		Address: socketAddress("0.0.0.0", listenerPort),
 		ListenerFilters: []*listenerv3.ListenerFilter{{
 			Name: wellknown.TLSInspector,
 			ConfigType: &listenerv3.ListenerFilter_TypedConfig{
@@ -86,25 +118,25 @@ func ControlPlaneListener(services []*model.ServiceInfo) *listenerv3.Listener {
 }
 
 // isControlPlane reports whether svc is a control plane's Service: named
-// ControlPlaneService, with TCP port ControlPlanePort.
-func isControlPlane(svc *model.ServiceInfo) bool {
+// ControlPlaneService, with TCP port port.
+func isControlPlane(svc *model.ServiceInfo, port uint32) bool {
 	if svc == nil || svc.Name != ControlPlaneService {
 		return false
 	}
 	for _, p := range svc.Ports {
-		if p.Port == ControlPlanePort && isTCP(p.Protocol) {
+		if p.Port == port && isTCP(p.Protocol) {
 			return true
 		}
 	}
 	return false
 }
 
-// isControlPlaneHost reports whether host and port are a control plane's
-// secure port: a Service named ControlPlaneService (any namespace), port
-// ControlPlanePort.
+// isControlPlaneHost reports whether host and port are a port the gateway
+// exposes of a control plane: a Service named ControlPlaneService (any
+// namespace), port ControlPlanePort or ControlPlaneWebhookServicePort.
 func isControlPlaneHost(host model.Host, port uint32) bool {
 	name, _, _ := strings.Cut(string(host), ".")
-	return port == ControlPlanePort && name == ControlPlaneService
+	return (port == ControlPlanePort || port == ControlPlaneWebhookServicePort) && name == ControlPlaneService
 }
 
 // namespaceNames are the server names of the control plane of host

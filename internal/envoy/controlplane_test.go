@@ -96,7 +96,7 @@ func TestControlPlaneListener(t *testing.T) {
 			}
 			// The cluster is the one GatewayCluster builds for the port.
 			for _, svc := range tt.services {
-				if isControlPlane(svc) {
+				if isControlPlane(svc, ControlPlanePort) {
 					cl := GatewayCluster(svc, svc.Ports[1])
 					if !slices.ContainsFunc(got, func(c chain) bool { return c.Cluster == cl.GetName() }) {
 						t.Errorf("no chain to the gateway cluster %q", cl.GetName())
@@ -104,5 +104,37 @@ func TestControlPlaneListener(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestControlPlaneWebhookListener: listener 0.0.0.0_15017 passes any
+// server name through to the control plane Service's port 443 (the
+// webhook, targetPort 15017); no such port, no listener.
+func TestControlPlaneWebhookListener(t *testing.T) {
+	withWebhook := istiod("istio-system")
+	withWebhook.Ports = append(withWebhook.Ports, model.ServicePort{Name: "https-webhook", Port: 443})
+	l := ControlPlaneWebhookListener([]*model.ServiceInfo{helloworld(), withWebhook})
+	if l == nil {
+		t.Fatal("no listener for istiod with port 443")
+	}
+	if l.GetName() != "0.0.0.0_15017" || l.GetAddress().GetSocketAddress().GetPortValue() != 15017 {
+		t.Errorf("listener %s on port %d, want 0.0.0.0_15017 on 15017", l.GetName(), l.GetAddress().GetSocketAddress().GetPortValue())
+	}
+	if len(l.GetFilterChains()) != 1 {
+		t.Fatalf("%d chains, want 1", len(l.GetFilterChains()))
+	}
+	fc := l.GetFilterChains()[0]
+	tp := new(tcpproxyv3.TcpProxy)
+	if err := fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(tp); err != nil {
+		t.Fatal(err)
+	}
+	if want := "outbound_.443_._.istiod.istio-system.svc.cluster.local"; tp.GetCluster() != want || fc.GetFilterChainMatch().GetTransportProtocol() != "tls" || len(fc.GetFilterChainMatch().GetServerNames()) != 0 {
+		t.Errorf("chain to %s for %v (%s), want %s for any TLS name", tp.GetCluster(), fc.GetFilterChainMatch().GetServerNames(), fc.GetFilterChainMatch().GetTransportProtocol(), want)
+	}
+	if cl := GatewayCluster(withWebhook, withWebhook.Ports[3]); cl.GetName() != tp.GetCluster() {
+		t.Errorf("chain to %s, gateway cluster is %s", tp.GetCluster(), cl.GetName())
+	}
+	if l := ControlPlaneWebhookListener([]*model.ServiceInfo{istiod("istio-system")}); l != nil {
+		t.Errorf("istiod without port 443: listener %s", l.GetName())
 	}
 }

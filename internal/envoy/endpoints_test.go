@@ -265,6 +265,8 @@ func TestGatewayClusterLoadAssignmentMTLSOnly(t *testing.T) {
 			[]string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}},
 		{"control plane, another port: mesh only", "istiod.istio-system.svc.cluster.local", 15010, mixed,
 			[]string{"10.0.0.1:8080", "10.0.0.3:8080"}},
+		{"control plane webhook (443 -> 15017): all", "istiod.istio-system.svc.cluster.local", 443, mixed,
+			[]string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}},
 		{"another service on 15012: mesh only", "istiod-canary.istio-system.svc.cluster.local", 15012, mixed,
 			[]string{"10.0.0.1:8080", "10.0.0.3:8080"}},
 	}

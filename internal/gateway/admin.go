@@ -97,7 +97,10 @@ type configDump struct {
 	// ControlPlane is the control plane's listener (--expose-control-plane),
 	// absent when there is none.
 	ControlPlane *listenerDump `json:"control_plane,omitempty"`
-	Clusters     []clusterDump `json:"clusters"`
+	// Webhook is the webhook's listener (--expose-webhook), absent when
+	// there is none.
+	Webhook  *listenerDump `json:"webhook,omitempty"`
+	Clusters []clusterDump `json:"clusters"`
 }
 
 // listenerDump is a listener other than the main one: where it listens,
@@ -147,14 +150,7 @@ func (g *Gateway) dumpConfig(t *Table) configDump {
 		Routes:   []routeDump{},
 		Clusters: []clusterDump{},
 	}
-	if l := g.controlPlane(); l != nil {
-		cp := &listenerDump{Listen: l.ln.Addr().String(), Listener: l.name, Routes: []routeDump{}}
-		if ct := l.table.Load(); ct != nil {
-			cp.ListenerFound = ct.Listener != ""
-			cp.Routes, cp.DefaultRoute = dumpRoutes(ct)
-		}
-		d.ControlPlane = cp
-	}
+	d.ControlPlane, d.Webhook = dumpListener(g.controlPlane()), dumpListener(g.webhook())
 	if t == nil {
 		return d
 	}
@@ -214,4 +210,18 @@ func (g *Gateway) serveConfig(w http.ResponseWriter, _ *http.Request) {
 	if err := enc.Encode(g.dumpConfig(g.Table())); err != nil {
 		g.log.Debug("writing /config", "error", err)
 	}
+}
+
+// dumpListener describes l, a listener other than the main one; nil when
+// l is.
+func dumpListener(l *listener) *listenerDump {
+	if l == nil {
+		return nil
+	}
+	d := &listenerDump{Listen: l.ln.Addr().String(), Listener: l.name, Routes: []routeDump{}}
+	if t := l.table.Load(); t != nil {
+		d.ListenerFound = t.Listener != ""
+		d.Routes, d.DefaultRoute = dumpRoutes(t)
+	}
+	return d
 }

@@ -77,6 +77,13 @@ type Config struct {
 	// expose-istiod Gateway does): remote clusters' proxies reach the
 	// control plane through it. Empty: no such listener.
 	ExposeControlPlane string
+	// ExposeWebhook, when set, is the address of a listener that runs LDS
+	// listener envoy.ControlPlaneWebhookListenerName (0.0.0.0_15017: the
+	// control plane's injection webhook, its Service's port 443, passed
+	// through by SNI as Istio's expose-istiod Gateway does): remote
+	// clusters' API servers call the webhook through it. Empty: no such
+	// listener.
+	ExposeWebhook string
 	// Admin is the address of the admin HTTP server (/ready, /metrics,
 	// /config); default DefaultAdmin.
 	Admin string
@@ -173,6 +180,14 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("gateway: the main listener is %s, the control plane's: give the main listener another port or name", envoy.ControlPlaneListenerName)
 		}
 	}
+	if cfg.ExposeWebhook != "" {
+		if _, _, err := net.SplitHostPort(cfg.ExposeWebhook); err != nil {
+			return cfg, fmt.Errorf("gateway: webhook address %q: %w; want HOST:PORT such as 0.0.0.0:%d", cfg.ExposeWebhook, err, envoy.ControlPlaneWebhookPort)
+		}
+		if cfg.ListenerName == envoy.ControlPlaneWebhookListenerName {
+			return cfg, fmt.Errorf("gateway: the main listener is %s, the webhook's: give the main listener another port or name", envoy.ControlPlaneWebhookListenerName)
+		}
+	}
 	if cfg.HelloTimeout == 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
@@ -196,12 +211,16 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // listenerNames are the LDS listeners the gateway runs: the main one,
-// then the control plane's when it is exposed.
+// then the control plane's when it is exposed, then the webhook's.
 func (cfg Config) listenerNames() []string {
-	if cfg.ExposeControlPlane == "" {
-		return []string{cfg.ListenerName}
+	names := []string{cfg.ListenerName}
+	if cfg.ExposeControlPlane != "" {
+		names = append(names, envoy.ControlPlaneListenerName)
 	}
-	return []string{cfg.ListenerName, envoy.ControlPlaneListenerName}
+	if cfg.ExposeWebhook != "" {
+		names = append(names, envoy.ControlPlaneWebhookListenerName)
+	}
+	return names
 }
 
 // node is the xDS node the gateway announces: its id, and the metadata

@@ -46,7 +46,10 @@
 // listener 0.0.0.0_15012 (envoy.ControlPlaneListener: any SNI to the
 // control plane's Service port 15012), with the same machinery: remote
 // clusters' proxies reach the primary's control plane (xDS over TLS and
-// the CA) through it, their TLS untouched. A gateway of a remote cluster
+// the CA) through it, their TLS untouched. With Config.ExposeWebhook it
+// also runs LDS listener 0.0.0.0_15017 (envoy.ControlPlaneWebhookListener:
+// any SNI to the control plane Service's port 443, the injection webhook),
+// which remote clusters' API servers call. A gateway of a remote cluster
 // takes its own configuration that way: Config.XDSTLS makes the ADS
 // connection TLS (XDSTLSConfig: the mesh's root, the name to verify and
 // send as SNI, an optional client certificate), else it is plaintext (the

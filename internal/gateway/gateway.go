@@ -32,7 +32,8 @@ type Gateway struct {
 	log *slog.Logger
 	// lns are the gateway's listeners: the main one (SNI to this
 	// network's endpoints), then the control plane's when
-	// Config.ExposeControlPlane is set.
+	// Config.ExposeControlPlane is set, then the webhook's when
+	// Config.ExposeWebhook is.
 	lns     []*listener
 	adminLn net.Listener
 	metrics *metrics
@@ -87,6 +88,9 @@ func New(cfg Config) (*Gateway, error) {
 	binds := []struct{ addr, name, flag string }{{cfg.Listen, cfg.ListenerName, "--listen"}}
 	if cfg.ExposeControlPlane != "" {
 		binds = append(binds, struct{ addr, name, flag string }{cfg.ExposeControlPlane, envoy.ControlPlaneListenerName, "--expose-control-plane"})
+	}
+	if cfg.ExposeWebhook != "" {
+		binds = append(binds, struct{ addr, name, flag string }{cfg.ExposeWebhook, envoy.ControlPlaneWebhookListenerName, "--expose-webhook"})
 	}
 	var lns []*listener
 	closeAll := func() {
@@ -143,9 +147,36 @@ func (g *Gateway) ControlPlaneAddr() net.Addr {
 }
 
 // controlPlane is the control plane's listener, nil when there is none.
-func (g *Gateway) controlPlane() *listener {
-	if len(g.lns) > 1 {
-		return g.lns[1]
+func (g *Gateway) controlPlane() *listener { return g.listenerNamed(envoy.ControlPlaneListenerName) }
+
+// webhook is the webhook's listener, nil when there is none.
+func (g *Gateway) webhook() *listener { return g.listenerNamed(envoy.ControlPlaneWebhookListenerName) }
+
+// listenerNamed is the listener other than the main one that runs LDS
+// listener name; nil when there is none.
+func (g *Gateway) listenerNamed(name string) *listener {
+	for _, l := range g.lns[1:] {
+		if l.name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// WebhookAddr is the address of the webhook's listener
+// (Config.ExposeWebhook); nil when there is none.
+func (g *Gateway) WebhookAddr() net.Addr {
+	if l := g.webhook(); l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+// WebhookTable is the routing table of the webhook's listener, as
+// ControlPlaneTable is the control plane's.
+func (g *Gateway) WebhookTable() *Table {
+	if l := g.webhook(); l != nil {
+		return l.table.Load()
 	}
 	return nil
 }

@@ -206,6 +206,7 @@ func TestDiffSeedPrimaryRemote(t *testing.T) {
 		{Path: `metadata.labels["topology.istio.io/network"]`, Old: "network1", New: "network2", Kind: Changed},
 		{Path: "spec.externalTrafficPolicy", Old: Empty, New: "Local", Kind: Added},
 		{Path: "spec.ports[#1]", Old: `{"name":"tls-istiod","port":15012,"protocol":"TCP","targetPort":15012}`, New: Empty, Kind: Removed},
+		{Path: "spec.ports[#2]", Old: `{"name":"tls-webhook","port":15017,"protocol":"TCP","targetPort":15017}`, New: Empty, Kind: Removed},
 		{Path: `spec.selector["topology.istio.io/network"]`, Old: "network1", New: "network2", Kind: Changed},
 		{Path: "spec.type", Old: "LoadBalancer", New: "NodePort", Kind: Changed},
 	}

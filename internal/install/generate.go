@@ -504,10 +504,8 @@ func gateway(v Values) []Object {
 	if gw.ExposeControlPlane {
 		ports = append(ports, tcpServicePort("tls-istiod", PortXDSTLS, PortXDSTLS))
 		cports = append(cports, containerPort("tls-istiod", PortXDSTLS))
-		if gw.ImageKind == GatewayImageIstio {
-			ports = append(ports, tcpServicePort("tls-webhook", PortWebhook, PortWebhook))
-			cports = append(cports, containerPort("tls-webhook", PortWebhook))
-		}
+		ports = append(ports, tcpServicePort("tls-webhook", PortWebhook, PortWebhook))
+		cports = append(cports, containerPort("tls-webhook", PortWebhook))
 	}
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
@@ -543,7 +541,8 @@ func gateway(v Values) []Object {
 		fmt.Sprintf("--admin=:%d", PortGatewayAdmin),
 	}
 	if gw.ExposeControlPlane {
-		args = append(args, fmt.Sprintf("--expose-control-plane=0.0.0.0:%d", PortXDSTLS))
+		args = append(args, fmt.Sprintf("--expose-control-plane=0.0.0.0:%d", PortXDSTLS),
+			fmt.Sprintf("--expose-webhook=0.0.0.0:%d", PortWebhook))
 	}
 	// The control plane's secure port speaks TLS only: the gateway
 	// verifies its certificate against the mesh root, which the control

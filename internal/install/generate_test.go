@@ -457,12 +457,12 @@ func TestGatewayService(t *testing.T) {
 			name:      "LoadBalancer exposing the control plane",
 			values:    Values{ClusterID: "cluster1", Network: "network1", Image: testImage, Gateway: GatewayValues{ExposeControlPlane: true}},
 			wantType:  corev1.ServiceTypeLoadBalancer,
-			wantPorts: []string{"tls/15443/15443/0", "tls-istiod/15012/15012/0"},
+			wantPorts: []string{"tls/15443/15443/0", "tls-istiod/15012/15012/0", "tls-webhook/15017/15017/0"},
 			wantLabels: map[string]string{
 				"app": "istio-eastwestgateway", "istio": "eastwestgateway", "topology.istio.io/network": "network1",
 			},
 			wantXDS:  "--xds=istiod.istio-system.svc:15010",
-			wantArgs: []string{"--expose-control-plane=0.0.0.0:15012"},
+			wantArgs: []string{"--expose-control-plane=0.0.0.0:15012", "--expose-webhook=0.0.0.0:15017"},
 		},
 		{
 			name: "NodePort of a remote cluster on a non-default port",

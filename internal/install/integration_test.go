@@ -102,7 +102,7 @@ func TestApplySeedClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gw1.Spec.Type != corev1.ServiceTypeLoadBalancer || len(gw1.Spec.Ports) != 2 {
+	if gw1.Spec.Type != corev1.ServiceTypeLoadBalancer || len(gw1.Spec.Ports) != 3 {
 		t.Errorf("cluster1 gateway: %s %+v", gw1.Spec.Type, gw1.Spec.Ports)
 	}
 	// cluster2: no control plane; istiod-remote points at cluster1's

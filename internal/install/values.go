@@ -125,7 +125,7 @@ const (
 //	  serviceType: NodePort        # --gateway-service-type: LoadBalancer (default) or NodePort
 //	  port: 15443                  # the tls port other networks dial
 //	  nodePort: 31443              # fixed node port of tls (NodePort, LoadBalancer)
-//	  exposeControlPlane: true     # --expose-control-plane: port tls-istiod 15012
+//	  exposeControlPlane: true     # --expose-control-plane: ports tls-istiod 15012, tls-webhook 15017
 //	  xdsAddress: istiod.istio-system.svc:15010    # --xds-address
 //	  serviceAnnotations: {traffic.istio.io/nodeSelector: '{"kubernetes.io/os":"linux"}'}
 //	  imageKind: istio             # --gateway-image: causeway (default) or istio
@@ -183,8 +183,10 @@ type GatewayValues struct {
 	NodePort int32 `json:"nodePort,omitempty"`
 	// ExposeControlPlane adds the port tls-istiod (15012) through which
 	// remote clusters' proxies reach this network's control plane
-	// (primary-remote on several networks), and the gateway's
-	// --expose-control-plane=0.0.0.0:15012 that serves it.
+	// (primary-remote on several networks), and tls-webhook (15017)
+	// through which their API servers reach the injection webhook; with
+	// Causeway's gateway, its --expose-control-plane=0.0.0.0:15012 and
+	// --expose-webhook=0.0.0.0:15017 that serve them.
 	ExposeControlPlane bool `json:"exposeControlPlane,omitempty"`
 	// XDSAddress is where the gateway gets its configuration; default
 	// the control plane's Service in the system namespace, port 15010, or

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -46,6 +47,17 @@ func TestGatewayControlPlaneListener(t *testing.T) {
 			change:  func(m *mesh) { m.service(cluster1, "istio-system", "istiod", "10.1.255.15", 15010, 15012, 15014) },
 			wantLDS: []string{"0.0.0.0_15012"},
 		},
+		{
+			name:    "istiod with the webhook's 443",
+			change:  func(m *mesh) { m.service(cluster1, "istio-system", "istiod", "10.1.255.15", 443, 15010, 15012, 15014) },
+			wantLDS: []string{"0.0.0.0_15012", "0.0.0.0_15017", "0.0.0.0_15443"},
+		},
+		{
+			name:    "a gateway port of 15017 wins over the webhook",
+			cfg:     Config{GatewayPort: 15017},
+			change:  func(m *mesh) { m.service(cluster1, "istio-system", "istiod", "10.1.255.15", 443, 15010) },
+			wantLDS: []string{"0.0.0.0_15017"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,13 +72,23 @@ func TestGatewayControlPlaneListener(t *testing.T) {
 			if diff := cmp.Diff(tt.wantLDS, slices.Sorted(maps.Keys(got))); diff != "" {
 				t.Fatalf("gateway listeners (-want +got):\n%s", diff)
 			}
-			if tt.cfg.GatewayPort == 0 && len(tt.wantLDS) == 2 {
+			if tt.cfg.GatewayPort == 0 && slices.Contains(tt.wantLDS, envoy.ControlPlaneListenerName) {
 				want := envoy.ControlPlaneListener(m.store.Snapshot().Services())
 				if !proto.Equal(want, got[envoy.ControlPlaneListenerName]) {
 					t.Errorf("the listener differs from envoy.ControlPlaneListener's")
 				}
 				if _, ok := m.srv.viewFor(cds).cache.GetResources()[cpCluster]; !ok {
 					t.Errorf("gateway CDS lacks %s, the cluster the listener passes to", cpCluster)
+				}
+			}
+			if tt.cfg.GatewayPort == 0 && slices.Contains(tt.wantLDS, envoy.ControlPlaneWebhookListenerName) {
+				want := envoy.ControlPlaneWebhookListener(m.store.Snapshot().Services())
+				if !proto.Equal(want, got[envoy.ControlPlaneWebhookListenerName]) {
+					t.Errorf("the listener differs from envoy.ControlPlaneWebhookListener's")
+				}
+				const hookCluster = "outbound_.443_._.istiod.istio-system.svc.cluster.local"
+				if _, ok := m.srv.viewFor(cds).cache.GetResources()[hookCluster]; !ok {
+					t.Errorf("gateway CDS lacks %s, the cluster the webhook listener passes to", hookCluster)
 				}
 			}
 
@@ -76,7 +98,7 @@ func TestGatewayControlPlaneListener(t *testing.T) {
 			got = m.srv.viewFor(lds).cache.GetResources()
 			want := []string{"0.0.0.0_15443"}
 			if tt.cfg.GatewayPort != 0 {
-				want = []string{"0.0.0.0_15012"}
+				want = []string{fmt.Sprintf("0.0.0.0_%d", tt.cfg.GatewayPort)}
 			}
 			if diff := cmp.Diff(want, slices.Sorted(maps.Keys(got))); diff != "" {
 				t.Errorf("gateway listeners after istiod left (-want +got):\n%s", diff)

@@ -78,7 +78,7 @@ func TestIstioGatewayFollowsGateways(t *testing.T) {
 		if diff := cmp.Diff(wantOther, names(other)); diff != "" {
 			t.Errorf("%s: listeners of a gateway no Gateway selects (-want +got):\n%s", step, diff)
 		}
-		if diff := cmp.Diff([]string{"0.0.0.0_15012", "0.0.0.0_15443"}, names(cwLDS)); diff != "" {
+		if diff := cmp.Diff([]string{"0.0.0.0_15012", "0.0.0.0_15017", "0.0.0.0_15443"}, names(cwLDS)); diff != "" {
 			t.Errorf("%s: Causeway gateway listeners changed (-want +got):\n%s", step, diff)
 		}
 		for _, cl := range []string{istiodXDS, istiodWebhook} {

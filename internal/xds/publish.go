@@ -383,6 +383,13 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 					c.put(l.GetName(), l)
 				}
 			}
+			// And the webhook's (0.0.0.0_15017, while istiod has port 443).
+			if b.gatewayPort != envoy.ControlPlaneWebhookPort {
+				if l := envoy.ControlPlaneWebhookListener(services); l != nil {
+					keep[l.GetName()] = struct{}{}
+					c.put(l.GetName(), l)
+				}
+			}
 			c.deleteExcept(keep)
 		}
 	case kindSidecarNDS:
