@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -50,8 +51,8 @@ func TestClientRequest(t *testing.T) {
 				}
 				return
 			case tt.wantCode != codes.OK:
-				var ce *CallError
-				if !errors.As(err, &ce) {
+				ce, ok := errors.AsType[*CallError](err)
+				if !ok {
 					t.Fatalf("err = %v (%T), want a *CallError", err, err)
 				}
 				if got := status.Code(ce.Err); got != tt.wantCode {
@@ -67,7 +68,7 @@ func TestClientRequest(t *testing.T) {
 			if err := pki.Verify(issued.Chain, m.root, pki.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 				t.Errorf("chain against the mesh root: %v", err)
 			}
-			if string(issued.Root) != string(m.root) {
+			if !bytes.Equal(issued.Root, m.root) {
 				t.Errorf("root returned is not the mesh root")
 			}
 			if got := issued.Leaf.NotAfter.Sub(issued.Leaf.NotBefore); got > time.Hour+5*time.Minute {

@@ -119,8 +119,7 @@ func (f *certsRequestFlags) run(cmd *cobra.Command) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
 	issued, err := client.Request(ctx, id, f.ttl)
-	var callErr *ca.CallError
-	if errors.As(err, &callErr) {
+	if callErr, ok := errors.AsType[*ca.CallError](err); ok {
 		return f.explain(callErr.Err, callErr.ServerName)
 	}
 	if err != nil {

@@ -85,10 +85,9 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		issued, err = client.Request(callCtx, w.spiffeID(), time.Hour, grpc.WaitForReady(true))
 		cancel()
-		var callErr *ca.CallError
 		if err == nil {
 			break
-		} else if !errors.As(err, &callErr) {
+		} else if _, ok := errors.AsType[*ca.CallError](err); !ok {
 			return nil, fmt.Errorf("certificate for %s of cluster %q: %w", w.spiffeID(), w.ClusterID, err)
 		}
 		select {
