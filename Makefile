@@ -54,7 +54,11 @@ $(GOLANGCI_LINT):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
 
+# go mod tidy -diff changes nothing and fails when go.mod or go.sum is not
+# tidy (a requirement missing, unused, or marked // indirect although the
+# code imports it); run `go mod tidy` to fix.
 lint: $(GOLANGCI_LINT)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...

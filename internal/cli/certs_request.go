@@ -2,27 +2,17 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	pb "istio.io/api/security/v1alpha1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/causeway-mesh/causeway/internal/ca"
@@ -120,46 +110,30 @@ func (f *certsRequestFlags) run(cmd *cobra.Command) error {
 		return fmt.Errorf("--token-file %s is empty: write a service-account token into it (kubectl -n %s create token %s --audience istio-ca)",
 			f.tokenFile, f.namespace, f.serviceAccount)
 	}
-	tlsCfg, err := f.tlsConfig()
+	root, err := f.readRoot()
 	if err != nil {
 		return err
 	}
 	id := model.SPIFFEID(f.trustDomain, f.namespace, f.serviceAccount)
-	key, csr, err := certsNewCSR(id)
+	client := &ca.Client{Addr: f.caAddr, ServerName: f.serverName, RootPEM: root, Token: tok, ClusterID: f.clusterID}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	issued, err := client.Request(ctx, id, f.ttl)
+	if callErr, ok := errors.AsType[*ca.CallError](err); ok {
+		return f.explain(callErr.Err, callErr.ServerName)
+	}
 	if err != nil {
 		return err
 	}
-
-	conn, err := grpc.NewClient("passthrough:///"+f.caAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	keyPEM, err := issued.KeyPEM()
 	if err != nil {
-		return fmt.Errorf("--ca-addr %s: %w", f.caAddr, err)
+		return err
 	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-	md := []string{"authorization", "Bearer " + tok}
-	if f.clusterID != "" {
-		md = append(md, ca.ClusterIDMetadataKey, f.clusterID)
-	}
-	resp, err := pb.NewIstioCertificateServiceClient(conn).CreateCertificate(
-		metadata.AppendToOutgoingContext(ctx, md...),
-		&pb.IstioCertificateRequest{Csr: string(csr), ValidityDuration: int64(f.ttl / time.Second)})
-	if err != nil {
-		return f.explain(err, tlsCfg.ServerName)
-	}
-	chain, root, leaf, err := certsCheckResponse(resp, key, id)
-	if err != nil {
-		return fmt.Errorf("the CA at %s answered: %w", f.caAddr, err)
-	}
-
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode the key: %w", err)
-	}
+	leaf := issued.Leaf
 	files := []pki.File{
-		{Name: certsRequestKeyFile, Data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), Mode: pki.KeyMode},
-		{Name: certsRequestChainFile, Data: chain, Mode: pki.CertMode},
-		{Name: pki.FileRootCert, Data: root, Mode: pki.CertMode},
+		{Name: certsRequestKeyFile, Data: keyPEM, Mode: pki.KeyMode},
+		{Name: certsRequestChainFile, Data: issued.Chain, Mode: pki.CertMode},
+		{Name: pki.FileRootCert, Data: issued.Root, Mode: pki.CertMode},
 	}
 	// A workload certificate is renewed by fetching a new one: replace.
 	if err := pki.WriteFiles(f.out, files, true); err != nil {
@@ -193,25 +167,20 @@ func (f *certsRequestFlags) check() error {
 	return nil
 }
 
-// tlsConfig verifies the CA against --root-cert, or the system's roots.
-func (f *certsRequestFlags) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(f.caAddr)
-	}
+// readRoot reads --root-cert, the root to verify the CA with; nil (the
+// system's roots) without it.
+func (f *certsRequestFlags) readRoot() ([]byte, error) {
 	if f.rootCert == "" {
-		return cfg, nil
+		return nil, nil
 	}
 	data, err := files.Read(context.Background(), f.rootCert, files.PEM)
 	if err != nil {
 		return nil, fmt.Errorf("--root-cert: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
 		return nil, fmt.Errorf("--root-cert %s holds no PEM certificate: give root-cert.pem of ConfigMap %s", f.rootCert, ca.RootConfigMapName)
 	}
-	cfg.RootCAs = pool
-	return cfg, nil
+	return data, nil
 }
 
 // explain turns a failed call into an error that says what to change.
@@ -238,53 +207,4 @@ func (f *certsRequestFlags) explain(err error, serverName string) error {
 		return fmt.Errorf("reach the CA at %s (server name %s): %s%s", f.caAddr, serverName, msg, hint)
 	}
 	return fmt.Errorf("the CA at %s: %s: %s", f.caAddr, st.Code(), msg)
-}
-
-// certsNewCSR makes a P-256 key and a PEM CSR naming only id.
-func certsNewCSR(id string) (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate a key: %w", err)
-	}
-	u, err := url.Parse(id)
-	if err != nil {
-		return nil, nil, fmt.Errorf("SPIFFE id %q: %w", id, err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("make the CSR: %w", err)
-	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
-}
-
-// certsCheckResponse checks the CA's answer: a certificate for our key and
-// identity, chained to the root that comes last. It returns the chain
-// without the root, the root, and the certificate.
-func certsCheckResponse(resp *pb.IstioCertificateResponse, key *ecdsa.PrivateKey, id string) (chain, root []byte, leaf *x509.Certificate, err error) {
-	certs := resp.GetCertChain()
-	if len(certs) < 2 {
-		return nil, nil, nil, fmt.Errorf("a chain of %d certificates; want the certificate, the CA's, and the root last", len(certs))
-	}
-	for _, c := range certs[:len(certs)-1] {
-		chain = append(chain, c...)
-	}
-	root = []byte(certs[len(certs)-1])
-	if err := pki.Verify(chain, root, pki.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil, nil, nil, fmt.Errorf("the chain does not verify: %w", err)
-	}
-	block, _ := pem.Decode([]byte(certs[0]))
-	if block == nil {
-		return nil, nil, nil, errors.New("the certificate is not PEM")
-	}
-	leaf, err = x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("the certificate: %w", err)
-	}
-	if !key.PublicKey.Equal(leaf.PublicKey) {
-		return nil, nil, nil, errors.New("the certificate is not for the key of the request")
-	}
-	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != id {
-		return nil, nil, nil, fmt.Errorf("the certificate names %v, not %s", leaf.URIs, id)
-	}
-	return chain, root, leaf, nil
 }

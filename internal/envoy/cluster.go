@@ -109,7 +109,7 @@ func GRPCCluster(svc *model.ServiceInfo, port model.ServicePort, o ClusterOption
 //
 // svc must not be nil.
 func GatewayCluster(svc *model.ServiceInfo, port model.ServicePort) *clusterv3.Cluster {
-	c := edsCluster(model.SNI(svc.Host, port.Port, ""), svc, port, 0)
+	c := edsCluster(GatewayClusterName(svc.Host, port.Port), svc, port, 0)
 	c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
 	if proto := model.PortProtocol(port); proto.IsHTTP2() {
 		c.TypedExtensionProtocolOptions = protocolOptions(proto)

@@ -64,7 +64,15 @@ func GatewayClusterLoadAssignment(host model.Host, port uint32, v model.View) *e
 	if !isControlPlaneHost(host, port) {
 		eps = mtlsOnly(eps)
 	}
-	return loadAssignment(model.SNI(host, port, ""), eps)
+	return loadAssignment(GatewayClusterName(host, port), eps)
+}
+
+// GatewayClusterName is the name of GatewayCluster and of its EDS resource
+// for host and port: the SNI a client sends to reach them through an
+// east-west gateway, outbound_.PORT_._.HOST. It is the one place that rule
+// lives; the xDS server names its gateway EDS resources with it.
+func GatewayClusterName(host model.Host, port uint32) string {
+	return model.SNI(host, port, "")
 }
 
 // mtlsOnly returns the entries of eps with TLSMode istio; eps itself when

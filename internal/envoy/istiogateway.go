@@ -169,5 +169,5 @@ func PassthroughClusters(plan *model.GatewayPlan, services map[model.Host]*model
 // tlsMode=istio endpoints, and the control plane is exposed by a
 // PASSTHROUGH server (PassthroughListener) when the user asks for it.
 func IstioGatewayClusterLoadAssignment(host model.Host, port uint32, v model.View) *endpointv3.ClusterLoadAssignment {
-	return loadAssignment(model.SNI(host, port, ""), mtlsOnly(v.Endpoints))
+	return loadAssignment(GatewayClusterName(host, port), mtlsOnly(v.Endpoints))
 }

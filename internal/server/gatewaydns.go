@@ -32,7 +32,7 @@ func (s *Server) newGatewayDNS(cfg *Config) error {
 // warnings are /debug/networks' warnings beside the model's: a bad
 // meshNetworks source, gateway hostnames that fail to resolve.
 func (s *Server) warnings() []string {
-	w := s.mn.warnings()
+	w := s.mn.Warnings()
 	if s.dns != nil {
 		w = append(w, s.dns.Warnings()...)
 	}

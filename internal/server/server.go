@@ -34,6 +34,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/leader"
 	"github.com/causeway-mesh/causeway/internal/manifests"
+	"github.com/causeway-mesh/causeway/internal/meshnetworks"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/xds"
 	"github.com/causeway-mesh/causeway/internal/xdsauth"
@@ -155,8 +156,8 @@ type Server struct {
 	store    *model.Store
 	set      *clusters.Set
 	pub      *publisher
-	mn       *meshNetworksSource
-	cmWatch  *configMapWatch
+	mn       *meshnetworks.Source
+	cmWatch  *meshnetworks.ConfigMapWatch
 	registry *prometheus.Registry
 	debug    *debug.Server
 	xds      *xds.Server
@@ -243,7 +244,7 @@ func New(cfg Config) (*Server, error) {
 	xcfg.Registerer = s.registry
 	s.xds = xds.New(xcfg)
 	s.pub = newPublisher(s.store, append([]Sink{s.xds}, cfg.Sinks...), cfg.Debounce, cfg.MaxDebounce)
-	s.mn = &meshNetworksSource{store: s.store, changed: s.pub.notify, log: cfg.Logger}
+	s.mn = meshnetworks.NewSource(s.store, s.pub.notify, cfg.Logger)
 
 	var err error
 	if cfg.Manifests != nil {
@@ -338,7 +339,7 @@ func (s *Server) newClusterSet() error {
 		return err
 	}
 	if cfg.MeshNetworksConfigMap != "" {
-		s.cmWatch, err = newConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
+		s.cmWatch, err = meshnetworks.NewConfigMapWatch(s.mn, cfg.Local.Kube, cfg.SystemNamespace, cfg.MeshNetworksConfigMap)
 		if err != nil {
 			return err
 		}
@@ -356,9 +357,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mnFile fileState
+	var mnFile meshnetworks.FileState
 	if s.cfg.MeshNetworksFile != "" {
-		if mnFile, err = s.mn.loadFile(s.cfg.MeshNetworksFile); err != nil {
+		if mnFile, err = s.mn.LoadFile(s.cfg.MeshNetworksFile); err != nil {
 			lns.close()
 			return fmt.Errorf("%w: fix the file given to --mesh-networks", err)
 		}
@@ -405,12 +406,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if s.cfg.MeshNetworksFile != "" {
 		g.Go(func() error {
-			s.mn.pollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile)
+			s.mn.PollFile(runCtx, s.cfg.MeshNetworksFile, s.cfg.MeshNetworksPoll, mnFile)
 			return nil
 		})
 	}
 	if s.cmWatch != nil {
-		g.Go(func() error { s.cmWatch.run(runCtx); return nil })
+		g.Go(func() error { s.cmWatch.Run(runCtx); return nil })
 	}
 	g.Go(func() error { s.runGatewayConfigWatch(runCtx); return nil })
 	if s.dns != nil {
@@ -444,9 +445,9 @@ func (s *Server) waitInitialSync(ctx context.Context) {
 	}
 	if s.cmWatch != nil {
 		select {
-		case <-s.cmWatch.done:
+		case <-s.cmWatch.Done():
 		case <-syncCtx.Done():
-			if isClosed(s.cmWatch.done) {
+			if isClosed(s.cmWatch.Done()) {
 				break
 			}
 			problems = append(problems, "meshNetworks ConfigMap "+s.cfg.SystemNamespace+"/"+s.cfg.MeshNetworksConfigMap+" not read")

@@ -681,8 +681,9 @@ func (v *view) putEndpoints(b *builder, c *changeSet, h model.Host, port uint32)
 	var ok bool
 	if v.key.kind == kindGatewayEDS {
 		mv, ok = b.snap.LocalViewIn(h, port, v.key.cluster, v.key.network)
-		// The gateway's cluster, and so its EDS resource, is named by SNI.
-		mv.Cluster = model.SNI(h, port, "")
+		// The gateway's cluster, and so its EDS resource, is named by SNI
+		// (envoy.GatewayClusterName, the rule the resource itself follows).
+		mv.Cluster = envoy.GatewayClusterName(h, port)
 	} else {
 		mv, ok = b.snap.ViewIn(h, port, v.key.cluster, v.key.network)
 	}

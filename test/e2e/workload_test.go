@@ -3,35 +3,27 @@ package e2e
 import (
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/causeway-mesh/causeway/internal/ca"
 )
 
 // The names the control plane's serving certificate carries: the one
 // sidecars of a primary cluster dial it by (istiod.NAMESPACE.svc), and the
 // one sidecars of a remote cluster dial (their istiod-remote Service, whose
-// address is the primary's east-west gateway). clusterIDMetadata is the
-// gRPC metadata in which Istio's agent names the cluster of its token.
+// address is the primary's east-west gateway).
 const (
 	caServerName       = "istiod.istio-system.svc"
 	remoteCAServerName = "istiod-remote.istio-system.svc"
-	clusterIDMetadata  = "clusterid"
 )
 
 // workloadIdentity is what a sidecar's agent needs to get its certificate:
@@ -45,7 +37,7 @@ type workloadIdentity struct {
 	CAServerName string `json:"caServerName,omitempty"`
 	RootCertFile string `json:"rootCertFile"`
 	TokenFile    string `json:"tokenFile"`
-	// ClusterID is the cluster of the token, sent as clusterIDMetadata
+	// ClusterID is the cluster of the token, sent as "clusterid" metadata
 	// (the agent's CLUSTER_ID), so that a primary's CA asks that cluster
 	// to review it.
 	ClusterID      string `json:"clusterID,omitempty"`
@@ -66,10 +58,10 @@ type workloadCert struct {
 	id    string
 }
 
-// fetch asks the CA for a certificate as Istio's agent does: a new P-256
-// key, a CSR naming only the SPIFFE id, the token as "authorization:
-// Bearer" and the token's cluster as clusterIDMetadata, over TLS verified
-// against the mesh root for the CA's server name. It retries until ctx
+// fetch asks the CA for a certificate as Istio's agent does (ca.Client): a
+// new P-256 key, a CSR naming only the SPIFFE id, the token as
+// "authorization: Bearer" and the token's cluster as "clusterid" metadata,
+// over TLS verified against the mesh root for the CA's server name. It retries until ctx
 // ends, since the CA may still be loading its plug-in certificates. The
 // certificate must name the SPIFFE id and chain to the mesh root for
 // client authentication.
@@ -86,72 +78,29 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service-account token: %w", err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate a key: %w", err)
-	}
-	u, err := url.Parse(w.spiffeID())
-	if err != nil {
-		return nil, fmt.Errorf("SPIFFE id %q: %w", w.spiffeID(), err)
-	}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
-	if err != nil {
-		return nil, fmt.Errorf("make the CSR: %w", err)
-	}
-	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
-
 	serverName := cmp.Or(w.CAServerName, caServerName)
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, RootCAs: roots})
-	conn, err := grpc.NewClient("passthrough:///"+w.CAAddr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, fmt.Errorf("CA %s: %w", w.CAAddr, err)
-	}
-	defer func() { _ = conn.Close() }()
-	client := pb.NewIstioCertificateServiceClient(conn)
-	md := metadata.Pairs("authorization", "Bearer "+strings.TrimSpace(string(token)))
-	if w.ClusterID != "" {
-		md.Set(clusterIDMetadata, w.ClusterID)
-	}
-	var resp *pb.IstioCertificateResponse
+	client := &ca.Client{Addr: w.CAAddr, ServerName: serverName, RootPEM: rootPEM, Token: strings.TrimSpace(string(token)), ClusterID: w.ClusterID}
+	var issued *ca.Issued
 	for {
-		callCtx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, md), 5*time.Second)
-		resp, err = client.CreateCertificate(callCtx, &pb.IstioCertificateRequest{Csr: string(csr), ValidityDuration: 3600}, grpc.WaitForReady(true))
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		issued, err = client.Request(callCtx, w.spiffeID(), time.Hour, grpc.WaitForReady(true))
 		cancel()
 		if err == nil {
 			break
+		} else if _, ok := errors.AsType[*ca.CallError](err); !ok {
+			return nil, fmt.Errorf("certificate for %s of cluster %q: %w", w.spiffeID(), w.ClusterID, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("CreateCertificate at %s (%s) for %s of cluster %q: %w", w.CAAddr, serverName, w.spiffeID(), w.ClusterID, err)
+			return nil, fmt.Errorf("certificate for %s of cluster %q: %w", w.spiffeID(), w.ClusterID, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	chain := resp.GetCertChain()
-	if len(chain) < 2 {
-		return nil, fmt.Errorf("the CA returned %d certificates; want the leaf, its CA and the root", len(chain))
-	}
-	cert := tls.Certificate{PrivateKey: key}
-	// The root comes last; a peer has it already.
-	for _, c := range chain[:len(chain)-1] {
-		rest := []byte(c)
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			cert.Certificate = append(cert.Certificate, block.Bytes)
-		}
-	}
-	if len(cert.Certificate) == 0 {
-		return nil, errors.New("the CA returned no PEM certificate")
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	// Request checked the chain against the root the CA sent; the
+	// workload trusts the mesh root of its file.
+	cert, err := issued.TLSCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("the workload certificate: %w", err)
-	}
-	if !slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == w.spiffeID() }) {
-		return nil, fmt.Errorf("the workload certificate names %v, not %s", leaf.URIs, w.spiffeID())
+		return nil, err
 	}
 	chainCerts := make([]*x509.Certificate, 0, len(cert.Certificate))
 	for _, der := range cert.Certificate {
@@ -164,6 +113,7 @@ func (w workloadIdentity) fetch(ctx context.Context) (*workloadCert, error) {
 	if err := verifyPeer(chainCerts, roots, x509.ExtKeyUsageClientAuth, nil); err != nil {
 		return nil, fmt.Errorf("the workload certificate from %s: %w", w.CAAddr, err)
 	}
+	leaf := issued.Leaf
 	cert.Leaf = leaf
 	return &workloadCert{cert: cert, roots: roots, id: w.spiffeID()}, nil
 }
