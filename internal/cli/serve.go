@@ -172,7 +172,7 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 	if f.manifests == "" && f.clusterID == "" {
 		return server.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
 	}
-	if err := model.CheckClusterID(f.clusterID); err != nil {
+	if err := model.CheckClusterID(f.clusterID); f.clusterID != "" && err != nil {
 		return server.Config{}, fmt.Errorf("--cluster-id: %w", err)
 	}
 	policy, err := clusters.ParseStalePolicy(f.stalePolicy)
