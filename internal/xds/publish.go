@@ -494,16 +494,7 @@ func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
 		names = append(names, name)
 		c.put(name, envoy.SniffedRoute(hc.cur, p))
 	}
-	for _, name := range v.byHost[hc.host] {
-		if !slices.Contains(names, name) {
-			c.delete(name)
-		}
-	}
-	if len(names) == 0 {
-		delete(v.byHost, hc.host)
-	} else {
-		v.byHost[hc.host] = names
-	}
+	v.replaceHostNames(c, hc.host, names)
 }
 
 // updateHost rebuilds the resources a per-host view derives from one
@@ -515,7 +506,6 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 	if !v.key.kind.isEDS() && !hc.defChanged && !perPod {
 		return
 	}
-	prev := v.byHost[hc.host]
 	var names []string
 	if svc := hc.cur; svc != nil {
 		names = make([]string, 0, len(svc.Ports))
@@ -524,66 +514,87 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 				continue
 			}
 			if v.key.kind.isEDS() {
-				if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
-					names = append(names, name)
-				}
-				if v.key.kind == kindGatewayEDS && v.key.istioGW && b.isDestination(svc.Host, p.Port) {
-					if name, ok := v.putDestinationEndpoints(b, c, svc.Host, p.Port); ok {
-						names = append(names, name)
-					}
-				}
+				names = v.putPortEndpoints(b, c, svc, p, names)
 				continue
 			}
-			var res types.Resource
-			var name string
-			switch v.key.kind {
-			case kindSidecarCDS:
-				cl := envoy.Cluster(svc, p, b.opts)
-				name, res = cl.GetName(), cl
-			case kindCapturedCDS:
-				cl := capturedCluster(b, svc, p)
-				name, res = cl.GetName(), cl
-				if perPod {
-					for _, pc := range b.podClusters(svc, p, v.key.network) {
-						names = append(names, pc.GetName())
-						c.put(pc.GetName(), pc)
-					}
-				}
-			case kindGRPCCDS:
-				cl := envoy.GRPCCluster(svc, p, b.opts)
-				name, res = cl.GetName(), cl
-			case kindGatewayCDS:
-				cl := envoy.GatewayCluster(svc, p)
-				name, res = cl.GetName(), cl
-				if perPod && model.PortProtocol(p).IsTCP() {
-					for _, e := range b.snap.GatewayPods(svc.Host, p.Port, v.key.network) {
-						pc := envoy.GatewayPodCluster(svc, p, e)
-						names = append(names, pc.GetName())
-						c.put(pc.GetName(), pc)
-					}
-				}
-			case kindGRPCLDS:
-				l := envoy.GRPCListener(svc, p)
-				name, res = l.GetName(), l
-			case kindGRPCRDS:
-				r := envoy.GRPCRoute(svc, p)
-				name, res = r.GetName(), r
-			default:
-				continue
-			}
-			names = append(names, name)
-			c.put(name, res)
+			names = v.putPortResources(b, c, svc, p, perPod, names)
 		}
 	}
-	for _, name := range prev {
+	v.replaceHostNames(c, hc.host, names)
+}
+
+// putPortEndpoints puts the load assignment of one port of svc (and, for
+// Istio's Envoy as a gateway, of the port as a routing destination) and
+// appends their names to names.
+func (v *view) putPortEndpoints(b *builder, c *changeSet, svc *model.ServiceInfo, p model.ServicePort, names []string) []string {
+	if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
+		names = append(names, name)
+	}
+	if v.key.kind == kindGatewayEDS && v.key.istioGW && b.isDestination(svc.Host, p.Port) {
+		if name, ok := v.putDestinationEndpoints(b, c, svc.Host, p.Port); ok {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// putPortResources puts the resource the view's kind derives from one port
+// of svc (a cluster, listener or route; with perPod, also the per-pod
+// clusters of a headless service) and appends their names to names.
+func (v *view) putPortResources(b *builder, c *changeSet, svc *model.ServiceInfo, p model.ServicePort, perPod bool, names []string) []string {
+	var res types.Resource
+	var name string
+	switch v.key.kind {
+	case kindSidecarCDS:
+		cl := envoy.Cluster(svc, p, b.opts)
+		name, res = cl.GetName(), cl
+	case kindCapturedCDS:
+		cl := capturedCluster(b, svc, p)
+		name, res = cl.GetName(), cl
+		if perPod {
+			for _, pc := range b.podClusters(svc, p, v.key.network) {
+				names = append(names, pc.GetName())
+				c.put(pc.GetName(), pc)
+			}
+		}
+	case kindGRPCCDS:
+		cl := envoy.GRPCCluster(svc, p, b.opts)
+		name, res = cl.GetName(), cl
+	case kindGatewayCDS:
+		cl := envoy.GatewayCluster(svc, p)
+		name, res = cl.GetName(), cl
+		if perPod && model.PortProtocol(p).IsTCP() {
+			for _, e := range b.snap.GatewayPods(svc.Host, p.Port, v.key.network) {
+				pc := envoy.GatewayPodCluster(svc, p, e)
+				names = append(names, pc.GetName())
+				c.put(pc.GetName(), pc)
+			}
+		}
+	case kindGRPCLDS:
+		l := envoy.GRPCListener(svc, p)
+		name, res = l.GetName(), l
+	case kindGRPCRDS:
+		r := envoy.GRPCRoute(svc, p)
+		name, res = r.GetName(), r
+	default:
+		return names
+	}
+	c.put(name, res)
+	return append(names, name)
+}
+
+// replaceHostNames makes names the resources the view holds for host: the
+// ones it held and no longer does are deleted.
+func (v *view) replaceHostNames(c *changeSet, host model.Host, names []string) {
+	for _, name := range v.byHost[host] {
 		if !slices.Contains(names, name) {
 			c.delete(name)
 		}
 	}
 	if len(names) == 0 {
-		delete(v.byHost, hc.host)
+		delete(v.byHost, host)
 	} else {
-		v.byHost[hc.host] = names
+		v.byHost[host] = names
 	}
 }
 
