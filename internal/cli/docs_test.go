@@ -89,8 +89,8 @@ func docCommands(t *testing.T, path string) []docCommand {
 		}
 		line = strings.TrimPrefix(line, "$ ")
 		for _, p := range []string{"bin/causeway ", "./causeway ", "causeway "} {
-			if strings.HasPrefix(line, p) {
-				out = append(out, docCommand{file: path, line: n, args: shellWords(strings.TrimPrefix(line, p))})
+			if rest, ok := strings.CutPrefix(line, p); ok {
+				out = append(out, docCommand{file: path, line: n, args: shellWords(rest)})
 				break
 			}
 		}
@@ -101,7 +101,7 @@ func docCommands(t *testing.T, path string) []docCommand {
 	return out
 }
 
-// shellWords splits a documented command line into words, honouring quotes,
+// shellWords splits a documented command line into words, honoring quotes,
 // and stops at what ends the causeway command: a pipe, a redirection, a
 // comment, a command separator or a line continuation.
 func shellWords(s string) []string {

@@ -40,6 +40,7 @@ type File struct {
 // WriteStep names a point of WriteFileSet, for tests that fail it there.
 type WriteStep string
 
+// The steps of WriteFileSet, in order.
 const (
 	StepAdopted WriteStep = "adopted" // old plain files moved behind ..data
 	StepWritten WriteStep = "written" // new set written and synced in its own folder
