@@ -61,12 +61,54 @@ func clusterName(host string, port int32) string {
 // its readiness unknown) and matched to a Service port by port name.
 // Locality is not compared.
 func expectedViews(objs []clusterObjects) views {
-	type gateway struct {
-		addr    string
-		port    int32
-		cluster string
+	gateways := gatewaysByNetwork(objs)
+	scale := 1
+	for _, gws := range gateways {
+		scale = lcm(scale, len(gws))
 	}
-	gateways := map[string][]gateway{}
+	eps, names := endpointsByPort(objs)
+	networks := map[string]bool{}
+	for _, c := range objs {
+		networks[c.Network] = true
+	}
+	out := views{}
+	for n := range networks {
+		vs := make(map[string]string, len(names))
+		for k := range names {
+			vs[clusterName(k.host, k.port)] = canonical(weightsFrom(n, eps[k], gateways, scale))
+		}
+		out[n] = vs
+	}
+	return out
+}
+
+// expGateway is one gateway address of a network.
+type expGateway struct {
+	addr    string
+	port    int32
+	cluster string
+}
+
+// expEndpoint is one endpoint of a service port.
+type expEndpoint struct {
+	addr    string
+	port    int32
+	network string
+	cluster string
+	mtls    bool
+}
+
+// expPortKey is a service port of a host.
+type expPortKey struct {
+	host string
+	port int32
+}
+
+// gatewaysByNetwork is each network's gateways: the external IPs and
+// LoadBalancer ingress IPs of Services labeled with the network, on the
+// gateway port label or the default.
+func gatewaysByNetwork(objs []clusterObjects) map[string][]expGateway {
+	gateways := map[string][]expGateway{}
 	for _, c := range objs {
 		for _, svc := range c.Services {
 			nw := svc.Labels[labelNetwork]
@@ -84,29 +126,20 @@ func expectedViews(objs []clusterObjects) views {
 				}
 			}
 			for _, a := range addrs {
-				gateways[nw] = append(gateways[nw], gateway{addr: a, port: port, cluster: c.ID})
+				gateways[nw] = append(gateways[nw], expGateway{addr: a, port: port, cluster: c.ID})
 			}
 		}
 	}
-	scale := 1
-	for _, gws := range gateways {
-		scale = lcm(scale, len(gws))
-	}
+	return gateways
+}
 
-	type endpoint struct {
-		addr    string
-		port    int32
-		network string
-		cluster string
-		mtls    bool
-	}
-	// host -> service port -> endpoints, over every cluster.
-	type portKey struct {
-		host string
-		port int32
-	}
-	eps := map[portKey][]endpoint{}
-	names := map[portKey]bool{}
+// endpointsByPort is, over every cluster, each service port's endpoints:
+// each address of each ready (or unknown) endpoint of a slice port with the
+// service port's name. names holds every service port, with endpoints or
+// not.
+func endpointsByPort(objs []clusterObjects) (eps map[expPortKey][]expEndpoint, names map[expPortKey]bool) {
+	eps = map[expPortKey][]expEndpoint{}
+	names = map[expPortKey]bool{}
 	for _, c := range objs {
 		bySvc := map[string][]*discoveryv1.EndpointSlice{}
 		for _, s := range c.Slices {
@@ -119,64 +152,66 @@ func expectedViews(objs []clusterObjects) views {
 			}
 			host := svc.Name + "." + svc.Namespace + ".svc." + domain
 			for _, sp := range svc.Spec.Ports {
-				k := portKey{host, sp.Port}
+				k := expPortKey{host, sp.Port}
 				names[k] = true
 				for _, s := range bySvc[svc.Namespace+"/"+svc.Name] {
-					for _, pp := range s.Ports {
-						if pp.Port == nil || ptrOr(pp.Name, "") != sp.Name {
-							continue
-						}
-						for _, e := range s.Endpoints {
-							if e.Conditions.Ready != nil && !*e.Conditions.Ready {
-								continue
-							}
-							mtls := e.TargetRef != nil && c.MTLSPods[s.Namespace+"/"+e.TargetRef.Name]
-							for _, a := range e.Addresses {
-								eps[k] = append(eps[k], endpoint{addr: a, port: *pp.Port, network: c.Network, cluster: c.ID, mtls: mtls})
-							}
-						}
-					}
+					eps[k] = appendSliceEndpoints(eps[k], c, s, sp.Name)
 				}
 			}
 		}
 	}
+	return eps, names
+}
 
-	networks := map[string]bool{}
-	for _, c := range objs {
-		networks[c.Network] = true
-	}
-	out := views{}
-	for n := range networks {
-		vs := make(map[string]string, len(names))
-		for k := range names {
-			weights := map[string]int{}
-			for _, e := range eps[k] {
-				if e.network == n || e.network == "" {
-					weights[hostPort(e.addr, e.port)] += scale
-					continue
-				}
-				gws := gateways[e.network]
-				if len(gws) == 0 || !e.mtls {
-					continue
-				}
-				var chosen []gateway
-				for _, g := range gws {
-					if g.cluster == e.cluster {
-						chosen = append(chosen, g)
-					}
-				}
-				if len(chosen) == 0 {
-					chosen = gws
-				}
-				for _, g := range chosen {
-					weights[hostPort(g.addr, g.port)] += scale / len(chosen)
-				}
-			}
-			vs[clusterName(k.host, k.port)] = canonical(weights)
+// appendSliceEndpoints appends the endpoints of slice s on its port named
+// portName.
+func appendSliceEndpoints(out []expEndpoint, c clusterObjects, s *discoveryv1.EndpointSlice, portName string) []expEndpoint {
+	for _, pp := range s.Ports {
+		if pp.Port == nil || ptrOr(pp.Name, "") != portName {
+			continue
 		}
-		out[n] = vs
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				continue
+			}
+			mtls := e.TargetRef != nil && c.MTLSPods[s.Namespace+"/"+e.TargetRef.Name]
+			for _, a := range e.Addresses {
+				out = append(out, expEndpoint{addr: a, port: *pp.Port, network: c.Network, cluster: c.ID, mtls: mtls})
+			}
+		}
 	}
 	return out
+}
+
+// weightsFrom is what a proxy in network n sees of a port's endpoints: an
+// endpoint of its own network (or of none) directly, weight scale; an mTLS
+// endpoint of another network through that network's gateways in the
+// endpoint's cluster (or all of them if none is), sharing scale.
+func weightsFrom(n string, eps []expEndpoint, gateways map[string][]expGateway, scale int) map[string]int {
+	weights := map[string]int{}
+	for _, e := range eps {
+		if e.network == n || e.network == "" {
+			weights[hostPort(e.addr, e.port)] += scale
+			continue
+		}
+		gws := gateways[e.network]
+		if len(gws) == 0 || !e.mtls {
+			continue
+		}
+		var chosen []expGateway
+		for _, g := range gws {
+			if g.cluster == e.cluster {
+				chosen = append(chosen, g)
+			}
+		}
+		if len(chosen) == 0 {
+			chosen = gws
+		}
+		for _, g := range chosen {
+			weights[hostPort(g.addr, g.port)] += scale / len(chosen)
+		}
+	}
+	return weights
 }
 
 // canonical renders endpoints as "ADDR:PORT*WEIGHT" sorted and joined by

@@ -151,14 +151,7 @@ it; keep root-key.pem offline once the intermediates are made.`,
 }
 
 func newCertsIntermediateCommand() *cobra.Command {
-	var (
-		rootDir, cluster, out string
-		days                  int
-		keys                  certsKeyFlags
-		force, apply          bool
-		namespace             string
-		kube                  certsKubeFlags
-	)
+	var f certsIntermediateFlags
 	cmd := &cobra.Command{
 		Use:   "intermediate --root DIR --cluster ID [--out DIR/ID] [--apply]",
 		Short: "Make a cluster's intermediate CA in Istio's cacerts layout, and optionally plug it in",
@@ -189,77 +182,93 @@ workloads get certificates from it as they renew theirs.`,
   causeway certs intermediate --root certs --cluster cluster1 --force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := certsCheckClusterID(cluster); err != nil {
-				return err
-			}
-			if out == "" {
-				out = filepath.Join(rootDir, cluster)
-			}
-			kt, bits, err := keys.parse()
-			if err != nil {
-				return err
-			}
-			rootCert, rootKey, err := pki.ReadRoot(cmd.Context(), rootDir)
-			if err != nil {
-				return err
-			}
-			bundle, err := pki.NewIntermediate(pki.IntermediateOptions{
-				RootCert: rootCert, RootKey: rootKey, Cluster: cluster, Days: days, KeyType: kt, RSABits: bits,
-			})
-			if err != nil {
-				return fmt.Errorf("root in %s: %w", rootDir, err)
-			}
-			files := []pki.File{
-				{Name: pki.FileCACert, Data: bundle.CACert, Mode: pki.CertMode},
-				{Name: pki.FileCAKey, Data: bundle.CAKey, Mode: pki.KeyMode},
-				{Name: pki.FileRootCert, Data: bundle.RootCert, Mode: pki.CertMode},
-				{Name: pki.FileCertChain, Data: bundle.CertChain, Mode: pki.CertMode},
-			}
-			// Build the client first: a bad kubeconfig fails before any file
-			// is written.
-			var (
-				cs   kubernetes.Interface
-				host string
-			)
-			if apply {
-				if cs, host, err = kube.client(); err != nil {
-					return err
-				}
-			}
-			if err := pki.WriteFiles(out, files, force); err != nil {
-				return err
-			}
-			if err := certsReportWritten(cmd.OutOrStdout(), out, files, bundle.CertChain); err != nil {
-				return err
-			}
-			if !apply {
-				return nil
-			}
-			created, err := ca.ApplyPluginSecret(cmd.Context(), cs, namespace, bundle)
-			if err != nil {
-				return fmt.Errorf("plug the CA into %s: %w (the files are in %s: fix the cause and run again with --force to make and plug in a new CA, or create the Secret from them yourself)",
-					host, err, out)
-			}
-			verb := "updated"
-			if created {
-				verb = "created"
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s Secret %s/%s in %s\n", verb, namespace, ca.PluginSecretName, host)
-			return err
+			return f.run(cmd)
 		},
 	}
-	cmd.Flags().StringVar(&rootDir, "root", "", "folder holding root-cert.pem and root-key.pem (made by \"causeway certs root\")")
-	cmd.Flags().StringVar(&cluster, "cluster", "", "id of the cluster the CA is for; it goes in the subject's L")
-	cmd.Flags().StringVar(&out, "out", "", "folder to write the four files into (default ROOT/CLUSTER)")
-	cmd.Flags().IntVar(&days, "days", pki.DefaultIntermediateDays, "days of validity")
-	cmd.Flags().BoolVar(&force, "force", false, "replace existing files (the old intermediate key is lost)")
-	cmd.Flags().BoolVar(&apply, "apply", false, "also create or update the Secret cacerts in the cluster")
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", certsDefaultNamespace, "namespace of the cacerts Secret (with --apply)")
-	keys.register(cmd)
-	kube.register(cmd)
+	cmd.Flags().StringVar(&f.rootDir, "root", "", "folder holding root-cert.pem and root-key.pem (made by \"causeway certs root\")")
+	cmd.Flags().StringVar(&f.cluster, "cluster", "", "id of the cluster the CA is for; it goes in the subject's L")
+	cmd.Flags().StringVar(&f.out, "out", "", "folder to write the four files into (default ROOT/CLUSTER)")
+	cmd.Flags().IntVar(&f.days, "days", pki.DefaultIntermediateDays, "days of validity")
+	cmd.Flags().BoolVar(&f.force, "force", false, "replace existing files (the old intermediate key is lost)")
+	cmd.Flags().BoolVar(&f.apply, "apply", false, "also create or update the Secret cacerts in the cluster")
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", certsDefaultNamespace, "namespace of the cacerts Secret (with --apply)")
+	f.keys.register(cmd)
+	f.kube.register(cmd)
 	_ = cmd.MarkFlagRequired("root")
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
+}
+
+// certsIntermediateFlags are the flags of "certs intermediate".
+type certsIntermediateFlags struct {
+	rootDir, cluster, out string
+	days                  int
+	keys                  certsKeyFlags
+	force, apply          bool
+	namespace             string
+	kube                  certsKubeFlags
+}
+
+// run makes the intermediate from the root, writes its files and, with
+// --apply, plugs it into the cluster as the Secret cacerts.
+func (f *certsIntermediateFlags) run(cmd *cobra.Command) error {
+	if err := certsCheckClusterID(f.cluster); err != nil {
+		return err
+	}
+	if f.out == "" {
+		f.out = filepath.Join(f.rootDir, f.cluster)
+	}
+	kt, bits, err := f.keys.parse()
+	if err != nil {
+		return err
+	}
+	rootCert, rootKey, err := pki.ReadRoot(cmd.Context(), f.rootDir)
+	if err != nil {
+		return err
+	}
+	bundle, err := pki.NewIntermediate(pki.IntermediateOptions{
+		RootCert: rootCert, RootKey: rootKey, Cluster: f.cluster, Days: f.days, KeyType: kt, RSABits: bits,
+	})
+	if err != nil {
+		return fmt.Errorf("root in %s: %w", f.rootDir, err)
+	}
+	files := []pki.File{
+		{Name: pki.FileCACert, Data: bundle.CACert, Mode: pki.CertMode},
+		{Name: pki.FileCAKey, Data: bundle.CAKey, Mode: pki.KeyMode},
+		{Name: pki.FileRootCert, Data: bundle.RootCert, Mode: pki.CertMode},
+		{Name: pki.FileCertChain, Data: bundle.CertChain, Mode: pki.CertMode},
+	}
+	// Build the client first: a bad kubeconfig fails before any file
+	// is written.
+	var (
+		cs   kubernetes.Interface
+		host string
+	)
+	if f.apply {
+		if cs, host, err = f.kube.client(); err != nil {
+			return err
+		}
+	}
+	if err := pki.WriteFiles(f.out, files, f.force); err != nil {
+		return err
+	}
+	if err := certsReportWritten(cmd.OutOrStdout(), f.out, files, bundle.CertChain); err != nil {
+		return err
+	}
+	if !f.apply {
+		return nil
+	}
+	created, err := ca.ApplyPluginSecret(cmd.Context(), cs, f.namespace, bundle)
+	if err != nil {
+		return fmt.Errorf("plug the CA into %s: %w (the files are in %s: fix the cause and run again with --force to make and plug in a new CA, or create the Secret from them yourself)",
+			host, err, f.out)
+	}
+	verb := "updated"
+	if created {
+		verb = "created"
+	}
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s Secret %s/%s in %s\n", verb, f.namespace, ca.PluginSecretName, host)
+	return err
 }
 
 // certsCheckClusterID checks --cluster with the one cluster-id rule.

@@ -41,12 +41,8 @@ type manifestFlags struct {
 	values      install.Values
 }
 
-func newManifestGenerateCommand() *cobra.Command {
-	var f manifestFlags
-	cmd := &cobra.Command{
-		Use:   "generate --profile primary|remote|eastwest-gateway",
-		Short: "Print the Kubernetes objects of a profile as YAML, for kubectl apply",
-		Long: `Print, as plain Kubernetes YAML, what installs one part of a multi-cluster mesh:
+// manifestGenerateLong is the help of "manifest generate".
+const manifestGenerateLong = `Print, as plain Kubernetes YAML, what installs one part of a multi-cluster mesh:
 
   primary           the control plane: the system namespace labeled with the
                     network, a ServiceAccount with least-privilege RBAC, the
@@ -98,7 +94,14 @@ keys (unknown keys are an error):
             exposeControlPlane, xdsAddress, serviceAnnotations, imageKind}
 
 resources replace the defaults as a whole (requests cpu 100m, memory 256Mi,
-limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
+limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`
+
+func newManifestGenerateCommand() *cobra.Command {
+	var f manifestFlags
+	cmd := &cobra.Command{
+		Use:   "generate --profile primary|remote|eastwest-gateway",
+		Short: "Print the Kubernetes objects of a profile as YAML, for kubectl apply",
+		Long:  manifestGenerateLong,
 		Example: `  # cluster1: primary on network1, and its east-west gateway behind a load balancer.
   causeway manifest generate --profile primary --cluster-id cluster1 --network network1 --mesh-id mesh1 \
     --ca-bundle root-cert.pem --custom-host eastwest.cluster1.example | kubectl apply -f -
@@ -125,7 +128,12 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 			return err
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// register adds the flags of "manifest generate" to fl.
+func (f *manifestFlags) register(fl *pflag.FlagSet) {
 	v := &f.values
 	fl.StringVar(&f.profile, "profile", "", "what to install: primary, remote or eastwest-gateway (required)")
 	fl.StringVarP(&f.valuesFile, "values", "f", "", "values file (YAML); flags override it")
@@ -148,7 +156,6 @@ limit memory 1Gi for the control plane; 100m, 128Mi, 512Mi for the gateway).`,
 	fl.StringVar(&v.Gateway.ImageKind, "gateway-image", install.GatewayImageCauseway, "eastwest-gateway: causeway (runs \"causeway gateway\") or istio (runs Istio's proxyv2 in router mode, configured by the control plane; see --proxy-image)")
 	fl.StringVar(&v.ProxyImage, "proxy-image", inject.DefaultProxyImage, "eastwest-gateway with --gateway-image istio: Istio's proxyv2 image, HUB/proxyv2:TAG of the Istio version the control plane supports")
 	fl.Int32Var(&v.ControlPlane.Replicas, "replicas", install.DefaultControlPlaneReplicas, "primary: replicas of the control plane (controlPlane.replicas); every replica serves, one elected leader writes (docs/replicas.md)")
-	return cmd
 }
 
 // generate merges the values (defaults, file, changed flags) and renders

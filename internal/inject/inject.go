@@ -195,6 +195,11 @@ func skipReason(pod *corev1.Pod, ns string) string {
 // Inject returns the pod with the sidecar added (pod is not changed), or
 // a *Skip error when the pod is left alone, or another error when the pod
 // cannot be injected (a bad annotation).
+//
+// The steps: read the pod's options, build the proxy container (the pod's
+// own istio-proxy overriding it), addCapture (the init container that
+// captures traffic), placeProxy (native sidecar, held first, or last),
+// then the volumes, labelPod and annotatePod.
 func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if t.Namespace == "" {
 		t.Namespace = pod.Namespace
@@ -219,24 +224,9 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	}
 	out := pod.DeepCopy()
 	out.Namespace = t.Namespace
-	network := model.NetworkID(pod.Labels[model.LabelNetwork])
-	if in.cfg.Network != nil {
-		network = in.cfg.Network(t.Cluster, network)
-	}
-	if network == "" {
-		network = t.Network
-	}
+	network := in.networkOf(pod, t)
 	wl := workloadOf(out)
-	appNames := make([]string, 0, len(out.Spec.Containers))
-	var ports []corev1.ContainerPort
-	for i := range out.Spec.Containers {
-		// As Istio's template: every container's ports, the pod's own
-		// istio-proxy's too, but only the others are app containers.
-		if out.Spec.Containers[i].Name != ProxyName {
-			appNames = append(appNames, out.Spec.Containers[i].Name)
-		}
-		ports = append(ports, out.Spec.Containers[i].Ports...)
-	}
+	appNames, ports := appContainers(out)
 	user := takeOverride(out)
 	if user != nil {
 		user = overlayOf(user)
@@ -253,41 +243,8 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		}
 	}
 	status := sidecarStatus{Revision: in.cfg.Revision}
-	native := opts.native
-	var first []corev1.Container // init containers before the pod's own
-	switch {
-	case opts.mode == ModeNone:
-	case in.cfg.CNI:
-		// First, so that no container of the pod starts uncaptured.
-		status.InitContainers = append(status.InitContainers, ValidationName)
-		first = append(first, in.validationContainer(res, &opts))
-	default:
-		status.InitContainers = append(status.InitContainers, InitName)
-		if native {
-			first = append(first, in.initContainer(res, &opts))
-		} else {
-			// Last, so that the pod's own init containers run uncaptured.
-			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res, &opts))
-		}
-	}
-	switch {
-	case native:
-		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
-		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
-			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", opts.statusPort), "POST", "drain"}}}}
-		first = append(first, proxy)
-		status.InitContainers = append(status.InitContainers, ProxyName)
-	case opts.hold:
-		// First, and the app's containers start once the agent's wait
-		// returns (the proxy is ready).
-		proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
-			Command: []string{"pilot-agent", "wait"}}}}
-		out.Spec.Containers = append([]corev1.Container{proxy}, out.Spec.Containers...)
-		status.Containers = []string{ProxyName}
-	default:
-		out.Spec.Containers = append(out.Spec.Containers, proxy)
-		status.Containers = []string{ProxyName}
-	}
+	first := in.addCapture(out, res, &opts, &status)
+	first = placeProxy(out, proxy, &opts, &status, first)
 	if len(first) > 0 {
 		out.Spec.InitContainers = append(first, out.Spec.InitContainers...)
 	}
@@ -299,6 +256,93 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		status.Volumes = append(status.Volumes, vols[i].Name)
 	}
 	out.Spec.Volumes = append(out.Spec.Volumes, vols...)
+	labelPod(out, wl, network)
+	if err := in.annotatePod(pod, out, user, &status, &opts, appNames); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// networkOf is the network the pod is injected for: its label, as the
+// configured Network func decides for the cluster, else the target's.
+func (in *Injector) networkOf(pod *corev1.Pod, t Target) model.NetworkID {
+	network := model.NetworkID(pod.Labels[model.LabelNetwork])
+	if in.cfg.Network != nil {
+		network = in.cfg.Network(t.Cluster, network)
+	}
+	if network == "" {
+		network = t.Network
+	}
+	return network
+}
+
+// appContainers is the names of the pod's app containers and the ports of
+// all its containers: as Istio's template, every container's ports, the
+// pod's own istio-proxy's too, but only the others are app containers.
+func appContainers(pod *corev1.Pod) (appNames []string, ports []corev1.ContainerPort) {
+	appNames = make([]string, 0, len(pod.Spec.Containers))
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name != ProxyName {
+			appNames = append(appNames, pod.Spec.Containers[i].Name)
+		}
+		ports = append(ports, pod.Spec.Containers[i].Ports...)
+	}
+	return appNames, ports
+}
+
+// addCapture adds the container that captures the pod's traffic, unless
+// the interception mode is NONE: with CNI the validation container, first,
+// so that no container of the pod starts uncaptured; else the init
+// container, first for a native sidecar, otherwise last, so that the pod's
+// own init containers run uncaptured. It returns the init containers to
+// put before the pod's own.
+func (in *Injector) addCapture(out *corev1.Pod, res corev1.ResourceRequirements, opts *podOptions, status *sidecarStatus) []corev1.Container {
+	var first []corev1.Container
+	switch {
+	case opts.mode == ModeNone:
+	case in.cfg.CNI:
+		status.InitContainers = append(status.InitContainers, ValidationName)
+		first = append(first, in.validationContainer(res, opts))
+	default:
+		status.InitContainers = append(status.InitContainers, InitName)
+		if opts.native {
+			first = append(first, in.initContainer(res, opts))
+		} else {
+			out.Spec.InitContainers = append(out.Spec.InitContainers, in.initContainer(res, opts))
+		}
+	}
+	return first
+}
+
+// placeProxy puts the proxy in the pod: a native sidecar (an init
+// container that restarts always and drains on stop) after first; with
+// hold, the first container, the app's containers starting once the
+// agent's wait returns (the proxy is ready); else the last container. It
+// returns first.
+func placeProxy(out *corev1.Pod, proxy corev1.Container, opts *podOptions, status *sidecarStatus, first []corev1.Container) []corev1.Container {
+	switch {
+	case opts.native:
+		proxy.RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+		proxy.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "request", fmt.Sprintf("--debug-port=%d", opts.statusPort), "POST", "drain"}}}}
+		first = append(first, proxy)
+		status.InitContainers = append(status.InitContainers, ProxyName)
+	case opts.hold:
+		proxy.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"pilot-agent", "wait"}}}}
+		out.Spec.Containers = append([]corev1.Container{proxy}, out.Spec.Containers...)
+		status.Containers = []string{ProxyName}
+	default:
+		out.Spec.Containers = append(out.Spec.Containers, proxy)
+		status.Containers = []string{ProxyName}
+	}
+	return first
+}
+
+// labelPod sets the labels of an injected pod: its TLS mode, the network it
+// was injected for, and its canonical name and revision unless it has
+// them.
+func labelPod(out *corev1.Pod, wl workload, network model.NetworkID) {
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
@@ -318,6 +362,12 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if _, ok := out.Labels[LabelCanonicalRevision]; !ok {
 		out.Labels[LabelCanonicalRevision] = firstOf(out.Labels, "latest", "app.kubernetes.io/version", "version")
 	}
+}
+
+// annotatePod sets the annotations of an injected pod: CNI's, the pod's
+// proxy override, the sidecar status, the revision, the default
+// container, and the Prometheus merge (which also sets the proxy's env).
+func (in *Injector) annotatePod(pod, out *corev1.Pod, user *corev1.Container, status *sidecarStatus, opts *podOptions, appNames []string) error {
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
@@ -325,15 +375,15 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		maps.Copy(out.Annotations, cniAnnotations(pod.Annotations, opts.mode, opts.statusPort))
 	}
 	if user != nil {
-		v, err := overrideAnnotation(user, native)
+		v, err := overrideAnnotation(user, opts.native)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out.Annotations[AnnotationProxyOverrides] = v
 	}
 	st, err := json.Marshal(status)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", AnnotationStatus, err)
+		return fmt.Errorf("encode %s: %w", AnnotationStatus, err)
 	}
 	out.Annotations[AnnotationStatus] = string(st)
 	out.Annotations[LabelRevision] = in.cfg.Revision
@@ -345,7 +395,7 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 		proxy := findProxy(out)
 		proxy.Env = append(proxy.Env, env...)
 	}
-	return out, nil
+	return nil
 }
 
 // sidecarStatus is the sidecar.istio.io/status annotation: what was added,

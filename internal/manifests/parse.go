@@ -185,7 +185,9 @@ type typeMeta struct {
 }
 
 // decodeObject decodes one object (JSON) into converted objects: one, or
-// the items of a List.
+// the items of a List. A kind the model does not read (or another API
+// group's kind of the same name) is skipped; a kind it reads must have its
+// apiVersion and is decoded strictly.
 func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, error) {
 	if js[0] != '{' {
 		return nil, errors.New("not a Kubernetes object: want a map with apiVersion, kind and metadata")
@@ -197,6 +199,36 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 	if tm.Kind == "" {
 		return nil, errors.New("kind is missing: want one of " + acceptedKinds)
 	}
+	read, err := kindRead(tm)
+	if err != nil {
+		return nil, err
+	}
+	if !read {
+		return skippedObject(tm, js)
+	}
+	switch tm.Kind {
+	case "List":
+		if inList {
+			return nil, errors.New("a List inside a List is not accepted: list the objects themselves")
+		}
+		return decodeList(cluster, js)
+	case "Namespace":
+		return decodeNamespace(cluster, js)
+	case "Node":
+		return decodeNode(cluster, js)
+	case "Pod":
+		return decodePod(cluster, js)
+	case "Service":
+		return decodeService(cluster, js)
+	default: // EndpointSlice
+		return decodeEndpointSlice(cluster, js)
+	}
+}
+
+// kindRead reports whether the model reads objects of tm's kind and API
+// group. A kind it reads, in its group, with another apiVersion is an
+// error.
+func kindRead(tm typeMeta) (bool, error) {
 	known := false
 	for _, k := range kinds {
 		if k.kind != tm.Kind {
@@ -206,132 +238,140 @@ func decodeObject(cluster model.ClusterID, js []byte, inList bool) ([]object, er
 			if apiGroup(tm.APIVersion) != apiGroup(k.apiVersion) {
 				// Another API group's kind of the same name (a Knative
 				// Service, say): not one the model reads.
-				return skippedObject(tm, js)
+				return false, nil
 			}
-			return nil, fmt.Errorf("kind %s wants apiVersion %s, not %q", tm.Kind, k.apiVersion, tm.APIVersion)
+			return false, fmt.Errorf("kind %s wants apiVersion %s, not %q", tm.Kind, k.apiVersion, tm.APIVersion)
 		}
 		known = true
 	}
-	if !known {
-		return skippedObject(tm, js)
+	return known, nil
+}
+
+// decodeList decodes the items of a List, each numbered for errors; an
+// empty item is refused.
+func decodeList(cluster model.ClusterID, js []byte) ([]object, error) {
+	var l struct {
+		typeMeta
+		Metadata json.RawMessage   `json:"metadata"`
+		Items    []json.RawMessage `json:"items"`
 	}
-
-	switch tm.Kind {
-	case "List":
-		if inList {
-			return nil, errors.New("a List inside a List is not accepted: list the objects themselves")
-		}
-		var l struct {
-			typeMeta
-			Metadata json.RawMessage   `json:"metadata"`
-			Items    []json.RawMessage `json:"items"`
-		}
-		if err := decodeStrict(js, &l); err != nil {
-			return nil, fmt.Errorf("list: %w", err)
-		}
-		out := make([]object, 0, len(l.Items))
-		for i, it := range l.Items {
-			it = bytes.TrimSpace(it)
-			if len(it) == 0 || string(it) == "null" {
-				return nil, &itemError{item: i + 1, err: errors.New("empty item: remove it")}
-			}
-			objs, err := decodeObject(cluster, it, true)
-			if err != nil {
-				return nil, &itemError{item: i + 1, err: err}
-			}
-			objs[0].item = i + 1
-			out = append(out, objs[0])
-		}
-		return out, nil
-
-	case "Namespace":
-		var ns corev1.Namespace
-		if err := decodeStrict(js, &ns); err != nil {
-			return nil, fmt.Errorf("namespace: %w", err)
-		}
-		if ns.Name == "" {
-			return nil, errors.New("namespace: metadata.name is empty: name it")
-		}
-		return one("Namespace", ns.Name, kubeconv.Namespace(cluster, &ns)), nil
-
-	case "Node":
-		var n corev1.Node
-		if err := decodeStrict(js, &n); err != nil {
-			return nil, fmt.Errorf("node: %w", err)
-		}
-		if n.Name == "" {
-			return nil, errors.New("node: metadata.name is empty: name it")
-		}
-		for i, a := range n.Status.Addresses {
-			if a.Type != corev1.NodeExternalIP && a.Type != corev1.NodeInternalIP {
-				continue
-			}
-			if _, err := netip.ParseAddr(a.Address); err != nil {
-				return nil, fmt.Errorf("node %s: status.addresses[%d] (%s) %q is not an IP address", n.Name, i, a.Type, a.Address)
-			}
-		}
-		return one("Node", n.Name, kubeconv.Node(cluster, &n)), nil
-
-	case "Pod":
-		var p corev1.Pod
-		if err := decodeStrict(js, &p); err != nil {
-			return nil, fmt.Errorf("pod: %w", err)
-		}
-		name, err := namespaced("pod", p.Namespace, p.Name)
-		if err != nil {
-			return nil, err
-		}
-		for i, ip := range p.Status.PodIPs {
-			if _, err := netip.ParseAddr(ip.IP); err != nil {
-				return nil, fmt.Errorf("pod %s: status.podIPs[%d] %q is not an IP address", name, i, ip.IP)
-			}
-		}
-		if ip := p.Status.PodIP; ip != "" {
-			if _, err := netip.ParseAddr(ip); err != nil {
-				return nil, fmt.Errorf("pod %s: status.podIP %q is not an IP address", name, ip)
-			}
-		}
-		return one("Pod", name, kubeconv.Pod(cluster, &p)), nil
-
-	case "Service":
-		var s corev1.Service
-		if err := decodeStrict(js, &s); err != nil {
-			return nil, fmt.Errorf("service: %w", err)
-		}
-		name, err := namespaced("service", s.Namespace, s.Name)
-		if err != nil {
-			return nil, err
-		}
-		if len(s.Spec.Ports) == 0 {
-			return nil, fmt.Errorf("service %s has no ports: add spec.ports (the mesh routes services by port)", name)
-		}
-		ms, err := kubeconv.Service(cluster, &s)
-		if err != nil {
-			return nil, err
-		}
-		// Live discovery ignores a bad gateway label or annotation (as
-		// Istio does) and warns; a manifest is checked input, so the
-		// loader refuses it and says where it is.
-		if len(ms.Ignored) > 0 {
-			return nil, fmt.Errorf("service %s/%s/%s: %s", cluster, ms.Namespace, ms.Name, ms.Ignored[0])
-		}
-		return one("Service", name, ms), nil
-
-	default: // EndpointSlice
-		var es discoveryv1.EndpointSlice
-		if err := decodeStrict(js, &es); err != nil {
-			return nil, fmt.Errorf("endpointslice: %w", err)
-		}
-		name, err := namespaced("endpointslice", es.Namespace, es.Name)
-		if err != nil {
-			return nil, err
-		}
-		mes, err := kubeconv.EndpointSlice(cluster, &es)
-		if err != nil {
-			return nil, err
-		}
-		return one("EndpointSlice", name, mes), nil
+	if err := decodeStrict(js, &l); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
 	}
+	out := make([]object, 0, len(l.Items))
+	for i, it := range l.Items {
+		it = bytes.TrimSpace(it)
+		if len(it) == 0 || string(it) == "null" {
+			return nil, &itemError{item: i + 1, err: errors.New("empty item: remove it")}
+		}
+		objs, err := decodeObject(cluster, it, true)
+		if err != nil {
+			return nil, &itemError{item: i + 1, err: err}
+		}
+		objs[0].item = i + 1
+		out = append(out, objs[0])
+	}
+	return out, nil
+}
+
+// decodeNamespace decodes a named Namespace.
+func decodeNamespace(cluster model.ClusterID, js []byte) ([]object, error) {
+	var ns corev1.Namespace
+	if err := decodeStrict(js, &ns); err != nil {
+		return nil, fmt.Errorf("namespace: %w", err)
+	}
+	if ns.Name == "" {
+		return nil, errors.New("namespace: metadata.name is empty: name it")
+	}
+	return one("Namespace", ns.Name, kubeconv.Namespace(cluster, &ns)), nil
+}
+
+// decodeNode decodes a named Node whose internal and external addresses
+// are IP addresses.
+func decodeNode(cluster model.ClusterID, js []byte) ([]object, error) {
+	var n corev1.Node
+	if err := decodeStrict(js, &n); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.Name == "" {
+		return nil, errors.New("node: metadata.name is empty: name it")
+	}
+	for i, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeExternalIP && a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if _, err := netip.ParseAddr(a.Address); err != nil {
+			return nil, fmt.Errorf("node %s: status.addresses[%d] (%s) %q is not an IP address", n.Name, i, a.Type, a.Address)
+		}
+	}
+	return one("Node", n.Name, kubeconv.Node(cluster, &n)), nil
+}
+
+// decodePod decodes a namespaced Pod whose pod IPs are IP addresses.
+func decodePod(cluster model.ClusterID, js []byte) ([]object, error) {
+	var p corev1.Pod
+	if err := decodeStrict(js, &p); err != nil {
+		return nil, fmt.Errorf("pod: %w", err)
+	}
+	name, err := namespaced("pod", p.Namespace, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	for i, ip := range p.Status.PodIPs {
+		if _, err := netip.ParseAddr(ip.IP); err != nil {
+			return nil, fmt.Errorf("pod %s: status.podIPs[%d] %q is not an IP address", name, i, ip.IP)
+		}
+	}
+	if ip := p.Status.PodIP; ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, fmt.Errorf("pod %s: status.podIP %q is not an IP address", name, ip)
+		}
+	}
+	return one("Pod", name, kubeconv.Pod(cluster, &p)), nil
+}
+
+// decodeService decodes a namespaced Service with ports, refusing a bad
+// gateway label or annotation.
+func decodeService(cluster model.ClusterID, js []byte) ([]object, error) {
+	var s corev1.Service
+	if err := decodeStrict(js, &s); err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	name, err := namespaced("service", s.Namespace, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Spec.Ports) == 0 {
+		return nil, fmt.Errorf("service %s has no ports: add spec.ports (the mesh routes services by port)", name)
+	}
+	ms, err := kubeconv.Service(cluster, &s)
+	if err != nil {
+		return nil, err
+	}
+	// Live discovery ignores a bad gateway label or annotation (as
+	// Istio does) and warns; a manifest is checked input, so the
+	// loader refuses it and says where it is.
+	if len(ms.Ignored) > 0 {
+		return nil, fmt.Errorf("service %s/%s/%s: %s", cluster, ms.Namespace, ms.Name, ms.Ignored[0])
+	}
+	return one("Service", name, ms), nil
+}
+
+// decodeEndpointSlice decodes a namespaced EndpointSlice.
+func decodeEndpointSlice(cluster model.ClusterID, js []byte) ([]object, error) {
+	var es discoveryv1.EndpointSlice
+	if err := decodeStrict(js, &es); err != nil {
+		return nil, fmt.Errorf("endpointslice: %w", err)
+	}
+	name, err := namespaced("endpointslice", es.Namespace, es.Name)
+	if err != nil {
+		return nil, err
+	}
+	mes, err := kubeconv.EndpointSlice(cluster, &es)
+	if err != nil {
+		return nil, err
+	}
+	return one("EndpointSlice", name, mes), nil
 }
 
 // Skipped is the value of an object of a kind the model does not read

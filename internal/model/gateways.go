@@ -244,99 +244,130 @@ type gatewayInputs struct {
 // default 15443). A gateway listed twice in a network (same address and
 // port) is kept once, the first found: explicit meshNetworks entries win.
 func discoverGateways(in *gatewayInputs) *gatewaySet {
-	var gws []Gateway
-	var warnings []string
-	ignored := 0
-	nodePortClusters := map[ClusterID]bool{}
-	fromService := func(c ClusterID, nn NamespacedName, spec gwSpec) bool {
-		cs := in.clusters[c]
-		if cs == nil {
-			return false
-		}
-		e := cs.services[nn]
-		if e == nil {
-			return false
-		}
-		var ready []string
-		if e.svc.Type == ServiceTypeNodePort {
-			nodePortClusters[c] = true
-			if in.mode != NodePortSelector {
-				ready = readyNodeNames(cs.bySvc[nn])
-			}
-		}
-		g, w := gatewaysOfService(e, spec, in.mode, cs.nodes, ready)
-		gws = append(gws, g...)
-		warnings = append(warnings, w...)
-		return true
-	}
-	allClusters := slices.Sorted(maps.Keys(in.clusters))
+	f := gatewayFinder{in: in, nodePortClusters: map[ClusterID]bool{}}
 	if in.mn != nil {
+		allClusters := slices.Sorted(maps.Keys(in.clusters))
 		for _, name := range slices.Sorted(maps.Keys(in.mn.Networks)) {
 			for i, g := range in.mn.Networks[name].Gateways {
 				where := fmt.Sprintf("meshNetworks network %q gateways[%d]", name, i)
 				switch {
 				case g.Address != "":
-					if _, err := netip.ParseAddr(g.Address); err == nil {
-						gws = append(gws, Gateway{Address: g.Address, Port: g.Port, Network: name, Source: "meshNetworks address", Locality: g.Locality})
-						continue
-					}
-					r, ok := in.mnAddrs[g.Address]
-					if !ok {
-						r = resolution{Err: "not resolved"}
-					}
-					if r.Err != "" {
-						warnings = append(warnings, fmt.Sprintf("%s: address %s left out: %s", where, g.Address, r.Err))
-					}
-					for _, ip := range r.IPs {
-						gws = append(gws, Gateway{Address: ip, Port: g.Port, Network: name, Source: "meshNetworks address " + g.Address, Locality: g.Locality})
-					}
+					f.fromMeshNetworksAddress(name, where, g)
 				case g.RegistryServiceName != "":
-					nn, ok := splitServiceHost(g.RegistryServiceName, in.domain)
-					if !ok {
-						warnings = append(warnings, fmt.Sprintf("%s: registryServiceName %s is not a service host NAME.NAMESPACE.svc.%s: no gateway from it", where, g.RegistryServiceName, in.domain))
-						continue
-					}
-					clusters, all := in.net.clustersOf(name)
-					if all {
-						clusters = allClusters
-					}
-					found := false
-					for _, c := range clusters {
-						spec := gwSpec{network: name, port: g.Port, locality: g.Locality, source: "meshNetworks registryServiceName " + string(g.RegistryServiceName)}
-						found = fromService(c, nn, spec) || found
-					}
-					if !found {
-						in := "any cluster"
-						if !all {
-							in = fmt.Sprintf("clusters %v of the network", clusters)
-						}
-						warnings = append(warnings, fmt.Sprintf("%s: registryServiceName %s matches no Service in %s: no gateway from it", where, g.RegistryServiceName, in))
-					}
+					f.fromRegistryService(name, where, g, allClusters)
 				}
 			}
 		}
 	}
-	keys := slices.SortedFunc(maps.Keys(in.labeled), compareKeys)
-	for _, k := range keys {
-		cs := in.clusters[k.Cluster]
+	f.fromLabeledServices()
+	set := newGatewaySet(f.gws, f.warnings)
+	set.nodePortClusters = f.nodePortClusters
+	set.ignored = f.ignored
+	return set
+}
+
+// gatewayFinder gathers the gateways discoverGateways finds, and its
+// warnings.
+type gatewayFinder struct {
+	in               *gatewayInputs
+	gws              []Gateway
+	warnings         []string
+	ignored          int
+	nodePortClusters map[ClusterID]bool
+}
+
+// fromMeshNetworksAddress adds a meshNetworks gateway address: an IP as
+// it is, a hostname as the IPs it resolved to (a warning when it did not).
+func (f *gatewayFinder) fromMeshNetworksAddress(name NetworkID, where string, g NetworkGateway) {
+	if _, err := netip.ParseAddr(g.Address); err == nil {
+		f.gws = append(f.gws, Gateway{Address: g.Address, Port: g.Port, Network: name, Source: "meshNetworks address", Locality: g.Locality})
+		return
+	}
+	r, ok := f.in.mnAddrs[g.Address]
+	if !ok {
+		r = resolution{Err: "not resolved"}
+	}
+	if r.Err != "" {
+		f.warnings = append(f.warnings, fmt.Sprintf("%s: address %s left out: %s", where, g.Address, r.Err))
+	}
+	for _, ip := range r.IPs {
+		f.gws = append(f.gws, Gateway{Address: ip, Port: g.Port, Network: name, Source: "meshNetworks address " + g.Address, Locality: g.Locality})
+	}
+}
+
+// fromRegistryService adds the gateways of a meshNetworks
+// registryServiceName Service in each cluster of the network (all of them
+// when the network names none); a warning when no cluster has it.
+func (f *gatewayFinder) fromRegistryService(name NetworkID, where string, g NetworkGateway, allClusters []ClusterID) {
+	domain := f.in.domain
+	nn, ok := splitServiceHost(g.RegistryServiceName, domain)
+	if !ok {
+		f.warnings = append(f.warnings, fmt.Sprintf("%s: registryServiceName %s is not a service host NAME.NAMESPACE.svc.%s: no gateway from it", where, g.RegistryServiceName, domain))
+		return
+	}
+	clusters, all := f.in.net.clustersOf(name)
+	if all {
+		clusters = allClusters
+	}
+	found := false
+	for _, c := range clusters {
+		spec := gwSpec{network: name, port: g.Port, locality: g.Locality, source: "meshNetworks registryServiceName " + string(g.RegistryServiceName)}
+		found = f.fromService(c, nn, spec) || found
+	}
+	if !found {
+		in := "any cluster"
+		if !all {
+			in = fmt.Sprintf("clusters %v of the network", clusters)
+		}
+		f.warnings = append(f.warnings, fmt.Sprintf("%s: registryServiceName %s matches no Service in %s: no gateway from it", where, g.RegistryServiceName, in))
+	}
+}
+
+// fromLabeledServices adds the gateways of the Services labeled
+// topology.istio.io/network, on their gateway port (default 15443); their
+// ignored gateway labels and annotations are warned about and counted.
+func (f *gatewayFinder) fromLabeledServices() {
+	for _, k := range slices.SortedFunc(maps.Keys(f.in.labeled), compareKeys) {
+		cs := f.in.clusters[k.Cluster]
 		if cs == nil || cs.services[k.NamespacedName] == nil {
 			continue
 		}
 		svc := cs.services[k.NamespacedName].svc
 		for _, ig := range svc.Ignored {
-			warnings = append(warnings, fmt.Sprintf("service %s: %s; ignored, as Istio does: fix or remove it", k, ig))
-			ignored++
+			f.warnings = append(f.warnings, fmt.Sprintf("service %s: %s; ignored, as Istio does: fix or remove it", k, ig))
+			f.ignored++
 		}
 		port := svc.GatewayPort
 		if port == 0 {
 			port = DefaultGatewayPort
 		}
-		fromService(k.Cluster, k.NamespacedName, gwSpec{network: svc.Network, port: port, source: "service " + k.String()})
+		f.fromService(k.Cluster, k.NamespacedName, gwSpec{network: svc.Network, port: port, source: "service " + k.String()})
 	}
-	set := newGatewaySet(gws, warnings)
-	set.nodePortClusters = nodePortClusters
-	set.ignored = ignored
-	return set
+}
+
+// fromService adds the gateways of Service nn in cluster c, and reports
+// whether the cluster has it. A NodePort Service marks its cluster; its
+// ready nodes count unless the mode selects nodes otherwise.
+func (f *gatewayFinder) fromService(c ClusterID, nn NamespacedName, spec gwSpec) bool {
+	cs := f.in.clusters[c]
+	if cs == nil {
+		return false
+	}
+	e := cs.services[nn]
+	if e == nil {
+		return false
+	}
+	var ready []string
+	if e.svc.Type == ServiceTypeNodePort {
+		f.nodePortClusters[c] = true
+		if f.in.mode != NodePortSelector {
+			ready = readyNodeNames(cs.bySvc[nn])
+		}
+	}
+	g, w := gatewaysOfService(e, spec, f.in.mode, cs.nodes, ready)
+	f.gws = append(f.gws, g...)
+	f.warnings = append(f.warnings, w...)
+	return true
 }
 
 func compareKeys(a, b ObjectKey) int {

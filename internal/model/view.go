@@ -22,17 +22,11 @@ import (
 // always for a proxy of the empty network). With only set (a cluster-local
 // host), endpoints of other clusters than only are left out first.
 func buildView(host Host, ps *portState, n NetworkID, only ClusterID, gw *gatewaySet, policy NoGatewayPolicy) View {
-	v := View{Cluster: ClusterName(host, ps.port, ""), Network: n, Endpoints: make([]ViewEndpoint, 0, len(ps.eps))}
-	scale := gw.scale
-	firstGateway := -1
-	// index finds gateway entries once there are many of them.
-	type gwKey struct {
-		addr    string
-		port    uint32
-		loc     string
-		network NetworkID
+	b := viewBuilder{
+		v:            View{Cluster: ClusterName(host, ps.port, ""), Network: n, Endpoints: make([]ViewEndpoint, 0, len(ps.eps))},
+		firstGateway: -1,
 	}
-	var index map[gwKey]int
+	scale := gw.scale
 	for i := range ps.eps {
 		e := &ps.eps[i]
 		if only != "" && e.cluster != only {
@@ -47,14 +41,7 @@ func buildView(host Host, ps *portState, n NetworkID, only ClusterID, gw *gatewa
 			direct = true
 		}
 		if direct {
-			te := ""
-			if e.mtls {
-				te = TLSModeIstio
-			}
-			v.Endpoints = append(v.Endpoints, ViewEndpoint{
-				Address: e.addr, Port: e.port, Weight: scale, Locality: e.locStr,
-				Cluster: e.cluster, Network: e.network, TLSMode: te, Loc: e.loc,
-			})
+			b.addDirect(e, scale)
 			continue
 		}
 		if !e.mtls {
@@ -66,60 +53,108 @@ func buildView(host Host, ps *portState, n NetworkID, only ClusterID, gw *gatewa
 		}
 		w := scale / uint32(len(chosen))
 		for gi := range chosen {
-			g := &chosen[gi]
-			locStr, loc := e.locStr, e.loc
-			if g.Locality != "" {
-				locStr, loc = g.Locality, parseLocality(g.Locality)
-			}
-			cluster := g.Cluster
-			if cluster == "" {
-				cluster = e.cluster
-			}
-			k := gwKey{g.Address, g.Port, locStr, e.network}
-			at := -1
-			if index != nil {
-				if j, ok := index[k]; ok {
-					at = j
-				}
-			} else if firstGateway >= 0 {
-				for j := firstGateway; j < len(v.Endpoints); j++ {
-					x := &v.Endpoints[j]
-					if x.Gateway && x.Address == k.addr && x.Port == k.port && x.Locality == k.loc && x.Network == k.network {
-						at = j
-						break
-					}
-				}
-			}
-			if at >= 0 {
-				x := &v.Endpoints[at]
-				x.Weight = addWeight(x.Weight, w)
-				x.Cluster = min(x.Cluster, cluster)
-				continue
-			}
-			if firstGateway < 0 {
-				firstGateway = len(v.Endpoints)
-			}
-			v.Endpoints = append(v.Endpoints, ViewEndpoint{
-				Address: g.Address, Port: g.Port, Weight: w, Locality: locStr,
-				Cluster: cluster, Network: e.network, Gateway: true, TLSMode: TLSModeIstio, Loc: loc,
-			})
-			if index != nil {
-				index[k] = len(v.Endpoints) - 1
-			} else if len(v.Endpoints)-firstGateway > 32 {
-				// Direct entries may sit between gateway entries: index them all.
-				index = map[gwKey]int{}
-				for j := firstGateway; j < len(v.Endpoints); j++ {
-					if x := &v.Endpoints[j]; x.Gateway {
-						index[gwKey{x.Address, x.Port, x.Locality, x.Network}] = j
-					}
-				}
+			b.addThroughGateway(e, &chosen[gi], w)
+		}
+	}
+	if !slices.IsSortedFunc(b.v.Endpoints, compareViewEndpoints) {
+		slices.SortFunc(b.v.Endpoints, compareViewEndpoints)
+	}
+	return b.v
+}
+
+// gwKey identifies a gateway entry of a view.
+type gwKey struct {
+	addr    string
+	port    uint32
+	loc     string
+	network NetworkID
+}
+
+// viewBuilder is a view being built, with what finds its gateway entries.
+type viewBuilder struct {
+	v            View
+	firstGateway int // index of the first gateway entry, -1 before one
+	// index finds gateway entries once there are many of them.
+	index map[gwKey]int
+}
+
+// addDirect adds endpoint e as it is, with weight scale.
+func (b *viewBuilder) addDirect(e *endpoint, scale uint32) {
+	te := ""
+	if e.mtls {
+		te = TLSModeIstio
+	}
+	b.v.Endpoints = append(b.v.Endpoints, ViewEndpoint{
+		Address: e.addr, Port: e.port, Weight: scale, Locality: e.locStr,
+		Cluster: e.cluster, Network: e.network, TLSMode: te, Loc: e.loc,
+	})
+}
+
+// addThroughGateway adds weight w to gateway g's entry for endpoint e, made
+// if missing: one per gateway per locality (the endpoint's, unless the
+// gateway has its own), in the lowest cluster it stands for.
+func (b *viewBuilder) addThroughGateway(e *endpoint, g *Gateway, w uint32) {
+	locStr, loc := e.locStr, e.loc
+	if g.Locality != "" {
+		locStr, loc = g.Locality, parseLocality(g.Locality)
+	}
+	cluster := g.Cluster
+	if cluster == "" {
+		cluster = e.cluster
+	}
+	k := gwKey{g.Address, g.Port, locStr, e.network}
+	if at := b.findGateway(k); at >= 0 {
+		x := &b.v.Endpoints[at]
+		x.Weight = addWeight(x.Weight, w)
+		x.Cluster = min(x.Cluster, cluster)
+		return
+	}
+	if b.firstGateway < 0 {
+		b.firstGateway = len(b.v.Endpoints)
+	}
+	b.v.Endpoints = append(b.v.Endpoints, ViewEndpoint{
+		Address: g.Address, Port: g.Port, Weight: w, Locality: locStr,
+		Cluster: cluster, Network: e.network, Gateway: true, TLSMode: TLSModeIstio, Loc: loc,
+	})
+	b.indexGateway(k)
+}
+
+// findGateway is the index of gateway entry k in the view, or -1.
+func (b *viewBuilder) findGateway(k gwKey) int {
+	if b.index != nil {
+		if j, ok := b.index[k]; ok {
+			return j
+		}
+		return -1
+	}
+	if b.firstGateway < 0 {
+		return -1
+	}
+	for j := b.firstGateway; j < len(b.v.Endpoints); j++ {
+		x := &b.v.Endpoints[j]
+		if x.Gateway && x.Address == k.addr && x.Port == k.port && x.Locality == k.loc && x.Network == k.network {
+			return j
+		}
+	}
+	return -1
+}
+
+// indexGateway indexes the gateway entry k just appended; past 32 entries
+// since the first gateway entry it starts the index.
+func (b *viewBuilder) indexGateway(k gwKey) {
+	if b.index != nil {
+		b.index[k] = len(b.v.Endpoints) - 1
+		return
+	}
+	if len(b.v.Endpoints)-b.firstGateway > 32 {
+		// Direct entries may sit between gateway entries: index them all.
+		b.index = map[gwKey]int{}
+		for j := b.firstGateway; j < len(b.v.Endpoints); j++ {
+			if x := &b.v.Endpoints[j]; x.Gateway {
+				b.index[gwKey{x.Address, x.Port, x.Locality, x.Network}] = j
 			}
 		}
 	}
-	if !slices.IsSortedFunc(v.Endpoints, compareViewEndpoints) {
-		slices.SortFunc(v.Endpoints, compareViewEndpoints)
-	}
-	return v
 }
 
 // compareViewEndpoints orders view entries by address, port, locality, then

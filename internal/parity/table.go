@@ -92,24 +92,9 @@ func ParseTable(doc []byte) (*Table, error) {
 				state = 0
 				continue
 			}
-			if len(cells) != len(tableHeader) {
-				return nil, fmt.Errorf("line %d: %d cells, want %d (%s); escape a pipe inside a cell as \\|", line, len(cells), len(tableHeader), strings.Join(tableHeader, ", "))
-			}
-			r := Row{ID: cells[0], Nodes: cells[1], Path: cells[2], Side: cells[3], Reason: cells[4]}
-			if r.ID == "" || r.Path == "" || r.Nodes == "" {
-				return nil, fmt.Errorf("line %d: ID, Nodes and Path must not be empty", line)
-			}
-			if prev, dup := ids[r.ID]; dup {
-				return nil, fmt.Errorf("line %d: ID %s is already used on line %d", line, r.ID, prev)
-			}
-			ids[r.ID] = line
-			switch r.Side {
-			case SideIstiod, SideCauseway, SideValue, "any":
-			default:
-				return nil, fmt.Errorf("line %d (%s): side %q, want istiod, causeway, value or any", line, r.ID, r.Side)
-			}
-			if r.Reason == "" {
-				return nil, fmt.Errorf("line %d (%s): a %s needs its reason", line, r.ID, what())
+			r, err := parseRow(cells, line, ids, what())
+			if err != nil {
+				return nil, err
 			}
 			if gaps {
 				t.Gaps = append(t.Gaps, r)
@@ -128,6 +113,32 @@ func ParseTable(doc []byte) (*Table, error) {
 		return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", line, what())
 	}
 	return t, nil
+}
+
+// parseRow checks the cells of a table row on line and makes its Row: as
+// many cells as the header, ID, Nodes and Path set, an ID not used before
+// (ids: each ID's line, added to), a known side and a reason (of a what).
+func parseRow(cells []string, line int, ids map[string]int, what string) (Row, error) {
+	if len(cells) != len(tableHeader) {
+		return Row{}, fmt.Errorf("line %d: %d cells, want %d (%s); escape a pipe inside a cell as \\|", line, len(cells), len(tableHeader), strings.Join(tableHeader, ", "))
+	}
+	r := Row{ID: cells[0], Nodes: cells[1], Path: cells[2], Side: cells[3], Reason: cells[4]}
+	if r.ID == "" || r.Path == "" || r.Nodes == "" {
+		return Row{}, fmt.Errorf("line %d: ID, Nodes and Path must not be empty", line)
+	}
+	if prev, dup := ids[r.ID]; dup {
+		return Row{}, fmt.Errorf("line %d: ID %s is already used on line %d", line, r.ID, prev)
+	}
+	ids[r.ID] = line
+	switch r.Side {
+	case SideIstiod, SideCauseway, SideValue, "any":
+	default:
+		return Row{}, fmt.Errorf("line %d (%s): side %q, want istiod, causeway, value or any", line, r.ID, r.Side)
+	}
+	if r.Reason == "" {
+		return Row{}, fmt.Errorf("line %d (%s): a %s needs its reason", line, r.ID, what)
+	}
+	return r, nil
 }
 
 // splitRow splits a Markdown table row into its trimmed cells, honoring \|

@@ -56,6 +56,11 @@ func WriteFiles(dir string, files []File, force bool) error {
 
 // WriteFileSet is WriteFiles with a hook called after each step; an
 // error from it stops the write there, as a crash would.
+//
+// The steps: adopt plain files behind ..data (StepAdopted), write the new
+// set in a folder of its own (StepWritten), make every name a symlink
+// through ..data (StepLinked), and point ..data at the new set
+// (StepSwapped), the one step readers see.
 func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) error) error {
 	if dir == "" {
 		return errors.New("--out is empty: name the folder to write into")
@@ -67,18 +72,8 @@ func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) err
 		return fmt.Errorf("make folder for the certificates: %w", err)
 	}
 	if !force {
-		var existing []string
-		for _, f := range files {
-			p := filepath.Join(dir, f.Name)
-			if _, err := os.Lstat(p); err == nil {
-				existing = append(existing, p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("check %s: %w", p, err)
-			}
-		}
-		if len(existing) > 0 {
-			return fmt.Errorf("refusing to overwrite %s: they hold a CA and its key; pass --force to replace them (the old key is lost), or write elsewhere with --out",
-				strings.Join(existing, ", "))
+		if err := refuseExisting(dir, files); err != nil {
+			return err
 		}
 	}
 	fail := func(err error) error { return fmt.Errorf("write the certificates into %s: %w", dir, err) }
@@ -93,9 +88,7 @@ func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) err
 		return fail(err)
 	}
 
-	// The new set, complete and on disk, in a folder of its own; files of
-	// the current set that this one does not replace are carried over.
-	next, err := os.MkdirTemp(dir, SetPrefix)
+	next, err := writeNextSet(dir, cur, files)
 	if err != nil {
 		return fail(err)
 	}
@@ -106,41 +99,11 @@ func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) err
 			_ = os.RemoveAll(next)
 		}
 	}()
-	names := map[string]bool{}
-	for _, f := range files {
-		names[f.Name] = true
-		if err := writeSynced(filepath.Join(next, f.Name), f.Data, f.Mode); err != nil {
-			return fail(err)
-		}
-	}
-	if cur != "" {
-		entries, err := os.ReadDir(filepath.Join(dir, cur))
-		if err != nil {
-			return fail(err)
-		}
-		for _, e := range entries {
-			if !names[e.Name()] && e.Type().IsRegular() {
-				if err := os.Link(filepath.Join(dir, cur, e.Name()), filepath.Join(next, e.Name())); err != nil {
-					return fail(err)
-				}
-			}
-		}
-	}
-	if err := syncDir(next); err != nil {
-		return fail(err)
-	}
 	if err := hook(StepWritten); err != nil {
 		return fail(err)
 	}
 
-	// Every name a symlink through ..data (a new name points at nothing
-	// until the swap, as it held nothing before).
-	for _, f := range files {
-		if err := ensureLink(dir, f.Name); err != nil {
-			return fail(err)
-		}
-	}
-	if err := syncDir(dir); err != nil {
+	if err := linkNames(dir, files); err != nil {
 		return fail(err)
 	}
 	if err := hook(StepLinked); err != nil {
@@ -162,6 +125,75 @@ func WriteFileSet(dir string, files []File, force bool, hook func(WriteStep) err
 		_ = os.RemoveAll(filepath.Join(dir, cur))
 	}
 	return nil
+}
+
+// refuseExisting refuses to write files into dir when any of them exists.
+func refuseExisting(dir string, files []File) error {
+	var existing []string
+	for _, f := range files {
+		p := filepath.Join(dir, f.Name)
+		if _, err := os.Lstat(p); err == nil {
+			existing = append(existing, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check %s: %w", p, err)
+		}
+	}
+	if len(existing) > 0 {
+		return fmt.Errorf("refusing to overwrite %s: they hold a CA and its key; pass --force to replace them (the old key is lost), or write elsewhere with --out",
+			strings.Join(existing, ", "))
+	}
+	return nil
+}
+
+// writeNextSet writes the new set, complete and on disk, in a folder of its
+// own in dir, and returns its path; files of the current set (cur, if any)
+// that this one does not replace are carried over. On error the folder is
+// removed.
+func writeNextSet(dir, cur string, files []File) (next string, err error) {
+	next, err = os.MkdirTemp(dir, SetPrefix)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(next)
+		}
+	}()
+	names := map[string]bool{}
+	for _, f := range files {
+		names[f.Name] = true
+		if err := writeSynced(filepath.Join(next, f.Name), f.Data, f.Mode); err != nil {
+			return "", err
+		}
+	}
+	if cur != "" {
+		entries, err := os.ReadDir(filepath.Join(dir, cur))
+		if err != nil {
+			return "", err
+		}
+		for _, e := range entries {
+			if !names[e.Name()] && e.Type().IsRegular() {
+				if err := os.Link(filepath.Join(dir, cur, e.Name()), filepath.Join(next, e.Name())); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
+	if err := syncDir(next); err != nil {
+		return "", err
+	}
+	return next, nil
+}
+
+// linkNames makes every name a symlink through ..data (a new name points
+// at nothing until the swap, as it held nothing before).
+func linkNames(dir string, files []File) error {
+	for _, f := range files {
+		if err := ensureLink(dir, f.Name); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
 }
 
 // adoptPlain moves plain files among files' names behind ..data (made if

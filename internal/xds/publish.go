@@ -322,134 +322,174 @@ func (v *view) update(b *builder, hcs []hostChange) (updated, deleted int) {
 	switch v.key.kind {
 	case kindEmpty:
 	case kindSidecarLDS:
-		if slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
-			ls := envoy.SidecarListeners(b.snap.Services())
-			keep := make(map[string]struct{}, len(ls))
-			for _, l := range ls {
-				keep[l.GetName()] = struct{}{}
-				c.put(l.GetName(), l)
-			}
-			c.deleteExcept(keep)
-		}
+		v.updateSidecarListeners(b, &c, hcs)
 	case kindCapturedLDS:
-		// Outbound: built once, then again when any service's listener
-		// inputs change (the per-port listeners aggregate every service).
-		// Inbound: built once, then again when the PeerAuthentications of
-		// the proxy's cluster change.
-		// A headless service's listeners follow its endpoints.
-		first := len(v.entries) == 0
-		if first || slices.ContainsFunc(hcs, func(hc hostChange) bool {
-			return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
-		}) {
-			ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
-			ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
-			ls = append(ls, b.headlessListeners(v.key.network)...)
-			keep := make(map[string]struct{}, len(ls)+1)
-			keep[envoy.VirtualInboundListenerName] = struct{}{}
-			for _, l := range ls {
-				keep[l.GetName()] = struct{}{}
-				c.put(l.GetName(), l)
-			}
-			c.deleteExcept(keep)
-		}
-		if first || b.peerAuthChanged(v.key.cluster) {
-			c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception, b.opts.TrustDomain))
-		}
+		v.updateCapturedListeners(b, &c, hcs)
 	case kindGatewayLDS:
-		// The SNI listener, and the control plane's passthrough listener
-		// (0.0.0.0_15012, while a Service istiod has port 15012; unless
-		// the SNI listener itself is on 15012). Both are built from the
-		// services' TCP ports, and the SNI listener also from the
-		// endpoints of headless services in the gateway's network (one
-		// chain per pod).
-		if slices.ContainsFunc(hcs, func(hc hostChange) bool {
-			return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
-		}) || (v.key.istioGW && b.gw.changed) {
-			if v.key.istioGW {
-				// Istio's Envoy: the listeners Istio's Gateways select it
-				// for (gateway_istio.go).
-				v.putIstioGatewayListeners(b, &c)
-				break
-			}
-			keep := map[string]struct{}{}
-			services := b.snap.Services()
-			if l := envoy.GatewayListenerWithPods(services, b.gatewayPort, b.gatewayPodSNIs(v.key.network)); l != nil {
-				keep[l.GetName()] = struct{}{}
-				c.put(l.GetName(), l)
-			}
-			if b.gatewayPort != envoy.ControlPlanePort {
-				if l := envoy.ControlPlaneListener(services); l != nil {
-					keep[l.GetName()] = struct{}{}
-					c.put(l.GetName(), l)
-				}
-			}
-			// And the webhook's (0.0.0.0_15017, while istiod has port 443).
-			if b.gatewayPort != envoy.ControlPlaneWebhookPort {
-				if l := envoy.ControlPlaneWebhookListener(services); l != nil {
-					keep[l.GetName()] = struct{}{}
-					c.put(l.GetName(), l)
-				}
-			}
-			c.deleteExcept(keep)
-		}
+		v.updateGatewayListeners(b, &c, hcs)
 	case kindSidecarNDS:
 		v.updateNameTable(b, &c, hcs)
 	case kindSidecarRDS:
-		ports := map[uint32]struct{}{}
-		for _, hc := range hcs {
-			if hc.defChanged {
-				for _, p := range tcpPorts(hc.old) {
-					ports[p] = struct{}{}
-				}
-				for _, p := range tcpPorts(hc.cur) {
-					ports[p] = struct{}{}
-				}
-			}
-		}
-		for p := range ports {
-			name := envoy.SidecarRouteName(p)
-			svcs := b.ports[p]
-			if len(svcs) == 0 {
-				c.delete(name)
-				continue
-			}
-			c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster, b.policy))
-		}
-		// A captured sidecar's sniffed ports have their own routes,
-		// HOST:PORT (unused by other sidecars, which never ask for them).
-		for i := range hcs {
-			if hc := &hcs[i]; hc.defChanged {
-				v.putSniffedRoutes(&c, hc)
-			}
-		}
+		v.updateSidecarRoutes(b, &c, hcs)
 	default:
-		if v.key.kind == kindCapturedCDS {
-			v.putCapturedClusters(b, &c)
-			if len(v.entries) > 0 && (b.peerAuthAll || len(b.peerAuth) > 0) {
-				v.putHeadlessClusters(b, &c)
-			}
-		}
-		for i := range hcs {
-			v.updateHost(b, &c, &hcs[i])
-		}
-		if v.key.kind == kindGatewayCDS && v.key.istioGW {
-			v.putPassthroughClusters(b, &c, hcs)
-		}
+		v.updateClustersAndEndpoints(b, &c, hcs)
 	}
-	if len(c.upd) > 0 || len(c.del) > 0 {
-		if err := v.cache.UpdateResources(c.upd, c.del); err != nil {
-			// Only a string that is not UTF-8 fails to marshal; the model
-			// never hands one out. Drop what failed from the view so that
-			// the next change of it is tried again.
-			v.cache.log.Error("xDS resources not updated", "error", err)
-			for name := range c.upd {
-				if !v.cache.has(name, c.upd[name]) {
-					delete(v.entries, name)
-				}
-			}
-		}
-	}
+	v.apply(&c)
 	return len(c.upd), len(c.del)
+}
+
+// anyPortsOrHeadlessChanged reports whether a service's ports changed, or
+// a headless service changed (its listeners follow its endpoints).
+func anyPortsOrHeadlessChanged(hcs []hostChange) bool {
+	return slices.ContainsFunc(hcs, func(hc hostChange) bool {
+		return hc.portsChanged || model.IsHeadless(hc.cur) || model.IsHeadless(hc.old)
+	})
+}
+
+// updateSidecarListeners rebuilds a sidecar's listeners when any service's
+// ports change.
+func (v *view) updateSidecarListeners(b *builder, c *changeSet, hcs []hostChange) {
+	if !slices.ContainsFunc(hcs, func(hc hostChange) bool { return hc.portsChanged }) {
+		return
+	}
+	ls := envoy.SidecarListeners(b.snap.Services())
+	keep := make(map[string]struct{}, len(ls))
+	for _, l := range ls {
+		keep[l.GetName()] = struct{}{}
+		c.put(l.GetName(), l)
+	}
+	c.deleteExcept(keep)
+}
+
+// updateCapturedListeners keeps a captured sidecar's listeners.
+// Outbound: built once, then again when any service's listener inputs
+// change (the per-port listeners aggregate every service). Inbound: built
+// once, then again when the PeerAuthentications of the proxy's cluster
+// change. A headless service's listeners follow its endpoints.
+func (v *view) updateCapturedListeners(b *builder, c *changeSet, hcs []hostChange) {
+	first := len(v.entries) == 0
+	if first || anyPortsOrHeadlessChanged(hcs) {
+		ls := envoy.CapturedOutboundListeners(b.snap.Services(), v.key.cluster, b.policy)
+		ls = append(ls, envoy.VirtualOutboundListener(b.policy, v.key.interception))
+		ls = append(ls, b.headlessListeners(v.key.network)...)
+		keep := make(map[string]struct{}, len(ls)+1)
+		keep[envoy.VirtualInboundListenerName] = struct{}{}
+		for _, l := range ls {
+			keep[l.GetName()] = struct{}{}
+			c.put(l.GetName(), l)
+		}
+		c.deleteExcept(keep)
+	}
+	if first || b.peerAuthChanged(v.key.cluster) {
+		c.put(envoy.VirtualInboundListenerName, envoy.VirtualInboundListener(b.capturedInbound(v.key), v.key.interception, b.opts.TrustDomain))
+	}
+}
+
+// updateGatewayListeners keeps a gateway's listeners: the SNI listener,
+// and the control plane's passthrough listener (0.0.0.0_15012, while a
+// Service istiod has port 15012; unless the SNI listener itself is on
+// 15012). Both are built from the services' TCP ports, and the SNI
+// listener also from the endpoints of headless services in the gateway's
+// network (one chain per pod). Istio's Envoy gets instead the listeners
+// Istio's Gateways select it for (gateway_istio.go).
+func (v *view) updateGatewayListeners(b *builder, c *changeSet, hcs []hostChange) {
+	if !anyPortsOrHeadlessChanged(hcs) && (!v.key.istioGW || !b.gw.changed) {
+		return
+	}
+	if v.key.istioGW {
+		v.putIstioGatewayListeners(b, c)
+		return
+	}
+	keep := map[string]struct{}{}
+	services := b.snap.Services()
+	if l := envoy.GatewayListenerWithPods(services, b.gatewayPort, b.gatewayPodSNIs(v.key.network)); l != nil {
+		keep[l.GetName()] = struct{}{}
+		c.put(l.GetName(), l)
+	}
+	if b.gatewayPort != envoy.ControlPlanePort {
+		if l := envoy.ControlPlaneListener(services); l != nil {
+			keep[l.GetName()] = struct{}{}
+			c.put(l.GetName(), l)
+		}
+	}
+	// And the webhook's (0.0.0.0_15017, while istiod has port 443).
+	if b.gatewayPort != envoy.ControlPlaneWebhookPort {
+		if l := envoy.ControlPlaneWebhookListener(services); l != nil {
+			keep[l.GetName()] = struct{}{}
+			c.put(l.GetName(), l)
+		}
+	}
+	c.deleteExcept(keep)
+}
+
+// updateSidecarRoutes rebuilds a sidecar's per-port routes of the TCP
+// ports whose services' definitions changed (a port no service has any
+// more loses its route), and the HOST:PORT routes of the changed services'
+// sniffed ports.
+func (v *view) updateSidecarRoutes(b *builder, c *changeSet, hcs []hostChange) {
+	ports := map[uint32]struct{}{}
+	for _, hc := range hcs {
+		if hc.defChanged {
+			for _, p := range tcpPorts(hc.old) {
+				ports[p] = struct{}{}
+			}
+			for _, p := range tcpPorts(hc.cur) {
+				ports[p] = struct{}{}
+			}
+		}
+	}
+	for p := range ports {
+		name := envoy.SidecarRouteName(p)
+		svcs := b.ports[p]
+		if len(svcs) == 0 {
+			c.delete(name)
+			continue
+		}
+		c.put(name, envoy.SidecarRoute(p, slices.Collect(maps.Values(svcs)), v.key.namespace, v.key.cluster, b.policy))
+	}
+	// A captured sidecar's sniffed ports have their own routes,
+	// HOST:PORT (unused by other sidecars, which never ask for them).
+	for i := range hcs {
+		if hc := &hcs[i]; hc.defChanged {
+			v.putSniffedRoutes(c, hc)
+		}
+	}
+}
+
+// updateClustersAndEndpoints updates a CDS or EDS view host by host; a
+// captured sidecar's CDS view also keeps its own clusters, and Istio's
+// Envoy's its passthrough clusters.
+func (v *view) updateClustersAndEndpoints(b *builder, c *changeSet, hcs []hostChange) {
+	if v.key.kind == kindCapturedCDS {
+		v.putCapturedClusters(b, c)
+		if len(v.entries) > 0 && (b.peerAuthAll || len(b.peerAuth) > 0) {
+			v.putHeadlessClusters(b, c)
+		}
+	}
+	for i := range hcs {
+		v.updateHost(b, c, &hcs[i])
+	}
+	if v.key.kind == kindGatewayCDS && v.key.istioGW {
+		v.putPassthroughClusters(b, c, hcs)
+	}
+}
+
+// apply hands the cache the change set in one batch.
+func (v *view) apply(c *changeSet) {
+	if len(c.upd) == 0 && len(c.del) == 0 {
+		return
+	}
+	if err := v.cache.UpdateResources(c.upd, c.del); err != nil {
+		// Only a string that is not UTF-8 fails to marshal; the model
+		// never hands one out. Drop what failed from the view so that
+		// the next change of it is tried again.
+		v.cache.log.Error("xDS resources not updated", "error", err)
+		for name := range c.upd {
+			if !v.cache.has(name, c.upd[name]) {
+				delete(v.entries, name)
+			}
+		}
+	}
 }
 
 // putSniffedRoutes rebuilds the HOST:PORT routes of one service's sniffed
@@ -461,16 +501,7 @@ func (v *view) putSniffedRoutes(c *changeSet, hc *hostChange) {
 		names = append(names, name)
 		c.put(name, envoy.SniffedRoute(hc.cur, p))
 	}
-	for _, name := range v.byHost[hc.host] {
-		if !slices.Contains(names, name) {
-			c.delete(name)
-		}
-	}
-	if len(names) == 0 {
-		delete(v.byHost, hc.host)
-	} else {
-		v.byHost[hc.host] = names
-	}
+	v.replaceHostNames(c, hc.host, names)
 }
 
 // updateHost rebuilds the resources a per-host view derives from one
@@ -482,7 +513,6 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 	if !v.key.kind.isEDS() && !hc.defChanged && !perPod {
 		return
 	}
-	prev := v.byHost[hc.host]
 	var names []string
 	if svc := hc.cur; svc != nil {
 		names = make([]string, 0, len(svc.Ports))
@@ -491,66 +521,87 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 				continue
 			}
 			if v.key.kind.isEDS() {
-				if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
-					names = append(names, name)
-				}
-				if v.key.kind == kindGatewayEDS && v.key.istioGW && b.isDestination(svc.Host, p.Port) {
-					if name, ok := v.putDestinationEndpoints(b, c, svc.Host, p.Port); ok {
-						names = append(names, name)
-					}
-				}
+				names = v.putPortEndpoints(b, c, svc, p, names)
 				continue
 			}
-			var res types.Resource
-			var name string
-			switch v.key.kind {
-			case kindSidecarCDS:
-				cl := envoy.Cluster(svc, p, b.opts)
-				name, res = cl.GetName(), cl
-			case kindCapturedCDS:
-				cl := capturedCluster(b, svc, p)
-				name, res = cl.GetName(), cl
-				if perPod {
-					for _, pc := range b.podClusters(svc, p, v.key.network) {
-						names = append(names, pc.GetName())
-						c.put(pc.GetName(), pc)
-					}
-				}
-			case kindGRPCCDS:
-				cl := envoy.GRPCCluster(svc, p, b.opts)
-				name, res = cl.GetName(), cl
-			case kindGatewayCDS:
-				cl := envoy.GatewayCluster(svc, p)
-				name, res = cl.GetName(), cl
-				if perPod && model.PortProtocol(p).IsTCP() {
-					for _, e := range b.snap.GatewayPods(svc.Host, p.Port, v.key.network) {
-						pc := envoy.GatewayPodCluster(svc, p, e)
-						names = append(names, pc.GetName())
-						c.put(pc.GetName(), pc)
-					}
-				}
-			case kindGRPCLDS:
-				l := envoy.GRPCListener(svc, p)
-				name, res = l.GetName(), l
-			case kindGRPCRDS:
-				r := envoy.GRPCRoute(svc, p)
-				name, res = r.GetName(), r
-			default:
-				continue
-			}
-			names = append(names, name)
-			c.put(name, res)
+			names = v.putPortResources(b, c, svc, p, perPod, names)
 		}
 	}
-	for _, name := range prev {
+	v.replaceHostNames(c, hc.host, names)
+}
+
+// putPortEndpoints puts the load assignment of one port of svc (and, for
+// Istio's Envoy as a gateway, of the port as a routing destination) and
+// appends their names to names.
+func (v *view) putPortEndpoints(b *builder, c *changeSet, svc *model.ServiceInfo, p model.ServicePort, names []string) []string {
+	if name, ok := v.putEndpoints(b, c, svc.Host, p.Port); ok {
+		names = append(names, name)
+	}
+	if v.key.kind == kindGatewayEDS && v.key.istioGW && b.isDestination(svc.Host, p.Port) {
+		if name, ok := v.putDestinationEndpoints(b, c, svc.Host, p.Port); ok {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// putPortResources puts the resource the view's kind derives from one port
+// of svc (a cluster, listener or route; with perPod, also the per-pod
+// clusters of a headless service) and appends their names to names.
+func (v *view) putPortResources(b *builder, c *changeSet, svc *model.ServiceInfo, p model.ServicePort, perPod bool, names []string) []string {
+	var res types.Resource
+	var name string
+	switch v.key.kind {
+	case kindSidecarCDS:
+		cl := envoy.Cluster(svc, p, b.opts)
+		name, res = cl.GetName(), cl
+	case kindCapturedCDS:
+		cl := capturedCluster(b, svc, p)
+		name, res = cl.GetName(), cl
+		if perPod {
+			for _, pc := range b.podClusters(svc, p, v.key.network) {
+				names = append(names, pc.GetName())
+				c.put(pc.GetName(), pc)
+			}
+		}
+	case kindGRPCCDS:
+		cl := envoy.GRPCCluster(svc, p, b.opts)
+		name, res = cl.GetName(), cl
+	case kindGatewayCDS:
+		cl := envoy.GatewayCluster(svc, p)
+		name, res = cl.GetName(), cl
+		if perPod && model.PortProtocol(p).IsTCP() {
+			for _, e := range b.snap.GatewayPods(svc.Host, p.Port, v.key.network) {
+				pc := envoy.GatewayPodCluster(svc, p, e)
+				names = append(names, pc.GetName())
+				c.put(pc.GetName(), pc)
+			}
+		}
+	case kindGRPCLDS:
+		l := envoy.GRPCListener(svc, p)
+		name, res = l.GetName(), l
+	case kindGRPCRDS:
+		r := envoy.GRPCRoute(svc, p)
+		name, res = r.GetName(), r
+	default:
+		return names
+	}
+	c.put(name, res)
+	return append(names, name)
+}
+
+// replaceHostNames makes names the resources the view holds for host: the
+// ones it held and no longer does are deleted.
+func (v *view) replaceHostNames(c *changeSet, host model.Host, names []string) {
+	for _, name := range v.byHost[host] {
 		if !slices.Contains(names, name) {
 			c.delete(name)
 		}
 	}
 	if len(names) == 0 {
-		delete(v.byHost, hc.host)
+		delete(v.byHost, host)
 	} else {
-		v.byHost[hc.host] = names
+		v.byHost[host] = names
 	}
 }
 
