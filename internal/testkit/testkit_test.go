@@ -1,0 +1,47 @@
+package testkit
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestEventuallyWaitsForTheCondition(t *testing.T) {
+	n := 0
+	Eventually(t, 10*time.Second, "third poll", func() string {
+		n++
+		if n < 3 {
+			return "not yet"
+		}
+		return ""
+	})
+	if n != 3 {
+		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+func TestFreeAddrsAreDistinct(t *testing.T) {
+	addrs := FreeAddrs(t, 4)
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("address %s returned twice in %v", a, addrs)
+		}
+		seen[a] = true
+	}
+}
+
+// A process that ignores SIGTERM is killed after the grace.
+func TestStopKillsAfterGrace(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var err error
+	go func() { err = cmd.Wait(); close(done) }()
+	Stop(cmd.Process, done, 200*time.Millisecond)
+	if cmd.ProcessState == nil || cmd.ProcessState.String() != "signal: killed" {
+		t.Fatalf("process ended with %v (state %v), want killed", err, cmd.ProcessState)
+	}
+}
