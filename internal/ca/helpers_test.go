@@ -27,6 +27,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -265,24 +266,16 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	return 0
 }
 
-// eventually polls cond every 50ms until it returns nil or timeout passes.
+// eventually waits up to timeout for cond to return nil (see
+// testkit.Eventually).
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
+	testkit.Eventually(t, timeout, what, func() string {
+		if err := cond(); err != nil {
+			return err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, errors.Join(err, t.Context().Err()))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return ""
+	})
 }
 
 // handshake dials addr with TLS and returns the server's certificates.
