@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bufio"
 	"os/exec"
 	"testing"
 	"time"
@@ -33,12 +34,19 @@ func TestFreeAddrsAreDistinct(t *testing.T) {
 
 // A process that ignores SIGTERM is killed after the grace.
 func TestStopKillsAfterGrace(t *testing.T) {
-	cmd := exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 1; done`)
+	cmd := exec.Command("sh", "-c", `trap "" TERM; echo ready; while :; do sleep 1; done`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The trap is set once the shell says so.
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
-	var err error
 	go func() { err = cmd.Wait(); close(done) }()
 	Stop(cmd.Process, done, 200*time.Millisecond)
 	if cmd.ProcessState == nil || cmd.ProcessState.String() != "signal: killed" {
