@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -200,12 +200,12 @@ func secretAssertHarmless(t *testing.T, who string, rec *secretRecorder, cases [
 // address and the process's combined output so far.
 func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
-	dbg := freeAddrs(t, 1)[0]
+	dbg := testkit.FreeAddrs(t, 1)[0]
 	var out secretBuffer
 	cmd := exec.Command(bin, "serve",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
-		"--xds-addr", freeAddrs(t, 1)[0],
+		"--xds-addr", testkit.FreeAddrs(t, 1)[0],
 		"--xds-tls-addr=",
 		"--webhook-addr=",
 		"--debug-addr", dbg,
@@ -218,13 +218,7 @@ func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testkit.Stop(cmd.Process, done, 10*time.Second)
 		if t.Failed() {
 			t.Logf("causeway serve output:\n%s", out.String())
 		}

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -442,7 +443,7 @@ type xdsServe struct {
 // ends, and waits for /ready.
 func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 	t.Helper()
-	s := &xdsServe{xdsAddr: freeAddrs(t, 1)[0], debugAddr: freeAddrs(t, 1)[0], client: &http.Client{Timeout: 10 * time.Second}}
+	s := &xdsServe{xdsAddr: testkit.FreeAddrs(t, 1)[0], debugAddr: testkit.FreeAddrs(t, 1)[0], client: &http.Client{Timeout: 10 * time.Second}}
 	logPath := filepath.Join(t.TempDir(), "serve.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -462,13 +463,7 @@ func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 		close(done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testkit.Stop(cmd.Process, done, 10*time.Second)
 		if t.Failed() {
 			t.Logf("serve log (tail):\n%s", xdsTail(logPath, 4<<10))
 		}
