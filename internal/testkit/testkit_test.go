@@ -2,6 +2,9 @@ package testkit
 
 import (
 	"bufio"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
 	"os/exec"
 	"testing"
 	"time"
@@ -51,5 +54,27 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	Stop(cmd.Process, done, 200*time.Millisecond)
 	if cmd.ProcessState == nil || cmd.ProcessState.String() != "signal: killed" {
 		t.Fatalf("process ended with %v (state %v), want killed", err, cmd.ProcessState)
+	}
+}
+
+func TestCSRAsksForTheNames(t *testing.T) {
+	csrPEM, key := CSR(t, []string{"spiffe://cluster.local/ns/a/sa/b"}, []string{"x.example"}, []net.IP{net.ParseIP("10.0.0.1")})
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		t.Fatalf("not a PEM CSR: %q", csrPEM)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		t.Fatal(err)
+	}
+	if len(csr.URIs) != 1 || csr.URIs[0].String() != "spiffe://cluster.local/ns/a/sa/b" ||
+		len(csr.DNSNames) != 1 || csr.DNSNames[0] != "x.example" || len(csr.IPAddresses) != 1 || !csr.IPAddresses[0].Equal(net.ParseIP("10.0.0.1")) {
+		t.Fatalf("CSR asks for %v %v %v", csr.URIs, csr.DNSNames, csr.IPAddresses)
+	}
+	if !key.PublicKey.Equal(csr.PublicKey) {
+		t.Fatal("CSR is not for the returned key")
 	}
 }
