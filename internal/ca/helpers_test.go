@@ -3,15 +3,12 @@ package ca
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net"
-	"net/url"
 	"testing"
 	"time"
 
@@ -165,23 +162,7 @@ func dialCA(t *testing.T, addr string, rootPEM []byte, serverName string) pb.Ist
 // newCSR makes a key and a PEM CSR for it asking for uris.
 func newCSR(t *testing.T, uris ...string) ([]byte, *ecdsa.PrivateKey) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.CertificateRequest{}
-	for _, u := range uris {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, parsed)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key
+	return testkit.CSR(t, uris, nil, nil)
 }
 
 // request calls CreateCertificate with a token and a cluster id (none when
