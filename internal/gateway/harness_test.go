@@ -3,9 +3,6 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,19 +280,8 @@ func newMeshPKI(t testing.TB) *meshPKI {
 // cert issues a workload certificate for a SPIFFE id.
 func (p *meshPKI) cert(t testing.TB, spiffeID string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(spiffeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := p.ca.SignCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), pki.SANs{URIs: []string{spiffeID}}, time.Hour)
+	csr, key := testkit.CSR(t, []string{spiffeID}, nil, nil)
+	issued, err := p.ca.SignCSR(csr, pki.SANs{URIs: []string{spiffeID}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
