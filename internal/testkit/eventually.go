@@ -25,3 +25,13 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() st
 		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
+
+// Holds adapts a yes/no condition to Eventually: "" when cond holds.
+func Holds(cond func() bool) func() string {
+	return func() string {
+		if cond() {
+			return ""
+		}
+		return "the condition does not hold"
+	}
+}

@@ -78,3 +78,15 @@ func TestCSRAsksForTheNames(t *testing.T) {
 		t.Fatal("CSR is not for the returned key")
 	}
 }
+
+func TestLogBufferIsBounded(t *testing.T) {
+	b := &LogBuffer{Limit: 5}
+	for _, s := range []string{"abc", "def", "ghi"} {
+		if n, err := b.Write([]byte(s)); n != 3 || err != nil {
+			t.Fatalf("Write(%q) = %d, %v; want 3, nil", s, n, err)
+		}
+	}
+	if got := b.String(); got != "abcde" {
+		t.Fatalf("buffer holds %q, want the first 5 bytes %q", got, "abcde")
+	}
+}
