@@ -1,7 +1,6 @@
 package abuse
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -201,7 +200,7 @@ func secretAssertHarmless(t *testing.T, who string, rec *secretRecorder, cases [
 func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
 	dbg := testkit.FreeAddrs(t, 1)[0]
-	var out secretBuffer
+	out := testkit.LogBuffer{Limit: secretLogLimit}
 	cmd := exec.Command(bin, "serve",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
@@ -226,27 +225,8 @@ func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	return dbg, out.String
 }
 
-// secretBuffer is a bytes.Buffer safe for a process's two streams and a
-// reader, bounded so a runaway log cannot grow it without end.
-type secretBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *secretBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() < 4<<20 {
-		b.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *secretBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// secretLogLimit bounds what a test keeps of a process's output.
+const secretLogLimit = 4 << 20
 
 // secretClusters reads /debug/clusters.
 func secretClusters(ctx context.Context, addr string) ([]clusters.Status, error) {
@@ -328,7 +308,7 @@ func TestSecretsAgainstCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "check", "--kubeconfig", c.WriteKubeconfig(t), "-o", "json", "--timeout", "5s")
-	var stdout, stderr secretBuffer
+	stdout, stderr := testkit.LogBuffer{Limit: secretLogLimit}, testkit.LogBuffer{Limit: secretLogLimit}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
