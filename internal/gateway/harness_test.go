@@ -641,10 +641,5 @@ func (h *harness) get(path string) (int, string) {
 // testkit.Eventually).
 func eventually(t testing.TB, cond func() bool, format string, args ...any) {
 	t.Helper()
-	testkit.Eventually(t, waitFor, "timed out waiting for "+fmt.Sprintf(format, args...), func() string {
-		if cond() {
-			return ""
-		}
-		return "condition false"
-	})
+	testkit.Eventually(t, waitFor, "timed out waiting for "+fmt.Sprintf(format, args...), testkit.Holds(cond))
 }
