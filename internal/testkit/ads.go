@@ -21,11 +21,11 @@ type ADS struct {
 	sentNode bool
 }
 
-// DialADS opens a state-of-the-world ADS stream to addr as node. Without
-// opts the connection is plaintext.
-func DialADS(t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *ADS {
+// DialADS opens a state-of-the-world ADS stream to addr as node, for as
+// long as ctx and the test last. Without opts the connection is plaintext.
+func DialADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *ADS {
 	t.Helper()
-	conn, ctx := dial(t, addr, opts)
+	conn, ctx := dial(ctx, t, addr, opts)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatalf("open an ADS stream to %s: %v", addr, err)
@@ -68,11 +68,11 @@ type DeltaADS struct {
 	sentNode bool
 }
 
-// DialDeltaADS opens an incremental ADS stream to addr as node. Without
-// opts the connection is plaintext.
-func DialDeltaADS(t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *DeltaADS {
+// DialDeltaADS opens an incremental ADS stream to addr as node, for as
+// long as ctx and the test last. Without opts the connection is plaintext.
+func DialDeltaADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *DeltaADS {
 	t.Helper()
-	conn, ctx := dial(t, addr, opts)
+	conn, ctx := dial(ctx, t, addr, opts)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
 	if err != nil {
 		t.Fatalf("open a delta ADS stream to %s: %v", addr, err)
@@ -108,8 +108,8 @@ func (d *DeltaADS) send(req *discoveryv3.DeltaDiscoveryRequest) error {
 }
 
 // dial connects to addr for the test's lifetime and returns a context that
-// ends with the test.
-func dial(t testing.TB, addr string, opts []grpc.DialOption) (*grpc.ClientConn, context.Context) {
+// ends with ctx or the test.
+func dial(ctx context.Context, t testing.TB, addr string, opts []grpc.DialOption) (*grpc.ClientConn, context.Context) {
 	t.Helper()
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
@@ -118,7 +118,7 @@ func dial(t testing.TB, addr string, opts []grpc.DialOption) (*grpc.ClientConn, 
 	if err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(func() { cancel(); _ = conn.Close() })
 	return conn, ctx
 }

@@ -86,7 +86,7 @@ const waitADS = 10 * time.Second
 
 func TestADSRequestACKNACK(t *testing.T) {
 	addr, srv := startADS(t)
-	ads := DialADS(t, addr, &corev3.Node{Id: "n"})
+	ads := DialADS(t.Context(), t, addr, &corev3.Node{Id: "n"})
 	if err := ads.Request(resourcev3.ClusterType, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestADSRequestACKNACK(t *testing.T) {
 
 func TestDeltaADSSubscribeACKNACK(t *testing.T) {
 	addr, srv := startADS(t)
-	ads := DialDeltaADS(t, addr, &corev3.Node{Id: "n"})
+	ads := DialDeltaADS(t.Context(), t, addr, &corev3.Node{Id: "n"})
 	if err := ads.Subscribe(resourcev3.ClusterType, "c1"); err != nil {
 		t.Fatal(err)
 	}
