@@ -554,13 +554,7 @@ func (s *xdsServe) liveHeap(t *testing.T) float64 {
 // xdsEventually waits up to 30 s for cond.
 func xdsEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "timed out waiting for "+what, testkit.Holds(cond))
 }
 
 // xdsNode is an Istio sidecar's node.
