@@ -90,3 +90,25 @@ func TestLogBufferIsBounded(t *testing.T) {
 		t.Fatalf("buffer holds %q, want the first 5 bytes %q", got, "abcde")
 	}
 }
+
+// Start captures the output and stops the process when the test ends.
+func TestStartCapturesAndStops(t *testing.T) {
+	var p *Proc
+	t.Run("inner", func(t *testing.T) {
+		p = Start(t, time.Second, "sh", "-c", `echo hello; exec sleep 60`)
+		Eventually(t, 10*time.Second, "the greeting", func() string {
+			if p.Log.String() != "hello\n" {
+				return "log: " + p.Log.String()
+			}
+			return ""
+		})
+	})
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("the process still runs after its test ended")
+	}
+	if p.Err() == nil {
+		t.Fatal("the process ended without a signal")
+	}
+}
