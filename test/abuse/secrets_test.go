@@ -200,8 +200,7 @@ func secretAssertHarmless(t *testing.T, who string, rec *secretRecorder, cases [
 func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
 	dbg := testkit.FreeAddrs(t, 1)[0]
-	out := testkit.LogBuffer{Limit: secretLogLimit}
-	cmd := exec.Command(bin, "serve",
+	p := testkit.Start(t, 10*time.Second, bin, "serve",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
 		"--xds-addr", testkit.FreeAddrs(t, 1)[0],
@@ -210,19 +209,7 @@ func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 		"--debug-addr", dbg,
 		"--cluster-sync-timeout", "20s",
 	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		testkit.Stop(cmd.Process, done, 10*time.Second)
-		if t.Failed() {
-			t.Logf("causeway serve output:\n%s", out.String())
-		}
-	})
-	return dbg, out.String
+	return dbg, p.Log.String
 }
 
 // secretLogLimit bounds what a test keeps of a process's output.
