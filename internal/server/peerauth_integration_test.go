@@ -131,7 +131,7 @@ func (s sidecar) node(t *testing.T) *corev3.Node {
 func watchInbound(t *testing.T, addr string, s sidecar) *inboundWatch {
 	t.Helper()
 	ctx := t.Context()
-	stream := testkit.DialADS(t, addr, s.node(t))
+	stream := testkit.DialADS(t.Context(), t, addr, s.node(t))
 	if err := stream.Request(resourcev3.ListenerType); err != nil {
 		t.Fatal(err)
 	}

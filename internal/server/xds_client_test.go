@@ -37,7 +37,7 @@ func watchEDSObserved(t *testing.T, addr, network, cluster, resource string, obs
 			"CLUSTER_ID": structpb.NewStringValue(cluster),
 		}},
 	}
-	stream := testkit.DialADS(t, addr, node)
+	stream := testkit.DialADS(t.Context(), t, addr, node)
 	if err := stream.Request(resourcev3.EndpointType, resource); err != nil {
 		t.Fatal(err)
 	}
