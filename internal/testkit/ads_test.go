@@ -2,7 +2,9 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -66,20 +68,10 @@ func startADS(t *testing.T) (string, *adsServer) {
 func (s *adsServer) sawDetail(msg string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, d := range s.details {
-		if d == msg {
-			return ""
-		}
+	if slices.Contains(s.details, msg) {
+		return ""
 	}
-	return "error details seen: " + quoteAll(s.details)
-}
-
-func quoteAll(ss []string) string {
-	out := ""
-	for _, s := range ss {
-		out += " " + `"` + s + `"`
-	}
-	return out
+	return fmt.Sprintf("error details seen: %q", s.details)
 }
 
 const waitADS = 10 * time.Second
