@@ -74,6 +74,9 @@
 //   - internal/cli: the cobra command tree of the one binary, cmd/causeway.
 //   - internal/testenv: the integration-test harness: real kube-apiservers
 //     (built from the pinned Kubernetes modules in tools/kube) on one etcd.
+//   - internal/testkit: the helpers tests share: Eventually, free loopback
+//     ports, processes with bounded output stopped by SIGTERM then SIGKILL,
+//     SotW and delta ADS test clients, and test CSRs.
 //   - internal/testreq: the tests' policy for a missing prerequisite or
 //     -short: skip outside CI, fail where integration tests are required.
 //   - internal/bench and cmd/causeway-bench: the load harness of `make

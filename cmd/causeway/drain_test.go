@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -39,39 +37,14 @@ type replica struct {
 	stderr *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 { // bounded: the test needs the start of the log only
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer holds a replica's output (the first 1 MiB).
+type syncBuffer = testkit.LogBuffer
 
 // startReplica runs `causeway serve` on the home example's manifests, on
 // free loopback ports, and waits until it is ready.
 func startReplica(t *testing.T, bin string, drain time.Duration) *replica {
 	t.Helper()
-	addrs := make([]string, 2)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = ln.Addr().String()
-		_ = ln.Close()
-	}
+	addrs := testkit.FreeAddrs(t, 2)
 	r := &replica{xds: addrs[0], dbg: addrs[1], exited: make(chan struct{}), stderr: &syncBuffer{}}
 	r.cmd = exec.Command(bin, "serve", "--manifests", filepath.Join("..", "..", "examples", "home"),
 		"--xds-addr", r.xds, "--debug-addr", r.dbg, "--drain-duration", drain.String())

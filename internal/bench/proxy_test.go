@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // gcpServer is go-control-plane's own ADS server over a snapshot cache, on
@@ -99,13 +101,7 @@ func (g *gcpServer) set(t *testing.T, node string, version int, loads ...*endpoi
 // waitUntil polls cond for up to 10 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "timed out waiting for "+what, testkit.Holds(cond))
 }
 
 // TestProxyAgainstGoControlPlane runs one simulated proxy, SotW and delta,

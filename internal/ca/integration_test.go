@@ -419,7 +419,23 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	// Instead of a wall-clock sleep: a namespace made after the snapshot
+	// that gets its own root shows both clusters' publishers worked past it.
+	for _, c := range env.Clusters {
+		createNamespaces(t, c.Client(), "barrier")
+	}
+	for _, c := range env.Clusters {
+		eventually(t, 30*time.Second, "own root in the new namespace of "+c.ID, func() error {
+			roots, _, err := rootsByNamespace(ctx, c.Client())
+			if err != nil {
+				return err
+			}
+			if roots["barrier"] != string(cps[c.ID].Root()) {
+				return fmt.Errorf("namespace barrier of %s holds %q", c.ID, roots["barrier"])
+			}
+			return nil
+		})
+	}
 	_, w1, err := rootsByNamespace(ctx, c1.Client())
 	if err != nil {
 		t.Fatal(err)
@@ -428,6 +444,8 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	delete(w1, "barrier")
+	delete(w2, "barrier")
 	if !maps.Equal(v1, w1) || !maps.Equal(v2, w2) {
 		t.Errorf("root ConfigMaps keep changing:\ncluster1 %v -> %v\ncluster2 %v -> %v", v1, w1, v2, w2)
 	}

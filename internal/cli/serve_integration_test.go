@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -80,12 +80,7 @@ func populate(t *testing.T, cs kubernetes.Interface, n int, network, lbIP, appIP
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln := check(net.Listen("tcp", "127.0.0.1:0"))(t)
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return testkit.FreeAddr(t)
 }
 
 func httpBody(t *testing.T, url string) (int, string) {

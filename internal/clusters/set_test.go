@@ -25,6 +25,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -85,6 +86,20 @@ func remoteSecret(name string, data map[string]string) *corev1.Secret {
 type fakeCluster struct {
 	client *fake.Clientset
 	down   atomic.Bool
+	probes atomic.Int64 // probes the set made
+}
+
+// awaitProbes waits until the set has probed f n more times: the set had
+// that many chances to act on what it saw (instead of a wall-clock sleep).
+func (f *fakeCluster) awaitProbes(t *testing.T, n int64) {
+	t.Helper()
+	want := f.probes.Load() + n
+	eventually(t, fmt.Sprintf("%d more probes", n), func() string {
+		if got := f.probes.Load(); got < want {
+			return fmt.Sprintf("probes %d, want %d", got, want)
+		}
+		return ""
+	})
 }
 
 func (f *fakeCluster) clients() Clients {
@@ -92,6 +107,7 @@ func (f *fakeCluster) clients() Clients {
 		Kube:   f.client,
 		Server: "fake",
 		Probe: func(context.Context) error {
+			f.probes.Add(1)
 			if f.down.Load() {
 				return errors.New("connection refused")
 			}
@@ -213,19 +229,10 @@ func (e *env) states() []string {
 	return out
 }
 
+// eventually waits up to 10s for f to return "" (see testkit.Eventually).
 func eventually(t *testing.T, what string, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d := f()
-		if d == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: (-want +got)\n%s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, what+" (-want +got)", f)
 }
 
 func TestSecretLifecycle(t *testing.T) {
@@ -408,8 +415,9 @@ func TestStaleClusterIsKept(t *testing.T) {
 		}
 		return ""
 	})
-	// Fail-static: its endpoints stay, well past any grace.
-	time.Sleep(200 * time.Millisecond)
+	// Fail-static: its endpoints stay, well past any grace (ten more
+	// probes that find it down).
+	c2.awaitProbes(t, 10)
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" {
 		t.Fatalf("endpoints of a stale cluster with policy keep (-want +got)\n%s", d)
 	}
@@ -465,7 +473,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 	if _, err := c2.client.DiscoveryV1().EndpointSlices("app").Create(ctx, extra, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	c2.awaitProbes(t, 5)
 	if d := cmp.Diff([]string{"c1/10.1.0.1"}, e.endpoints()); d != "" {
 		t.Fatalf("a dropped cluster wrote into the model (-want +got)\n%s", d)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -244,23 +245,7 @@ func (p *haproxyProcess) output() string {
 
 // stop sends SIGTERM, then SIGKILL after haproxyStopGrace, and waits for
 // the exit.
-func (p *haproxyProcess) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(haproxyStopGrace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-		return
-	case <-timer.C:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *haproxyProcess) stop() { testkit.Stop(p.cmd.Process, p.done, haproxyStopGrace) }
 
 // TestHAProxyRoutesBySNI checks the comparison itself: the HAProxy the
 // benchmarks run passes each of their server names to its own backend,

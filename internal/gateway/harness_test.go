@@ -37,6 +37,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -645,14 +646,9 @@ func (h *harness) get(path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// eventually polls cond until it holds or waitFor passes.
+// eventually polls cond until it holds or waitFor passes (see
+// testkit.Eventually).
 func eventually(t testing.TB, cond func() bool, format string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, waitFor, "timed out waiting for "+fmt.Sprintf(format, args...), testkit.Holds(cond))
 }

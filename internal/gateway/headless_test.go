@@ -12,14 +12,12 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
@@ -130,25 +128,14 @@ func TestGatewayHeadlessPodAcrossNetworks(t *testing.T) {
 // clusters of a captured sidecar of network2 (cluster2).
 func capturedClusters(t *testing.T, addr string) map[string]*clusterv3.Cluster {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cc.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	md, err := structpb.NewStruct(map[string]any{"NETWORK": "network2", "CLUSTER_ID": "cluster2", "INTERCEPTION_MODE": "REDIRECT"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{
-		Node:    &corev3.Node{Id: "sidecar~10.2.0.20~sleep-1.sample~sample.svc.cluster.local", Metadata: md},
-		TypeUrl: resourcev3.ClusterType,
-	}); err != nil {
+	stream := testkit.DialADS(ctx, t, addr, &corev3.Node{Id: "sidecar~10.2.0.20~sleep-1.sample~sample.svc.cluster.local", Metadata: md})
+	if err := stream.Request(resourcev3.ClusterType); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := stream.Recv()
@@ -163,7 +150,7 @@ func capturedClusters(t *testing.T, addr string) map[string]*clusterv3.Cluster {
 		}
 		out[c.GetName()] = c
 	}
-	if err := stream.CloseSend(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := stream.Stream.CloseSend(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 	return out

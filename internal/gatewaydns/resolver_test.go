@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/causeway-mesh/causeway/internal/gatewaydns/dnstest"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -57,19 +58,10 @@ func (h *harness) want(names ...string) {
 	h.wanted = names
 }
 
+// eventually waits up to 10s for f to return "" (see testkit.Eventually).
 func eventually(t *testing.T, what string, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d := f()
-		if d == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, what, f)
 }
 
 func (h *harness) lookup(name string) string {

@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func peerAuthentication(ns, name string, mode securityv1beta1.PeerAuthentication_MutualTLS_Mode) *securityv1.PeerAuthentication {
@@ -80,17 +81,12 @@ func policies(store *model.Store) string {
 
 func waitFor(t *testing.T, what string, f func() string, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := f()
-		if got == want {
-			return
+	testkit.Eventually(t, 10*time.Second, what, func() string {
+		if got := f(); got != want {
+			return fmt.Sprintf("got %q, want %q", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: got %q, want %q", what, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // TestWatcherPeerAuthentications: the initial list is in the store when

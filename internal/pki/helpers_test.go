@@ -7,12 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net"
-	"net/url"
 	"testing"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // testRoot makes a root CA or fails the test.
@@ -48,23 +48,7 @@ func testCA(t *testing.T, b Bundle) *CA {
 // testCSR makes a P-256 key and a CSR asking for the given names.
 func testCSR(t *testing.T, uris []string, dns []string, ips []net.IP) ([]byte, crypto.Signer) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.CertificateRequest{DNSNames: dns, IPAddresses: ips}
-	for _, u := range uris {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, parsed)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), key
+	return testkit.CSR(t, uris, dns, ips)
 }
 
 // testSelfSignedLeaf makes a self-signed certificate that is not a CA,

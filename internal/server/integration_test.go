@@ -312,7 +312,14 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	// It changes while unseen; when it answers again the watch re-lists and
 	// reconciles: the new endpoint appears, nothing still there is dropped.
 	addHelloworld(t, c2, "helloworld-1", "10.2.0.6")
-	time.Sleep(500 * time.Millisecond)
+	// Unseen: cluster2 still stale and its old endpoints served, checked
+	// after the change (instead of a wall-clock sleep before the return).
+	eventually(t, "cluster2 still stale after the change", func() string {
+		if st := rs.cluster(t, "cluster2"); st.State != clusters.StateStale {
+			return fmt.Sprintf("cluster2: %s error %q", st.State, st.Error)
+		}
+		return cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
+	})
 	m.proxy2.up()
 	eventually(t, "cluster2 back and reconciled", func() string {
 		return cmp.Diff(clusters.StateLive, rs.cluster(t, "cluster2").State) +

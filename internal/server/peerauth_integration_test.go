@@ -12,10 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
@@ -33,6 +30,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -132,11 +130,9 @@ func (s sidecar) node(t *testing.T) *corev3.Node {
 
 func watchInbound(t *testing.T, addr string, s sidecar) *inboundWatch {
 	t.Helper()
-	conn := must(grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())))(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(func() { cancel(); _ = conn.Close() })
-	stream := must(discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx))(t)
-	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: s.node(t), TypeUrl: resourcev3.ListenerType}); err != nil {
+	ctx := t.Context()
+	stream := testkit.DialADS(t.Context(), t, addr, s.node(t))
+	if err := stream.Request(resourcev3.ListenerType); err != nil {
 		t.Fatal(err)
 	}
 	w := &inboundWatch{name: s.cluster + "/" + s.namespace + "/" + s.pod, updates: make(chan string, 64)}
@@ -157,8 +153,7 @@ func watchInbound(t *testing.T, addr string, s sidecar) *inboundWatch {
 					return
 				}
 			}
-			ack := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ListenerType, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
-			if stream.Send(ack) != nil {
+			if stream.ACK(resp) != nil {
 				return
 			}
 		}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -174,19 +175,10 @@ func (ts *testServer) view(t *testing.T, n string) []string {
 	return out
 }
 
+// eventually waits up to 10s for f to return "" (see testkit.Eventually).
 func eventually(t *testing.T, what string, f func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d := f()
-		if d == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: (-want +got)\n%s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, what+" (-want +got)", f)
 }
 
 func TestServeTwoClusters(t *testing.T) {

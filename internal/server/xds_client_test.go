@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"testing"
@@ -9,11 +8,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // edsWatch is a sidecar's state-of-the-world ADS stream to the server,
@@ -32,16 +30,6 @@ func watchEDS(t *testing.T, addr, network, cluster, resource string) *edsWatch {
 // to observe (if not nil), in order, before they are sent on updates.
 func watchEDSObserved(t *testing.T, addr, network, cluster, resource string, observe func([]string)) *edsWatch {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(func() { cancel(); _ = conn.Close() })
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	node := &corev3.Node{
 		Id: "sidecar~10.9.9.9~client-0.sample~sample.svc.cluster.local",
 		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
@@ -49,8 +37,8 @@ func watchEDSObserved(t *testing.T, addr, network, cluster, resource string, obs
 			"CLUSTER_ID": structpb.NewStringValue(cluster),
 		}},
 	}
-	req := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNames: []string{resource}}
-	if err := stream.Send(req); err != nil {
+	stream := testkit.DialADS(t.Context(), t, addr, node)
+	if err := stream.Request(resourcev3.EndpointType, resource); err != nil {
 		t.Fatal(err)
 	}
 	w := &edsWatch{updates: make(chan []string, 64)}
@@ -81,9 +69,7 @@ func watchEDSObserved(t *testing.T, addr, network, cluster, resource string, obs
 				default:
 				}
 			}
-			ack := &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{resource},
-				VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
-			if stream.Send(ack) != nil {
+			if stream.ACK(resp, resource) != nil {
 				return
 			}
 		}

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 const (
@@ -134,23 +135,7 @@ func (p *process) exitError() error {
 }
 
 // stop sends SIGTERM, then SIGKILL after stopGrace, and waits for the exit.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(stopGrace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-		return
-	case <-timer.C:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *process) stop() { testkit.Stop(p.cmd.Process, p.done, stopGrace) }
 
 // tail returns the last tailLines lines of the process log.
 func (p *process) tail() string {
@@ -213,25 +198,4 @@ func waitFor(ctx context.Context, p *process, what string, ready func(context.Co
 }
 
 // freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	listeners := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free loopback port: %w", err)
-		}
-		listeners = append(listeners, l)
-		addr, ok := l.Addr().(*net.TCPAddr)
-		if !ok {
-			return nil, fmt.Errorf("pick a free loopback port: unexpected address %v", l.Addr())
-		}
-		ports = append(ports, addr.Port)
-	}
-	return ports, nil
-}
+func freePorts(n int) ([]int, error) { return testkit.FreePorts(n) }

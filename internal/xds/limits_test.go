@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // gaugeValue reads a gauge from reg.
@@ -39,13 +40,7 @@ func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 // eventually waits until cond holds, failing the test after wait.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, wait, "timed out waiting for "+what, testkit.Holds(cond))
 }
 
 // streamError waits for the stream to end and returns its error.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -50,7 +51,7 @@ func TestGatewayHalfHellos(t *testing.T) {
 	backend := helloEchoBackend(t)
 	dir := helloManifests(t, backend.Addr().(*net.TCPAddr).Port)
 
-	ports := freeAddrs(t, 5)
+	ports := testkit.FreeAddrs(t, 5)
 	xds, debug, gwAddr, admin := ports[0], ports[1], ports[2], ports[3]
 	helloStart(t, bin, "serve", "serve", "--drain-duration=0", "--manifests", dir, "--xds-addr", xds, "--debug-addr", debug, "--xds-tls-addr", "")
 	helloStart(t, bin, "gateway", "gateway", "--log-level", "debug", "--xds", xds, "--network", "network1", "--cluster-id", "cluster1",
@@ -141,15 +142,9 @@ func helloStart(t *testing.T, bin, name string, args ...string) {
 		t.Fatalf("start causeway %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testkit.Stop(cmd.Process, done, 30*time.Second)
 		_ = logFile.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil {

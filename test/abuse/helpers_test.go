@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,24 +55,4 @@ func causewayBin(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return builtBin
-}
-
-// freeAddrs returns n loopback addresses that were free a moment ago (a
-// race with other processes is possible, and fails a start clearly).
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	addrs := make([]string, 0, n)
-	lns := make([]net.Listener, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return addrs
 }

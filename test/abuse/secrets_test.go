@@ -1,7 +1,6 @@
 package abuse
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +28,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -200,59 +199,21 @@ func secretAssertHarmless(t *testing.T, who string, rec *secretRecorder, cases [
 // address and the process's combined output so far.
 func secretServe(t *testing.T, bin, kubeconfig string) (string, func() string) {
 	t.Helper()
-	dbg := freeAddrs(t, 1)[0]
-	var out secretBuffer
-	cmd := exec.Command(bin, "serve", "--drain-duration=0",
+	dbg := testkit.FreeAddrs(t, 1)[0]
+	p := testkit.Start(t, 10*time.Second, bin, "serve", "--drain-duration=0",
 		"--cluster-id", "primary",
 		"--kubeconfig", kubeconfig,
-		"--xds-addr", freeAddrs(t, 1)[0],
+		"--xds-addr", testkit.FreeAddrs(t, 1)[0],
 		"--xds-tls-addr=",
 		"--webhook-addr=",
 		"--debug-addr", dbg,
 		"--cluster-sync-timeout", "20s",
 	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("causeway serve output:\n%s", out.String())
-		}
-	})
-	return dbg, out.String
+	return dbg, p.Log.String
 }
 
-// secretBuffer is a bytes.Buffer safe for a process's two streams and a
-// reader, bounded so a runaway log cannot grow it without end.
-type secretBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *secretBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() < 4<<20 {
-		b.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *secretBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// secretLogLimit bounds what a test keeps of a process's output.
+const secretLogLimit = 4 << 20
 
 // secretClusters reads /debug/clusters.
 func secretClusters(ctx context.Context, addr string) ([]clusters.Status, error) {
@@ -334,7 +295,7 @@ func TestSecretsAgainstCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "check", "--kubeconfig", c.WriteKubeconfig(t), "-o", "json", "--timeout", "5s")
-	var stdout, stderr secretBuffer
+	stdout, stderr := testkit.LogBuffer{Limit: secretLogLimit}, testkit.LogBuffer{Limit: secretLogLimit}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError

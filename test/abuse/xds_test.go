@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -442,7 +443,7 @@ type xdsServe struct {
 // ends, and waits for /ready.
 func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 	t.Helper()
-	s := &xdsServe{xdsAddr: freeAddrs(t, 1)[0], debugAddr: freeAddrs(t, 1)[0], client: &http.Client{Timeout: 10 * time.Second}}
+	s := &xdsServe{xdsAddr: testkit.FreeAddrs(t, 1)[0], debugAddr: testkit.FreeAddrs(t, 1)[0], client: &http.Client{Timeout: 10 * time.Second}}
 	logPath := filepath.Join(t.TempDir(), "serve.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -462,13 +463,7 @@ func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 		close(done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testkit.Stop(cmd.Process, done, 10*time.Second)
 		if t.Failed() {
 			t.Logf("serve log (tail):\n%s", xdsTail(logPath, 4<<10))
 		}
@@ -559,13 +554,7 @@ func (s *xdsServe) liveHeap(t *testing.T) float64 {
 // xdsEventually waits up to 30 s for cond.
 func xdsEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "timed out waiting for "+what, testkit.Holds(cond))
 }
 
 // xdsNode is an Istio sidecar's node.

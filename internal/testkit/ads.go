@@ -1,0 +1,124 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// ADS is a test's state-of-the-world ADS stream: it sends requests (the
+// node on the first only), receives responses, and ACKs or NACKs them.
+// It is closed when the test ends.
+type ADS struct {
+	Stream   discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node     *corev3.Node
+	sentNode bool
+}
+
+// DialADS opens a state-of-the-world ADS stream to addr as node, for as
+// long as ctx and the test last. Without opts the connection is plaintext.
+func DialADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *ADS {
+	t.Helper()
+	conn, ctx := dial(ctx, t, addr, opts)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatalf("open an ADS stream to %s: %v", addr, err)
+	}
+	return &ADS{Stream: stream, node: node}
+}
+
+// Request asks for names of typeURL (none: all of the type).
+func (a *ADS) Request(typeURL string, names ...string) error {
+	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names})
+}
+
+// Recv returns the next response.
+func (a *ADS) Recv() (*discoveryv3.DiscoveryResponse, error) { return a.Stream.Recv() }
+
+// ACK accepts resp, still subscribed to names.
+func (a *ADS) ACK(resp *discoveryv3.DiscoveryResponse, names ...string) error {
+	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
+		VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()})
+}
+
+// NACK rejects resp with detail, still subscribed to names; the version is
+// left empty, as a proxy that accepted nothing of the type yet sends it.
+func (a *ADS) NACK(resp *discoveryv3.DiscoveryResponse, detail string, names ...string) error {
+	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
+		ResponseNonce: resp.GetNonce(), ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: detail}})
+}
+
+func (a *ADS) send(req *discoveryv3.DiscoveryRequest) error {
+	if !a.sentNode {
+		req.Node, a.sentNode = a.node, true
+	}
+	return a.Stream.Send(req)
+}
+
+// DeltaADS is a test's incremental ADS stream, like ADS.
+type DeltaADS struct {
+	Stream   discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	node     *corev3.Node
+	sentNode bool
+}
+
+// DialDeltaADS opens an incremental ADS stream to addr as node, for as
+// long as ctx and the test last. Without opts the connection is plaintext.
+func DialDeltaADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *DeltaADS {
+	t.Helper()
+	conn, ctx := dial(ctx, t, addr, opts)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatalf("open a delta ADS stream to %s: %v", addr, err)
+	}
+	return &DeltaADS{Stream: stream, node: node}
+}
+
+// Subscribe adds names of typeURL to the subscription (none on the first
+// request of a type: all of it).
+func (d *DeltaADS) Subscribe(typeURL string, names ...string) error {
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesSubscribe: names})
+}
+
+// Recv returns the next response.
+func (d *DeltaADS) Recv() (*discoveryv3.DeltaDiscoveryResponse, error) { return d.Stream.Recv() }
+
+// ACK accepts resp.
+func (d *DeltaADS) ACK(resp *discoveryv3.DeltaDiscoveryResponse) error {
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()})
+}
+
+// NACK rejects resp with detail.
+func (d *DeltaADS) NACK(resp *discoveryv3.DeltaDiscoveryResponse, detail string) error {
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(),
+		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: detail}})
+}
+
+func (d *DeltaADS) send(req *discoveryv3.DeltaDiscoveryRequest) error {
+	if !d.sentNode {
+		req.Node, d.sentNode = d.node, true
+	}
+	return d.Stream.Send(req)
+}
+
+// dial connects to addr for the test's lifetime and returns a context that
+// ends with ctx or the test.
+func dial(ctx context.Context, t testing.TB, addr string, opts []grpc.DialOption) (*grpc.ClientConn, context.Context) {
+	t.Helper()
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { cancel(); _ = conn.Close() })
+	return conn, ctx
+}
