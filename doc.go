@@ -14,7 +14,7 @@
 //
 //   - internal/model: the pure mesh model. Services, endpoints, networks,
 //     gateways and per-network views (split-horizon EDS); every rule of
-//     DESIGN.md is a function here. No client-go, no gRPC. Mutations record
+//     docs/design.md is a function here. No client-go, no gRPC. Mutations record
 //     which services changed; readers take immutable snapshots.
 //   - internal/kubeconv: Kubernetes API objects to model inputs (pure).
 //   - internal/manifests: offline manifests (one folder per cluster) loaded

@@ -26,7 +26,7 @@ func TestServingDNSNames(t *testing.T) {
 			want: []string{"istiod.istio-system.svc", "istiod-remote.istio-system.svc"}},
 		{name: "default revision is istiod", namespace: "istio-system", revision: "default",
 			want: []string{"istiod.istio-system.svc", "istiod-remote.istio-system.svc"}},
-		{name: "revision and custom hosts (the seed's fix)", namespace: "istio-system", revision: "1-11-4",
+		{name: "revision and custom hosts (the home lab's fix)", namespace: "istio-system", revision: "1-11-4",
 			custom: []string{"istiod-1-11-4.istio-system.svc", "mesh.example.com", "*.cp.example.com"},
 			want: []string{"istiod.istio-system.svc", "istiod-1-11-4.istio-system.svc", "istiod-remote.istio-system.svc",
 				"mesh.example.com", "*.cp.example.com"}},

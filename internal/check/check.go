@@ -10,7 +10,7 @@
 // that sidecar injection works: every namespace labeled for injection has
 // a webhook of its revision, whose caBundle is the mesh root, and no
 // gateway that needs injection sits in a namespace that turns it off: the
-// troubles the seed ran into. Run reads each cluster once, in parallel;
+// troubles the home lab ran into. Run reads each cluster once, in parallel;
 // the rules are pure functions of what was read.
 package check
 

@@ -39,7 +39,7 @@ const (
 	nodeIP     = "203.0.113.21"
 )
 
-// seedMesh is the seed's home setup, installed with Causeway's manifests
+// seedMesh is the home lab, installed with Causeway's manifests
 // on two real API servers (and EndpointSlice controllers): cluster1 the
 // primary of network1 with a LoadBalancer gateway exposing the control
 // plane, cluster2 the remote of network2 with a NodePort gateway whose pod
@@ -262,11 +262,11 @@ func patchLabels(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns,
 	}
 }
 
-// TestCheckSeedMesh installs the seed's mesh, checks that everything is
+// TestCheckHomeLabMesh installs the home lab's mesh, checks that everything is
 // ok, then plants each problem the check looks for, one at a time, and
 // checks that it is found (and says what to do), and that all is ok again
 // once it is undone.
-func TestCheckSeedMesh(t *testing.T) {
+func TestCheckHomeLabMesh(t *testing.T) {
 	testreq.NotShort(t, "starts kube-apiservers")
 	m := startSeedMesh(t)
 	cfg := m.config()
@@ -453,7 +453,7 @@ func TestCheckSeedMesh(t *testing.T) {
 			},
 		},
 		{
-			name: "revisioned Service the certificate does not cover (the seed's ISTIOD_CUSTOM_HOST trouble)",
+			name: "revisioned Service the certificate does not cover (the home lab's ISTIOD_CUSTOM_HOST trouble)",
 			plant: func(ctx context.Context, t *testing.T) (Config, func(context.Context)) {
 				svc := &corev1.Service{
 					ObjectMeta: metav1.ObjectMeta{Name: "istiod-1-11-4", Namespace: testNS},

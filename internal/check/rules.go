@@ -553,7 +553,7 @@ func servingCertRule(m *mesh) []Result {
 			}
 			for _, host := range missing {
 				out = append(out, Result{Fail, s.name, CheckServingCert,
-					fmt.Sprintf("%s's serving certificate does not cover %s, the name of a Service in front of it: proxies that dial it fail the TLS handshake (\"x509: certificate is valid for ..., not %s\", the seed's trouble)", cp.dep.Name, host, host),
+					fmt.Sprintf("%s's serving certificate does not cover %s, the name of a Service in front of it: proxies that dial it fail the TLS handshake (\"x509: certificate is valid for ..., not %s\", the home lab's trouble)", cp.dep.Name, host, host),
 					customHostFix(cp, host)})
 			}
 			if len(missing) == 0 {
@@ -693,7 +693,7 @@ func injectionRule(m *mesh) []Result {
 		}
 		if s.ns.Labels["istio-injection"] == "disabled" {
 			out = append(out, Result{Warn, s.name, CheckInjection,
-				fmt.Sprintf("namespace %s is labeled istio-injection=disabled: gateways installed with Istio's injection template (image: auto, as gen-eastwest-gateway.sh makes them) get no proxy and never pull their image, the seed's trouble; Causeway's own gateway is not injected and not affected", ns),
+				fmt.Sprintf("namespace %s is labeled istio-injection=disabled: gateways installed with Istio's injection template (image: auto, as gen-eastwest-gateway.sh makes them) get no proxy and never pull their image, the home lab's trouble; Causeway's own gateway is not injected and not affected", ns),
 				fmt.Sprintf("kubectl --context %s label namespace %s istio-injection-", s.name, ns)})
 			continue
 		}
@@ -719,7 +719,7 @@ func hpaRule(m *mesh) []Result {
 			}
 			found = true
 			out = append(out, Result{Warn, s.name, CheckHPA,
-				fmt.Sprintf("HorizontalPodAutoscaler %s/%s scales Deployment %s between %d and %d replicas: it overrides the replica count of the manifest (the seed's leftover horizontalpodautoscaler/istiod-1-11-4 kept the replicas from changing)", ns, h.Name, ref.Name, derefOr(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas),
+				fmt.Sprintf("HorizontalPodAutoscaler %s/%s scales Deployment %s between %d and %d replicas: it overrides the replica count of the manifest (the home lab's leftover horizontalpodautoscaler/istiod-1-11-4 kept the replicas from changing)", ns, h.Name, ref.Name, derefOr(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas),
 				fmt.Sprintf("if it is a leftover: kubectl --context %s -n %s delete hpa %s", s.name, ns, h.Name)})
 		}
 		if !found {

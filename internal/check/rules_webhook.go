@@ -74,7 +74,7 @@ func webhookSelects(h *admissionregistrationv1.MutatingWebhook, ns *corev1.Names
 	return match(h.NamespaceSelector, ns.Labels) && match(h.ObjectSelector, podLabels)
 }
 
-// webhookRule flags the seed's injection pitfalls: a namespace that asks
+// webhookRule flags the home lab's injection pitfalls: a namespace that asks
 // for injection (istio-injection=enabled, or istio.io/rev=REV) that no
 // webhook serves, and a webhook whose caBundle is not the mesh root.
 func webhookRule(m *mesh) []Result {
@@ -282,7 +282,7 @@ func expectsInjection(d *appsv1.Deployment) string {
 }
 
 // disabledGatewayRule: a namespace labeled istio-injection=disabled that
-// holds Deployments which only work injected (the seed's gateway that
+// holds Deployments which only work injected (the home lab's gateway that
 // never started).
 func disabledGatewayRule(m *mesh) []Result {
 	var out []Result

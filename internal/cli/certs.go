@@ -170,7 +170,7 @@ of the cluster --kubeconfig points at, with those four keys: what
 "kubectl create secret generic cacerts --from-file=..." does. A running
 control plane picks up the new CA within a second, without a restart, and
 workloads get certificates from it as they renew theirs.`,
-		Example: `  # The seed's flow: one root, one intermediate per cluster.
+		Example: `  # The home lab's flow: one root, one intermediate per cluster.
   causeway certs root --out certs
   causeway certs intermediate --root certs --cluster cluster1
   causeway certs intermediate --root certs --cluster cluster2

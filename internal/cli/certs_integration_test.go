@@ -67,7 +67,7 @@ func TestCertsApplyIntegration(t *testing.T) {
 		t.Errorf("apply to a missing namespace: %v", err)
 	}
 
-	// The root ConfigMap workloads mount, as the seed inspects it.
+	// The root ConfigMap workloads mount, as the home lab inspects it.
 	c2 := clusters[1]
 	root := readFile(t, filepath.Join(certs, "root-cert.pem"))
 	cm := &corev1.ConfigMap{

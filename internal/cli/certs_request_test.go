@@ -314,7 +314,7 @@ func certsRequestControlPlane(t *testing.T, c *testenv.Cluster, all []*testenv.C
 	return lis.Addr().String()
 }
 
-// TestCertsRequestWalkthrough is the seed's flow end to end against two
+// TestCertsRequestWalkthrough is the home lab's flow end to end against two
 // real API servers (multi-primary, one shared root): certs root, an
 // intermediate per cluster applied as cacerts, each control plane's CA
 // picks its own up, certs request fetches a workload certificate from each

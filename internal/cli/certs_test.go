@@ -76,9 +76,9 @@ func readBundle(t *testing.T, dir string) pki.Bundle {
 	return b
 }
 
-// TestCertsSeedFlow is the seed's flow: one root, one intermediate per
+// TestCertsHomeLabFlow is the home lab's flow: one root, one intermediate per
 // cluster; a workload of cluster1 verifies with cluster2's root.
-func TestCertsSeedFlow(t *testing.T) {
+func TestCertsHomeLabFlow(t *testing.T) {
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
 	out := mustCauseway(t, "certs", "root", "--out", certs)

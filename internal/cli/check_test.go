@@ -73,7 +73,7 @@ func (tr *transcript) add(cmd, out string) {
 	fmt.Fprintf(&tr.Builder, "$ %s\n%s\n", cmd, out)
 }
 
-// TestInstallWalkthrough installs the seed's two clusters the way the
+// TestInstallWalkthrough installs the home lab's two clusters the way the
 // README says, every step a causeway command, against two real API
 // servers: the system namespaces, one root and cluster1's intermediate as
 // cacerts, cluster1's control plane and LoadBalancer gateway exposing it,
@@ -216,7 +216,7 @@ func TestInstallWalkthrough(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	// The seed's comparison: primary vs remote manifests of cluster2.
+	// The home lab's comparison: primary vs remote manifests of cluster2.
 	p, r := filepath.Join(dir, "primary.yaml"), filepath.Join(dir, "remote.yaml")
 	writeFile(t, p, []byte(run(append([]string{"manifest", "generate", "--profile", "primary"}, cp2...)...)))
 	writeFile(t, r, []byte(run(append([]string{"manifest", "generate", "--profile", "remote", "--remote-pilot-address", "192.168.1.1", "--webhook-host", webhookHost}, cp2...)...)))

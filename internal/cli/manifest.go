@@ -80,7 +80,7 @@ says so and how to fix it. See docs/install.md.
 The output is deterministic (the same input gives the same bytes), so it can
 be kept in git and compared with "causeway manifest diff". With a revision the
 control plane is named istiod-REVISION and its serving certificate covers
-istiod-REVISION.NAMESPACE.svc, the name revisioned proxies dial (the seed's
+istiod-REVISION.NAMESPACE.svc, the name revisioned proxies dial (the home lab's
 ISTIOD_CUSTOM_HOST trouble).
 
 Values come from the defaults, then the file of -f, then the flags. The file's

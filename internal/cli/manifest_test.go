@@ -226,7 +226,7 @@ func TestManifestDiff(t *testing.T) {
 		t.Errorf("stdin: %q %v", out, err)
 	}
 
-	// Different: the seed's primary vs remote, exit status 1.
+	// Different: the home lab's primary vs remote, exit status 1.
 	out, _, err = causewayStdout(t, "", "manifest", "diff", primary, remote)
 	if !errors.Is(err, errManifestsDiffer) {
 		t.Errorf("different manifests: error %v, want %v", err, errManifestsDiffer)

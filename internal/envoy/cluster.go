@@ -150,7 +150,7 @@ func edsCluster(name string, svc *model.ServiceInfo, port model.ServicePort, tim
 // istioUpstreamTLS is a client sidecar's mTLS towards a mesh endpoint (or
 // the east-west gateway standing for it).
 func istioUpstreamTLS(svc *model.ServiceInfo, port model.ServicePort, trustDomain string) *tlsv3.UpstreamTlsContext {
-	// Envoy deprecated match_subject_alt_names (what the seed shows) for
+	// Envoy deprecated match_subject_alt_names (what the home lab shows) for
 	// match_typed_subject_alt_names; SPIFFE ids are URI SANs, so match those.
 	var sans []*tlsv3.SubjectAltNameMatcher
 	if len(svc.ServiceAccounts) > 0 {

@@ -13,7 +13,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 )
 
-// TestIstioNames pins the resource names to the seed's (Istio's) exact
+// TestIstioNames pins the resource names to the home lab's (Istio's) exact
 // strings: other tools and Istio proxies depend on them.
 func TestIstioNames(t *testing.T) {
 	svc := helloworld()

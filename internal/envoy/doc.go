@@ -32,7 +32,7 @@
 // outbound_.PORT_._.HOST for SNI and the gateway's clusters, 0.0.0.0_PORT
 // listeners, RDS named by port, HOST:PORT virtual hosts and gRPC
 // resources), so Istio's tooling and habits carry over. Clusters as the
-// seed shows them: EDS over ADS, lifted circuit breakers, istio metadata,
+// home lab shows them: EDS over ADS, lifted circuit breakers, istio metadata,
 // and the transport socket matches that give mesh endpoints (endpoint
 // metadata tlsMode=istio) mTLS with SDS secrets "default" and "ROOTCA" from
 // the bootstrap's sds-grpc cluster and the others plaintext; Istio's route

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from wha
 
 const helloHost model.Host = "helloworld.sample.svc.cluster.local"
 
-// helloworld is the seed's service: helloworld.sample:5000 in two clusters.
+// helloworld is the home lab's service: helloworld.sample:5000 in two clusters.
 func helloworld() *model.ServiceInfo {
 	return &model.ServiceInfo{
 		Host:      helloHost,

@@ -230,7 +230,7 @@ func hasPort(svc *model.ServiceInfo, port uint32) bool {
 // routeDomains are the Host values that reach svc on port from a proxy of
 // proxyNamespace in proxyCluster, without a port (the HTTP connection
 // manager strips any port from Host before routing, as istiod's do), in
-// the seed's order: the full host NAME.NS.svc.DOMAIN and its absolute form
+// the home lab's order: the full host NAME.NS.svc.DOMAIN and its absolute form
 // with a trailing dot; NAME only if the service is in the proxy's own
 // namespace (as Istio does: that is what the short name resolves to
 // there, and only there, and two namespaces' services of one name would
@@ -294,7 +294,7 @@ func istioRetryPolicy() *routev3.RetryPolicy {
 		NumRetries: wrapperspb.UInt32(2),
 		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
 			Name: "envoy.retry_host_predicates.previous_hosts",
-			// The seed shows the name alone; current Envoy needs the type.
+			// The home lab shows the name alone; current Envoy needs the type.
 			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{
 				TypedConfig: typed(&previoushostsv3.PreviousHostsPredicate{}),
 			},

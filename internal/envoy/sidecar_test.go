@@ -37,7 +37,7 @@ func TestRouteDomains(t *testing.T) {
 		want      []string
 	}{
 		{
-			name:      "own namespace: the seed's list",
+			name:      "own namespace: the home lab's list",
 			svc:       helloworld(),
 			namespace: "sample",
 			cluster:   "cluster1",

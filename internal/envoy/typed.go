@@ -63,7 +63,7 @@ const anyTypeURLPrefix = "type.googleapis.com/"
 
 // adsConfigSource points a resource (EDS of a cluster, RDS of a listener)
 // at the ADS stream the proxy already has, with no initial fetch timeout:
-// the seed's eds_config and Istio's RDS config source.
+// the home lab's eds_config and Istio's RDS config source.
 func adsConfigSource() *corev3.ConfigSource {
 	return &corev3.ConfigSource{
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},

@@ -85,7 +85,7 @@ spec:
 	}
 }
 
-// TestDiffSeedIstioctl reproduces the seed's `istioctl manifest diff` of a
+// TestDiffSeedIstioctl reproduces the home lab's `istioctl manifest diff` of a
 // minimal profile without and with meshID/clusterName/network: the mesh
 // config embedded in a ConfigMap is compared as YAML, and the env list by
 // index.
@@ -138,11 +138,11 @@ Object Deployment:istio-system:istiod-1-11-4 has diffs:
 	}
 }
 
-// TestDiffSeedPrimaryRemote compares Causeway's primary and remote
-// manifests of one cluster: as in the seed's diff of istioctl's, the
+// TestDiffHomeLabPrimaryRemote compares Causeway's primary and remote
+// manifests of one cluster: as in the home lab's diff of istioctl's, the
 // remote has the static istiod-remote Service and Endpoints that point at
 // the primary's gateway, and no control plane.
-func TestDiffSeedPrimaryRemote(t *testing.T) {
+func TestDiffHomeLabPrimaryRemote(t *testing.T) {
 	v := Values{ClusterID: "cluster2", Network: "network2", MeshID: "mesh1", Image: testImage, RemotePilotAddress: seedDiscoveryAddress, WebhookHost: seedWebhookHost}
 	primary := v
 	primary.RemotePilotAddress, primary.WebhookHost = "", ""
@@ -169,7 +169,7 @@ func TestDiffSeedPrimaryRemote(t *testing.T) {
 			"ServiceAccount:istio-system:causeway-reader",
 		},
 		// The injection webhook: the control plane's Service on the
-		// primary, the primary's gateway on the remote (as in the seed's
+		// primary, the primary's gateway on the remote (as in the home lab's
 		// diff of istioctl's manifests).
 		Changed: []ObjectDiff{{Object: "MutatingWebhookConfiguration::istio-sidecar-injector", Changes: []Change{
 			{Path: "webhooks[#0].clientConfig.service", Old: `{"name":"istiod","namespace":"istio-system","path":"/inject","port":443}`, New: Empty, Kind: Removed},
@@ -186,7 +186,7 @@ func TestDiffSeedPrimaryRemote(t *testing.T) {
 		t.Errorf("primary vs remote (-want +got):\n%s", diff)
 	}
 
-	// Two gateways of the seed: cluster1's LoadBalancer exposing the
+	// Two gateways of the home lab: cluster1's LoadBalancer exposing the
 	// control plane, cluster2's NodePort.
 	cases := seedCases()
 	d, err = Diff(render(t, cases[1].profile, cases[1].values), render(t, cases[3].profile, cases[3].values))

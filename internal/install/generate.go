@@ -99,7 +99,7 @@ func (v Values) controlPlaneService() string {
 
 // customHosts are the extra DNS names of the control plane's serving
 // certificate: the revisioned Service name first (the name istio's
-// revisioned injection makes proxies dial, which the seed found missing
+// revisioned injection makes proxies dial, which the home lab found missing
 // from istiod's certificate), then the configured ones, without repeats.
 func (v Values) customHosts() []string {
 	var hosts []string
@@ -260,7 +260,7 @@ func containerPort(name string, port int32) corev1.ContainerPort {
 	return corev1.ContainerPort{Name: name, ContainerPort: port, Protocol: corev1.ProtocolTCP}
 }
 
-// defaultControlPlaneResources: requests sized for a small mesh (the seed
+// defaultControlPlaneResources: requests sized for a small mesh (the home lab
 // ran istiod with 50m and 300Mi), a memory limit and no CPU limit (CPU
 // limits throttle the push path under load).
 func defaultControlPlaneResources() corev1.ResourceRequirements {
@@ -425,7 +425,7 @@ func podDisruptionBudget(name, ns string, labels, selector map[string]string) *p
 
 // remote: the remote cluster's half of primary-remote. Its proxies dial
 // istiod-remote.NAMESPACE.svc:15012, a headless Service whose only
-// address is the primary's east-west gateway (the diff the seed shows
+// address is the primary's east-west gateway (the diff the home lab shows
 // between istioctl's primary and remote manifests); a DNS name instead of
 // an IP becomes an ExternalName Service. The account is the one
 // the primary's remote secret uses.
@@ -440,7 +440,7 @@ func remote(v Values) []Object {
 	objs := []Object{namespace(v), svc}
 	if isIP {
 		svc.Spec.ClusterIP = corev1.ClusterIPNone
-		objs = append(objs, &corev1.Endpoints{ //nolint:staticcheck // the seed's (and istioctl's) object; the EndpointSlice mirroring controller makes the slice
+		objs = append(objs, &corev1.Endpoints{ //nolint:staticcheck // the home lab's (and istioctl's) object; the EndpointSlice mirroring controller makes the slice
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
 			ObjectMeta: metav1.ObjectMeta{Name: RemoteServiceName, Namespace: v.Namespace},
 			Subsets: []corev1.EndpointSubset{{ //nolint:staticcheck // see above

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata/")
 
 const testImage = "ghcr.io/causeway-mesh/causeway:v0.1.0"
 
-// seedCase is one manifest of the seed's home setup: cluster1 (network1)
+// seedCase is one manifest of the home lab: cluster1 (network1)
 // the primary with a LoadBalancer gateway that also exposes the control
 // plane, cluster2 (network2) the remote with a NodePort gateway, one mesh.
 type seedCase struct {
@@ -32,7 +32,7 @@ type seedCase struct {
 }
 
 // seedDiscoveryAddress is the LoadBalancer address of cluster1's gateway in
-// the seed's primary-remote diff.
+// the home lab's primary-remote diff.
 const seedDiscoveryAddress = "192.168.1.1"
 
 // seedWebhookHost is the DNS name of cluster1's gateway that cluster2's
@@ -65,7 +65,7 @@ func seedCases() []seedCase {
 	}
 }
 
-// istioGatewayCases are the seed's gateways run by Istio's proxyv2
+// istioGatewayCases are the home lab's gateways run by Istio's proxyv2
 // (--gateway-image istio).
 func istioGatewayCases() []seedCase {
 	var out []seedCase
@@ -113,7 +113,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestGenerateGolden(t *testing.T) {
 	cases := seedCases()
-	// The seed's op_cluster1.yaml: revision 1-11-4, requests 50m/300Mi,
+	// The home lab's op_cluster1.yaml: revision 1-11-4, requests 50m/300Mi,
 	// given as a values file.
 	data, err := os.ReadFile(filepath.Join("testdata", "values-1-11-4.yaml"))
 	if err != nil {
@@ -423,7 +423,7 @@ func TestRemoteService(t *testing.T) {
 	if p := svc.Spec.Ports; len(p) != 1 || p[0].Name != "tcp-istiod" || p[0].Port != 15012 || p[0].Protocol != corev1.ProtocolTCP {
 		t.Errorf("istiod-remote ports %+v", p)
 	}
-	eps := find[*corev1.Endpoints](t, objs, "Endpoints", "istiod-remote") //nolint:staticcheck // the seed's object
+	eps := find[*corev1.Endpoints](t, objs, "Endpoints", "istiod-remote") //nolint:staticcheck // the home lab's object
 	if s := eps.Subsets; len(s) != 1 || len(s[0].Addresses) != 1 || s[0].Addresses[0].IP != seedDiscoveryAddress || s[0].Ports[0].Port != 15012 {
 		t.Errorf("istiod-remote endpoints %+v", s)
 	}

@@ -17,12 +17,12 @@ import (
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
-// TestApplySeedClusters applies the seed's two clusters' manifests to two
+// TestApplyHomeLabClusters applies the home lab's two clusters' manifests to two
 // real API servers: the namespace first (as `--only Namespace` does before
 // cacerts is plugged in), then everything as a server-side dry run, which
 // must pass and persist nothing, then for real, then again, which must
 // change nothing. The accounts get exactly the access they need.
-func TestApplySeedClusters(t *testing.T) {
+func TestApplyHomeLabClusters(t *testing.T) {
 	testreq.NotShort(t, "starts kube-apiservers")
 	env := testenv.Start(t, testenv.Options{Clusters: 2})
 	ctx := t.Context()

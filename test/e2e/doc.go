@@ -1,4 +1,4 @@
-// Package e2e is the end-to-end proof of the seed's home setup: two
+// Package e2e is the end-to-end proof of the home lab: two
 // Kubernetes clusters on two L3 networks joined into one mesh, where bytes
 // cross from one network to the other only through an east-west gateway and
 // workload identities survive the crossing. Everything runs for real on one

@@ -16,7 +16,7 @@ import (
 )
 
 // site is one cluster on its own L3 network: the apiserver, the network
-// namespace standing for the network, and the addresses the seed's home
+// namespace standing for the network, and the addresses the home lab's home
 // setup gives its pods, nodes and gateway.
 type site struct {
 	// n is 1 or 2: network n, cluster n, addresses 10.n.0.0/24.
@@ -157,7 +157,7 @@ func (d deployment) primary(s *site) bool {
 	return d == multiPrimary || s.n == 1
 }
 
-// home is the seed's home setup: two clusters, two networks, one mesh.
+// home is the home lab: two clusters, two networks, one mesh.
 type home struct {
 	model deployment
 	bin   string
@@ -242,7 +242,7 @@ func newHome(t *testing.T, model deployment) *home {
 	s1.ns.route(t, netip.PrefixFrom(s2.gwAddr.Addr(), 32), s2.transit, s1.transit)
 	s2.ns.route(t, netip.PrefixFrom(s1.gwAddr.Addr(), 32), s1.transit, s2.transit)
 
-	// The clusters' objects, as the seed has them.
+	// The clusters' objects, as the home lab has them.
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for _, s := range h.sites {

@@ -26,7 +26,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
-// Istio's names and conventions the setup writes (DESIGN.md, "Contracts").
+// Istio's names and conventions the setup writes (docs/design.md, "Contracts").
 const (
 	systemNamespace   = "istio-system"
 	labelNetwork      = "topology.istio.io/network"
@@ -72,7 +72,7 @@ func causewayCLI(t *testing.T, bin string, args ...string) []byte {
 }
 
 // makeCACerts makes one root in dir and, per cluster, an intermediate
-// plugged into the cluster as its cacerts Secret, as the seed does with
+// plugged into the cluster as its cacerts Secret, as the home lab does with
 // Istio's Makefile and kubectl. It returns the root's path.
 func makeCACerts(t *testing.T, bin, dir string, clusters map[*testenv.Cluster]string) string {
 	t.Helper()

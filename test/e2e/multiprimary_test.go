@@ -17,7 +17,7 @@ import (
 // the round robin alternates, so each side gets half.
 const sleepRequests = 8
 
-// TestMultiPrimaryMultiNetwork is the seed's "网关如何通讯/验证" on the
+// TestMultiPrimaryMultiNetwork is the home lab's "网关如何通讯/验证" on the
 // home setup of doc.go, in the order a user installs it: certificates,
 // control planes, east-west gateways, remote secrets, workloads, then the
 // checks of issue #7 and the multi-primary check of issue #8.

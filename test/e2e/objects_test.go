@@ -24,7 +24,7 @@ const (
 )
 
 // createMeshNamespaces creates istio-system labeled with the cluster's
-// network (the seed's `kubectl label namespace istio-system
+// network (the home lab's `kubectl label namespace istio-system
 // topology.istio.io/network=network1`) and the sample namespace with its
 // service accounts.
 func createMeshNamespaces(ctx context.Context, cs kubernetes.Interface, network string) error {
@@ -44,7 +44,7 @@ func createMeshNamespaces(ctx context.Context, cs kubernetes.Interface, network 
 }
 
 // helloworldService creates Service helloworld (port 5000, http), as in
-// every cluster of the seed, and returns the cluster IP the apiserver gave
+// every cluster of the home lab, and returns the cluster IP the apiserver gave
 // it (what the cluster's DNS answers for helloworld.sample).
 func helloworldService(ctx context.Context, cs kubernetes.Interface) (netip.Addr, error) {
 	svc, err := testenv.CreateService(ctx, cs, testenv.Service{

@@ -41,7 +41,7 @@ const (
 	helloworldGWCluster  = "outbound_.5000_._.helloworld.sample.svc.cluster.local"
 )
 
-// TestPrimaryRemote is the seed's primary-remote model on the home setup
+// TestPrimaryRemote is the home lab's primary-remote model on the home setup
 // of doc.go: cluster1 (network1) runs the only control plane and watches
 // cluster2 (network2) through its remote secret; cluster2 runs none. Its
 // proxies, its gateway and its workloads' certificates all come from the
