@@ -112,13 +112,22 @@ type agent struct {
 	dial      string
 }
 
+// pilotAgentDefaultDiscovery is pilot-agent's discoveryAddress when
+// PROXY_CONFIG names none.
+const pilotAgentDefaultDiscovery = "istiod.istio-system.svc:15012"
+
 func newAgent(t *testing.T, ap agentPod, rootPEM []byte, dial string) *agent {
 	t.Helper()
 	var pc struct {
 		DiscoveryAddress string `json:"discoveryAddress"`
 	}
-	if err := json.Unmarshal([]byte(ap.env["PROXY_CONFIG"]), &pc); err != nil || pc.DiscoveryAddress == "" {
-		t.Fatalf("PROXY_CONFIG %q: no discoveryAddress (%v)", ap.env["PROXY_CONFIG"], err)
+	if err := json.Unmarshal([]byte(ap.env["PROXY_CONFIG"]), &pc); err != nil {
+		t.Fatalf("PROXY_CONFIG %q: %v", ap.env["PROXY_CONFIG"], err)
+	}
+	if pc.DiscoveryAddress == "" {
+		// As istiod's injector, Causeway leaves out pilot-agent's own
+		// default, which pilot-agent then uses.
+		pc.DiscoveryAddress = pilotAgentDefaultDiscovery
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(rootPEM) {

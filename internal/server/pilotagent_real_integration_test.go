@@ -296,8 +296,8 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 	if err := json.Unmarshal([]byte(ap.env["PROXY_CONFIG"]), &pc); err != nil {
 		t.Fatal(err)
 	}
-	if got := pc["discoveryAddress"]; got != "istiod.istio-system.svc:15012" {
-		t.Errorf("injected discoveryAddress %v, want istiod.istio-system.svc:15012", got)
+	if got, ok := pc["discoveryAddress"]; ok && got != pilotAgentDefaultDiscovery {
+		t.Errorf("injected discoveryAddress %v, want none (pilot-agent's default) or %s", got, pilotAgentDefaultDiscovery)
 	}
 	statusPort, adminPort := freePort(t), freePort(t)
 	pc["discoveryAddress"] = tlsAddr
