@@ -80,6 +80,10 @@ type Config struct {
 	// run native sidecars. The server passes the model's decision (see
 	// [model.Store.NativeSidecars]).
 	NativeAuto func(c model.ClusterID, node string) bool
+	// NativeSidecarsAuto asks the server that builds the injector for
+	// NativeAuto from its model (serve --native-sidecars=auto). The
+	// injector does not read it.
+	NativeSidecarsAuto bool
 	// SystemNamespace is the control plane's namespace. Default
 	// istio-system.
 	SystemNamespace string
