@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -34,10 +35,8 @@ func kubeletMinor(v string) (int, bool) {
 		return 0, false
 	}
 	parts := strings.Split(v[:end], ".")
-	for _, p := range parts {
-		if p == "" {
-			return 0, false
-		}
+	if slices.Contains(parts, "") {
+		return 0, false
 	}
 	if len(parts) < 2 {
 		return 0, true

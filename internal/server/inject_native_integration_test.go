@@ -132,6 +132,6 @@ func TestIntegrationInjectionNativeAuto(t *testing.T) {
 		Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
 	}
 	if !native(must(cs.CoreV1().Pods("mesh").Create(ctx, p, metav1.CreateOptions{}))(t)) {
-		t.Error("annotation sidecar.istio.io/nativeSidecar=true not honoured under auto")
+		t.Error("annotation sidecar.istio.io/nativeSidecar=true not honored under auto")
 	}
 }
