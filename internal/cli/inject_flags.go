@@ -19,7 +19,7 @@ type injectFlags struct {
 	addr       string
 	proxyImage string
 	cni        bool
-	native     bool
+	native     nativeFlag
 }
 
 func (f *injectFlags) register(fl *pflag.FlagSet) {
@@ -27,7 +27,7 @@ func (f *injectFlags) register(fl *pflag.FlagSet) {
 		inject.Path+" and "+inject.PathPrefix+"cluster/CLUSTER/net/NETWORK for remote clusters); empty disables it. See docs/injection.md")
 	fl.StringVar(&f.proxyImage, "proxy-image", inject.DefaultProxyImage, "image of the injected istio-proxy and istio-init containers: Istio's proxyv2 as HUB/proxyv2:TAG, of the Istio version the control plane supports")
 	fl.BoolVar(&f.cni, "injection-cni", false, "leave istio-init out of injected pods: Istio's CNI plugin sets up the traffic capture instead")
-	fl.BoolVar(&f.native, "native-sidecars", false, "inject istio-proxy as a Kubernetes native sidecar (an init container with restartPolicy Always; needs kubelets of Kubernetes 1.29 or newer). istiod does so by itself when every node's kubelet is 1.33 or newer; Causeway does not detect it yet")
+	f.native.register(fl)
 }
 
 func (f *injectFlags) apply(cfg *server.Config) error {
@@ -37,6 +37,6 @@ func (f *injectFlags) apply(cfg *server.Config) error {
 	cfg.WebhookAddr = f.addr
 	cfg.Inject.ProxyImage = f.proxyImage
 	cfg.Inject.CNI = f.cni
-	cfg.Inject.NativeSidecars = f.native
+	f.native.apply(&cfg.Inject)
 	return nil
 }

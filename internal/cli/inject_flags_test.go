@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"io"
+	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/causeway-mesh/causeway/internal/inject"
 )
@@ -14,12 +18,18 @@ func TestInjectFlags(t *testing.T) {
 		image   string
 		cni     bool
 		native  bool
+		auto    bool
 		wantErr string
 	}{
-		{name: "defaults", addr: ":15017", image: inject.DefaultProxyImage},
+		{name: "defaults", addr: ":15017", image: inject.DefaultProxyImage, auto: true},
+		{name: "native auto", args: []string{"--native-sidecars=auto"}, addr: ":15017", image: inject.DefaultProxyImage, auto: true},
+		{name: "native true", args: []string{"--native-sidecars=true"}, addr: ":15017", image: inject.DefaultProxyImage, native: true},
+		{name: "native false", args: []string{"--native-sidecars=false"}, addr: ":15017", image: inject.DefaultProxyImage},
+		{name: "native boolean spelling", args: []string{"--native-sidecars=0"}, addr: ":15017", image: inject.DefaultProxyImage},
+		{name: "native boolean spelling on", args: []string{"--native-sidecars=T"}, addr: ":15017", image: inject.DefaultProxyImage, native: true},
 		{name: "set", args: []string{"--webhook-addr=127.0.0.1:9443", "--proxy-image=example.com/istio/proxyv2:1.31.1", "--injection-cni", "--native-sidecars"},
 			addr: "127.0.0.1:9443", image: "example.com/istio/proxyv2:1.31.1", cni: true, native: true},
-		{name: "off", args: []string{"--webhook-addr="}, addr: "", image: inject.DefaultProxyImage},
+		{name: "off", args: []string{"--webhook-addr="}, addr: "", image: inject.DefaultProxyImage, auto: true},
 		{name: "empty image", args: []string{"--proxy-image="}, wantErr: "--proxy-image"},
 		{name: "image with space", args: []string{"--proxy-image=a b"}, wantErr: "--proxy-image"},
 	} {
@@ -29,14 +39,26 @@ func TestInjectFlags(t *testing.T) {
 			if !ok {
 				return
 			}
-			if cfg.WebhookAddr != tt.addr || cfg.Inject.ProxyImage != tt.image || cfg.Inject.CNI != tt.cni || cfg.Inject.NativeSidecars != tt.native {
-				t.Errorf("config: addr %q image %q cni %v native %v, want %q %q %v %v", cfg.WebhookAddr, cfg.Inject.ProxyImage,
-					cfg.Inject.CNI, cfg.Inject.NativeSidecars, tt.addr, tt.image, tt.cni, tt.native)
+			if cfg.WebhookAddr != tt.addr || cfg.Inject.ProxyImage != tt.image || cfg.Inject.CNI != tt.cni || cfg.Inject.NativeSidecars != tt.native ||
+				cfg.Inject.NativeSidecarsAuto != tt.auto {
+				t.Errorf("config: addr %q image %q cni %v native %v auto %v, want %q %q %v %v %v", cfg.WebhookAddr, cfg.Inject.ProxyImage,
+					cfg.Inject.CNI, cfg.Inject.NativeSidecars, cfg.Inject.NativeSidecarsAuto, tt.addr, tt.image, tt.cni, tt.native, tt.auto)
 			}
 		})
 	}
 	// serve registers them.
 	if newServeCommand().Flags().Lookup("webhook-addr") == nil {
 		t.Error("serve has no --webhook-addr")
+	}
+}
+
+func TestNativeSidecarsFlagRefusesOtherValues(t *testing.T) {
+	var f injectFlags
+	fl := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	f.register(fl)
+	err := fl.Parse([]string{"--native-sidecars=sometimes"})
+	if err == nil || !strings.Contains(err.Error(), "want auto, true or false") {
+		t.Fatalf("error %v, want one naming the values", err)
 	}
 }

@@ -72,9 +72,18 @@ type Config struct {
 	// NativeSidecars injects istio-proxy as a Kubernetes native sidecar:
 	// an init container with restartPolicy Always, after istio-init and
 	// before the pod's own init containers, drained by a preStop hook.
-	// istiod does so by default (ENABLE_NATIVE_SIDECARS=auto) when every
-	// node's kubelet is 1.33 or newer.
+	// It is the decision when NativeAuto is nil.
 	NativeSidecars bool
+	// NativeAuto, when set, decides instead of NativeSidecars, as istiod's
+	// default ENABLE_NATIVE_SIDECARS=auto: whether the kubelets of cluster
+	// c (or of node, the pod's spec.nodeName, when the cluster has it)
+	// run native sidecars. The server passes the model's decision (see
+	// [model.Store.NativeSidecars]).
+	NativeAuto func(c model.ClusterID, node string) bool
+	// NativeSidecarsAuto asks the server that builds the injector for
+	// NativeAuto from its model (serve --native-sidecars=auto). The
+	// injector does not read it.
+	NativeSidecarsAuto bool
 	// SystemNamespace is the control plane's namespace. Default
 	// istio-system.
 	SystemNamespace string
@@ -218,7 +227,11 @@ func (in *Injector) Inject(pod *corev1.Pod, t Target) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, err := in.options(pod.Annotations, pcMap)
+	nativeDef := in.cfg.NativeSidecars
+	if in.cfg.NativeAuto != nil {
+		nativeDef = in.cfg.NativeAuto(t.Cluster, pod.Spec.NodeName)
+	}
+	opts, err := in.options(pod.Annotations, pcMap, nativeDef)
 	if err != nil {
 		return nil, err
 	}

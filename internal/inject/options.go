@@ -71,14 +71,16 @@ type podOptions struct {
 // options reads the pod's annotations (and its proxy.istio.io/config,
 // decoded in proxyCfg) into podOptions. A value istiod would refuse is an
 // error that names the annotation.
-func (in *Injector) options(ann map[string]string, proxyCfg map[string]any) (podOptions, error) {
+// nativeDef is the cluster's choice of native sidecars, which the pod's
+// annotation overrides.
+func (in *Injector) options(ann map[string]string, proxyCfg map[string]any, nativeDef bool) (podOptions, error) {
 	o := podOptions{
 		mode:         ModeRedirect,
 		image:        in.cfg.ProxyImage,
 		proxyLog:     orDefault(ann[AnnotationLogLevel], "warning"),
 		componentLog: orDefault(ann[AnnotationComponentLog], "misc:error"),
 		agentLog:     orDefault(ann[AnnotationAgentLogLevel], "default:info"),
-		native:       nativeSidecar(ann, in.cfg.NativeSidecars),
+		native:       nativeSidecar(ann, nativeDef),
 	}
 	if m, ok := proxyCfg["interceptionMode"].(string); ok && m != "" {
 		o.mode = m
@@ -260,7 +262,7 @@ func validatePorts(list string, star bool) error {
 // nativeSidecar says whether istio-proxy is a native sidecar: the pod's
 // sidecar.istio.io/nativeSidecar annotation when set ("false" turns it
 // off, any other value on, as Istio's template reads it), else def (the
-// --native-sidecars flag).
+// --native-sidecars flag, or its auto decision).
 func nativeSidecar(ann map[string]string, def bool) bool {
 	if v, ok := ann[AnnotationNative]; ok && v != "" {
 		return v != "false"

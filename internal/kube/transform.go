@@ -32,10 +32,12 @@ func strip(obj any) (any, error) {
 		return p, nil
 	case *corev1.Node:
 		// All labels: locality reads three of them and a gateway's node
-		// selector may match any.
+		// selector may match any. The kubelet version decides native
+		// sidecars (--native-sidecars=auto).
 		stripMeta(&o.ObjectMeta, nil, nil)
 		o.Spec = corev1.NodeSpec{}
-		o.Status = corev1.NodeStatus{Addresses: o.Status.Addresses}
+		o.Status = corev1.NodeStatus{Addresses: o.Status.Addresses,
+			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: o.Status.NodeInfo.KubeletVersion}}
 	case *corev1.Service:
 		stripMeta(&o.ObjectMeta, []string{model.LabelNetwork, model.LabelGatewayPort}, []string{model.AnnotationNodeSelect})
 		o.Spec.Selector = nil
@@ -120,7 +122,8 @@ func changed(oldObj, newObj any) bool {
 			o.PodIP != n.PodIP || !slices.Equal(o.PodIPs, n.PodIPs)
 	case *corev1.Node:
 		o, ok := oldObj.(*corev1.Node)
-		return !ok || !maps.Equal(o.Labels, n.Labels) || !slices.Equal(o.Status.Addresses, n.Status.Addresses)
+		return !ok || !maps.Equal(o.Labels, n.Labels) || !slices.Equal(o.Status.Addresses, n.Status.Addresses) ||
+			o.Status.NodeInfo.KubeletVersion != n.Status.NodeInfo.KubeletVersion
 	case *corev1.Namespace:
 		o, ok := oldObj.(*corev1.Namespace)
 		return !ok || !maps.Equal(o.Labels, n.Labels)

@@ -48,7 +48,7 @@ func TestStrip(t *testing.T) {
 			PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}},
 		},
 	}, {
-		name: "node keeps every label and its addresses",
+		name: "node keeps every label, its addresses and its kubelet version",
 		in: &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "n1", ManagedFields: managed, Labels: map[string]string{"a": "b", model.LabelZone: "z1"},
 				Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"}},
@@ -57,11 +57,13 @@ func TestStrip(t *testing.T) {
 				Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.1"}},
 				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady}},
 				Images:     []corev1.ContainerImage{{Names: []string{"x"}}},
+				NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.33.1", OSImage: "Ubuntu", MachineID: "m"},
 			},
 		},
 		want: &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"a": "b", model.LabelZone: "z1"}},
-			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.1"}}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.168.0.1"}},
+				NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.33.1"}},
 		},
 	}, {
 		name: "service keeps gateway labels, node selector annotation, spec and load balancer",
@@ -167,6 +169,11 @@ func TestChanged(t *testing.T) {
 		{"node heartbeat", n("1", nil, "192.168.0.1"), n("2", nil, "192.168.0.1"), false},
 		{"node label", n("1", nil, "192.168.0.1"), n("2", mtls, "192.168.0.1"), true},
 		{"node address", n("1", nil, "192.168.0.1"), n("2", nil, "192.168.0.2"), true},
+		{"node kubelet upgrade", n("1", nil, "192.168.0.1"), func() *corev1.Node {
+			u := n("2", nil, "192.168.0.1")
+			u.Status.NodeInfo.KubeletVersion = "v1.33.0"
+			return u
+		}(), true},
 		{"service status same", svc("1", "1.1.1.1"), svc("2", "1.1.1.1"), false},
 		{"service load balancer", svc("1", "1.1.1.1"), svc("2", "2.2.2.2"), true},
 		{"slice always", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "1"}},

@@ -308,12 +308,13 @@ func Pod(cluster model.ClusterID, p *corev1.Pod) *model.Pod {
 
 // Node converts a Node: its ExternalIP and InternalIP addresses (others,
 // such as Hostname, are not dialed) and all its labels, which the model reads
-// for locality and which a gateway's node selector may match.
+// for locality and which a gateway's node selector may match, and its
+// kubelet version, which decides native sidecars.
 func Node(cluster model.ClusterID, n *corev1.Node) *model.Node {
 	if n == nil {
 		return nil
 	}
-	out := &model.Node{Cluster: cluster, Name: n.Name, Labels: n.Labels}
+	out := &model.Node{Cluster: cluster, Name: n.Name, Labels: n.Labels, KubeletVersion: n.Status.NodeInfo.KubeletVersion}
 	var ext, in int
 	for _, a := range n.Status.Addresses {
 		switch a.Type {

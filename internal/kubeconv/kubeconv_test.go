@@ -442,13 +442,16 @@ func TestNode(t *testing.T) {
 		{"no IPs", []corev1.NodeAddress{{Type: corev1.NodeInternalDNS, Address: "node-a.lan"}},
 			&model.Node{Cluster: "c2", Name: "node-a", Labels: labels}},
 		{"bad IP left out", []corev1.NodeAddress{{Type: corev1.NodeExternalIP, Address: "x"}, {Type: corev1.NodeInternalIP, Address: "192.168.2.21"}},
-			&model.Node{Cluster: "c2", Name: "node-a", Labels: labels, InternalIPs: []string{"192.168.2.21"}}},
+			&model.Node{Cluster: "c2", Name: "node-a", Labels: labels, InternalIPs: []string{"192.168.2.21"}, KubeletVersion: "v1.33.2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &corev1.Node{
 				ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: labels},
 				Status:     corev1.NodeStatus{Addresses: tc.addrs},
+			}
+			if tc.name == "bad IP left out" {
+				n.Status.NodeInfo.KubeletVersion = "v1.33.2"
 			}
 			got := Node("c2", n)
 			if diff := cmp.Diff(tc.want, got); diff != "" {

@@ -24,6 +24,9 @@ type clusterState struct {
 	// network is the topology.istio.io/network label of the system
 	// namespace.
 	network NetworkID
+	// oldKubelets counts the nodes whose kubelet cannot run native
+	// sidecars (see KubeletRunsNativeSidecars).
+	oldKubelets int
 }
 
 // nodeLocality is a node's locality and its string.
@@ -140,5 +143,6 @@ func samePod(a, b *Pod) bool {
 
 func sameNode(a, b *Node) bool {
 	return a.Cluster == b.Cluster && a.Name == b.Name && maps.Equal(a.Labels, b.Labels) &&
-		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.InternalIPs, b.InternalIPs)
+		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.InternalIPs, b.InternalIPs) &&
+		a.KubeletVersion == b.KubeletVersion
 }

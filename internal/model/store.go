@@ -340,6 +340,8 @@ func (s *Store) UpsertNode(n *Node) {
 	if old := cs.nodes[n.Name]; old != nil && sameNode(old, n) {
 		return
 	}
+	cs.countKubelet(cs.nodes[n.Name], -1)
+	cs.countKubelet(n, 1)
 	cs.nodes[n.Name] = n
 	l := endpointLocality(n, "")
 	cs.nodeLoc[n.Name] = nodeLocality{loc: l, str: l.String()}
@@ -356,6 +358,7 @@ func (s *Store) DeleteNode(cluster ClusterID, name string) {
 	if cs == nil || cs.nodes[name] == nil {
 		return
 	}
+	cs.countKubelet(cs.nodes[name], -1)
 	delete(cs.nodes, name)
 	delete(cs.nodeLoc, name)
 	s.nodeTouched(cluster, cs, name)

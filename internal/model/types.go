@@ -216,6 +216,9 @@ type Node struct {
 	Labels      map[string]string
 	ExternalIPs []string
 	InternalIPs []string
+	// KubeletVersion is status.nodeInfo.kubeletVersion, which decides
+	// native sidecars under --native-sidecars=auto.
+	KubeletVersion string
 }
 
 // Namespace is what the model keeps of a Namespace: its network label.

@@ -38,7 +38,9 @@ func (s *Server) webhookTLS() *tls.Config {
 }
 
 // injector builds the sidecar injector from the server's configuration:
-// the network of a pod is the model's decision.
+// the network of a pod is the model's decision, and so are native sidecars
+// under --native-sidecars=auto (from the kubelet versions of the cluster's
+// Nodes).
 func (s *Server) injector() *inject.Injector {
 	ic := s.cfg.Inject
 	if ic.SystemNamespace == "" {
@@ -57,6 +59,9 @@ func (s *Server) injector() *inject.Injector {
 		ic.Domain = s.cfg.Model.Domain
 	}
 	ic.Network = s.store.PodNetwork
+	if ic.NativeSidecarsAuto && ic.NativeAuto == nil {
+		ic.NativeAuto = s.store.NativeSidecars
+	}
 	return inject.New(ic)
 }
 

@@ -25,9 +25,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/kubeconv"
 	"github.com/causeway-mesh/causeway/internal/model"
 	xp "github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
@@ -71,6 +73,9 @@ type injectCase struct {
 	// skipped: istiod leaves the pod without a sidecar; refused: istiod
 	// refuses it.
 	skipped, refused bool
+	// native: in a setup of automatic native sidecars, istiod makes
+	// istio-proxy a native sidecar.
+	native bool
 }
 
 // TestInjectionParityWithIstiod is the parity proof of issue 16's
@@ -101,16 +106,6 @@ func TestInjectionParityWithIstiod(t *testing.T) {
 		if _, err := testenv.CreateNamespace(ctx, cs, ns, nil); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// The cluster's one node, with a kubelet new enough for istiod's
-	// automatic native sidecars.
-	node, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Status.NodeInfo.KubeletVersion = "v1.34.1"
-	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 	var all []xp.Difference
 	for _, setup := range injectSetups() {
@@ -148,10 +143,14 @@ type injectSetup struct {
 	// Causeway's --injection-cni.
 	cni bool
 	// nativeAuto leaves istiod's ENABLE_NATIVE_SIDECARS at its default,
-	// auto (native sidecars when every kubelet is 1.33 or newer, as the
-	// test's node is), and Causeway's --native-sidecars at its default.
+	// auto (native sidecars when every kubelet, or the pod's node's, is
+	// 1.33 or newer), and Causeway's --native-sidecars at its default,
+	// auto: the model's decision from the cluster's Nodes.
 	nativeAuto bool
-	cases      []injectCase
+	// kubelets are the Nodes of the cluster and their kubelet versions,
+	// set before istiod starts. Nodes stay for the later setups.
+	kubelets map[string]string
+	cases    []injectCase
 }
 
 // injectSetups are the configurations compared: Istio's defaults with
@@ -167,9 +166,23 @@ func injectSetups() []injectSetup {
 		}
 		return out
 	}
+	// onNode is the plain pod scheduled on node (spec.nodeName), or not
+	// (empty node); native is what istiod must decide for it.
+	onNode := func(name, node string, native bool) injectCase {
+		tc := some("plain")[0]
+		tc.pod = *tc.pod.DeepCopy()
+		tc.name, tc.pod.Spec.NodeName, tc.native = name, node, native
+		return tc
+	}
 	return []injectSetup{
 		{name: "default", cases: cases},
-		{name: "native-auto", nativeAuto: true, cases: some("plain")},
+		// Every kubelet is new: native; a pod naming a node the
+		// cluster does not have is decided by all nodes.
+		{name: "native-auto", nativeAuto: true, kubelets: map[string]string{"worker": "v1.34.1"},
+			cases: []injectCase{onNode("plain", "", true), onNode("on-worker", "worker", true), onNode("on-unknown-node", "gone", true)}},
+		// One kubelet is old: not native, but for a pod on a new node.
+		{name: "native-auto-mixed", nativeAuto: true, kubelets: map[string]string{"worker": "v1.34.1", "old": "v1.32.3"},
+			cases: []injectCase{onNode("plain", "", false), onNode("on-worker", "worker", true), onNode("on-old", "old", false)}},
 		{name: "canary-cni", revision: "canary", cni: true, cases: some("plain", "ports-probes", "native-sidecar", "capture-annotations", "status-port-other", "status-port-none", "proxy-override")},
 	}
 }
@@ -210,6 +223,7 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 	if setup.revision != "" {
 		mesh += "defaultConfig:\n  discoveryAddress: " + istiodSvc + "." + systemNamespace + ".svc:15012\n"
 	}
+	nativeAuto := setKubelets(ctx, t, cs, setup)
 	istiodEnv := []string{"INJECT_ENABLED=true", "REVISION=" + setup.revision}
 	if !setup.nativeAuto {
 		istiodEnv = append(istiodEnv, "ENABLE_NATIVE_SIDECARS=false")
@@ -233,6 +247,7 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 		MeshID:      injMeshID,
 		Revision:    setup.revision,
 		CNI:         setup.cni,
+		NativeAuto:  nativeAuto,
 		// The model's rule in `causeway serve`: the pod's own label,
 		// else the topology.istio.io/network label of its cluster's
 		// istio-system (network1 for cluster1; none for the remote
@@ -284,6 +299,9 @@ func compareInjectors(ctx context.Context, t *testing.T, env *testenv.Env, bins 
 		_, sidecar := istPod.Annotations[inject.AnnotationStatus]
 		if want := !tc.skipped; sidecar != want || istAllowed != !tc.refused {
 			t.Fatalf("%s: istiod injected: %v, allowed: %v; the case wants injected %v, allowed %v: fix the case", name, sidecar, istAllowed, want, !tc.refused)
+		}
+		if native := slices.ContainsFunc(istPod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == inject.ProxyName }); setup.nativeAuto && native != tc.native {
+			t.Fatalf("%s: istiod made a native sidecar: %v; the case wants %v: fix the case", name, native, tc.native)
 		}
 		var facts [2]xp.Facts
 		for i, p := range []*corev1.Pod{istPod, cwPod} {
@@ -422,6 +440,39 @@ func injectVia(ctx context.Context, url string, raw []byte) (*corev1.Pod, bool, 
 	}
 	pod, err := xp.ApplyPatch(raw, out.Response.Patch)
 	return pod, true, err
+}
+
+// setKubelets creates or updates the Nodes of setup.kubelets with their
+// kubelet versions. For a setup of automatic native sidecars it returns
+// Causeway's decision as `causeway serve` wires it: a model store holding
+// the cluster's Nodes, converted as its informers convert them.
+func setKubelets(ctx context.Context, t *testing.T, cs kubernetes.Interface, setup injectSetup) func(model.ClusterID, string) bool {
+	t.Helper()
+	for _, name := range slices.Sorted(maps.Keys(setup.kubelets)) {
+		node, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			node, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Status.NodeInfo.KubeletVersion = setup.kubelets[name]
+		if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !setup.nativeAuto {
+		return nil
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore(model.Config{})
+	for i := range nodes.Items {
+		store.UpsertNode(kubeconv.Node(injCluster, &nodes.Items[i]))
+	}
+	return store.NativeSidecars
 }
 
 // injectCases are the pods compared: what issue 16 names (plain, ports and
