@@ -6,6 +6,8 @@ BIN           := bin
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBE_BUILD    := tools/kube/build.sh
+# etcd 3.6, whose RequestWatchProgress the apiserver's streaming lists need.
+ETCD_BUILD    := tools/etcd/build.sh
 # istiod (pilot-discovery), the parity test's oracle (docs/parity.md).
 ISTIO_BUILD   := tools/istio/build.sh
 # Integration tests start several kube-apiservers; two packages at a time fit
@@ -14,21 +16,25 @@ ISTIO_BUILD   := tools/istio/build.sh
 # so a cached pass could be stale.
 TEST_FLAGS    ?= -race -count=1 -p 2 -timeout 25m
 
-.PHONY: all build test unit fuzz lint demo bench bench-go deps kube-binaries istio-binaries clean
+.PHONY: all build test unit fuzz lint demo bench bench-go deps kube-binaries etcd-binaries istio-binaries clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/causeway ./cmd/causeway
 
-## deps: install what the tests need: Debian's etcd, openssl and iproute2 (when
-## root and missing), the pinned kube-apiserver/kube-controller-manager and
-## the pinned istiod (pilot-discovery) with Istio's CRDs.
+## deps: install what the tests need: openssl, iproute2 and haproxy (when
+## root and missing), the pinned etcd, the pinned
+## kube-apiserver/kube-controller-manager and the pinned istiod
+## (pilot-discovery) with Istio's CRDs.
 deps:
 	@./hack/install-deps.sh
 
 kube-binaries:
 	@$(KUBE_BUILD) >/dev/null
+
+etcd-binaries:
+	@$(ETCD_BUILD) >/dev/null
 
 istio-binaries:
 	@$(ISTIO_BUILD) >/dev/null
@@ -36,7 +42,7 @@ istio-binaries:
 ## test: everything, integration tests included (they need `make deps`),
 ## then every fuzz target for a short fixed time (make fuzz).
 test: deps
-	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) CAUSEWAY_ISTIO_BIN=$$($(ISTIO_BUILD)) $(GO) test $(TEST_FLAGS) ./...
+	CAUSEWAY_ETCD_BIN=$$($(ETCD_BUILD)) CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) CAUSEWAY_ISTIO_BIN=$$($(ISTIO_BUILD)) $(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
 ## fuzz: each native Go fuzz target (discovered, see hack/fuzz.sh) for
@@ -74,7 +80,7 @@ BENCH_FLAGS ?=
 BENCH_OUT   ?= bench/out/latest.json
 bench: deps build
 	$(GO) build -o $(BIN)/causeway-bench ./cmd/causeway-bench
-	CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) ./$(BIN)/causeway-bench -causeway $(BIN)/causeway \
+	CAUSEWAY_ETCD_BIN=$$($(ETCD_BUILD)) CAUSEWAY_KUBE_BIN=$$($(KUBE_BUILD)) ./$(BIN)/causeway-bench -causeway $(BIN)/causeway \
 		-services 1000 -endpoints 10 -proxies 100 -duration 30s \
 		-out $(BENCH_OUT) $(BENCH_FLAGS)
 

@@ -19,10 +19,26 @@ const (
 	rootModule = "github.com/causeway-mesh/causeway"
 	// kubeModule is the module whose version tools/kube/go.mod pins.
 	kubeModule = "k8s.io/kubernetes"
+	// etcdModule is the module whose version tools/etcd/go.mod pins.
+	etcdModule = "go.etcd.io/etcd/server/v3"
 
 	debianEtcd  = "/usr/bin/etcd"
 	installKube = "run tools/kube/build.sh from the repository root (or set CAUSEWAY_KUBE_BIN to a folder holding kube-apiserver and kube-controller-manager)"
-	installEtcd = "install it with `apt-get install -y etcd-server` (or put an etcd binary on PATH)"
+	installEtcd = "run tools/etcd/build.sh from the repository root (or set CAUSEWAY_ETCD_BIN to a folder holding etcd; as a fallback, `apt-get install -y etcd-server` puts an older etcd on PATH)"
+)
+
+// A tool is one of the pinned tools modules whose build.sh builds binaries
+// into ${CACHE_ENV:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/NAME}/VERSION.
+type tool struct {
+	name     string // folder under tools/ and under the cache
+	module   string // the module whose pinned version keys the cache
+	binEnv   string // names the binaries' folder outright
+	cacheEnv string // replaces the cache root
+}
+
+var (
+	kubeTool = tool{name: "kube", module: kubeModule, binEnv: "CAUSEWAY_KUBE_BIN", cacheEnv: "CAUSEWAY_KUBE_CACHE"}
+	etcdTool = tool{name: "etcd", module: etcdModule, binEnv: "CAUSEWAY_ETCD_BIN", cacheEnv: "CAUSEWAY_ETCD_CACHE"}
 )
 
 // Binaries are the paths of the executables the harness runs.
@@ -32,8 +48,13 @@ type Binaries struct {
 	KubeControllerManager string
 }
 
-// FindBinaries locates etcd (on PATH, else /usr/bin/etcd) and the Kubernetes
-// binaries: in $CAUSEWAY_KUBE_BIN when set, else in the folder
+// FindBinaries locates etcd and the Kubernetes binaries. etcd is the one
+// tools/etcd/build.sh builds (in $CAUSEWAY_ETCD_BIN when set, else in
+// ${CAUSEWAY_ETCD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/etcd}/VERSION);
+// when that is not built and CAUSEWAY_ETCD_BIN is unset, the etcd on PATH,
+// else /usr/bin/etcd (Debian's etcd-server 3.4, without the
+// RequestWatchProgress that the apiserver's streaming lists need, so clients
+// fall back to one whole LIST). The Kubernetes binaries are in $CAUSEWAY_KUBE_BIN when set, else in the folder
 // tools/kube/build.sh builds into,
 // ${CAUSEWAY_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/kube}/VERSION
 // with VERSION read from tools/kube/go.mod of the repository that holds the
@@ -64,11 +85,11 @@ func findBinaries(getenv func(string) string, lookEtcd func() (string, error), w
 	var (
 		bins     Binaries
 		problems []string
+		err      error
 	)
-	if p, err := lookEtcd(); err == nil {
-		bins.Etcd = p
-	} else {
-		problems = append(problems, "etcd not found on PATH or at "+debianEtcd+": "+installEtcd)
+	bins.Etcd, err = findEtcd(getenv, lookEtcd, wd)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 
 	dir, err := kubeBinDir(getenv, wd)
@@ -101,36 +122,62 @@ func findBinaries(getenv func(string) string, lookEtcd func() (string, error), w
 	return bins, nil
 }
 
+// findEtcd returns the pinned etcd that tools/etcd/build.sh built, or, when
+// it is not built and CAUSEWAY_ETCD_BIN is unset, what lookEtcd finds. A
+// CAUSEWAY_ETCD_BIN without an etcd in it is an error, not a fallback.
+func findEtcd(getenv func(string) string, lookEtcd func() (string, error), wd string) (string, error) {
+	dir, dirErr := binDir(etcdTool, getenv, wd)
+	if dirErr == nil {
+		p := filepath.Join(dir, "etcd")
+		if isExecutable(p) {
+			return p, nil
+		}
+		if getenv(etcdTool.binEnv) != "" {
+			return "", fmt.Errorf("etcd not found in %s (CAUSEWAY_ETCD_BIN): %s", dir, installEtcd)
+		}
+	}
+	if p, err := lookEtcd(); err == nil {
+		return p, nil
+	}
+	return "", errors.New("etcd not built by tools/etcd/build.sh, nor on PATH or at " + debianEtcd + ": " + installEtcd)
+}
+
 // kubeBinDir is the folder that holds the Kubernetes binaries, derived
 // exactly as tools/kube/build.sh derives it.
 func kubeBinDir(getenv func(string) string, wd string) (string, error) {
-	if dir := getenv("CAUSEWAY_KUBE_BIN"); dir != "" {
+	return binDir(kubeTool, getenv, wd)
+}
+
+// binDir is the folder that holds a tool's binaries, derived exactly as its
+// build.sh derives it.
+func binDir(tl tool, getenv func(string) string, wd string) (string, error) {
+	if dir := getenv(tl.binEnv); dir != "" {
 		return dir, nil
 	}
 	root, err := moduleRoot(wd)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w; set %s instead", err, tl.binEnv)
 	}
-	gomod := filepath.Join(root, "tools", "kube", "go.mod")
+	gomod := filepath.Join(root, "tools", tl.name, "go.mod")
 	data, err := os.ReadFile(gomod)
 	if err != nil {
-		return "", fmt.Errorf("read the pinned Kubernetes version: %w; set CAUSEWAY_KUBE_BIN instead", err)
+		return "", fmt.Errorf("read the pinned %s version: %w; set %s instead", tl.module, err, tl.binEnv)
 	}
-	version, err := requiredVersion(data, kubeModule)
+	version, err := requiredVersion(data, tl.module)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", gomod, err)
 	}
-	cache := getenv("CAUSEWAY_KUBE_CACHE")
+	cache := getenv(tl.cacheEnv)
 	if cache == "" {
 		base := getenv("XDG_CACHE_HOME")
 		if base == "" {
 			home := getenv("HOME")
 			if home == "" {
-				return "", errors.New("neither CAUSEWAY_KUBE_CACHE, XDG_CACHE_HOME nor HOME is set, so the Kubernetes binary cache cannot be found; set CAUSEWAY_KUBE_BIN")
+				return "", fmt.Errorf("neither %s, XDG_CACHE_HOME nor HOME is set, so the %s binary cache cannot be found; set %s", tl.cacheEnv, tl.name, tl.binEnv)
 			}
 			base = filepath.Join(home, ".cache")
 		}
-		cache = filepath.Join(base, "causeway", "kube")
+		cache = filepath.Join(base, "causeway", tl.name)
 	}
 	return filepath.Join(cache, version), nil
 }
@@ -145,7 +192,7 @@ func moduleRoot(dir string) (string, error) {
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("no go.mod of %s above %s; run the tests inside the repository or set CAUSEWAY_KUBE_BIN", rootModule, dir)
+			return "", fmt.Errorf("no go.mod of %s above %s; run the tests inside the repository", rootModule, dir)
 		}
 		d = parent
 	}

@@ -195,3 +195,48 @@ func TestFindBinaries(t *testing.T) {
 		})
 	}
 }
+
+func TestFindEtcd(t *testing.T) {
+	repo := t.TempDir()
+	writeTree(t, repo, map[string]string{
+		"go.mod":            "module " + rootModule + "\n\ngo 1.26.0\n",
+		"tools/etcd/go.mod": "module " + rootModule + "/tools/etcd\n\nrequire " + etcdModule + " v3.6.16\n",
+	})
+	cache := t.TempDir()
+	writeTree(t, cache, map[string]string{"v3.6.16/etcd": "#!/bin/sh\n"})
+	built := filepath.Join(cache, "v3.6.16", "etcd")
+	binDirFull := t.TempDir()
+	writeTree(t, binDirFull, map[string]string{"etcd": "#!/bin/sh\n"})
+	onPath := func() (string, error) { return "/usr/bin/etcd", nil }
+	missing := func() (string, error) { return "", errors.New("not found") }
+
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wd        string
+		look      func() (string, error)
+		want      string
+		wantInErr string
+	}{
+		{name: "pinned build beats PATH", env: map[string]string{"CAUSEWAY_ETCD_CACHE": cache}, wd: repo, look: onPath, want: built},
+		{name: "CAUSEWAY_ETCD_BIN beats the cache", env: map[string]string{"CAUSEWAY_ETCD_BIN": binDirFull, "CAUSEWAY_ETCD_CACHE": cache}, wd: repo, look: onPath, want: filepath.Join(binDirFull, "etcd")},
+		{name: "not built: PATH", env: map[string]string{"CAUSEWAY_ETCD_CACHE": t.TempDir()}, wd: repo, look: onPath, want: "/usr/bin/etcd"},
+		{name: "outside the repository: PATH", env: map[string]string{"HOME": "/home/u"}, wd: t.TempDir(), look: onPath, want: "/usr/bin/etcd"},
+		{name: "CAUSEWAY_ETCD_BIN empty: no fallback", env: map[string]string{"CAUSEWAY_ETCD_BIN": t.TempDir()}, wd: repo, look: onPath, wantInErr: "CAUSEWAY_ETCD_BIN"},
+		{name: "nowhere", env: map[string]string{"CAUSEWAY_ETCD_CACHE": t.TempDir()}, wd: repo, look: missing, wantInErr: "tools/etcd/build.sh"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := findEtcd(func(k string) string { return tt.env[k] }, tt.look, tt.wd)
+			if tt.wantInErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+					t.Fatalf("findEtcd = %q, %v; want an error holding %q", got, err, tt.wantInErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("findEtcd = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -9,8 +9,9 @@
 //
 // The binaries come from tools/kube/build.sh (kube-apiserver,
 // kube-controller-manager, built from the pinned Kubernetes modules into a
-// cache keyed by version, or $CAUSEWAY_KUBE_BIN) and from Debian's
-// etcd-server package. When one is missing a test is skipped, or fails when
+// cache keyed by version, or $CAUSEWAY_KUBE_BIN) and from tools/etcd/build.sh
+// (etcd 3.6, or $CAUSEWAY_ETCD_BIN; an etcd on PATH or Debian's etcd-server
+// 3.4 only when that is not built). When one is missing a test is skipped, or fails when
 // CI=true or CAUSEWAY_REQUIRE_INTEGRATION=1 (see [testreq.SkipOrFail], which applies
 // internal/testreq's policy).
 //
