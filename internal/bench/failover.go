@@ -255,28 +255,8 @@ type rootWrite struct {
 
 func (f *failoverRun) run(ctx context.Context) error {
 	w, cfg, fo := f.w, f.cfg, f.fo
-	kubeconfig := filepath.Join(w.dir, "cluster1.kubeconfig")
-	if err := os.WriteFile(kubeconfig, w.clusters[0].tc.Kubeconfig(), 0o600); err != nil {
-		return fmt.Errorf("bench: write the kubeconfig: %w", err)
-	}
-	for i, name := range []string{"replica-a", "replica-b"} {
-		xdsAddr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		debugAddr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		args := append([]string{"serve",
-			"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
-			"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=", "--webhook-addr=",
-			"--leader-identity", name,
-			"--leader-lease-duration", fo.LeaseDuration.String(),
-			"--leader-renew-deadline", fo.RenewDeadline.String(),
-			"--leader-retry-period", fo.RetryPeriod.String(),
-		}, cfg.ServeArgs...)
-		f.replicas[i] = &replica{name: name, xdsAddr: xdsAddr, debugAddr: debugAddr, args: args, logDir: w.dir}
+	if err := f.prepareReplicas(); err != nil {
+		return err
 	}
 	fr := &FailoverResult{Replicas: []string{"replica-a", "replica-b"}, LeaseDurationSeconds: fo.LeaseDuration.Seconds(), PeakRSSBytes: map[string]int64{}}
 	f.res.Failover = fr
@@ -321,53 +301,13 @@ func (f *failoverRun) run(ctx context.Context) error {
 			return err
 		}
 	}
-	f.audience = make([]int, len(w.clusters))
-	for ni, bc := range w.clusters {
-		for i := range cfg.Proxies {
-			proto := ProtocolSotW
-			if i%2 == 0 {
-				proto = ProtocolDelta
-				fr.DeltaProxies++
-			} else {
-				fr.SotWProxies++
-			}
-			px := newProxy(f.sh, ni, i, bc.network, bc.id, proto, full[bc.network])
-			px.failover = true
-			f.proxies = append(f.proxies, px)
-			go px.runFailover(proxyCtx, addrs, (i/2)%2)
-		}
-		f.audience[ni] = cfg.Proxies
-	}
+	f.startProxies(proxyCtx, full, addrs, fr)
 	if err := f.waitStart(ctx); err != nil {
 		return err
 	}
 
 	// Churn through the whole sequence.
-	stopChurn := make(chan struct{})
-	churnDone := make(chan struct{})
-	ch := &churner{
-		clusters: w.clusters,
-		logs:     make([]*changeLog, len(w.clusters)),
-		audience: func(i int) int { return f.audience[i] },
-		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
-		stop:     stopChurn,
-	}
-	for i, bc := range w.clusters {
-		ch.logs[i] = f.sh.logs[bc.network]
-	}
-	churnBegin := time.Now()
-	go func() {
-		defer close(churnDone)
-		ch.run(ctx, 0, fo.Rate, 24*time.Hour, f.sh.phases[0])
-	}()
-	stopped := false
-	endChurn := func() {
-		if !stopped {
-			stopped = true
-			close(stopChurn)
-			<-churnDone
-		}
-	}
+	endChurn, churnBegin := f.startChurn(ctx)
 	defer endChurn()
 	nsDone := make(chan struct{})
 	nsCtx, stopNS := context.WithCancel(ctx)
@@ -377,34 +317,7 @@ func (f *failoverRun) run(ctx context.Context) error {
 		fr.NamespacesMade = f.makeNamespaces(nsCtx)
 	}()
 
-	// 1: SIGKILL the leader; 2: restart it; 3: SIGTERM the other.
-	if err := f.steady(ctx); err != nil {
-		return err
-	}
-	victim, err := f.leaderIndex(ctx)
-	if err != nil {
-		return err
-	}
-	ev, err := f.fail(ctx, victim, syscall.SIGKILL)
-	if err != nil {
-		return err
-	}
-	fr.Events = append(fr.Events, ev)
-	if err := f.replicas[victim].start(cfg.Causeway); err != nil {
-		return err
-	}
-	if err := f.waitFor(ctx, "restarted "+f.replicas[victim].name+" ready", func() bool { return f.replicas[victim].ready(ctx) }); err != nil {
-		return err
-	}
-	if err := f.steady(ctx); err != nil {
-		return err
-	}
-	ev, err = f.fail(ctx, 1-victim, syscall.SIGTERM)
-	if err != nil {
-		return err
-	}
-	fr.Events = append(fr.Events, ev)
-	if err := f.steady(ctx); err != nil {
+	if err := f.failAndRecover(ctx, fr); err != nil {
 		return err
 	}
 
@@ -415,25 +328,7 @@ func (f *failoverRun) run(ctx context.Context) error {
 	<-nsDone
 	st := f.sh.phases[0]
 	_ = f.waitFor(ctx, "every change delivered", func() bool { return st.delivered.Load() >= st.expected.Load() })
-	var lats []time.Duration
-	var lost int64
-	for _, px := range f.proxies {
-		px.mu.Lock()
-		if len(px.lat) > 0 {
-			lats = append(lats, px.lat[0]...)
-		}
-		px.mu.Unlock()
-		lost += int64(px.undelivered(f.sh.logs[px.network], 0))
-	}
-	ph := Phase{
-		Name: "failover", Rate: fo.Rate, Seconds: writing.Seconds(),
-		Changes: st.changes.Load(), WriteErrors: st.writeErrs.Load(), Lagging: st.lagging.Load(),
-		Pairs: st.expected.Load(), Delivered: st.delivered.Load(), Lost: lost, Latency: summarize(lats),
-	}
-	ph.AchievedRate = float64(ph.Changes) / ph.Seconds
-	f.res.Churn = []Phase{ph}
-	fmt.Fprintf(cfg.Progress, "bench: failover churn: %d changes, %d pairs, %d lost, p99 %.1f ms, max %.1f ms\n",
-		ph.Changes, ph.Pairs, ph.Lost, ph.Latency.P99, ph.Latency.Max)
+	f.recordChurn(st, writing)
 
 	sess := &session{w: w, sh: f.sh, proxies: f.proxies}
 	if err := sess.verify(ctx, &f.res.Verify); err != nil {
@@ -661,4 +556,153 @@ func (f *failoverRun) leaderSince(name string, t time.Time) time.Time {
 		}
 	}
 	return t
+}
+
+// prepareReplicas writes the config cluster's kubeconfig and the two
+// replicas' addresses and arguments.
+func (f *failoverRun) prepareReplicas() error {
+	w, cfg, fo := f.w, f.cfg, f.fo
+	kubeconfig := filepath.Join(w.dir, "cluster1.kubeconfig")
+	if err := os.WriteFile(kubeconfig, w.clusters[0].tc.Kubeconfig(), 0o600); err != nil {
+		return fmt.Errorf("bench: write the kubeconfig: %w", err)
+	}
+	for i, name := range []string{"replica-a", "replica-b"} {
+		xdsAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		debugAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		args := append([]string{"serve",
+			"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
+			"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=", "--webhook-addr=",
+			"--leader-identity", name,
+			"--leader-lease-duration", fo.LeaseDuration.String(),
+			"--leader-renew-deadline", fo.RenewDeadline.String(),
+			"--leader-retry-period", fo.RetryPeriod.String(),
+		}, cfg.ServeArgs...)
+		f.replicas[i] = &replica{name: name, xdsAddr: xdsAddr, debugAddr: debugAddr, args: args, logDir: w.dir}
+	}
+	return nil
+}
+
+// startProxies connects cfg.Proxies proxies per network, delta and SotW
+// alternately, spread over the two replicas.
+func (f *failoverRun) startProxies(ctx context.Context, full views, addrs []string, fr *FailoverResult) {
+	w, cfg := f.w, f.cfg
+	f.audience = make([]int, len(w.clusters))
+	for ni, bc := range w.clusters {
+		for i := range cfg.Proxies {
+			proto := ProtocolSotW
+			if i%2 == 0 {
+				proto = ProtocolDelta
+				fr.DeltaProxies++
+			} else {
+				fr.SotWProxies++
+			}
+			px := newProxy(f.sh, ni, i, bc.network, bc.id, proto, full[bc.network])
+			px.failover = true
+			f.proxies = append(f.proxies, px)
+			go px.runFailover(ctx, addrs, (i/2)%2)
+		}
+		f.audience[ni] = cfg.Proxies
+	}
+}
+
+// failAndRecover runs the sequence: SIGKILL the leader, restart it, then
+// SIGTERM the other replica, with the churn steady in between.
+func (f *failoverRun) failAndRecover(ctx context.Context, fr *FailoverResult) error {
+	cfg := f.cfg
+	// 1: SIGKILL the leader; 2: restart it; 3: SIGTERM the other.
+	if err := f.steady(ctx); err != nil {
+		return err
+	}
+	victim, err := f.leaderIndex(ctx)
+	if err != nil {
+		return err
+	}
+	ev, err := f.fail(ctx, victim, syscall.SIGKILL)
+	if err != nil {
+		return err
+	}
+	fr.Events = append(fr.Events, ev)
+	if err := f.replicas[victim].start(cfg.Causeway); err != nil {
+		return err
+	}
+	if err := f.waitFor(ctx, "restarted "+f.replicas[victim].name+" ready", func() bool { return f.replicas[victim].ready(ctx) }); err != nil {
+		return err
+	}
+	if err := f.steady(ctx); err != nil {
+		return err
+	}
+	ev, err = f.fail(ctx, 1-victim, syscall.SIGTERM)
+	if err != nil {
+		return err
+	}
+	fr.Events = append(fr.Events, ev)
+	if err := f.steady(ctx); err != nil {
+		return err
+	}
+
+	return nil
+}
+
+// recordChurn puts the churn's figures, over the writing time, in the
+// results.
+func (f *failoverRun) recordChurn(st *phaseStats, writing time.Duration) {
+	fo, cfg := f.fo, f.cfg
+	var lats []time.Duration
+	var lost int64
+	for _, px := range f.proxies {
+		px.mu.Lock()
+		if len(px.lat) > 0 {
+			lats = append(lats, px.lat[0]...)
+		}
+		px.mu.Unlock()
+		lost += int64(px.undelivered(f.sh.logs[px.network], 0))
+	}
+	ph := Phase{
+		Name: "failover", Rate: fo.Rate, Seconds: writing.Seconds(),
+		Changes: st.changes.Load(), WriteErrors: st.writeErrs.Load(), Lagging: st.lagging.Load(),
+		Pairs: st.expected.Load(), Delivered: st.delivered.Load(), Lost: lost, Latency: summarize(lats),
+	}
+	ph.AchievedRate = float64(ph.Changes) / ph.Seconds
+	f.res.Churn = []Phase{ph}
+	fmt.Fprintf(cfg.Progress, "bench: failover churn: %d changes, %d pairs, %d lost, p99 %.1f ms, max %.1f ms\n",
+		ph.Changes, ph.Pairs, ph.Lost, ph.Latency.P99, ph.Latency.Max)
+
+}
+
+// startChurn starts the churn at fo.Rate and returns what ends it (once;
+// it waits for the churner) and when it began.
+func (f *failoverRun) startChurn(ctx context.Context) (func(), time.Time) {
+	w, fo := f.w, f.fo
+	stopChurn := make(chan struct{})
+	churnDone := make(chan struct{})
+	ch := &churner{
+		clusters: w.clusters,
+		logs:     make([]*changeLog, len(w.clusters)),
+		audience: func(i int) int { return f.audience[i] },
+		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
+		stop:     stopChurn,
+	}
+	for i, bc := range w.clusters {
+		ch.logs[i] = f.sh.logs[bc.network]
+	}
+	churnBegin := time.Now()
+	go func() {
+		defer close(churnDone)
+		ch.run(ctx, 0, fo.Rate, 24*time.Hour, f.sh.phases[0])
+	}()
+	stopped := false
+	endChurn := func() {
+		if !stopped {
+			stopped = true
+			close(stopChurn)
+			<-churnDone
+		}
+	}
+	return endChurn, churnBegin
 }

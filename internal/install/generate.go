@@ -471,22 +471,24 @@ const (
 	RootCertDir       = "/var/run/secrets/istio"
 )
 
-func gateway(v Values) []Object {
-	selector := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
-	labels := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
-	if v.Revision != "" {
-		labels[LabelRevision] = v.Revision
-	}
-	gw := v.Gateway
-	xds := gw.XDSAddress
+// gatewayXDSAddress is where the gateway gets its configuration: the
+// value's own address, else istiod-remote's secure port on a remote
+// cluster, else the control plane's Service.
+func gatewayXDSAddress(v Values) string {
 	switch {
-	case xds != "":
+	case v.Gateway.XDSAddress != "":
+		return v.Gateway.XDSAddress
 	case v.RemotePilotAddress != "":
-		xds = fmt.Sprintf("%s.%s.svc:%d", RemoteServiceName, v.Namespace, PortXDSTLS)
+		return fmt.Sprintf("%s.%s.svc:%d", RemoteServiceName, v.Namespace, PortXDSTLS)
 	default:
-		xds = fmt.Sprintf("%s:%d", v.controlPlaneService(), PortXDS)
+		return fmt.Sprintf("%s:%d", v.controlPlaneService(), PortXDS)
 	}
+}
 
+// gatewayService is the east-west gateway's Service and its container's
+// ports.
+func gatewayService(v Values, labels, selector map[string]string) (*corev1.Service, []corev1.ContainerPort) {
+	gw := v.Gateway
 	svcLabels := maps.Clone(labels)
 	if gw.Port != PortGatewayTLS {
 		svcLabels[LabelGatewayPort] = fmt.Sprint(gw.Port)
@@ -521,6 +523,19 @@ func gateway(v Values) []Object {
 		// Local keeps traffic on them (and the client's address).
 		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	}
+	return svc, cports
+}
+
+func gateway(v Values) []Object {
+	selector := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
+	labels := map[string]string{"app": GatewayName, LabelIstio: GatewayLabelValue, LabelNetwork: v.Network}
+	if v.Revision != "" {
+		labels[LabelRevision] = v.Revision
+	}
+	gw := v.Gateway
+	xds := gatewayXDSAddress(v)
+
+	svc, cports := gatewayService(v, labels, selector)
 
 	if gw.ImageKind == GatewayImageIstio {
 		return []Object{
