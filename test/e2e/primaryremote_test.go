@@ -84,8 +84,11 @@ func TestPrimaryRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// cluster2: the remote profile, pointed at gateway1's 15012.
-	remote := causewayCLI(t, h.bin, "manifest", "generate", "--profile", "remote",
+	// cluster2: the remote profile, pointed at gateway1's 15012. No
+	// injection webhook: this test has no kubelet to run injected pods, and
+	// its workloads are the test's own processes (the webhook's URL through
+	// the gateway is TestGatewayPassesWebhookThrough's).
+	remote := causewayCLI(t, h.bin, "manifest", "generate", "--profile", "remote", "--no-webhook",
 		"--cluster-id", s2.cluster.ID, "--network", s2.network, "--mesh-id", "mesh1", "--remote-pilot-address", s1.exposeCP)
 	t.Logf("the remote profile:\n%s", remote)
 	checkRemoteProfile(t, remote, s1.exposeCP, s2.network)
