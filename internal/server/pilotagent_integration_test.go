@@ -19,7 +19,6 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -36,6 +35,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
@@ -250,27 +250,7 @@ func (a *agent) firstAnswer(t *testing.T, delta bool, token string, cert *tls.Ce
 	t.Helper()
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(t.Context(), a.md(token)), 20*time.Second)
 	defer cancel()
-	c := discoveryv3.NewAggregatedDiscoveryServiceClient(a.conn(t, a.discovery, cert))
-	if delta {
-		st, err := c.DeltaAggregatedResources(ctx)
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: parity.TypeCluster}); err != nil {
-			return err
-		}
-		_, err = st.Recv()
-		return err
-	}
-	st, err := c.StreamAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: parity.TypeCluster}); err != nil {
-		return err
-	}
-	_, err = st.Recv()
-	return err
+	return testkit.FirstResponse(ctx, a.conn(t, a.discovery, cert), delta, node, parity.TypeCluster)
 }
 
 // TestIntegrationPilotAgentView: a client does, against `causeway serve`

@@ -122,3 +122,31 @@ func dial(ctx context.Context, t testing.TB, addr string, opts []grpc.DialOption
 	t.Cleanup(func() { cancel(); _ = conn.Close() })
 	return conn, ctx
 }
+
+// FirstResponse opens an ADS stream on conn (delta or state of the world),
+// asks for every resource of typeURL as node, and returns the error of the
+// first answer: nil when a response came, else the stream's status (how a
+// refused proxy sees it). ctx carries the call's metadata and deadline.
+func FirstResponse(ctx context.Context, conn grpc.ClientConnInterface, delta bool, node *corev3.Node, typeURL string) error {
+	c := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	if delta {
+		st, err := c.DeltaAggregatedResources(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typeURL}); err != nil {
+			return err
+		}
+		_, err = st.Recv()
+		return err
+	}
+	st, err := c.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL}); err != nil {
+		return err
+	}
+	_, err = st.Recv()
+	return err
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
@@ -165,27 +166,7 @@ func firstAnswer(t *testing.T, conn *grpc.ClientConn, delta bool, token string, 
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	c := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
-	if delta {
-		st, err := c.DeltaAggregatedResources(ctx)
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: n, TypeUrl: resourcev3.ClusterType}); err != nil {
-			return err
-		}
-		_, err = st.Recv()
-		return err
-	}
-	st, err := c.StreamAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: n, TypeUrl: resourcev3.ClusterType}); err != nil {
-		return err
-	}
-	_, err = st.Recv()
-	return err
+	return testkit.FirstResponse(ctx, conn, delta, n, resourcev3.ClusterType)
 }
 
 // TestInterceptor: both ADS protocols are checked on their first
