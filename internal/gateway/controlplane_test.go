@@ -330,17 +330,32 @@ func TestXDSTLSConfig(t *testing.T) {
 	}
 }
 
-func TestNewExposeControlPlane(t *testing.T) {
+// exposedListener is one of the gateway's extra passthrough listeners
+// (the control plane's 15012, the webhook's 15017).
+type exposedListener struct {
+	set      func(cfg *Config, addr string)
+	port     string // a bare port: not an address
+	addrWord string // what the error calls a bad address
+	flag     string // the flag a busy port's error names
+	listener string // its listener's name
+}
+
+// newExposedGateway checks that e's refusals hold (a bad address, the main
+// listener named as e's, a busy port), then returns a gateway with e on a
+// free loopback port.
+func newExposedGateway(t *testing.T, e exposedListener) *Gateway {
+	t.Helper()
 	base := Config{XDS: "127.0.0.1:15010", Network: "n", ClusterID: "c", NodeID: gatewayNodeID(), Listen: "127.0.0.1:0", Admin: "127.0.0.1:0"}
 	for _, tt := range []struct {
 		name, expose, listenerName, wantErr string
 	}{
-		{name: "not an address", expose: "15012", wantErr: "control plane address"},
-		{name: "main listener is the control plane's", expose: "127.0.0.1:0", listenerName: "0.0.0.0_15012", wantErr: "the main listener is 0.0.0.0_15012"},
+		{name: "not an address", expose: e.port, wantErr: e.addrWord},
+		{name: "main listener is the exposed one's", expose: "127.0.0.1:0", listenerName: e.listener, wantErr: "the main listener is " + e.listener},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base
-			cfg.ExposeControlPlane, cfg.ListenerName = tt.expose, tt.listenerName
+			e.set(&cfg, tt.expose)
+			cfg.ListenerName = tt.listenerName
 			g, err := New(cfg)
 			if err == nil {
 				_ = g.Close()
@@ -352,23 +367,34 @@ func TestNewExposeControlPlane(t *testing.T) {
 		})
 	}
 
-	// A busy control plane port names its flag, and releases the main one.
+	// A busy port names its flag, and releases the main one.
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = busy.Close() }()
 	cfg := base
-	cfg.ExposeControlPlane = busy.Addr().String()
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "--expose-control-plane") {
-		t.Errorf("a busy control plane port: %v", err)
+	e.set(&cfg, busy.Addr().String())
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), e.flag) {
+		t.Errorf("a busy %s port: %v", e.flag, err)
 	}
 
-	cfg.ExposeControlPlane = "127.0.0.1:0"
+	e.set(&cfg, "127.0.0.1:0")
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+// exposedControlPlane is --expose-control-plane.
+var exposedControlPlane = exposedListener{
+	set:  func(cfg *Config, addr string) { cfg.ExposeControlPlane = addr },
+	port: "15012", addrWord: "control plane address", flag: "--expose-control-plane", listener: "0.0.0.0_15012",
+}
+
+func TestNewExposeControlPlane(t *testing.T) {
+	g := newExposedGateway(t, exposedControlPlane)
 	if diff := cmp.Diff([]string{"0.0.0.0_15443", "0.0.0.0_15012"}, g.cfg.listenerNames()); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,45 +112,12 @@ func TestGatewayExposesWebhook(t *testing.T) {
 	}
 }
 
+// The webhook alone: no control plane listener.
 func TestNewExposeWebhook(t *testing.T) {
-	base := Config{XDS: "127.0.0.1:15010", Network: "n", ClusterID: "c", NodeID: gatewayNodeID(), Listen: "127.0.0.1:0", Admin: "127.0.0.1:0"}
-	for _, tt := range []struct {
-		name, expose, listenerName, wantErr string
-	}{
-		{name: "not an address", expose: "15017", wantErr: "webhook address"},
-		{name: "main listener is the webhook's", expose: "127.0.0.1:0", listenerName: "0.0.0.0_15017", wantErr: "the main listener is 0.0.0.0_15017"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			cfg.ExposeWebhook, cfg.ListenerName = tt.expose, tt.listenerName
-			g, err := New(cfg)
-			if err == nil {
-				_ = g.Close()
-				t.Fatal("accepted")
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q, want it to say %q", err, tt.wantErr)
-			}
-		})
-	}
-
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = busy.Close() }()
-	cfg := base
-	cfg.ExposeWebhook = busy.Addr().String()
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "--expose-webhook") {
-		t.Errorf("a busy webhook port: %v", err)
-	}
-
-	// The webhook alone: no control plane listener.
-	cfg.ExposeWebhook = "127.0.0.1:0"
-	g, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newExposedGateway(t, exposedListener{
+		set:  func(cfg *Config, addr string) { cfg.ExposeWebhook = addr },
+		port: "15017", addrWord: "webhook address", flag: "--expose-webhook", listener: "0.0.0.0_15017",
+	})
 	if diff := cmp.Diff([]string{"0.0.0.0_15443", "0.0.0.0_15017"}, g.cfg.listenerNames()); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
