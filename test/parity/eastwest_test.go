@@ -2,12 +2,9 @@ package parity
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,58 +74,12 @@ const istiodIP = "10.1.0.5"
 // docs/parity.md.
 func TestParityEastWestGateway(t *testing.T) {
 	testreq.NotShort(t, "parity test: starts two kube-apiservers, istiod and causeway serve")
-	bins := testenv.RequireIstio(t)
-	testenv.RequireBinaries(t, false)
-	table := loadTable(t)
-
-	built := make(chan struct{})
-	var causewayBin string
-	var buildErr error
-	buildDir := t.TempDir()
-	go func() {
-		defer close(built)
-		causewayBin, buildErr = buildCauseway(t.Context(), buildDir)
-	}()
-
-	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})
-	sites := []*site{
-		{n: 1, cluster: env.Clusters[0], network: "network1", gatewayIP: netip.MustParseAddr("172.18.0.10")},
-		{n: 2, cluster: env.Clusters[1], network: "network2", gatewayIP: netip.MustParseAddr("172.18.0.20")},
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(sites))
-	for i, s := range sites {
-		wg.Go(func() {
-			if _, err := s.cluster.InstallCRDs(ctx, bins.CRDs); err != nil {
-				errs[i] = err
-				return
-			}
-			if err := s.write(ctx); err != nil {
-				errs[i] = err
-				return
-			}
-			errs[i] = applyIstioObjects(ctx, s.cluster)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	w := startParityWorld(ctx, t, createIstiodService)
+	bins, table, env, sites := w.bins, w.table, w.env, w.sites
+	causewayBin, kubeconfig, meshFlag := w.causewayBin, w.kubeconfig, w.meshFlag
 	primary := sites[0].cluster
-	if err := createIstiodService(ctx, primary); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := primary.Client().CoreV1().Secrets(systemNamespace).Create(ctx, remoteSecret(sites[1].cluster), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("remote secret of cluster2: %v", err)
-	}
-	<-built
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	kubeconfig := primary.WriteKubeconfig(t)
-	meshFlag := meshConfigFlag(t, causewayBin)
 
 	var gateways []proxy
 	for _, s := range sites {
@@ -257,7 +208,8 @@ func createIstiodService(ctx context.Context, c *testenv.Cluster) error {
 	return err
 }
 
-// applyYAML creates the Istio networking objects of docs in the cluster.
+// applyYAML creates the Istio objects of docs (Gateways, VirtualServices,
+// PeerAuthentications) in the cluster.
 func applyYAML(ctx context.Context, c *testenv.Cluster, docs string) error {
 	client, err := dynamic.NewForConfig(c.RESTConfig())
 	if err != nil {
@@ -270,7 +222,7 @@ func applyYAML(ctx context.Context, c *testenv.Cluster, docs string) error {
 		}
 		gvk := obj.GroupVersionKind()
 		gvr := schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: map[string]string{
-			"Gateway": "gateways", "VirtualService": "virtualservices",
+			"Gateway": "gateways", "VirtualService": "virtualservices", "PeerAuthentication": "peerauthentications",
 		}[gvk.Kind]}
 		if _, err := client.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("cluster %s: create %s %s/%s: %w", c.ID, gvk.Kind, obj.GetNamespace(), obj.GetName(), err)

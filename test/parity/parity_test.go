@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	xp "github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
@@ -62,55 +59,12 @@ type proxy struct {
 // the deliberate differences of docs/parity.md.
 func TestParityWithIstiod(t *testing.T) {
 	testreq.NotShort(t, "parity test: starts two kube-apiservers, istiod and causeway serve")
-	bins := testenv.RequireIstio(t)
-	testenv.RequireBinaries(t, false)
-	table := loadTable(t)
-
-	built := make(chan struct{})
-	var causewayBin string
-	var buildErr error
-	buildDir := t.TempDir()
-	go func() {
-		defer close(built)
-		causewayBin, buildErr = buildCauseway(t.Context(), buildDir)
-	}()
-
-	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})
-	sites := []*site{
-		{n: 1, cluster: env.Clusters[0], network: "network1", gatewayIP: netip.MustParseAddr("172.18.0.10")},
-		{n: 2, cluster: env.Clusters[1], network: "network2", gatewayIP: netip.MustParseAddr("172.18.0.20")},
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(sites))
-	for i, s := range sites {
-		wg.Go(func() {
-			if _, err := s.cluster.InstallCRDs(ctx, bins.CRDs); err != nil {
-				errs[i] = err
-				return
-			}
-			if err := s.write(ctx); err != nil {
-				errs[i] = err
-				return
-			}
-			errs[i] = applyIstioObjects(ctx, s.cluster)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	w := startParityWorld(ctx, t, nil)
+	bins, table, env, sites := w.bins, w.table, w.env, w.sites
+	causewayBin, kubeconfig, meshFlag := w.causewayBin, w.kubeconfig, w.meshFlag
 	primary := sites[0].cluster
-	if _, err := primary.Client().CoreV1().Secrets(systemNamespace).Create(ctx, remoteSecret(sites[1].cluster), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("remote secret of cluster2: %v", err)
-	}
-	<-built
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	kubeconfig := primary.WriteKubeconfig(t)
-	meshFlag := meshConfigFlag(t, causewayBin)
 
 	var proxies []proxy
 	for _, s := range sites {

@@ -2,19 +2,18 @@ package parity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"strings"
+	"sync"
+	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	xp "github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
@@ -275,24 +274,7 @@ spec:
 
 // applyIstioObjects creates istioObjects in the cluster.
 func applyIstioObjects(ctx context.Context, c *testenv.Cluster) error {
-	client, err := dynamic.NewForConfig(c.RESTConfig())
-	if err != nil {
-		return fmt.Errorf("dynamic client of %s: %w", c.ID, err)
-	}
-	for _, doc := range splitYAML(istioObjects) {
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
-			return fmt.Errorf("decode Istio object: %w\n%s", err, doc)
-		}
-		gvk := obj.GroupVersionKind()
-		gvr := schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: map[string]string{
-			"Gateway": "gateways", "PeerAuthentication": "peerauthentications",
-		}[gvk.Kind]}
-		if _, err := client.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("cluster %s: create %s %s/%s: %w", c.ID, gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
-		}
-	}
-	return nil
+	return applyYAML(ctx, c, istioObjects)
 }
 
 func splitYAML(s string) []string {
@@ -317,4 +299,76 @@ func remoteSecret(remote *testenv.Cluster) *corev1.Secret {
 		},
 		Data: map[string][]byte{remote.ID: remote.Kubeconfig()},
 	}
+}
+
+// parityWorld is what the parity tests start: two kube-apiservers holding
+// the world of this file (with Istio's CRDs and objects), cluster1 reading
+// cluster2 through a remote secret, and the causeway binary, built
+// meanwhile.
+type parityWorld struct {
+	bins        testenv.IstioBinaries
+	table       *xp.Table
+	env         *testenv.Env
+	sites       []*site
+	causewayBin string
+	kubeconfig  string // cluster1's
+	meshFlag    string // causeway serve's flag for a mesh config file
+}
+
+// startParityWorld starts the world within ctx. prepare, when set, runs on
+// cluster1 before its remote secret is made.
+func startParityWorld(ctx context.Context, t *testing.T, prepare func(context.Context, *testenv.Cluster) error) *parityWorld {
+	t.Helper()
+	w := &parityWorld{bins: testenv.RequireIstio(t)}
+	testenv.RequireBinaries(t, false)
+	w.table = loadTable(t)
+
+	built := make(chan struct{})
+	var buildErr error
+	buildDir := t.TempDir()
+	go func() {
+		defer close(built)
+		w.causewayBin, buildErr = buildCauseway(t.Context(), buildDir)
+	}()
+
+	w.env = testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})
+	w.sites = []*site{
+		{n: 1, cluster: w.env.Clusters[0], network: "network1", gatewayIP: netip.MustParseAddr("172.18.0.10")},
+		{n: 2, cluster: w.env.Clusters[1], network: "network2", gatewayIP: netip.MustParseAddr("172.18.0.20")},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(w.sites))
+	for i, s := range w.sites {
+		wg.Go(func() {
+			if _, err := s.cluster.InstallCRDs(ctx, w.bins.CRDs); err != nil {
+				errs[i] = err
+				return
+			}
+			if err := s.write(ctx); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = applyIstioObjects(ctx, s.cluster)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	primary := w.sites[0].cluster
+	if prepare != nil {
+		if err := prepare(ctx, primary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := primary.Client().CoreV1().Secrets(systemNamespace).Create(ctx, remoteSecret(w.sites[1].cluster), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("remote secret of cluster2: %v", err)
+	}
+	<-built
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	w.kubeconfig = primary.WriteKubeconfig(t)
+	w.meshFlag = meshConfigFlag(t, w.causewayBin)
+	return w
 }
