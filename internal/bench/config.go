@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -87,33 +88,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Causeway == "" {
 		return c, errors.New("bench: no causeway binary: build it (make build) and pass its path")
 	}
-	if c.Services == 0 {
-		c.Services = DefaultServices
-	}
-	if c.Endpoints == 0 {
-		c.Endpoints = DefaultEndpoints
-	}
-	if c.Proxies == 0 {
-		c.Proxies = DefaultProxies
-	}
+	c.Services = cmp.Or(c.Services, DefaultServices)
+	c.Endpoints = cmp.Or(c.Endpoints, DefaultEndpoints)
+	c.Proxies = cmp.Or(c.Proxies, DefaultProxies)
 	if len(c.Rates) == 0 {
 		c.Rates = DefaultRates()
 	}
-	if c.Duration == 0 {
-		c.Duration = DefaultDuration
-	}
-	if c.Protocol == "" {
-		c.Protocol = ProtocolSotW
-	}
-	if c.Settle == 0 {
-		c.Settle = DefaultSettle
-	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = DefaultStartTimeout
-	}
-	if c.Writers == 0 {
-		c.Writers = DefaultWriters
-	}
+	c.Duration = cmp.Or(c.Duration, DefaultDuration)
+	c.Protocol = cmp.Or(c.Protocol, ProtocolSotW)
+	c.Settle = cmp.Or(c.Settle, DefaultSettle)
+	c.StartTimeout = cmp.Or(c.StartTimeout, DefaultStartTimeout)
+	c.Writers = cmp.Or(c.Writers, DefaultWriters)
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}

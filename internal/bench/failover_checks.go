@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -271,7 +272,7 @@ func (r *Results) writeFailover(w io.Writer) {
 	}
 	var holders []string
 	for _, c := range fr.LeaderChanges {
-		holders = append(holders, cmpOr(c.Holder, "(released)"))
+		holders = append(holders, cmp.Or(c.Holder, "(released)"))
 	}
 	fmt.Fprintf(w, "  leaders %v over %d Lease writes, %d overlaps; %d root ConfigMap writes, %d not by the leader; %d namespaces made, %d without root\n",
 		holders, fr.LeaseUpdates, len(fr.Overlaps), fr.RootWrites, len(fr.RootWritesByNonLeader), fr.NamespacesMade, len(fr.NamespacesWithoutRoot))

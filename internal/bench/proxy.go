@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,7 +96,7 @@ func decode(typeURL string, raw []byte) (*decoded, error) {
 		}
 		d.name = c.GetName()
 		if c.GetType() == clusterv3.Cluster_EDS {
-			d.edsName = cmpOr(c.GetEdsClusterConfig().GetServiceName(), c.GetName())
+			d.edsName = cmp.Or(c.GetEdsClusterConfig().GetServiceName(), c.GetName())
 		}
 	case resourcev3.EndpointType:
 		var cla endpointv3.ClusterLoadAssignment
@@ -121,13 +122,6 @@ func decode(typeURL string, raw []byte) (*decoded, error) {
 		return nil, fmt.Errorf("unexpected resource type %s", typeURL)
 	}
 	return d, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // shared is what every proxy of a run reads: the decoded resources, the

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -182,12 +183,8 @@ func New(cfg Config) (*Authority, error) {
 		return nil, fmt.Errorf("ca: a certificate lifetime is negative (workload %v, workload maximum %v, serving %v): give positive durations",
 			cfg.WorkloadTTL, cfg.WorkloadTTLMax, cfg.ServingTTL)
 	}
-	if cfg.SystemNamespace == "" {
-		cfg.SystemNamespace = DefaultSystemNamespace
-	}
-	if cfg.TrustDomain == "" {
-		cfg.TrustDomain = DefaultTrustDomain
-	}
+	cfg.SystemNamespace = cmp.Or(cfg.SystemNamespace, DefaultSystemNamespace)
+	cfg.TrustDomain = cmp.Or(cfg.TrustDomain, DefaultTrustDomain)
 	if errs := validation.IsDNS1123Subdomain(cfg.TrustDomain); len(errs) > 0 {
 		return nil, fmt.Errorf("trust domain %q: %s; give a DNS name such as cluster.local", cfg.TrustDomain, strings.Join(errs, "; "))
 	}
@@ -200,25 +197,13 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.NewReviewer == nil {
 		cfg.NewReviewer = NewKubeReviewer
 	}
-	if cfg.ReviewQPS == 0 {
-		cfg.ReviewQPS = DefaultReviewQPS
-	}
-	if cfg.ReviewBurst == 0 {
-		cfg.ReviewBurst = max(DefaultReviewBurst, int(cfg.ReviewQPS))
-	}
-	if cfg.ReviewCacheSize == 0 {
-		cfg.ReviewCacheSize = DefaultReviewCacheSize
-	}
-	if cfg.WorkloadTTLMax == 0 {
-		cfg.WorkloadTTLMax = DefaultWorkloadTTLMax
-	}
-	if cfg.WorkloadTTL == 0 {
-		cfg.WorkloadTTL = DefaultWorkloadTTL
-	}
+	cfg.ReviewQPS = cmp.Or(cfg.ReviewQPS, DefaultReviewQPS)
+	cfg.ReviewBurst = cmp.Or(cfg.ReviewBurst, max(DefaultReviewBurst, int(cfg.ReviewQPS)))
+	cfg.ReviewCacheSize = cmp.Or(cfg.ReviewCacheSize, DefaultReviewCacheSize)
+	cfg.WorkloadTTLMax = cmp.Or(cfg.WorkloadTTLMax, DefaultWorkloadTTLMax)
+	cfg.WorkloadTTL = cmp.Or(cfg.WorkloadTTL, DefaultWorkloadTTL)
 	cfg.WorkloadTTL = min(cfg.WorkloadTTL, cfg.WorkloadTTLMax)
-	if cfg.ServingTTL == 0 {
-		cfg.ServingTTL = DefaultServingTTL
-	}
+	cfg.ServingTTL = cmp.Or(cfg.ServingTTL, DefaultServingTTL)
 	if cfg.ServingTTL < minServingTTL {
 		return nil, fmt.Errorf("serving certificate lifetime %v: want at least %v", cfg.ServingTTL, minServingTTL)
 	}

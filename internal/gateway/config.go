@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -123,9 +124,7 @@ type Config struct {
 // writes it: router~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN (domain
 // cluster.local when empty).
 func NodeID(ip netip.Addr, pod, namespace, domain string) string {
-	if domain == "" {
-		domain = model.DefaultDomain
-	}
+	domain = cmp.Or(domain, model.DefaultDomain)
 	return "router~" + ip.String() + "~" + pod + "." + namespace + "~" + namespace + ".svc." + domain
 }
 
@@ -152,12 +151,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if p.Role != envoy.RoleEastWestGateway {
 		return cfg, fmt.Errorf("gateway: node id %q is a %s's; an east-west gateway's starts with router~", cfg.NodeID, p.Role)
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = DefaultListen
-	}
-	if cfg.Admin == "" {
-		cfg.Admin = DefaultAdmin
-	}
+	cfg.Listen = cmp.Or(cfg.Listen, DefaultListen)
+	cfg.Admin = cmp.Or(cfg.Admin, DefaultAdmin)
 	if cfg.ListenerName == "" {
 		_, portStr, err := net.SplitHostPort(cfg.Listen)
 		if err != nil {
@@ -167,9 +162,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("gateway: listen address %q: port %q is not a number; want HOST:PORT such as %s", cfg.Listen, portStr, DefaultListen)
 		}
-		if port == 0 {
-			port = model.DefaultGatewayPort
-		}
+		port = cmp.Or(port, model.DefaultGatewayPort)
 		cfg.ListenerName = envoy.OutboundListenerName(uint32(port))
 	}
 	if cfg.ExposeControlPlane != "" {
@@ -188,22 +181,12 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("gateway: the main listener is %s, the webhook's: give the main listener another port or name", envoy.ControlPlaneWebhookListenerName)
 		}
 	}
-	if cfg.HelloTimeout == 0 {
-		cfg.HelloTimeout = DefaultHelloTimeout
-	}
-	if cfg.MaxPendingHellos == 0 {
-		cfg.MaxPendingHellos = DefaultMaxPendingHellos
-	}
-	if cfg.HelloGrace == 0 {
-		cfg.HelloGrace = DefaultHelloGrace
-	}
+	cfg.HelloTimeout = cmp.Or(cfg.HelloTimeout, DefaultHelloTimeout)
+	cfg.MaxPendingHellos = cmp.Or(cfg.MaxPendingHellos, DefaultMaxPendingHellos)
+	cfg.HelloGrace = cmp.Or(cfg.HelloGrace, DefaultHelloGrace)
 	cfg.HelloGrace = min(cfg.HelloGrace, cfg.HelloTimeout)
-	if cfg.Drain == 0 {
-		cfg.Drain = DefaultDrain
-	}
-	if cfg.ReconnectDelay == 0 {
-		cfg.ReconnectDelay = DefaultReconnectDelay
-	}
+	cfg.Drain = cmp.Or(cfg.Drain, DefaultDrain)
+	cfg.ReconnectDelay = cmp.Or(cfg.ReconnectDelay, DefaultReconnectDelay)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

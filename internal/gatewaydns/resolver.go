@@ -11,6 +11,7 @@
 package gatewaydns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -105,24 +106,14 @@ func New(cfg Config) (*Resolver, error) {
 	case cfg.Refresh < 0 || cfg.MinTTL < 0 || cfg.MaxTTL < 0 || cfg.Timeout < 0:
 		return nil, errors.New("gatewaydns: negative duration in Config")
 	}
-	if cfg.Refresh == 0 {
-		cfg.Refresh = DefaultRefresh
-	}
-	if cfg.MinTTL == 0 {
-		cfg.MinTTL = DefaultMinTTL
-	}
-	if cfg.MaxTTL == 0 {
-		cfg.MaxTTL = DefaultMaxTTL
-	}
+	cfg.Refresh = cmp.Or(cfg.Refresh, DefaultRefresh)
+	cfg.MinTTL = cmp.Or(cfg.MinTTL, DefaultMinTTL)
+	cfg.MaxTTL = cmp.Or(cfg.MaxTTL, DefaultMaxTTL)
 	if cfg.MaxTTL < cfg.MinTTL {
 		return nil, fmt.Errorf("gatewaydns: the largest TTL (%s) is below the smallest (%s): raise --gateway-dns-max-ttl", cfg.MaxTTL, cfg.MinTTL)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.ResolvConf == "" {
-		cfg.ResolvConf = DefaultResolvConf
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.ResolvConf = cmp.Or(cfg.ResolvConf, DefaultResolvConf)
 	r := &Resolver{
 		cfg:     cfg,
 		client:  &dns.Client{Timeout: cfg.Timeout},

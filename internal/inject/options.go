@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -77,9 +78,9 @@ func (in *Injector) options(ann map[string]string, proxyCfg map[string]any, nati
 	o := podOptions{
 		mode:         ModeRedirect,
 		image:        in.cfg.ProxyImage,
-		proxyLog:     orDefault(ann[AnnotationLogLevel], "warning"),
-		componentLog: orDefault(ann[AnnotationComponentLog], "misc:error"),
-		agentLog:     orDefault(ann[AnnotationAgentLogLevel], "default:info"),
+		proxyLog:     cmp.Or(ann[AnnotationLogLevel], "warning"),
+		componentLog: cmp.Or(ann[AnnotationComponentLog], "misc:error"),
+		agentLog:     cmp.Or(ann[AnnotationAgentLogLevel], "default:info"),
 		native:       nativeSidecar(ann, nativeDef),
 	}
 	if m, ok := proxyCfg["interceptionMode"].(string); ok && m != "" {
@@ -159,9 +160,9 @@ func iptablesArgs(ann map[string]string, statusPort int32) ([]string, error) {
 		exclude += "," + more
 	}
 	args := []string{
-		"-i", orDefault(ann[AnnotationIncludeOutboundIPRanges], "*"),
+		"-i", cmp.Or(ann[AnnotationIncludeOutboundIPRanges], "*"),
 		"-x", ann[AnnotationExcludeOutboundIPRanges],
-		"-b", orDefault(ann[AnnotationIncludeInboundPorts], "*"),
+		"-b", cmp.Or(ann[AnnotationIncludeInboundPorts], "*"),
 		"-d", exclude,
 	}
 	if v, ok := ann[AnnotationIncludeOutboundPorts]; ok {
@@ -187,8 +188,8 @@ func iptablesArgs(ann map[string]string, statusPort int32) ([]string, error) {
 func cniAnnotations(ann map[string]string, mode string, statusPort int32) map[string]string {
 	out := map[string]string{
 		AnnotationInterceptionMode:        mode,
-		AnnotationIncludeOutboundIPRanges: orDefault(ann[AnnotationIncludeOutboundIPRanges], "*"),
-		AnnotationIncludeInboundPorts:     orDefault(ann[AnnotationIncludeInboundPorts], "*"),
+		AnnotationIncludeOutboundIPRanges: cmp.Or(ann[AnnotationIncludeOutboundIPRanges], "*"),
+		AnnotationIncludeInboundPorts:     cmp.Or(ann[AnnotationIncludeInboundPorts], "*"),
 		AnnotationExcludeInboundPorts:     excludeInbound(ann[AnnotationExcludeInboundPorts], statusPort),
 	}
 	if v := ann[AnnotationExcludeOutboundIPRanges]; v != "" {
@@ -268,11 +269,4 @@ func nativeSidecar(ann map[string]string, def bool) bool {
 		return v != "false"
 	}
 	return def
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

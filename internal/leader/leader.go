@@ -9,6 +9,7 @@
 package leader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,18 +107,10 @@ func New(cfg Config) (*Elector, error) {
 	case cfg.Identity == "":
 		return nil, errors.New("leader: no identity: set --leader-identity (default: $POD_NAME, else the host name)")
 	}
-	if cfg.Name == "" {
-		cfg.Name = DefaultLeaseName
-	}
-	if cfg.LeaseDuration == 0 {
-		cfg.LeaseDuration = DefaultLeaseDuration
-	}
-	if cfg.RenewDeadline == 0 {
-		cfg.RenewDeadline = DefaultRenewDeadline
-	}
-	if cfg.RetryPeriod == 0 {
-		cfg.RetryPeriod = DefaultRetryPeriod
-	}
+	cfg.Name = cmp.Or(cfg.Name, DefaultLeaseName)
+	cfg.LeaseDuration = cmp.Or(cfg.LeaseDuration, DefaultLeaseDuration)
+	cfg.RenewDeadline = cmp.Or(cfg.RenewDeadline, DefaultRenewDeadline)
+	cfg.RetryPeriod = cmp.Or(cfg.RetryPeriod, DefaultRetryPeriod)
 	if err := CheckDurations(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod); err != nil {
 		return nil, err
 	}

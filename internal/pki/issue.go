@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -66,8 +67,8 @@ type RootOptions struct {
 // does (O=Istio, CN=Root CA, CA:true without a path length). It returns the
 // certificate and its PKCS #8 private key, both PEM.
 func NewRoot(opts RootOptions) (certPEM, keyPEM []byte, err error) {
-	opts.Org = orDefault(opts.Org, DefaultOrg)
-	opts.CommonName = orDefault(opts.CommonName, DefaultRootCommonName)
+	opts.Org = cmp.Or(opts.Org, DefaultOrg)
+	opts.CommonName = cmp.Or(opts.CommonName, DefaultRootCommonName)
 	days, err := checkDays(opts.Days, DefaultRootDays)
 	if err != nil {
 		return nil, nil, err
@@ -163,8 +164,8 @@ func NewIntermediate(opts IntermediateOptions) (Bundle, error) {
 	if opts.Cluster == "" {
 		return Bundle{}, errors.New("intermediate CA: the cluster id is empty; name the cluster the CA is for")
 	}
-	opts.Org = orDefault(opts.Org, DefaultOrg)
-	opts.CommonName = orDefault(opts.CommonName, DefaultIntermediateCN)
+	opts.Org = cmp.Or(opts.Org, DefaultOrg)
+	opts.CommonName = cmp.Or(opts.CommonName, DefaultIntermediateCN)
 	if opts.DNSNames == nil {
 		opts.DNSNames = []string{DefaultIntermediateDNS}
 	}
@@ -291,13 +292,6 @@ func checkDays(days, def int) (int, error) {
 		return 0, fmt.Errorf("validity of %d days: want 1 to %d", days, maxDays)
 	}
 	return days, nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func nowOr(t time.Time) time.Time {

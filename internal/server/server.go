@@ -10,6 +10,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -202,24 +203,12 @@ func New(cfg Config) (*Server, error) {
 	case cfg.ClusterSyncTimeout < 0 || cfg.Debounce < 0 || cfg.MaxDebounce < 0 || cfg.MeshNetworksPoll < 0 || cfg.DrainDuration < 0:
 		return nil, errors.New("server: negative duration in Config")
 	}
-	if cfg.SystemNamespace == "" {
-		cfg.SystemNamespace = "istio-system"
-	}
-	if cfg.Model.SystemNamespace == "" {
-		cfg.Model.SystemNamespace = cfg.SystemNamespace
-	}
-	if cfg.ClusterSyncTimeout == 0 {
-		cfg.ClusterSyncTimeout = DefaultClusterSyncTimeout
-	}
-	if cfg.MeshNetworksPoll == 0 {
-		cfg.MeshNetworksPoll = DefaultMeshNetworksPoll
-	}
-	if cfg.Debounce == 0 {
-		cfg.Debounce = DefaultDebounce
-	}
-	if cfg.MaxDebounce == 0 {
-		cfg.MaxDebounce = DefaultMaxDebounce
-	}
+	cfg.SystemNamespace = cmp.Or(cfg.SystemNamespace, "istio-system")
+	cfg.Model.SystemNamespace = cmp.Or(cfg.Model.SystemNamespace, cfg.SystemNamespace)
+	cfg.ClusterSyncTimeout = cmp.Or(cfg.ClusterSyncTimeout, DefaultClusterSyncTimeout)
+	cfg.MeshNetworksPoll = cmp.Or(cfg.MeshNetworksPoll, DefaultMeshNetworksPoll)
+	cfg.Debounce = cmp.Or(cfg.Debounce, DefaultDebounce)
+	cfg.MaxDebounce = cmp.Or(cfg.MaxDebounce, DefaultMaxDebounce)
 	cfg.MaxDebounce = max(cfg.MaxDebounce, cfg.Debounce)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry(), listenFn: listenTCP}
