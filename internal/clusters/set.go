@@ -250,14 +250,7 @@ func (s *Set) Run(ctx context.Context) error {
 // until ctx is done. It returns the clusters that had not synced, sorted,
 // and an error when the remote secrets themselves could not be read in time.
 func (s *Set) WaitForSync(ctx context.Context) (missing []model.ClusterID, err error) {
-	// Once ctx is done, select picks at random among ready cases: what is
-	// done is checked again.
-	select {
-	case <-s.secrets.synced:
-	case <-ctx.Done():
-		if isClosed(s.secrets.synced) {
-			break
-		}
+	if !kube.WaitSynced(ctx, s.secrets.synced) {
 		err = fmt.Errorf("remote secrets in namespace %s not read before the sync timeout: remote clusters may be missing", s.cfg.SystemNamespace)
 	}
 	s.mu.Lock()
@@ -267,25 +260,12 @@ func (s *Set) WaitForSync(ctx context.Context) (missing []model.ClusterID, err e
 	}
 	s.mu.Unlock()
 	for id, w := range watchers {
-		select {
-		case <-w.Synced():
-		case <-ctx.Done():
-			if !w.HasSynced() {
-				missing = append(missing, id)
-			}
+		if !kube.WaitSynced(ctx, w.Synced()) {
+			missing = append(missing, id)
 		}
 	}
 	slices.Sort(missing)
 	return missing, err
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // Statuses returns the state of every cluster and of every remote secret

@@ -331,6 +331,23 @@ func (w *Watcher) HasSynced() bool {
 	}
 }
 
+// WaitSynced waits until synced is closed or ctx is done and reports
+// whether synced is closed. When both are, synced wins: once ctx is done,
+// select picks at random among ready cases, so synced is checked again.
+func WaitSynced(ctx context.Context, synced <-chan struct{}) bool {
+	select {
+	case <-synced:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-synced:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 // SyncedAt returns when [Watcher.Synced] was closed; ok is false before.
 func (w *Watcher) SyncedAt() (at time.Time, ok bool) {
 	select {

@@ -432,15 +432,8 @@ func (s *Server) waitInitialSync(ctx context.Context) {
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	if s.cmWatch != nil {
-		select {
-		case <-s.cmWatch.Done():
-		case <-syncCtx.Done():
-			if isClosed(s.cmWatch.Done()) {
-				break
-			}
-			problems = append(problems, "meshNetworks ConfigMap "+s.cfg.SystemNamespace+"/"+s.cfg.MeshNetworksConfigMap+" not read")
-		}
+	if s.cmWatch != nil && !kube.WaitSynced(syncCtx, s.cmWatch.Done()) {
+		problems = append(problems, "meshNetworks ConfigMap "+s.cfg.SystemNamespace+"/"+s.cfg.MeshNetworksConfigMap+" not read")
 	}
 	if ctx.Err() != nil {
 		return
@@ -461,15 +454,6 @@ func (s *Server) waitInitialSync(ctx context.Context) {
 	}
 	s.ready.Store(r)
 	s.pub.openSinks()
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // Snapshot returns the latest published snapshot, nil before the first.
