@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/causeway-mesh/causeway/internal/model"
 )
 
 // Labels and defaults of the mesh conventions the expected views follow
@@ -64,7 +66,7 @@ func expectedViews(objs []clusterObjects) views {
 	gateways := gatewaysByNetwork(objs)
 	scale := 1
 	for _, gws := range gateways {
-		scale = lcm(scale, len(gws))
+		scale = model.LCM(scale, len(gws))
 	}
 	eps, names := endpointsByPort(objs)
 	networks := map[string]bool{}
@@ -230,17 +232,6 @@ func hostPort(addr string, port int32) string {
 		return "[" + addr + "]:" + strconv.Itoa(int(port))
 	}
 	return addr + ":" + strconv.Itoa(int(port))
-}
-
-func lcm(a, b int) int {
-	if a == 0 || b == 0 {
-		return max(a, b)
-	}
-	x, y := a, b
-	for y != 0 {
-		x, y = y, x%y
-	}
-	return a / x * b
 }
 
 func ptrOr[T any](p *T, def T) T {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/causeway-mesh/causeway/internal/model"
 )
 
 // maxSchedule bounds the precomputed round of a balancer: the sum of the
@@ -43,7 +45,7 @@ func newBalancer(weights []uint32) *balancer {
 	}
 	g := uint64(0)
 	for _, w := range weights {
-		g = gcd(g, uint64(w))
+		g = model.GCD(g, uint64(w))
 	}
 	b := &balancer{weights: make([]int64, len(weights))}
 	for i, w := range weights {
@@ -85,11 +87,4 @@ func smoothPick(weights []int64, total int64, scores []int64) int {
 	}
 	scores[best] -= total
 	return best
-}
-
-func gcd(a, b uint64) uint64 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

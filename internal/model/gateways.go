@@ -434,14 +434,14 @@ func newGatewaySet(gws []Gateway, warnings []string) *gatewaySet {
 		slices.SortStableFunc(list, func(a, b Gateway) int {
 			return cmp.Or(strings.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
 		})
-		scale = lcm(scale, uint64(len(list)))
+		scale = min(LCM(scale, uint64(len(list))), maxScale)
 		for _, g := range list {
 			k := netCluster{n, g.Cluster}
 			set.byNetCluster[k] = append(set.byNetCluster[k], g)
 		}
 	}
 	for _, list := range set.byNetCluster {
-		scale = lcm(scale, uint64(len(list)))
+		scale = min(LCM(scale, uint64(len(list))), maxScale)
 	}
 	if scale > math.MaxUint32 {
 		warnings = append(warnings, fmt.Sprintf("the weight scale (least common multiple of gateway counts) is %d, over 2^32: weights are capped and no longer proportional; use fewer distinct gateway counts", scale))
@@ -453,16 +453,32 @@ func newGatewaySet(gws []Gateway, warnings []string) *gatewaySet {
 	return set
 }
 
-func lcm(a, b uint64) uint64 {
+// maxScale caps the weight scale while it is folded: past 2^32 weights are
+// capped anyway, and the cap keeps the product from overflowing.
+const maxScale = math.MaxUint32 + 1
+
+// Integer is the integer types LCM and GCD take.
+type Integer interface {
+	~int | ~int32 | ~int64 | ~uint | ~uint32 | ~uint64
+}
+
+// LCM is the least common multiple of two non-negative numbers, or the
+// other one when either is 0 (so that a fold may start at 0 or 1). It may
+// overflow: callers cap what they fold.
+func LCM[T Integer](a, b T) T {
 	if a == 0 || b == 0 {
 		return max(a, b)
 	}
-	x, y := a, b
-	for y != 0 {
-		x, y = y, x%y
+	return a / GCD(a, b) * b
+}
+
+// GCD is the greatest common divisor of two non-negative numbers; GCD(0, b)
+// is b.
+func GCD[T Integer](a, b T) T {
+	for b != 0 {
+		a, b = b, a%b
 	}
-	r := a / x * b
-	return min(r, math.MaxUint32+1)
+	return a
 }
 
 // sameViews reports whether two gateway sets give the same views: same
