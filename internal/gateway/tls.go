@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 
 	boundedfiles "github.com/causeway-mesh/causeway/internal/files"
+	"github.com/causeway-mesh/causeway/internal/pki"
 )
 
 // XDSTLSFiles name what an ADS connection over TLS needs: the roots that
@@ -86,16 +86,7 @@ func XDSTLSConfig(xds string, files XDSTLSFiles) (*tls.Config, error) {
 func certPool(pemBytes []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
-	for rest := pemBytes; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
+	for c, err := range pki.Certificates(pemBytes) {
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 )
@@ -206,21 +207,39 @@ func rootNames(roots []*x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
+// Certificates yields the CERTIFICATE blocks of PEM data in order, parsed,
+// skipping other blocks (keys, requests). A block that does not parse ends
+// the sequence with its error (and a nil certificate): unlike
+// [x509.CertPool.AppendCertsFromPEM], a bad certificate is not skipped.
+// Callers number the certificates in their messages.
+func Certificates(data []byte) iter.Seq2[*x509.Certificate, error] {
+	return func(yield func(*x509.Certificate, error) bool) {
+		for rest := data; ; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				return
+			}
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
 // parseCerts returns every CERTIFICATE block of data, skipping other blocks
 // (keys, requests). It fails when there is none or one does not parse.
 func parseCerts(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
+	for c, err := range Certificates(data) {
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", len(certs), err)
 		}
