@@ -612,7 +612,9 @@ func pullPolicy(image string) corev1.PullPolicy {
 	return corev1.PullIfNotPresent
 }
 
-func fieldEnv(name, path string) corev1.EnvVar {
+// FieldEnv is an environment variable set from a field of the pod by the
+// downward API (FieldPath such as metadata.name or status.podIP).
+func FieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
 }
 
@@ -631,11 +633,11 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 	env := []corev1.EnvVar{
 		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
 		{Name: "CA_ADDR", Value: in.cfg.DiscoveryAddress},
-		fieldEnv("POD_NAME", "metadata.name"),
-		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-		fieldEnv("INSTANCE_IP", "status.podIP"),
-		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-		fieldEnv("HOST_IP", "status.hostIP"),
+		FieldEnv("POD_NAME", "metadata.name"),
+		FieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		FieldEnv("INSTANCE_IP", "status.podIP"),
+		FieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		FieldEnv("HOST_IP", "status.hostIP"),
 		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu", "1"),
 		{Name: "PROXY_CONFIG", Value: proxyCfg},
 	}
@@ -650,7 +652,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		resourceEnv("GOMEMLIMIT", "limits.memory", "1"),
 		resourceEnv("GOMAXPROCS", "limits.cpu", "1"),
 		corev1.EnvVar{Name: "ISTIO_META_CLUSTER_ID", Value: string(t.Cluster)},
-		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
+		FieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
 		corev1.EnvVar{Name: "ISTIO_META_INTERCEPTION_MODE", Value: o.mode},
 		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: wl.name},
 		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: wl.owner},

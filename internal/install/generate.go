@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/causeway-mesh/causeway/internal/inject"
 )
 
 // Object is one generated Kubernetes object: a typed k8s.io/api value with
@@ -252,10 +254,6 @@ func tcpServicePort(name string, port, target int32) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(target), Protocol: corev1.ProtocolTCP}
 }
 
-func fieldEnv(name, path string) corev1.EnvVar {
-	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
-}
-
 func containerPort(name string, port int32) corev1.ContainerPort {
 	return corev1.ContainerPort{Name: name, ContainerPort: port, Protocol: corev1.ProtocolTCP}
 }
@@ -303,7 +301,7 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 		ImagePullPolicy: v.ImagePullPolicy,
 		Args:            args,
 		// The pod's name is the replica's identity in the leader Lease.
-		Env: []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name")},
+		Env: []corev1.EnvVar{inject.FieldEnv("POD_NAME", "metadata.name")},
 		Ports: []corev1.ContainerPort{
 			containerPort("grpc-xds", PortXDS),
 			containerPort("https-dns", PortXDSTLS),
@@ -588,9 +586,9 @@ func gateway(v Values) []Object {
 		// The node id the gateway announces comes from these (Istio's
 		// names).
 		Env: []corev1.EnvVar{
-			fieldEnv("INSTANCE_IP", "status.podIP"),
-			fieldEnv("POD_NAME", "metadata.name"),
-			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			inject.FieldEnv("INSTANCE_IP", "status.podIP"),
+			inject.FieldEnv("POD_NAME", "metadata.name"),
+			inject.FieldEnv("POD_NAMESPACE", "metadata.namespace"),
 		},
 		// Ready once its first full configuration is applied.
 		ReadinessProbe: &corev1.Probe{

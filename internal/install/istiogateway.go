@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/causeway-mesh/causeway/internal/inject"
 )
 
 // Istio's data plane conventions that the proxyv2 gateway relies on.
@@ -60,12 +62,12 @@ func istioGatewayDeployment(v Values, labels, selector map[string]string, ports 
 		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
 		{Name: "CA_ADDR", Value: xds},
 		{Name: "PROXY_CONFIG", Value: string(proxyConfig)},
-		fieldEnv("NODE_NAME", "spec.nodeName"),
-		fieldEnv("POD_NAME", "metadata.name"),
-		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-		fieldEnv("INSTANCE_IP", "status.podIP"),
-		fieldEnv("HOST_IP", "status.hostIP"),
-		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		inject.FieldEnv("NODE_NAME", "spec.nodeName"),
+		inject.FieldEnv("POD_NAME", "metadata.name"),
+		inject.FieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		inject.FieldEnv("INSTANCE_IP", "status.podIP"),
+		inject.FieldEnv("HOST_IP", "status.hostIP"),
+		inject.FieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 		{Name: "ISTIO_CPU_LIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "istio-proxy", Resource: "limits.cpu"}}},
 		{Name: "ISTIO_META_WORKLOAD_NAME", Value: GatewayName},
 		{Name: "ISTIO_META_OWNER", Value: fmt.Sprintf("kubernetes://apis/apps/v1/namespaces/%s/deployments/%s", v.Namespace, GatewayName)},
