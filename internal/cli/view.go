@@ -153,7 +153,7 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 			if svc == nil {
 				return unknownHost(host, h, sn)
 			}
-			if !hasPort(svc, port) {
+			if !svc.HasPort(port) {
 				return fmt.Errorf("service %s has no port %d: its ports are %s", h, port, portList(svc))
 			}
 			v, ok := sn.View(h, port, model.NetworkID(network))
@@ -211,15 +211,6 @@ func unknownHost(arg string, h model.Host, sn *model.Snapshot) error {
 		read = fmt.Sprintf(" (%q read as %s)", arg, h)
 	}
 	return fmt.Errorf("unknown host %s%s: the manifests have %s", h, read, strings.Join(hosts, ", "))
-}
-
-func hasPort(svc *model.ServiceInfo, port uint32) bool {
-	for _, p := range svc.Ports {
-		if p.Port == port {
-			return true
-		}
-	}
-	return false
 }
 
 // portList renders a service's ports as "5000 (http), 8080".

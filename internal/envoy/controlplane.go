@@ -124,7 +124,7 @@ func isControlPlane(svc *model.ServiceInfo, port uint32) bool {
 		return false
 	}
 	for _, p := range svc.Ports {
-		if p.Port == port && isTCP(p.Protocol) {
+		if p.Port == port && p.IsTCP() {
 			return true
 		}
 	}

@@ -47,7 +47,7 @@ func GatewayListenerWithPods(services []*model.ServiceInfo, listenPort uint32, p
 			continue
 		}
 		for _, p := range svc.Ports {
-			if isTCP(p.Protocol) {
+			if p.IsTCP() {
 				keys = append(keys, svcPort{svc.Host, p.Port})
 			}
 		}

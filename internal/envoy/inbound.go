@@ -112,11 +112,11 @@ func (k InboundKey) Inbound() Inbound {
 func WorkloadInbound(p *Proxy, mode func(port uint32) model.MTLSMode) Inbound {
 	in := Inbound{Passthrough: mode(0)}
 	for _, pp := range p.PodPorts {
-		if !isTCP(pp.Protocol) || isProxyPort(pp.Port) {
+		sp := model.ServicePort{Name: pp.Name, Port: pp.Port, Protocol: pp.Protocol}
+		if !sp.IsTCP() || isProxyPort(pp.Port) {
 			continue
 		}
-		proto := model.PortProtocol(model.ServicePort{Name: pp.Name, Port: pp.Port, Protocol: pp.Protocol})
-		in.Ports = append(in.Ports, InboundPort{Port: pp.Port, Protocol: proto, Mode: mode(pp.Port)})
+		in.Ports = append(in.Ports, InboundPort{Port: pp.Port, Protocol: model.PortProtocol(sp), Mode: mode(pp.Port)})
 	}
 	slices.SortFunc(in.Ports, func(a, b InboundPort) int { return cmp.Compare(a.Port, b.Port) })
 	in.Ports = slices.CompactFunc(in.Ports, func(a, b InboundPort) bool { return a.Port == b.Port })

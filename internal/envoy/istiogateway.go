@@ -128,7 +128,7 @@ func destinationPort(svc *model.ServiceInfo, port uint32) (uint32, bool) {
 	}
 	var tcp []uint32
 	for _, p := range svc.Ports {
-		if isTCP(p.Protocol) {
+		if p.IsTCP() {
 			if p.Port == port {
 				return port, true
 			}

@@ -60,7 +60,7 @@ func SidecarListeners(services []*model.ServiceInfo) []*listenerv3.Listener {
 			continue
 		}
 		for _, p := range svc.Ports {
-			if !isTCP(p.Protocol) || isProxyPort(p.Port) {
+			if !p.IsTCP() || isProxyPort(p.Port) {
 				continue
 			}
 			u := byPort[p.Port]
@@ -150,7 +150,7 @@ func routerFilter() *hcmv3.HttpFilter {
 func SidecarRoute(port uint32, services []*model.ServiceInfo, proxyNamespace string, proxyCluster model.ClusterID, policy OutboundTrafficPolicy) *routev3.RouteConfiguration {
 	var matched []*model.ServiceInfo
 	for _, svc := range services {
-		if svc != nil && hasPort(svc, port) {
+		if svc != nil && svc.HasPort(port) {
 			matched = append(matched, svc)
 		}
 	}
@@ -221,10 +221,6 @@ func catchAllVirtualHost(policy OutboundTrafficPolicy) *routev3.VirtualHost {
 		}},
 		IncludeRequestAttemptCount: true,
 	}
-}
-
-func hasPort(svc *model.ServiceInfo, port uint32) bool {
-	return slices.ContainsFunc(svc.Ports, func(p model.ServicePort) bool { return p.Port == port })
 }
 
 // routeDomains are the Host values that reach svc on port from a proxy of

@@ -100,9 +100,3 @@ func socketAddress(ip string, port uint32) *corev3.Address {
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 	}}}
 }
-
-// isTCP reports whether a Service port carries TCP (an empty protocol is
-// TCP, as in Kubernetes): only those get listeners.
-func isTCP(protocol string) bool {
-	return protocol == "" || protocol == "TCP"
-}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -116,6 +117,10 @@ type ServicePort struct {
 	TargetPortName string
 	NodePort       uint32
 }
+
+// IsTCP reports whether the port carries TCP (an empty protocol is TCP, as
+// in Kubernetes): only those get clusters, endpoints, listeners and routes.
+func (p ServicePort) IsTCP() bool { return p.Protocol == "" || p.Protocol == "TCP" }
 
 // Service is what the model keeps of a Kubernetes Service in one cluster.
 // Values handed to the model are owned by it afterwards: callers must not
@@ -273,4 +278,9 @@ type ServiceInfo struct {
 	// ServiceAccounts of the service's endpoints, as NS/SA pairs, sorted and
 	// distinct: the SANs a client verifies.
 	ServiceAccounts []NamespacedName
+}
+
+// HasPort reports whether the service has the port, of any protocol.
+func (s *ServiceInfo) HasPort(port uint32) bool {
+	return slices.ContainsFunc(s.Ports, func(p ServicePort) bool { return p.Port == port })
 }

@@ -179,10 +179,10 @@ func sameListenerInputs(a, b *model.ServiceInfo) bool {
 	}
 	i, j := 0, 0
 	for {
-		for i < len(ap) && !isTCP(ap[i].Protocol) {
+		for i < len(ap) && !ap[i].IsTCP() {
 			i++
 		}
-		for j < len(bp) && !isTCP(bp[j].Protocol) {
+		for j < len(bp) && !bp[j].IsTCP() {
 			j++
 		}
 		if i == len(ap) || j == len(bp) {
@@ -268,8 +268,6 @@ func sameView(a, b *model.View) bool {
 	return a.Cluster == b.Cluster && a.Network == b.Network && slices.Equal(a.Endpoints, b.Endpoints)
 }
 
-func isTCP(protocol string) bool { return protocol == "" || protocol == "TCP" }
-
 // tcpPorts are the TCP service ports of svc, in its (sorted) order; only
 // those get clusters, endpoints, listeners and routes.
 func tcpPorts(svc *model.ServiceInfo) []uint32 {
@@ -278,7 +276,7 @@ func tcpPorts(svc *model.ServiceInfo) []uint32 {
 	}
 	out := make([]uint32, 0, len(svc.Ports))
 	for _, p := range svc.Ports {
-		if isTCP(p.Protocol) {
+		if p.IsTCP() {
 			out = append(out, p.Port)
 		}
 	}
@@ -517,7 +515,7 @@ func (v *view) updateHost(b *builder, c *changeSet, hc *hostChange) {
 	if svc := hc.cur; svc != nil {
 		names = make([]string, 0, len(svc.Ports))
 		for _, p := range svc.Ports {
-			if !isTCP(p.Protocol) {
+			if !p.IsTCP() {
 				continue
 			}
 			if v.key.kind.isEDS() {
@@ -611,7 +609,7 @@ func (v *view) replaceHostNames(c *changeSet, host model.Host, names []string) {
 func (b *builder) headlessEndpoints(svc *model.ServiceInfo, network model.NetworkID) map[uint32][]envoy.HeadlessEndpoint {
 	eps := make(map[uint32][]envoy.HeadlessEndpoint, len(svc.Ports))
 	for _, p := range svc.Ports {
-		if !isTCP(p.Protocol) {
+		if !p.IsTCP() {
 			continue
 		}
 		addrs := b.snap.EndpointAddrs(svc.Host, p.Port)
@@ -701,7 +699,7 @@ func (v *view) putHeadlessClusters(b *builder, c *changeSet) {
 			continue
 		}
 		for _, p := range svc.Ports {
-			if isTCP(p.Protocol) {
+			if p.IsTCP() {
 				cl := capturedCluster(b, svc, p)
 				c.put(cl.GetName(), cl)
 			}
