@@ -42,7 +42,10 @@ func TestCertificates(t *testing.T) {
 
 	// The caller may stop early.
 	n := 0
-	for range Certificates(bytes.Join([][]byte{rootCert, rootCert, rootCert}, nil)) {
+	for _, err := range Certificates(bytes.Join([][]byte{rootCert, rootCert, rootCert}, nil)) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		n++
 		break
 	}
