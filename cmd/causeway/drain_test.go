@@ -165,16 +165,6 @@ func versions(resp *discoveryv3.DeltaDiscoveryResponse) map[string]string {
 	return out
 }
 
-// buildCauseway builds the causeway binary into a folder of the test.
-func buildCauseway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "causeway")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // Two `causeway serve` replicas hold the same model. SIGTERM to the first
 // drains it: /ready turns false, its proxies' streams end with
 // Unavailable, and it exits 0 within the drain window and its margin.
@@ -185,7 +175,7 @@ func buildCauseway(t *testing.T) string {
 // content hashes: equal across processes.
 func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 	testreq.NotShort(t, "builds and runs the causeway binary")
-	bin := buildCauseway(t)
+	bin := testkit.CausewayBinary(t)
 	const window = 4 * time.Second
 	a, b := startReplica(t, bin, window), startReplica(t, bin, window)
 
@@ -282,7 +272,7 @@ func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 // signal were not caught.
 func TestServeSecondSignalEndsTheDrain(t *testing.T) {
 	testreq.NotShort(t, "builds and runs the causeway binary")
-	r := startReplica(t, buildCauseway(t), time.Hour)
+	r := startReplica(t, testkit.CausewayBinary(t), time.Hour)
 	p := newDeltaProxy(t, r.xds)
 	p.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p0"), TypeUrl: resourcev3.ClusterType})
 	p.recv(resourcev3.ClusterType)

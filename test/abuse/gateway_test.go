@@ -47,7 +47,7 @@ func TestGatewayHalfHellos(t *testing.T) {
 		stalled  = 10 * helloCap // the first wave
 		clients  = 5             // real clients during the attack
 	)
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 	backend := helloEchoBackend(t)
 	dir := helloManifests(t, backend.Addr().(*net.TCPAddr).Port)
 

@@ -87,7 +87,7 @@ func TestXDSAbuse(t *testing.T) {
 	testreq.NotShort(t, "builds causeway and attacks a real causeway serve")
 	dir := t.TempDir()
 	start := time.Now()
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 	t.Logf("built causeway in %s", time.Since(start).Round(time.Millisecond))
 	srv := xdsStartServe(t, bin, xdsWorld(t, dir),
 		"--xds-view-grace="+xdsViewGrace.String(),
