@@ -271,7 +271,7 @@ func newHome(t *testing.T, model deployment) *home {
 	// Istio's PeerAuthentication CRD, installed before any control plane
 	// starts, as Istio's base chart would be.
 	for _, s := range h.sites {
-		if err := installPeerAuthCRD(ctx, s.cluster); err != nil {
+		if err := s.cluster.InstallPeerAuthCRD(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
