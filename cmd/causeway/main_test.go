@@ -13,8 +13,6 @@ import (
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
-func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
-
 // A command stuck where it cannot see its context (here, reading a standard
 // input that never ends) used to ignore every SIGINT: main caught them all.
 // The first one cancels the context; the next one ends the process.

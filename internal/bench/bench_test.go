@@ -13,8 +13,6 @@ import (
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
-func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
-
 // TestTinyRun is the harness at a tiny size, both protocols, so that it
 // never rots: two real clusters, the real server process, ten proxies, a
 // few seconds of churn and a stalled proxy. It fails if any change is lost,

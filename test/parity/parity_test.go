@@ -48,8 +48,6 @@ const (
 	meshRegistryOnly = "trustDomain: cluster.local\noutboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n"
 )
 
-func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
-
 // proxy is a node compared, named for the report.
 type proxy struct {
 	name string

@@ -20,8 +20,6 @@ import (
 // to reconnect and re-converge of each event).
 const EnvFailoverOut = "CAUSEWAY_FAILOVER_OUT"
 
-func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
-
 // TestReplicasFailover: two replicas, 50 delta and 50 state-of-the-world
 // proxies (25 of each per network) spread over both, churn at 10
 // changes/s. The leader is SIGKILLed: its proxies reconnect to the other
