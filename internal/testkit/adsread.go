@@ -38,7 +38,7 @@ func OpenDeltaADS(ctx context.Context, t testing.TB, conn grpc.ClientConnInterfa
 // Read reads the stream's responses on a goroutine (see Reader); the
 // caller then receives through the Reader only.
 func (a *ADS) Read(buffer int) *Reader[discoveryv3.DiscoveryResponse] {
-	r := startReader(a.t, a.ctx, a.cancel, a.Stream.Recv, buffer)
+	r := startReader(a.ctx, a.t, a.cancel, a.Stream.Recv, buffer)
 	a.reader = r.exited
 	return r
 }
@@ -46,7 +46,7 @@ func (a *ADS) Read(buffer int) *Reader[discoveryv3.DiscoveryResponse] {
 // Read reads the stream's responses on a goroutine (see Reader); the
 // caller then receives through the Reader only.
 func (d *DeltaADS) Read(buffer int) *Reader[discoveryv3.DeltaDiscoveryResponse] {
-	r := startReader(d.t, d.ctx, d.cancel, d.Stream.Recv, buffer)
+	r := startReader(d.ctx, d.t, d.cancel, d.Stream.Recv, buffer)
 	d.reader = r.exited
 	return r
 }
@@ -101,7 +101,7 @@ func (r *Reader[T]) Err() error {
 // startReader starts reading recv into a Reader with room for buffer
 // responses; cancel ends the stream (at the test's end at the latest) and
 // the reader is waited for.
-func startReader[T any](t testing.TB, ctx context.Context, cancel context.CancelFunc, recv func() (*T, error), buffer int) *Reader[T] {
+func startReader[T any](ctx context.Context, t testing.TB, cancel context.CancelFunc, recv func() (*T, error), buffer int) *Reader[T] {
 	ch := make(chan Received[T], buffer)
 	r := &Reader[T]{C: ch, done: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
