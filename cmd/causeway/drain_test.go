@@ -17,9 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -86,13 +84,11 @@ func (r *replica) readyCode() int {
 	return resp.StatusCode
 }
 
-// deltaProxy is a sidecar's delta ADS stream.
+// deltaProxy is a sidecar's delta ADS stream, read on a goroutine.
 type deltaProxy struct {
-	t  *testing.T
-	st discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	in chan *discoveryv3.DeltaDiscoveryResponse
-	// ended receives the stream's end.
-	ended chan error
+	t   *testing.T
+	ads *testkit.DeltaADS
+	in  *testkit.Reader[discoveryv3.DeltaDiscoveryResponse]
 }
 
 func sidecar(pod string) *corev3.Node {
@@ -107,50 +103,35 @@ func sidecar(pod string) *corev3.Node {
 
 func newDeltaProxy(t *testing.T, addr string) *deltaProxy {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &deltaProxy{t: t, st: st, in: make(chan *discoveryv3.DeltaDiscoveryResponse, 16), ended: make(chan error, 1)}
-	go func() {
-		for {
-			resp, err := st.Recv()
-			if err != nil {
-				p.ended <- err
-				return
-			}
-			p.in <- resp
-		}
-	}()
-	return p
+	// The requests carry their node.
+	ads := testkit.DialDeltaADS(context.Background(), t, addr, nil)
+	return &deltaProxy{t: t, ads: ads, in: ads.Read(16)}
 }
 
 func (p *deltaProxy) send(req *discoveryv3.DeltaDiscoveryRequest) {
 	p.t.Helper()
-	if err := p.st.Send(req); err != nil {
+	if err := p.ads.Send(req); err != nil {
 		p.t.Fatal(err)
 	}
 }
+
+// ended is closed when the stream has ended; its error is p.in.Err().
+func (p *deltaProxy) ended() <-chan struct{} { return p.in.Done() }
 
 // recv waits for the next response, which must be of typeURL, and ACKs it.
 func (p *deltaProxy) recv(typeURL string) *discoveryv3.DeltaDiscoveryResponse {
 	p.t.Helper()
 	select {
-	case resp := <-p.in:
+	case r, ok := <-p.in.C:
+		if !ok || r.Err != nil {
+			p.t.Fatalf("stream ended: %v", p.in.Err())
+		}
+		resp := r.Msg
 		if resp.GetTypeUrl() != typeURL {
 			p.t.Fatalf("got a %s response, want %s", resp.GetTypeUrl(), typeURL)
 		}
 		p.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResponseNonce: resp.GetNonce()})
 		return resp
-	case err := <-p.ended:
-		p.t.Fatalf("stream ended: %v", err)
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("no %s response", typeURL)
 	}
@@ -165,16 +146,6 @@ func versions(resp *discoveryv3.DeltaDiscoveryResponse) map[string]string {
 	return out
 }
 
-// buildCauseway builds the causeway binary into a folder of the test.
-func buildCauseway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "causeway")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // Two `causeway serve` replicas hold the same model. SIGTERM to the first
 // drains it: /ready turns false, its proxies' streams end with
 // Unavailable, and it exits 0 within the drain window and its margin.
@@ -185,7 +156,7 @@ func buildCauseway(t *testing.T) string {
 // content hashes: equal across processes.
 func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 	testreq.NotShort(t, "builds and runs the causeway binary")
-	bin := buildCauseway(t)
+	bin := testkit.CausewayBinary(t)
 	const window = 4 * time.Second
 	a, b := startReplica(t, bin, window), startReplica(t, bin, window)
 
@@ -217,8 +188,8 @@ func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 	begin := time.Now()
 	for i, p := range proxies {
 		select {
-		case err := <-p.ended:
-			if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "draining") {
+		case <-p.ended():
+			if err := p.in.Err(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "draining") {
 				t.Errorf("proxy %d's stream ended with %v, want Unavailable saying the control plane drains", i, err)
 			}
 		case <-time.After(window + 30*time.Second):
@@ -282,7 +253,7 @@ func TestServeDrainsAndAnotherReplicaKnowsTheVersions(t *testing.T) {
 // signal were not caught.
 func TestServeSecondSignalEndsTheDrain(t *testing.T) {
 	testreq.NotShort(t, "builds and runs the causeway binary")
-	r := startReplica(t, buildCauseway(t), time.Hour)
+	r := startReplica(t, testkit.CausewayBinary(t), time.Hour)
 	p := newDeltaProxy(t, r.xds)
 	p.send(&discoveryv3.DeltaDiscoveryRequest{Node: sidecar("p0"), TypeUrl: resourcev3.ClusterType})
 	p.recv(resourcev3.ClusterType)
@@ -294,7 +265,8 @@ func TestServeSecondSignalEndsTheDrain(t *testing.T) {
 	}
 	// The first stream ends at once, the second in half an hour: the
 	// drain is under way.
-	if err := <-p.ended; status.Code(err) != codes.Unavailable {
+	<-p.ended()
+	if err := p.in.Err(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("first stream ended with %v, want Unavailable", err)
 	}
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {

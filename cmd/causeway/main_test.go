@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -17,10 +18,7 @@ import (
 // The first one cancels the context; the next one ends the process.
 func TestRepeatedInterruptEndsTheProcess(t *testing.T) {
 	testreq.NotShort(t, "builds the causeway binary")
-	bin := filepath.Join(t.TempDir(), "causeway")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testkit.CausewayBinary(t)
 	other := filepath.Join(t.TempDir(), "b.yaml")
 	if err := os.WriteFile(other, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"), 0o600); err != nil {
 		t.Fatal(err)

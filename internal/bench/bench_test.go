@@ -3,28 +3,15 @@ package bench
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
-
-// buildCauseway builds the causeway binary into a temporary folder.
-func buildCauseway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "causeway")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build causeway: %v\n%s", err, out.String())
-	}
-	return bin
-}
 
 // TestTinyRun is the harness at a tiny size, both protocols, so that it
 // never rots: two real clusters, the real server process, ten proxies, a
@@ -35,7 +22,7 @@ func TestTinyRun(t *testing.T) {
 	if _, err := testenv.FindBinaries(false); err != nil {
 		testreq.SkipOrFail(t, "%v", err)
 	}
-	bin := buildCauseway(t)
+	bin := testkit.CausewayBinary(t)
 	for _, proto := range []Protocol{ProtocolSotW, ProtocolDelta} {
 		t.Run(string(proto), func(t *testing.T) {
 			var progress bytes.Buffer

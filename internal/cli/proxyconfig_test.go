@@ -11,7 +11,6 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/xds"
 )
 
@@ -51,16 +51,11 @@ func connectedProxy(t *testing.T, id string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	sctx, scancel := context.WithCancel(context.Background())
-	t.Cleanup(scancel)
-	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(sctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	node := &corev3.Node{Id: id, Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
 		"GENERATOR": structpb.NewStringValue("grpc"), "NETWORK": structpb.NewStringValue("network1"),
 	}}}
-	if err := stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+	stream := testkit.OpenDeltaADS(context.Background(), t, cc, node)
+	if err := stream.Subscribe(resource.ClusterType); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stream.Recv(); err != nil {

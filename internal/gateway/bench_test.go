@@ -6,11 +6,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // The benchmarks compare three ways for a client to reach a backend,
@@ -56,23 +56,7 @@ func startServer(b *testing.B, ip string, handle func(net.Conn)) netip.AddrPort 
 	if err != nil {
 		b.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer func() { _ = c.Close() }()
-				handle(c)
-			})
-		}
-	})
-	b.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
+	testkit.Serve(b, ln, handle)
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 

@@ -439,27 +439,13 @@ func startHashBackend(t testing.TB, ip string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer func() { _ = c.Close() }()
-				h := sha256.New()
-				n, err := io.Copy(h, c)
-				if err != nil {
-					return
-				}
-				_, _ = fmt.Fprintf(c, "%d %s\n", n, hex.EncodeToString(h.Sum(nil)))
-			})
+	testkit.Serve(t, ln, func(c net.Conn) {
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil {
+			return
 		}
-	})
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
+		_, _ = fmt.Fprintf(c, "%d %s\n", n, hex.EncodeToString(h.Sum(nil)))
 	})
 	return netip.MustParseAddrPort(ln.Addr().String())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -19,12 +18,6 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/kube"
@@ -34,37 +27,18 @@ import (
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
-// peerAuthCRD is Istio's PeerAuthentication CRD, copied unchanged from
-// crd-all.gen.yaml of the istio.io/istio module tools/istio pins
-// (manifests/charts/base/files/), so this test needs no istiod build.
-const peerAuthCRD = "testdata/peerauthentication-crd.yaml"
-
-// installPeerAuthCRD creates the PeerAuthentication CRD in c and waits
-// until its objects can be listed.
+// installPeerAuthCRD installs Istio's PeerAuthentication CRD in c (see
+// testenv.Cluster.InstallPeerAuthCRD).
 func installPeerAuthCRD(t *testing.T, c *testenv.Cluster) {
 	t.Helper()
-	data := must(os.ReadFile(peerAuthCRD))(t)
-	var obj map[string]any
-	if err := yaml.Unmarshal(data, &obj); err != nil {
+	if err := c.InstallPeerAuthCRD(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	dyn := must(dynamic.NewForConfig(c.RESTConfig()))(t)
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	must(dyn.Resource(gvr).Create(t.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}))(t)
-	ic := istioClient(t, c)
-	eventually(t, "PeerAuthentications served in "+c.ID, func() string {
-		if _, err := ic.SecurityV1().PeerAuthentications("").List(t.Context(), metav1.ListOptions{Limit: 1}); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
 }
 
 func istioClient(t *testing.T, c *testenv.Cluster) istioclient.Interface {
 	t.Helper()
-	cfg := rest.CopyConfig(c.RESTConfig())
-	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
-	return must(istioclient.NewForConfig(cfg))(t)
+	return must(c.IstioClient())(t)
 }
 
 // peerAuth is a PeerAuthentication: selector nil for a namespace- or

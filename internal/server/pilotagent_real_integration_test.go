@@ -35,6 +35,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
@@ -234,15 +235,7 @@ func firstADSAnswer(ctx context.Context, target string, node *corev3.Node) error
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: parity.TypeCluster}); err != nil {
-		return err
-	}
-	_, err = st.Recv()
-	return err
+	return testkit.FirstResponse(ctx, conn, false, node, parity.TypeCluster)
 }
 
 // realAgent is a running pilot-agent: its working folder, the node of the

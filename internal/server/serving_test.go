@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // errInjected is the accept error of a failingListener.
@@ -206,34 +207,20 @@ func (rs *drainingServer) waitReady(t *testing.T) {
 // first CDS answer, and sends the error it ends with on ended.
 func openStream(t *testing.T, addr string, delta bool, ended chan<- error) {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	client := discoveryv3.NewAggregatedDiscoveryServiceClient(cc)
 	nd := &corev3.Node{Id: "sidecar~10.9.9.9~client-0.sample~sample.svc.cluster.local"}
 	var recv func() error
 	if delta {
-		st, err := client.DeltaAggregatedResources(ctx)
-		if err == nil {
-			err = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: nd, TypeUrl: resourcev3.ClusterType})
-		}
-		if err != nil {
+		ads := testkit.DialDeltaADS(context.Background(), t, addr, nd)
+		if err := ads.Subscribe(resourcev3.ClusterType); err != nil {
 			t.Fatal(err)
 		}
-		recv = func() error { _, err := st.Recv(); return err }
+		recv = func() error { _, err := ads.Recv(); return err }
 	} else {
-		st, err := client.StreamAggregatedResources(ctx)
-		if err == nil {
-			err = st.Send(&discoveryv3.DiscoveryRequest{Node: nd, TypeUrl: resourcev3.ClusterType})
-		}
-		if err != nil {
+		ads := testkit.DialADS(context.Background(), t, addr, nd)
+		if err := ads.Request(resourcev3.ClusterType); err != nil {
 			t.Fatal(err)
 		}
-		recv = func() error { _, err := st.Recv(); return err }
+		recv = func() error { _, err := ads.Recv(); return err }
 	}
 	if err := recv(); err != nil {
 		t.Fatalf("first answer: %v", err)

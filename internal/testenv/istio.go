@@ -167,6 +167,11 @@ func (c *Cluster) InstallCRDs(ctx context.Context, path string) ([]string, error
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: CRDs: %w", c.ID, err)
 	}
+	return c.installCRDs(ctx, data, path)
+}
+
+// installCRDs is InstallCRDs of the YAML data, read from source.
+func (c *Cluster) installCRDs(ctx context.Context, data []byte, source string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, crdTimeout)
 	defer cancel()
 	client, err := dynamic.NewForConfig(c.config)
@@ -182,7 +187,7 @@ func (c *Cluster) InstallCRDs(ctx context.Context, path string) ([]string, error
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("cluster %s: decode %s: %w", c.ID, path, err)
+			return nil, fmt.Errorf("cluster %s: decode %s: %w", c.ID, source, err)
 		}
 		if obj.GetKind() != "CustomResourceDefinition" {
 			continue

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"cmp"
 	"context"
 	"testing"
 
@@ -19,6 +20,11 @@ type ADS struct {
 	Stream   discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	node     *corev3.Node
 	sentNode bool
+
+	t      testing.TB
+	ctx    context.Context // the stream's, for its reader
+	cancel context.CancelFunc
+	reader <-chan struct{} // closed when Read's goroutine has returned
 }
 
 // DialADS opens a state-of-the-world ADS stream to addr as node, for as
@@ -26,16 +32,12 @@ type ADS struct {
 func DialADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *ADS {
 	t.Helper()
 	conn, ctx := dial(ctx, t, addr, opts)
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatalf("open an ADS stream to %s: %v", addr, err)
-	}
-	return &ADS{Stream: stream, node: node}
+	return OpenADS(ctx, t, conn, node)
 }
 
 // Request asks for names of typeURL (none: all of the type).
 func (a *ADS) Request(typeURL string, names ...string) error {
-	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names})
+	return a.Send(&discoveryv3.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names})
 }
 
 // Recv returns the next response.
@@ -43,20 +45,22 @@ func (a *ADS) Recv() (*discoveryv3.DiscoveryResponse, error) { return a.Stream.R
 
 // ACK accepts resp, still subscribed to names.
 func (a *ADS) ACK(resp *discoveryv3.DiscoveryResponse, names ...string) error {
-	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
+	return a.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
 		VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()})
 }
 
 // NACK rejects resp with detail, still subscribed to names; the version is
 // left empty, as a proxy that accepted nothing of the type yet sends it.
 func (a *ADS) NACK(resp *discoveryv3.DiscoveryResponse, detail string, names ...string) error {
-	return a.send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
+	return a.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResourceNames: names,
 		ResponseNonce: resp.GetNonce(), ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: detail}})
 }
 
-func (a *ADS) send(req *discoveryv3.DiscoveryRequest) error {
+// Send sends req, with the node on the stream's first request only, as
+// Envoy does (a node req already carries is left as it is).
+func (a *ADS) Send(req *discoveryv3.DiscoveryRequest) error {
 	if !a.sentNode {
-		req.Node, a.sentNode = a.node, true
+		req.Node, a.sentNode = cmp.Or(req.Node, a.node), true
 	}
 	return a.Stream.Send(req)
 }
@@ -66,6 +70,11 @@ type DeltaADS struct {
 	Stream   discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
 	node     *corev3.Node
 	sentNode bool
+
+	t      testing.TB
+	ctx    context.Context // the stream's, for its reader
+	cancel context.CancelFunc
+	reader <-chan struct{} // closed when Read's goroutine has returned
 }
 
 // DialDeltaADS opens an incremental ADS stream to addr as node, for as
@@ -73,17 +82,13 @@ type DeltaADS struct {
 func DialDeltaADS(ctx context.Context, t testing.TB, addr string, node *corev3.Node, opts ...grpc.DialOption) *DeltaADS {
 	t.Helper()
 	conn, ctx := dial(ctx, t, addr, opts)
-	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
-	if err != nil {
-		t.Fatalf("open a delta ADS stream to %s: %v", addr, err)
-	}
-	return &DeltaADS{Stream: stream, node: node}
+	return OpenDeltaADS(ctx, t, conn, node)
 }
 
 // Subscribe adds names of typeURL to the subscription (none on the first
 // request of a type: all of it).
 func (d *DeltaADS) Subscribe(typeURL string, names ...string) error {
-	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesSubscribe: names})
+	return d.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL, ResourceNamesSubscribe: names})
 }
 
 // Recv returns the next response.
@@ -91,18 +96,20 @@ func (d *DeltaADS) Recv() (*discoveryv3.DeltaDiscoveryResponse, error) { return 
 
 // ACK accepts resp.
 func (d *DeltaADS) ACK(resp *discoveryv3.DeltaDiscoveryResponse) error {
-	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()})
+	return d.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()})
 }
 
 // NACK rejects resp with detail.
 func (d *DeltaADS) NACK(resp *discoveryv3.DeltaDiscoveryResponse, detail string) error {
-	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(),
+	return d.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(),
 		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: detail}})
 }
 
-func (d *DeltaADS) send(req *discoveryv3.DeltaDiscoveryRequest) error {
+// Send sends req, with the node on the stream's first request only, as
+// Envoy does (a node req already carries is left as it is).
+func (d *DeltaADS) Send(req *discoveryv3.DeltaDiscoveryRequest) error {
 	if !d.sentNode {
-		req.Node, d.sentNode = d.node, true
+		req.Node, d.sentNode = cmp.Or(req.Node, d.node), true
 	}
 	return d.Stream.Send(req)
 }

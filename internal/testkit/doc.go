@@ -1,6 +1,7 @@
 // Package testkit holds the helpers that tests across Causeway share:
-// waiting on a condition, picking free loopback ports, and stopping a
-// process started by a test (SIGTERM, a grace, then SIGKILL). It is a
+// waiting on a condition, picking free loopback ports, stopping a process
+// started by a test (SIGTERM, a grace, then SIGKILL), building the causeway
+// binary once per test binary, and ADS test clients. It is a
 // normal package so that test packages and internal/testenv can import it;
 // production code does not.
 package testkit

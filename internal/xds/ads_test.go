@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 const (
@@ -420,13 +421,11 @@ func TestRefusedStreams(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name+" (sotw)", func(t *testing.T) {
 			c := newSotW(t, cc, tc.node)
-			c.sent = tc.node == nil
 			c.request(tc.typeURL, nil, "", "", "")
 			checkRefused(t, streamErr(t, c.in), tc.want)
 		})
 		t.Run(tc.name+" (delta)", func(t *testing.T) {
 			c := newDelta(t, cc, tc.node)
-			c.sent = tc.node == nil
 			c.subscribe(tc.typeURL, nil, nil)
 			checkRefused(t, streamErr(t, c.in), tc.want)
 		})
@@ -437,14 +436,14 @@ func TestRefusedStreams(t *testing.T) {
 }
 
 // streamErr waits for the stream to end and returns its error.
-func streamErr[T any](t *testing.T, ch <-chan recvResult[T]) error {
+func streamErr[T any](t *testing.T, ch <-chan testkit.Received[T]) error {
 	t.Helper()
 	select {
 	case r := <-ch:
-		if r.err == nil {
+		if r.Err == nil {
 			t.Fatalf("got a response, want the stream refused")
 		}
-		return r.err
+		return r.Err
 	case <-time.After(wait):
 		t.Fatal("the stream was not refused")
 	}

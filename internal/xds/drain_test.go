@@ -42,8 +42,8 @@ func openDrainProxies(t *testing.T, addr string, n int) (proxies []*drainProxy, 
 			in := p.sotw.in
 			go func() {
 				for r := range in {
-					if r.err != nil {
-						errc <- r.err
+					if r.Err != nil {
+						errc <- r.Err
 						order <- i
 						return
 					}
@@ -56,8 +56,8 @@ func openDrainProxies(t *testing.T, addr string, n int) (proxies []*drainProxy, 
 			in := p.delta.in
 			go func() {
 				for r := range in {
-					if r.err != nil {
-						errc <- r.err
+					if r.Err != nil {
+						errc <- r.Err
 						order <- i
 						return
 					}

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -157,72 +158,33 @@ func dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 // once (generous: the race detector on two shared cores is slow).
 const wait = 10 * time.Second
 
-// recvResult is one message (or the error) of a stream.
-type recvResult[T any] struct {
-	msg *T
-	err error
-}
-
-// pump reads a stream on a goroutine into a channel, so that tests can wait
-// for messages with a timeout; it ends with the stream.
-func pump[T any](recv func() (*T, error)) <-chan recvResult[T] {
-	ch := make(chan recvResult[T], 64)
-	go func() {
-		defer close(ch)
-		for {
-			m, err := recv()
-			ch <- recvResult[T]{m, err}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return ch
-}
-
-// sotwClient is a raw SotW ADS client.
+// sotwClient is a raw SotW ADS client, read on a goroutine.
 type sotwClient struct {
-	t      testing.TB
-	stream discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	in     <-chan recvResult[discoverygrpc.DiscoveryResponse]
-	node   *corev3.Node
-	sent   bool
-	cancel context.CancelFunc
+	t   testing.TB
+	ads *testkit.ADS
+	in  <-chan testkit.Received[discoverygrpc.DiscoveryResponse]
 }
+
+// clientBuffer is how many responses a client's reader holds.
+const clientBuffer = 64
 
 func newSotW(t testing.TB, cc *grpc.ClientConn, n *corev3.Node) *sotwClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	c := &sotwClient{t: t, stream: st, in: pump(st.Recv), node: n, cancel: cancel}
-	t.Cleanup(c.close)
-	return c
+	ads := testkit.OpenADS(context.Background(), t, cc, n)
+	return &sotwClient{t: t, ads: ads, in: ads.Read(clientBuffer).C}
 }
 
-func (c *sotwClient) close() {
-	c.cancel()
-	for r := range c.in {
-		_ = r // drain until the pump ends
-	}
-}
+func (c *sotwClient) close() { c.ads.Close() }
 
 // request sends a request; the node goes with the first only, as Envoy
 // does.
 func (c *sotwClient) request(typeURL string, names []string, version, nonce string, nack string) {
 	c.t.Helper()
 	req := &discoverygrpc.DiscoveryRequest{TypeUrl: typeURL, ResourceNames: names, VersionInfo: version, ResponseNonce: nonce}
-	if !c.sent {
-		req.Node = c.node
-		c.sent = true
-	}
 	if nack != "" {
 		req.ErrorDetail = statusProto(nack)
 	}
-	if err := c.stream.Send(req); err != nil {
+	if err := c.ads.Send(req); err != nil {
 		c.t.Fatalf("sending %s request: %v", shortType(typeURL), err)
 	}
 }
@@ -237,10 +199,10 @@ func (c *sotwClient) recv() *discoverygrpc.DiscoveryResponse {
 	c.t.Helper()
 	select {
 	case r := <-c.in:
-		if r.err != nil {
-			c.t.Fatalf("receiving: %v", r.err)
+		if r.Err != nil {
+			c.t.Fatalf("receiving: %v", r.Err)
 		}
-		return r.msg
+		return r.Msg
 	case <-time.After(wait):
 		c.t.Fatal("no response")
 	}
@@ -262,51 +224,32 @@ func (c *sotwClient) quiet(d time.Duration) {
 	c.t.Helper()
 	select {
 	case r := <-c.in:
-		if r.err != nil {
-			c.t.Fatalf("stream ended: %v", r.err)
+		if r.Err != nil {
+			c.t.Fatalf("stream ended: %v", r.Err)
 		}
-		c.t.Fatalf("unexpected %s response with %v", shortType(r.msg.GetTypeUrl()), anyNames(r.msg.GetResources()))
+		c.t.Fatalf("unexpected %s response with %v", shortType(r.Msg.GetTypeUrl()), anyNames(r.Msg.GetResources()))
 	case <-time.After(d):
 	}
 }
 
-// deltaClient is a raw delta ADS client.
+// deltaClient is a raw delta ADS client, read on a goroutine.
 type deltaClient struct {
-	t      testing.TB
-	stream discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	in     <-chan recvResult[discoverygrpc.DeltaDiscoveryResponse]
-	node   *corev3.Node
-	sent   bool
-	cancel context.CancelFunc
+	t   testing.TB
+	ads *testkit.DeltaADS
+	in  <-chan testkit.Received[discoverygrpc.DeltaDiscoveryResponse]
 }
 
 func newDelta(t testing.TB, cc *grpc.ClientConn, n *corev3.Node) *deltaClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	c := &deltaClient{t: t, stream: st, in: pump(st.Recv), node: n, cancel: cancel}
-	t.Cleanup(c.close)
-	return c
+	ads := testkit.OpenDeltaADS(context.Background(), t, cc, n)
+	return &deltaClient{t: t, ads: ads, in: ads.Read(clientBuffer).C}
 }
 
-func (c *deltaClient) close() {
-	c.cancel()
-	for r := range c.in {
-		_ = r // drain until the pump ends
-	}
-}
+func (c *deltaClient) close() { c.ads.Close() }
 
 func (c *deltaClient) send(req *discoverygrpc.DeltaDiscoveryRequest) {
 	c.t.Helper()
-	if !c.sent {
-		req.Node = c.node
-		c.sent = true
-	}
-	if err := c.stream.Send(req); err != nil {
+	if err := c.ads.Send(req); err != nil {
 		c.t.Fatalf("sending %s request: %v", shortType(req.GetTypeUrl()), err)
 	}
 }
@@ -323,10 +266,10 @@ func (c *deltaClient) recv() *discoverygrpc.DeltaDiscoveryResponse {
 	c.t.Helper()
 	select {
 	case r := <-c.in:
-		if r.err != nil {
-			c.t.Fatalf("receiving: %v", r.err)
+		if r.Err != nil {
+			c.t.Fatalf("receiving: %v", r.Err)
 		}
-		return r.msg
+		return r.Msg
 	case <-time.After(wait):
 		c.t.Fatal("no response")
 	}
@@ -346,11 +289,11 @@ func (c *deltaClient) quiet(d time.Duration) {
 	c.t.Helper()
 	select {
 	case r := <-c.in:
-		if r.err != nil {
-			c.t.Fatalf("stream ended: %v", r.err)
+		if r.Err != nil {
+			c.t.Fatalf("stream ended: %v", r.Err)
 		}
-		c.t.Fatalf("unexpected %s response with %v, removed %v", shortType(r.msg.GetTypeUrl()),
-			deltaNames(r.msg), r.msg.GetRemovedResources())
+		c.t.Fatalf("unexpected %s response with %v, removed %v", shortType(r.Msg.GetTypeUrl()),
+			deltaNames(r.Msg), r.Msg.GetRemovedResources())
 	case <-time.After(d):
 	}
 }

@@ -53,8 +53,8 @@ func (c *sotwClient) streamError() error {
 			if !ok {
 				return nil
 			}
-			if r.err != nil {
-				return r.err
+			if r.Err != nil {
+				return r.Err
 			}
 		case <-deadline:
 			c.t.Fatal("the stream did not end")
@@ -475,11 +475,8 @@ func TestNonReadersDoNotDelayNewProxy(t *testing.T) {
 	defer cancel()
 	const streams = 40
 	for i := range streams {
-		st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(hostile).StreamAggregatedResources(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Send(&discoverygrpc.DiscoveryRequest{Node: sidecarNode(fmt.Sprintf("hostile-%d", i), network1, cluster1), TypeUrl: cdsType}); err != nil {
+		st := testkit.OpenADS(ctx, t, hostile, sidecarNode(fmt.Sprintf("hostile-%d", i), network1, cluster1))
+		if err := st.Request(cdsType); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // bigSlice is an EndpointSlice of service big with n endpoints, the last
@@ -56,15 +57,10 @@ func TestSlowConsumer(t *testing.T) {
 	// The slow client has a fixed 64 KiB window (no BDP growth), and reads
 	// by hand: after its first responses it stops.
 	slowCC := dial(t, addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	slow, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(slowCC).StreamAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := testkit.OpenADS(context.Background(), t, slowCC, sidecarNode("slow", network1, cluster1))
 	sizes := map[string]int{}
 	for i, req := range []*discoverygrpc.DiscoveryRequest{
-		{Node: sidecarNode("slow", network1, cluster1), TypeUrl: cdsType},
+		{TypeUrl: cdsType}, // the node goes with the first
 		{TypeUrl: edsType, ResourceNames: names},
 	} {
 		if err := slow.Send(req); err != nil {

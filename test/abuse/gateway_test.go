@@ -47,7 +47,7 @@ func TestGatewayHalfHellos(t *testing.T) {
 		stalled  = 10 * helloCap // the first wave
 		clients  = 5             // real clients during the attack
 	)
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 	backend := helloEchoBackend(t)
 	dir := helloManifests(t, backend.Addr().(*net.TCPAddr).Port)
 
@@ -223,22 +223,11 @@ func helloEchoBackend(t *testing.T) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				line, err := bufio.NewReader(io.LimitReader(c, 1024)).ReadString('\n')
-				if err == nil {
-					_, _ = io.WriteString(c, line)
-				}
-			})
+	testkit.Serve(t, ln, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReader(io.LimitReader(c, 1024)).ReadString('\n')
+		if err == nil {
+			_, _ = io.WriteString(c, line)
 		}
 	})
 	return ln

@@ -249,7 +249,7 @@ func TestSecretsAgainstServe(t *testing.T) {
 	rec := newSecretRecorder(t)
 	cases := secretCases(t, rec)
 	secretPlant(t, c, cases)
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 	dbg, _ := secretServe(t, bin, c.WriteKubeconfig(t))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -290,7 +290,7 @@ func TestSecretsAgainstCheck(t *testing.T) {
 	rec := newSecretRecorder(t)
 	cases := secretCases(t, rec)
 	secretPlant(t, c, cases)
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

@@ -87,7 +87,7 @@ func TestXDSAbuse(t *testing.T) {
 	testreq.NotShort(t, "builds causeway and attacks a real causeway serve")
 	dir := t.TempDir()
 	start := time.Now()
-	bin := causewayBin(t)
+	bin := testkit.CausewayBinary(t)
 	t.Logf("built causeway in %s", time.Since(start).Round(time.Millisecond))
 	srv := xdsStartServe(t, bin, xdsWorld(t, dir),
 		"--xds-view-grace="+xdsViewGrace.String(),
@@ -262,12 +262,8 @@ func xdsNonReaders(t *testing.T, srv *xdsServe) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	for i := range streams {
-		st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(hostile).StreamAggregatedResources(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		n := xdsNode(fmt.Sprintf("sidecar~10.1.1.%d~idle-%d.sample~sample.svc.cluster.local", i%250+1, i), xdsNetwork, xdsCluster, "sample")
-		if err := st.Send(&discoverygrpc.DiscoveryRequest{Node: n, TypeUrl: cdsType}); err != nil {
+		if err := testkit.OpenADS(ctx, t, hostile, n).Request(cdsType); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -579,69 +575,25 @@ func xdsDial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientCon
 
 // xdsStream is a SotW ADS stream read on a goroutine.
 type xdsStream struct {
-	st     discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	node   *corev3.Node
-	sent   bool
-	in     chan *discoverygrpc.DiscoveryResponse
-	done   chan struct{}
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	ended  error
+	ads *testkit.ADS
+	in  *testkit.Reader[discoverygrpc.DiscoveryResponse]
 }
+
+// xdsStreamBuffer is how many responses a stream's reader holds.
+const xdsStreamBuffer = 4
 
 func xdsOpen(t *testing.T, cc *grpc.ClientConn, node *corev3.Node) *xdsStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	s := &xdsStream{st: st, node: node, in: make(chan *discoverygrpc.DiscoveryResponse, 4), done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(s.done)
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				s.mu.Lock()
-				s.ended = err
-				s.mu.Unlock()
-				return
-			}
-			select {
-			case s.in <- r:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+	ads := testkit.OpenADS(context.Background(), t, cc, node)
+	return &xdsStream{ads: ads, in: ads.Read(xdsStreamBuffer)}
 }
 
-func (s *xdsStream) close() {
-	s.cancel()
-	<-s.done
-}
+func (s *xdsStream) close() { s.ads.Close() }
 
 // err is why the stream ended, nil while it runs.
-func (s *xdsStream) err() error {
-	select {
-	case <-s.done:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.ended
-	default:
-		return nil
-	}
-}
+func (s *xdsStream) err() error { return s.in.Err() }
 
-func (s *xdsStream) trySend(req *discoverygrpc.DiscoveryRequest) error {
-	if !s.sent {
-		req.Node, s.sent = s.node, true
-	}
-	return s.st.Send(req)
-}
+func (s *xdsStream) trySend(req *discoverygrpc.DiscoveryRequest) error { return s.ads.Send(req) }
 
 func (s *xdsStream) send(t *testing.T, req *discoverygrpc.DiscoveryRequest) {
 	t.Helper()
@@ -660,15 +612,11 @@ func (s *xdsStream) ack(t *testing.T, resp *discoverygrpc.DiscoveryResponse, nam
 // error); it fails, but not the test, after d.
 func (s *xdsStream) recvTimeout(d time.Duration) (*discoverygrpc.DiscoveryResponse, error) {
 	select {
-	case r := <-s.in:
-		return r, nil
-	case <-s.done:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.ended == nil {
+	case r, ok := <-s.in.C:
+		if !ok {
 			return nil, errors.New("stream ended without a status")
 		}
-		return nil, s.ended
+		return r.Msg, r.Err
 	case <-time.After(d):
 		return nil, fmt.Errorf("no response in %s", d)
 	}
@@ -697,11 +645,11 @@ func (s *xdsStream) recv(t *testing.T) *discoverygrpc.DiscoveryResponse {
 func (s *xdsStream) recvWithin(t *testing.T, d time.Duration) (*discoverygrpc.DiscoveryResponse, bool) {
 	t.Helper()
 	select {
-	case r := <-s.in:
-		return r, true
-	case <-s.done:
-		t.Fatalf("stream ended: %v", s.err())
-		return nil, false
+	case r, ok := <-s.in.C:
+		if !ok || r.Err != nil {
+			t.Fatalf("stream ended: %v", s.err())
+		}
+		return r.Msg, true
 	case <-time.After(max(d, 0)):
 		return nil, false
 	}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -185,10 +186,9 @@ func newHome(t *testing.T, model deployment) *home {
 	built := make(chan struct{})
 	var bin string
 	var buildErr error
-	buildDir := t.TempDir()
 	go func() {
 		defer close(built)
-		bin, buildErr = buildCauseway(t.Context(), buildDir)
+		bin, buildErr = testkit.BuildCauseway()
 	}()
 	env := testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})
 	<-built
@@ -271,7 +271,7 @@ func newHome(t *testing.T, model deployment) *home {
 	// Istio's PeerAuthentication CRD, installed before any control plane
 	// starts, as Istio's base chart would be.
 	for _, s := range h.sites {
-		if err := installPeerAuthCRD(ctx, s.cluster); err != nil {
+		if err := s.cluster.InstallPeerAuthCRD(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,19 +38,6 @@ const (
 	caAudience        = "istio-ca"
 	helloworldCluster = "outbound|5000||helloworld.sample.svc.cluster.local"
 )
-
-// buildCauseway builds the causeway binary of the working tree into a
-// temporary folder.
-func buildCauseway(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "causeway")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build causeway: %w\n%s", err, out.String())
-	}
-	return bin, nil
-}
 
 // causewayCLI runs one causeway command to its end (certs, remote-secret)
 // and returns its stdout; a failure fails the test with its output. The
@@ -137,7 +123,7 @@ func startServe(t *testing.T, ps *procs, bin, id, kubeconfig string, extra ...st
 		cp.proc = ps.mustStart("serve-"+id, nil, args...)
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		last = waitUntil(ctx, cp.proc, "causeway serve "+id+" /ready", func(ctx context.Context) error {
-			return httpOK(ctx, http.DefaultClient, "http://"+cp.debug+"/ready")
+			return testkit.HTTPOK(ctx, http.DefaultClient, "http://"+cp.debug+"/ready")
 		})
 		cancel()
 		if last == nil {
@@ -149,24 +135,6 @@ func startServe(t *testing.T, ps *procs, bin, id, kubeconfig string, extra ...st
 		}
 	}
 	t.Fatal(last)
-	return nil
-}
-
-// httpOK GETs url and wants 200.
-func httpOK(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
-	}
 	return nil
 }
 
@@ -224,7 +192,7 @@ func startGateway(t *testing.T, ps *procs, bin string, n *netns, spec gatewaySpe
 	defer cancel()
 	client := n.httpClient()
 	if err := waitUntil(ctx, p, spec.Name+" /ready", func(ctx context.Context) error {
-		return httpOK(ctx, client, "http://"+spec.Admin+"/ready")
+		return testkit.HTTPOK(ctx, client, "http://"+spec.Admin+"/ready")
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // Names of primary-remote (Istio's): the control plane's Service in the
@@ -264,7 +265,7 @@ func TestPrimaryRemote(t *testing.T) {
 		if got := gw1Config.connections(controlPlaneCluster); got < atLeast {
 			t.Errorf("gateway1's /config: %s carried %d connections, want at least %d", controlPlaneCluster, got, atLeast)
 		}
-		metrics, err := getText(t.Context(), gw1, gw1Admin+"/metrics")
+		metrics, err := testkit.HTTPGet(t.Context(), gw1, gw1Admin+"/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,30 +500,9 @@ type proxyStatus struct {
 	Cluster string `json:"cluster"`
 }
 
-// getText GETs url with client and returns the body of a 200.
-func getText(ctx context.Context, client *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	return body, nil
-}
-
 // getJSON GETs url with client and decodes the JSON of a 200 into v.
 func getJSON(ctx context.Context, client *http.Client, url string, v any) error {
-	body, err := getText(ctx, client, url)
+	body, err := testkit.HTTPGet(ctx, client, url)
 	if err != nil {
 		return err
 	}

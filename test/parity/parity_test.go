@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	xp "github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -329,23 +329,11 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 	}
 }
 
+// httpOK GETs url within 2 s and wants 200.
 func httpOK(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(body))
-	}
-	return nil
+	return testkit.HTTPOK(ctx, http.DefaultClient, url)
 }
 
 // waitSynced fetches node's answer from srv until cond accepts it.
@@ -417,18 +405,6 @@ func compareAll(t *testing.T, phase string, ist, cw server, proxies []proxy) []x
 	}
 	slices.SortStableFunc(out, func(a, b xp.Difference) int { return strings.Compare(a.Node, b.Node) })
 	return out
-}
-
-// buildCauseway builds the causeway binary of the working tree.
-func buildCauseway(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "causeway")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build causeway: %w\n%s", err, out.String())
-	}
-	return bin, nil
 }
 
 // dumpFacts writes facts into dir/NAME.facts, sorted, one a line.

@@ -17,6 +17,7 @@ import (
 
 	xp "github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // Istio's names and conventions the world is written with.
@@ -325,10 +326,9 @@ func startParityWorld(ctx context.Context, t *testing.T, prepare func(context.Co
 
 	built := make(chan struct{})
 	var buildErr error
-	buildDir := t.TempDir()
 	go func() {
 		defer close(built)
-		w.causewayBin, buildErr = buildCauseway(t.Context(), buildDir)
+		w.causewayBin, buildErr = testkit.BuildCauseway()
 	}()
 
 	w.env = testenv.Start(t, testenv.Options{ClusterIDs: []string{"cluster1", "cluster2"}})

@@ -2,10 +2,8 @@ package replicas
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/bench"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -20,21 +19,6 @@ import (
 // run's results as the bench's JSON (its failover section holds the time
 // to reconnect and re-converge of each event).
 const EnvFailoverOut = "CAUSEWAY_FAILOVER_OUT"
-
-// buildCauseway builds the causeway binary of the working tree into dir.
-func buildCauseway(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "causeway")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/causeway-mesh/causeway/cmd/causeway")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build causeway: %v\n%s", err, out.String())
-	}
-	return bin
-}
 
 // TestReplicasFailover: two replicas, 50 delta and 50 state-of-the-world
 // proxies (25 of each per network) spread over both, churn at 10
@@ -50,8 +34,7 @@ func buildCauseway(t *testing.T, dir string) string {
 func TestReplicasFailover(t *testing.T) {
 	testreq.NotShort(t, "starts two kube-apiservers and two causeway serve processes")
 	testenv.RequireBinaries(t, false)
-	dir := t.TempDir()
-	bin := buildCauseway(t, dir)
+	bin := testkit.CausewayBinary(t)
 	var progress bytes.Buffer
 	res, err := bench.Failover(t.Context(), bench.Config{
 		Causeway:  bin,
@@ -59,7 +42,7 @@ func TestReplicasFailover(t *testing.T) {
 		Endpoints: 4,
 		Proxies:   50, // per network: 100 in all, half delta
 		Settle:    30 * time.Second,
-		WorkDir:   filepath.Join(dir, "work"),
+		WorkDir:   filepath.Join(t.TempDir(), "work"),
 		Progress:  &progress,
 	}, bench.FailoverConfig{Rate: 10})
 	t.Log("\n" + progress.String())
