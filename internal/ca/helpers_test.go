@@ -247,18 +247,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 	return 0
 }
 
-// eventually waits up to timeout for cond to return nil (see
-// testkit.Eventually).
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	testkit.Eventually(t, timeout, what, func() string {
-		if err := cond(); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
-}
-
 // handshake dials addr with TLS and returns the server's certificates.
 func handshake(t *testing.T, addr string, cfg *tls.Config) ([]*x509.Certificate, error) {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestSelfSignedCA: without cacerts the CA makes a root, keeps it in
@@ -61,12 +62,12 @@ func TestSelfSignedCA(t *testing.T) {
 	if _, err := client.CoreV1().Secrets("istio-system").Create(ctx, cacertsSecret("istio-system", bundle), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "plug-in CA used", func() error {
+	testkit.Eventually(t, 10*time.Second, "plug-in CA used", testkit.Succeeds(func() error {
 		if !bytes.Equal(a.Root(), root.cert) {
 			return errors.New("still the self-signed root")
 		}
 		return nil
-	})
+	}))
 	if got := a.Status().Source; got != "istio-system/cacerts" {
 		t.Errorf("source %q after cacerts was added", got)
 	}
@@ -75,12 +76,12 @@ func TestSelfSignedCA(t *testing.T) {
 	if err := client.CoreV1().Secrets("istio-system").Delete(ctx, PluginSecretName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "self-signed CA back", func() error {
+	testkit.Eventually(t, 10*time.Second, "self-signed CA back", testkit.Succeeds(func() error {
 		if !bytes.Equal(a.Root(), selfRoot) {
 			return errors.New("not the self-signed root")
 		}
 		return nil
-	})
+	}))
 }
 
 // TestPluginCAErrors: a broken plug-in CA stops the start with an error
@@ -116,12 +117,12 @@ func TestPluginCAErrors(t *testing.T) {
 		if _, err := client.CoreV1().Secrets("istio-system").Update(ctx, cacertsSecret("istio-system", mismatched), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "failed load counted", func() error {
+		testkit.Eventually(t, 10*time.Second, "failed load counted", testkit.Succeeds(func() error {
 			if v := counter(t, reg, "causeway_ca_loads_total", map[string]string{"secret": PluginSecretName, "result": "error"}); v != 1 {
 				return errors.New("no failed load yet")
 			}
 			return nil
-		})
+		}))
 		if !bytes.Equal(a.Root(), root.cert) || a.Status().Source != "istio-system/cacerts" {
 			t.Error("a broken update replaced the CA in use")
 		}
@@ -139,12 +140,12 @@ func TestPluginCAErrors(t *testing.T) {
 		if _, err := client.CoreV1().Secrets("istio-system").Update(ctx, cacertsSecret("istio-system", other), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "fixed CA loaded", func() error {
+		testkit.Eventually(t, 10*time.Second, "fixed CA loaded", testkit.Succeeds(func() error {
 			if counter(t, reg, "causeway_ca_loads_total", map[string]string{"secret": PluginSecretName, "result": "ok"}) != 2 {
 				return errors.New("not reloaded")
 			}
 			return nil
-		})
+		}))
 	})
 }
 

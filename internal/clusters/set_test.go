@@ -94,7 +94,7 @@ type fakeCluster struct {
 func (f *fakeCluster) awaitProbes(t *testing.T, n int64) {
 	t.Helper()
 	want := f.probes.Load() + n
-	eventually(t, fmt.Sprintf("%d more probes", n), func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, fmt.Sprintf("%d more probes", n), func() string {
 		if got := f.probes.Load(); got < want {
 			return fmt.Sprintf("probes %d, want %d", got, want)
 		}
@@ -229,12 +229,6 @@ func (e *env) states() []string {
 	return out
 }
 
-// eventually waits up to 10s for f to return "" (see testkit.Eventually).
-func eventually(t *testing.T, what string, f func() string) {
-	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what+" (-want +got)", f)
-}
-
 func TestSecretLifecycle(t *testing.T) {
 	ctx := t.Context()
 	e := startEnv(t, envOptions{
@@ -258,7 +252,7 @@ func TestSecretLifecycle(t *testing.T) {
 	if _, err := secrets.Create(ctx, remoteSecret("s2", map[string]string{"c3": "fake:c3"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "endpoints after adding s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "endpoints after adding s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.1"}, e.endpoints())
 	})
 
@@ -266,7 +260,7 @@ func TestSecretLifecycle(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s2", map[string]string{"c3": "fake:c3b"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "endpoints after changing s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "endpoints after changing s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints())
 	})
 
@@ -283,7 +277,7 @@ current-context: x
 	if _, err := secrets.Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "states with bad entries", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "states with bad entries (-want +got)", func() string {
 		return cmp.Diff([]string{
 			"c1 config live",
 			"c1 secret istio-system/s1 error error",
@@ -310,7 +304,7 @@ current-context: x
 	if err := secrets.Delete(ctx, "s1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after deleting s1", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after deleting s1 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints()) +
 			cmp.Diff([]string{"c1 config live", "c3 secret istio-system/s2 live"}, e.states())
 	})
@@ -320,7 +314,7 @@ current-context: x
 	if _, err := secrets.Update(ctx, s2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after unlabeling s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after unlabeling s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1"}, e.endpoints()) + cmp.Diff([]string{"c1 config live"}, e.states())
 	})
 }
@@ -338,7 +332,7 @@ func TestCollisionIsRetriedWhenTheIDIsFreed(t *testing.T) {
 	if _, err := secrets.Create(ctx, remoteSecret("second", map[string]string{"c2": "fake:b"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "collision", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "collision (-want +got)", func() string {
 		return cmp.Diff([]string{"c1 config live", "c2 secret istio-system/first live", "c2 secret istio-system/second error error"}, e.states())
 	})
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" {
@@ -347,7 +341,7 @@ func TestCollisionIsRetriedWhenTheIDIsFreed(t *testing.T) {
 	if err := secrets.Delete(ctx, "first", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after the owner left", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after the owner left (-want +got)", func() string {
 		return cmp.Diff([]string{"c1 config live", "c2 secret istio-system/second live"}, e.states()) +
 			cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.9"}, e.endpoints())
 	})
@@ -363,7 +357,7 @@ func TestRefusedChangeKeepsThePreviousKubeconfig(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s1", map[string]string{"c2": "garbage"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refused change", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused change", func() string {
 		for _, st := range e.set.Statuses() {
 			if st.ID == "c2" {
 				if st.State != StateLive || !strings.Contains(st.Error, "previous one is still used") {
@@ -381,7 +375,7 @@ func TestRefusedChangeKeepsThePreviousKubeconfig(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s1", map[string]string{"c2": "fake:c2"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "change reverted", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "change reverted", func() string {
 		for _, st := range e.set.Statuses() {
 			if st.ID == "c2" && st.Error != "" {
 				return "error still set: " + st.Error
@@ -408,7 +402,7 @@ func TestStaleClusterIsKept(t *testing.T) {
 		secrets: []*corev1.Secret{remoteSecret("s1", map[string]string{"c2": "fake:c2"})},
 	})
 	c2.down.Store(true)
-	eventually(t, "stale", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "stale", func() string {
 		st := statusOf(e.set, "c2")
 		if st.State != StateStale || st.Live || st.StaleSeconds <= 0 || !strings.Contains(st.Error, "connection refused") {
 			return fmt.Sprintf("c2: %+v", st)
@@ -422,7 +416,7 @@ func TestStaleClusterIsKept(t *testing.T) {
 		t.Fatalf("endpoints of a stale cluster with policy keep (-want +got)\n%s", d)
 	}
 	c2.down.Store(false)
-	eventually(t, "live again", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "live again", func() string {
 		st := statusOf(e.set, "c2")
 		if st.State != StateLive || st.StaleSeconds != 0 || st.Error != "" {
 			return fmt.Sprintf("c2: %+v", st)
@@ -441,7 +435,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 	})
 	c2.down.Store(true)
 	downAt := time.Now()
-	eventually(t, "stale before the grace", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "stale before the grace", func() string {
 		if st := statusOf(e.set, "c2"); st.State != StateStale {
 			return "c2 state " + string(st.State)
 		}
@@ -450,7 +444,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" && time.Since(downAt) < 250*time.Millisecond {
 		t.Fatalf("endpoints dropped before the grace (-want +got)\n%s", d)
 	}
-	eventually(t, "dropped after the grace", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "dropped after the grace (-want +got)", func() string {
 		st := statusOf(e.set, "c2")
 		return cmp.Diff(StateDropped, st.State) + cmp.Diff([]string{"c1/10.1.0.1"}, e.endpoints())
 	})
@@ -478,7 +472,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 		t.Fatalf("a dropped cluster wrote into the model (-want +got)\n%s", d)
 	}
 	c2.down.Store(false)
-	eventually(t, "back after the return", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "back after the return (-want +got)", func() string {
 		return cmp.Diff(StateLive, statusOf(e.set, "c2").State) +
 			cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c2/10.2.0.2"}, e.endpoints())
 	})
@@ -517,7 +511,7 @@ func TestWaitForSyncReportsMissingClusters(t *testing.T) {
 	if d := cmp.Diff([]model.ClusterID{"c2"}, missing); d != "" {
 		t.Fatalf("missing (-want +got)\n%s", d)
 	}
-	eventually(t, "status of the unsynced cluster", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "status of the unsynced cluster", func() string {
 		st := statusOf(set, "c2")
 		if st.State != StateSyncing || st.Synced || !strings.Contains(st.Error, "forbidden") {
 			return fmt.Sprintf("c2: %+v", st)

@@ -545,12 +545,12 @@ func (h *harness) waitReady() {
 // (an empty field is not checked).
 func (h *harness) waitVersions(want Versions) {
 	h.t.Helper()
-	eventually(h.t, func() bool {
+	testkit.Eventually(h.t, waitFor, fmt.Sprintf("timed out waiting for the gateway to apply versions %+v", want), testkit.Holds(func() bool {
 		v := h.gw.Table().Versions
 		return (want.Listeners == "" || v.Listeners == want.Listeners) &&
 			(want.Clusters == "" || v.Clusters == want.Clusters) &&
 			(want.Endpoints == "" || v.Endpoints == want.Endpoints)
-	}, "the gateway to apply versions %+v", want)
+	}))
 }
 
 // waitPushed waits until the gateway's table holds version v (what push
@@ -644,11 +644,4 @@ func (h *harness) get(path string) (int, string) {
 		h.t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
-}
-
-// eventually polls cond until it holds or waitFor passes (see
-// testkit.Eventually).
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	testkit.Eventually(t, waitFor, "timed out waiting for "+fmt.Sprintf(format, args...), testkit.Holds(cond))
 }

@@ -58,12 +58,6 @@ func (h *harness) want(names ...string) {
 	h.wanted = names
 }
 
-// eventually waits up to 10s for f to return "" (see testkit.Eventually).
-func eventually(t *testing.T, what string, f func() string) {
-	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what, f)
-}
-
 func (h *harness) lookup(name string) string {
 	ips, err := h.r.Lookup(name)
 	if err != nil {
@@ -85,7 +79,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	if got := h.lookup(name); got != "error: not resolved yet" {
 		t.Fatalf("first lookup: got %q, want not resolved yet", got)
 	}
-	eventually(t, "first answer", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "first answer", func() string {
 		if got := h.lookup(name); got != "192.0.2.1,2001:db8::1" {
 			return got
 		}
@@ -102,7 +96,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 
 	before := h.changes.Load()
 	h.dns.Set(name, 0, "192.0.2.2")
-	eventually(t, "changed answer", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "changed answer", func() string {
 		if got := h.lookup(name); got != "192.0.2.2" {
 			return got
 		}
@@ -118,7 +112,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	}
 
 	h.dns.Fail(true)
-	eventually(t, "failure reported", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "failure reported", func() string {
 		w := h.r.Warnings()
 		if len(w) != 1 || !strings.Contains(w[0], "SERVFAIL") || !strings.Contains(w[0], "last good addresses 192.0.2.2 are kept") {
 			return strings.Join(w, "; ")
@@ -130,7 +124,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	}
 	h.dns.Set(name, 0, "192.0.2.3")
 	h.dns.Fail(false)
-	eventually(t, "recovered", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "recovered", func() string {
 		if got := h.lookup(name); got != "192.0.2.3" {
 			return got
 		}
@@ -142,7 +136,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 
 	// A name no longer wanted is forgotten.
 	h.want()
-	eventually(t, "forgotten", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "forgotten", func() string {
 		if st := h.r.Statuses(); len(st) > 0 {
 			return st[0].Host
 		}
@@ -156,14 +150,14 @@ func TestResolverNameNeverResolved(t *testing.T) {
 	h := start(t, Config{Refresh: 20 * time.Millisecond})
 	h.want("missing.example.test")
 	_, _ = h.r.Lookup("missing.example.test")
-	eventually(t, "NXDOMAIN reported", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "NXDOMAIN reported", func() string {
 		if got := h.lookup("missing.example.test"); !strings.Contains(got, "NXDOMAIN") {
 			return got
 		}
 		return ""
 	})
 	n := h.dns.Queries()
-	eventually(t, "asked again", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "asked again", func() string {
 		if h.dns.Queries() < n+2 {
 			return "no new query"
 		}

@@ -52,7 +52,7 @@ func installPeerAuthCRD(t *testing.T, c *testenv.Cluster) {
 	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	must(dyn.Resource(gvr).Create(t.Context(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}))(t)
 	ic := istioClient(t, c)
-	eventually(t, "PeerAuthentications served in "+c.ID, func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "PeerAuthentications served in "+c.ID, func() string {
 		if _, err := ic.SecurityV1().PeerAuthentications("").List(t.Context(), metav1.ListOptions{Limit: 1}); err != nil {
 			return err.Error()
 		}
@@ -253,7 +253,7 @@ func TestIntegrationPeerAuthentication(t *testing.T) {
 
 	applyRemoteSecret(t, c1, c2, c2.Host)
 	rs := serveCluster(t, c1, Config{PeerAuthRecheck: 200 * time.Millisecond})
-	eventually(t, "clusters", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "clusters", func() string {
 		return cmpStrings([]string{"cluster1 live", "cluster2 live"}, rs.clusterStates(t))
 	})
 	xds := rs.srv.XDSAddr().String()
@@ -303,7 +303,7 @@ func TestIntegrationPeerAuthentication(t *testing.T) {
 	must(istioClient(t, c2).SecurityV1().PeerAuthentications("istio-system").Create(ctx,
 		peerAuth("istio-system", "default", nil, disable, nil), metav1.CreateOptions{}))(t)
 	db2.await(t, "cluster2's own mesh DISABLE", "8000=raw_buffer 9000=raw_buffer")
-	eventually(t, "cluster2 watching", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 watching", func() string {
 		if st := rs.cluster(t, "cluster2"); st.PeerAuthentication != string(kube.PeerAuthWatching) {
 			return st.PeerAuthentication + ": " + st.PeerAuthenticationWhy
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/parity"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
@@ -107,7 +108,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	// The serving certificate also names localhost: pilot-agent dials
 	// localhost (see below).
 	rs := serveCluster(t, c, Config{XDSTLSAddr: "127.0.0.1:0", CA: ca.Config{CustomHosts: []string{"localhost"}}})
-	eventually(t, "secure port", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "secure port", func() string {
 		if rs.srv.XDSTLSAddr() == nil {
 			return "not listening"
 		}
@@ -134,7 +135,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 
 	token := must(c.ServiceAccountToken(ctx, "sample", "sleep", []string{ap.audience}, ap.ttl, p.Name))(t)
 	var rootPEM string
-	eventually(t, "root ConfigMap in sample", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "root ConfigMap in sample", func() string {
 		cm, err := cs.CoreV1().ConfigMaps("sample").Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/clusters"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // errInjected is the accept error of a failingListener.
@@ -194,7 +195,7 @@ func startServerWith(t *testing.T, cfg Config, local []runtime.Object) *draining
 
 func (rs *drainingServer) waitReady(t *testing.T) {
 	t.Helper()
-	eventually(t, "ready", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "ready", func() string {
 		if ready, reason := rs.srv.Ready(); !ready {
 			return "not ready: " + reason
 		}
