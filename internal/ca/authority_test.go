@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestServingDNSNames(t *testing.T) {
@@ -63,7 +64,7 @@ func TestServingDNSNames(t *testing.T) {
 
 func TestNewConfig(t *testing.T) {
 	base := func() Config {
-		return Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testLogger(t)}
+		return Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testkit.Logger(t)}
 	}
 	tests := []struct {
 		name    string
@@ -114,7 +115,7 @@ func TestNewConfig(t *testing.T) {
 
 // TestStatus: what /debug/ca shows before and after the CA is loaded.
 func TestStatus(t *testing.T) {
-	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testLogger(t), CustomHosts: []string{"mesh.example.com"}})
+	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testkit.Logger(t), CustomHosts: []string{"mesh.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

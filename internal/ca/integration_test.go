@@ -136,7 +136,7 @@ func TestIntegration(t *testing.T) {
 		ServingTTL:     3 * time.Second,
 		WorkloadTTLMax: 48 * time.Hour,
 		Registry:       reg,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t),
 	})
 	runPublisher(t, a, "cluster1", c1.Client())
 	runPublisher(t, a, "cluster2", c2.Client())
@@ -390,7 +390,7 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 	for _, c := range env.Clusters {
 		regs[c.ID] = prometheus.NewRegistry()
 		cps[c.ID] = runAuthority(t, Config{ClusterID: model.ClusterID(c.ID), Client: c.Client(), Clusters: lookup(c1, c2),
-			Registry: regs[c.ID], Logger: testLogger(t).With("cp", c.ID)})
+			Registry: regs[c.ID], Logger: testkit.Logger(t).With("cp", c.ID)})
 	}
 	if bytes.Equal(cps["cluster1"].Root(), cps["cluster2"].Root()) {
 		t.Fatal("the two self-signed roots are the same")

@@ -34,7 +34,7 @@ func TestIntegrationReplicasShareCA(t *testing.T) {
 	const replicas = 3
 	auths := make([]*Authority, replicas)
 	for i := range auths {
-		a, err := New(Config{ClusterID: "cluster1", Client: cs, Clusters: lookup(c1), Writer: fmt.Sprintf("replica-%d", i), Logger: testLogger(t)})
+		a, err := New(Config{ClusterID: "cluster1", Client: cs, Clusters: lookup(c1), Writer: fmt.Sprintf("replica-%d", i), Logger: testkit.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

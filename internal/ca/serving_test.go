@@ -149,7 +149,7 @@ func TestServingKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{ClusterID: "c", Client: fake.NewClientset(), Logger: testLogger(t), ServingTTL: 2 * time.Second})
+	a, err := New(Config{ClusterID: "c", Client: fake.NewClientset(), Logger: testkit.Logger(t), ServingTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

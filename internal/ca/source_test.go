@@ -27,7 +27,7 @@ import (
 func TestSelfSignedCA(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := t.Context()
-	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, TrustDomain: "mesh.example", Logger: testLogger(t)})
+	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, TrustDomain: "mesh.example", Logger: testkit.Logger(t)})
 
 	secret, err := client.CoreV1().Secrets("istio-system").Get(ctx, SelfSignedSecretName, metav1.GetOptions{})
 	if err != nil {
@@ -51,7 +51,7 @@ func TestSelfSignedCA(t *testing.T) {
 	}
 
 	// A second replica uses the root the first made.
-	b := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Logger: testLogger(t)})
+	b := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Logger: testkit.Logger(t)})
 	if !bytes.Equal(b.Root(), selfRoot) {
 		t.Error("a second replica made another root instead of using istio-ca-secret")
 	}
@@ -95,7 +95,7 @@ func TestPluginCAErrors(t *testing.T) {
 
 	t.Run("at start", func(t *testing.T) {
 		client := fake.NewClientset(cacertsSecret("istio-system", mismatched))
-		a, err := New(Config{ClusterID: "cluster1", Client: client, Logger: testLogger(t)})
+		a, err := New(Config{ClusterID: "cluster1", Client: client, Logger: testkit.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestPluginCAErrors(t *testing.T) {
 	t.Run("update", func(t *testing.T) {
 		client := fake.NewClientset(cacertsSecret("istio-system", good))
 		reg := prometheus.NewRegistry()
-		a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Registry: reg, Logger: testLogger(t)})
+		a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Registry: reg, Logger: testkit.Logger(t)})
 		ctx := t.Context()
 		if _, err := client.CoreV1().Secrets("istio-system").Update(ctx, cacertsSecret("istio-system", mismatched), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
@@ -153,7 +153,7 @@ func TestPluginCAErrors(t *testing.T) {
 func TestCacertsOtherNamespace(t *testing.T) {
 	root := newTestRoot(t)
 	client := fake.NewClientset(cacertsSecret("default", root.intermediate(t, "cluster1")))
-	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, SystemNamespace: "mesh-system", Logger: testLogger(t)})
+	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, SystemNamespace: "mesh-system", Logger: testkit.Logger(t)})
 	if got := a.Status().Source; got != "mesh-system/istio-ca-secret" {
 		t.Errorf("source %q, want mesh-system/istio-ca-secret", got)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/gateway"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGatewayFlagsConfig: the primary-remote flags of `causeway gateway`
@@ -63,7 +63,7 @@ func TestGatewayFlagsConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := base
 			tt.mut(&f)
-			cfg, err := f.config(slog.New(slog.DiscardHandler))
+			cfg, err := f.config(testkit.DiscardLogger())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,8 +29,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 const systemNS = "istio-system"
 
@@ -176,7 +172,7 @@ func startEnv(t *testing.T, o envOptions) *env {
 		StalePolicy:   o.policy,
 		ProbeInterval: 20 * time.Millisecond,
 		Registerer:    e.registry,
-		Logger:        discardLogger(),
+		Logger:        testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +488,7 @@ func TestWaitForSyncReportsMissingClusters(t *testing.T) {
 			return c2.clients(), nil
 		},
 		ProbeInterval: 20 * time.Millisecond,
-		Logger:        discardLogger(),
+		Logger:        testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -528,11 +524,11 @@ func TestNewChecksConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no id", Config{Local: local, Store: store, Logger: discardLogger()}, "ClusterID is empty"},
-		{"no client", Config{ClusterID: "c1", Store: store, Logger: discardLogger()}, "Local.Kube is nil"},
-		{"no store", Config{ClusterID: "c1", Local: local, Logger: discardLogger()}, "Store is nil"},
+		{"no id", Config{Local: local, Store: store, Logger: testkit.DiscardLogger()}, "ClusterID is empty"},
+		{"no client", Config{ClusterID: "c1", Store: store, Logger: testkit.DiscardLogger()}, "Local.Kube is nil"},
+		{"no store", Config{ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger()}, "Store is nil"},
 		{"no logger", Config{ClusterID: "c1", Local: local, Store: store}, "Logger is nil"},
-		{"negative probe", Config{ClusterID: "c1", Local: local, Store: store, Logger: discardLogger(), ProbeInterval: -1}, "negative"},
+		{"negative probe", Config{ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), ProbeInterval: -1}, "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,7 +538,7 @@ func TestNewChecksConfig(t *testing.T) {
 		})
 	}
 	reg := prometheus.NewRegistry()
-	cfg := Config{ClusterID: "c1", Local: local, Store: store, Logger: discardLogger(), Registerer: reg}
+	cfg := Config{ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), Registerer: reg}
 	if _, err := New(cfg); err != nil {
 		t.Fatal(err)
 	}

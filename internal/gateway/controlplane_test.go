@@ -37,7 +37,7 @@ func runGateway(t *testing.T, cfg Config) *Gateway {
 	cfg.Network, cfg.ClusterID, cfg.NodeID = testNetwork, testCluster, gatewayNodeID()
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.HelloTimeout, cfg.Drain, cfg.ReconnectDelay = testHelloTimeout, time.Second, 20*time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testkit.Logger(t)
 	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

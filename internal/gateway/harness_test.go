@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -501,7 +500,7 @@ func newHarnessWith(t testing.TB, drain, helloTimeout time.Duration, mutate func
 		HelloTimeout:   helloTimeout,
 		Drain:          drain,
 		ReconnectDelay: 20 * time.Millisecond,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -522,14 +521,6 @@ func newHarnessWith(t testing.TB, drain, helloTimeout time.Duration, mutate func
 		}
 	})
 	return h
-}
-
-// testLogger logs to the test's output; benchmarks log nothing.
-func testLogger(t testing.TB) *slog.Logger {
-	if _, ok := t.(*testing.B); ok {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (h *harness) waitReady() {

@@ -2,8 +2,6 @@ package gatewaydns
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +37,7 @@ func start(t *testing.T, cfg Config) *harness {
 		return slices.Clone(h.wanted)
 	}
 	cfg.Changed = func() { h.changes.Add(1) }
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = testkit.DiscardLogger()
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +164,7 @@ func TestResolverNameNeverResolved(t *testing.T) {
 }
 
 func TestNewChecksConfig(t *testing.T) {
-	base := Config{Wanted: func() []string { return nil }, Changed: func() {}, Logger: slog.New(slog.DiscardHandler)}
+	base := Config{Wanted: func() []string { return nil }, Changed: func() {}, Logger: testkit.DiscardLogger()}
 	for name, mod := range map[string]func(*Config){
 		"no Wanted":        func(c *Config) { c.Wanted = nil },
 		"bad server":       func(c *Config) { c.Servers = []string{"127.0.0.1"} },

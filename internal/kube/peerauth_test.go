@@ -53,7 +53,7 @@ func startIstio(t *testing.T, ic istioclient.Interface) (*Watcher, *model.Store)
 	store := model.NewStore(model.Config{})
 	w, err := New(Config{
 		Cluster: testCluster, Client: fake.NewClientset(), Istio: ic, Store: store,
-		PeerAuthRecheck: 10 * time.Millisecond, Logger: discardLogger(),
+		PeerAuthRecheck: 10 * time.Millisecond, Logger: testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,13 @@ package leader
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -80,7 +79,7 @@ func TestAlwaysOpenGate(t *testing.T) {
 // the Lease, and the other takes over. At no time do two writers run.
 func TestElectorHandsOver(t *testing.T) {
 	client := fake.NewClientset()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testkit.DiscardLogger()
 	var writing atomic.Int32
 	var overlap atomic.Bool
 	type replica struct {

@@ -75,7 +75,7 @@ func TestGatewayPassesWebhookThrough(t *testing.T) {
 		XDS: ts.srv.XDSAddr().String(), Network: "net1", ClusterID: "c1",
 		NodeID: gateway.NodeID(netip.MustParseAddr("10.1.0.100"), "eastwest-0", "istio-system", ""),
 		Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", ExposeWebhook: "127.0.0.1:0",
-		ReconnectDelay: 20 * time.Millisecond, Drain: time.Second, Logger: discardLogger(),
+		ReconnectDelay: 20 * time.Millisecond, Drain: time.Second, Logger: testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,8 +31,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // clusterObjects: a system namespace labeled network, app/web with one
 // mTLS endpoint, and (with gw set) a LoadBalancer east-west gateway.
@@ -100,7 +97,7 @@ func startServer(t *testing.T, cfg Config, local []runtime.Object, remotes map[s
 	cfg.DebugAddr = "127.0.0.1:0"
 	cfg.ProbeInterval = 50 * time.Millisecond
 	cfg.Sinks = []Sink{ts.rec}
-	cfg.Logger = discardLogger()
+	cfg.Logger = testkit.DiscardLogger()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +375,7 @@ func TestRunRefusesBadStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.ClusterID, tt.cfg.Local, tt.cfg.Logger = "c1", local, discardLogger()
+			tt.cfg.ClusterID, tt.cfg.Local, tt.cfg.Logger = "c1", local, testkit.DiscardLogger()
 			srv, err := New(tt.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -388,7 +385,7 @@ func TestRunRefusesBadStart(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{ClusterID: "c1", Local: local, Logger: discardLogger(), MeshNetworksFile: "a", MeshNetworksConfigMap: "b"}); err == nil {
+	if _, err := New(Config{ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger(), MeshNetworksFile: "a", MeshNetworksConfigMap: "b"}); err == nil {
 		t.Error("New accepted both a meshNetworks file and ConfigMap")
 	}
 }

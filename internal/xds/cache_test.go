@@ -2,12 +2,12 @@ package xds
 
 import (
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -30,7 +30,7 @@ func cla(name, ip string) *endpointv3.ClusterLoadAssignment {
 }
 
 func newTestCache(typeURL string) *viewCache {
-	return newViewCache(typeURL, "test.", slog.New(slog.DiscardHandler))
+	return newViewCache(typeURL, "test.", testkit.DiscardLogger())
 }
 
 func mustUpdate(t *testing.T, c *viewCache, upd map[string]types.Resource, del ...string) {
