@@ -127,7 +127,7 @@ func TestRotationKeepsEndpoints(t *testing.T) {
 	if len(ws.gaps) > 0 {
 		t.Errorf("cluster c2's endpoint left the model during a rotation, after: %s", strings.Join(ws.gaps, ", "))
 	}
-	if got := counterValue(t, e.set.metrics.swaps); got != 3 {
+	if got := testkit.MetricValue(t, e.set.metrics.swaps); got != 3 {
 		t.Errorf("swaps: got %v, want 3", got)
 	}
 }
@@ -164,7 +164,7 @@ current-context: x
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" {
 		t.Fatalf("endpoints after a refused change (-want +got)\n%s", d)
 	}
-	if got := counterValue(t, e.set.metrics.secretErrors); got != 1 {
+	if got := testkit.MetricValue(t, e.set.metrics.secretErrors); got != 1 {
 		t.Errorf("secret errors: got %v, want 1", got)
 	}
 	if _, err := secrets.Update(t.Context(), remoteSecret("s1", map[string]string{"c2": "fake:c2"}), metav1.UpdateOptions{}); err != nil {

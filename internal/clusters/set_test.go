@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -292,7 +291,7 @@ current-context: x
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints()); d != "" {
 		t.Errorf("endpoints with bad entries (-want +got)\n%s", d)
 	}
-	if got := counterValue(t, e.set.metrics.secretErrors); got != 3 {
+	if got := testkit.MetricValue(t, e.set.metrics.secretErrors); got != 3 {
 		t.Errorf("causeway_remote_secret_errors_total = %v, want 3", got)
 	}
 
@@ -545,13 +544,4 @@ func TestNewChecksConfig(t *testing.T) {
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "own registry") {
 		t.Fatalf("second New on one registry: error = %v, want one about the registry", err)
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -25,8 +25,6 @@ import (
 	cachetypes "github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -342,7 +340,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		}
 		// go-control-plane's snapshot cache sends a NACKed version again at
 		// once (envoyproxy/go-control-plane#962), and each is NACKed again.
-		if counterValue(t, h.gw.metrics.xdsNack[kindListeners]) < 1 {
+		if testkit.MetricValue(t, h.gw.metrics.xdsNack[kindListeners]) < 1 {
 			t.Error("the NACK is not counted")
 		}
 		fixed := cp.push(nil)
@@ -619,14 +617,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Error(err)
 	}
-}
-
-// counterValue reads a counter.
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
-	t.Helper()
-	m := new(dto.Metric)
-	if err := c.Write(m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -559,7 +559,7 @@ func (h *harness) errorCounts(t testing.TB) map[string]float64 {
 	t.Helper()
 	counts := make(map[string]float64, numReasons)
 	for r := range numReasons {
-		counts[r.String()] = counterValue(t, h.gw.metrics.errors[r])
+		counts[r.String()] = testkit.MetricValue(t, h.gw.metrics.errors[r])
 	}
 	return counts
 }

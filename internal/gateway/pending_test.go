@@ -88,7 +88,7 @@ func TestPendingHellosCap(t *testing.T) {
 				more = append(more, halfHello(t, addr))
 				// One at a time: each new one is accepted before the next.
 				testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for connection %d beyond the cap to be refused or to make room", len(more)), testkit.Holds(func() bool {
-					return counterValue(t, h.gw.metrics.errors[reasonHelloLimit]) == before[reasonHelloLimit.String()]+float64(len(more))
+					return testkit.MetricValue(t, h.gw.metrics.errors[reasonHelloLimit]) == before[reasonHelloLimit.String()]+float64(len(more))
 				}))
 			}
 			h.waitErrorCounts(t, before, map[reason]float64{reasonHelloLimit: 2 * max})

@@ -8,9 +8,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/testkit"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGateRunsWritersOnlyWhileLeading: a writer starts with a term, stops

@@ -19,20 +19,12 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-)
 
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+	"github.com/causeway-mesh/causeway/internal/testkit"
+)
 
 func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainMatch, tls *corev3.TransportSocket) *listenerv3.FilterChain {
 	t.Helper()
@@ -41,8 +33,8 @@ func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainM
 		FilterChainMatch: match,
 		TransportSocket:  tls,
 		Filters: []*listenerv3.Filter{
-			{Name: "istio.metadata_exchange", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &structpb.Struct{})}},
-			{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &tcpproxyv3.TcpProxy{
+			{Name: "istio.metadata_exchange", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &structpb.Struct{})}},
+			{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &tcpproxyv3.TcpProxy{
 				StatPrefix: name, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
 			})}},
 		},
@@ -51,7 +43,7 @@ func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainM
 
 func inboundTLS(t *testing.T) *corev3.TransportSocket {
 	t.Helper()
-	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.DownstreamTlsContext{
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			AlpnProtocols:                  []string{"h2", "http/1.1"},
@@ -74,13 +66,13 @@ func sockAddr(ip string, port uint32) *corev3.Address {
 func onChain(t *testing.T, chain string) *xdsmatcherv3.Matcher_OnMatch {
 	t.Helper()
 	return &xdsmatcherv3.Matcher_OnMatch{OnMatch: &xdsmatcherv3.Matcher_OnMatch_Action{Action: &xdscorev3.TypedExtensionConfig{
-		Name: chain, TypedConfig: mustAny(t, wrapperspb.String(chain)),
+		Name: chain, TypedConfig: testkit.MustAny(t, wrapperspb.String(chain)),
 	}}}
 }
 
 func input(t *testing.T, name string, m proto.Message) *xdscorev3.TypedExtensionConfig {
 	t.Helper()
-	return &xdscorev3.TypedExtensionConfig{Name: name, TypedConfig: mustAny(t, m)}
+	return &xdscorev3.TypedExtensionConfig{Name: name, TypedConfig: testkit.MustAny(t, m)}
 }
 
 // TestNormalizeChainKeys: a chain picked by a filter_chain_matcher tree
@@ -162,7 +154,7 @@ func TestNormalizeHTTPChainAndRoutes(t *testing.T) {
 		StatPrefix:     "outbound_0.0.0.0_5000",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "5000"}},
 		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, &structpb.Struct{})}},
+			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: testkit.MustAny(t, &structpb.Struct{})}},
 		},
 	}
 	l := &listenerv3.Listener{
@@ -170,7 +162,7 @@ func TestNormalizeHTTPChainAndRoutes(t *testing.T) {
 		Address:    sockAddr("0.0.0.0", 5000),
 		BindToPort: wrapperspb.Bool(false),
 		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, hcm)}}},
+			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, hcm)}}},
 		}},
 	}
 	rc := &routev3.RouteConfiguration{Name: "5000", VirtualHosts: []*routev3.VirtualHost{{
@@ -225,7 +217,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 			{
 				Name:            "tlsMode-istio",
 				Match:           &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
-				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, upstream)}},
+				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, upstream)}},
 			},
 			{Name: "tlsMode-disabled", Match: &structpb.Struct{}},
 		},
