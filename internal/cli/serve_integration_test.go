@@ -78,11 +78,6 @@ func populate(t *testing.T, cs kubernetes.Interface, n int, network, lbIP, appIP
 		[]testenv.Endpoint{{IP: appIP, Ready: true, Node: "node-a", Pod: "helloworld-v1-0"}}))(t)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return testkit.FreeAddr(t)
-}
-
 func httpBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -124,7 +119,7 @@ func TestServeWalkthrough(t *testing.T) {
 	}
 
 	// 2. serve.
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	serveCtx, stop := context.WithCancel(ctx)
 	serveErr := make(chan error, 1)
 	go func() {

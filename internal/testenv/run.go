@@ -5,6 +5,8 @@ import (
 
 	"path/filepath"
 	"strings"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // Proc is a process an Env runs beside its clusters (a control plane
@@ -48,7 +50,5 @@ func (p *Proc) Pid() int {
 	return p.p.cmd.Process.Pid
 }
 
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 (a
-// process given one may still find it taken: retry on "address already in
-// use").
-func FreePorts(n int) ([]int, error) { return freePorts(n) }
+// FreePorts is testkit.FreePorts, for the callers that still name it here.
+func FreePorts(n int) ([]int, error) { return testkit.FreePorts(n) }
