@@ -307,12 +307,8 @@ func TestDecodeCluster(t *testing.T) {
 
 func lbEndpoint(ip string, port, weight uint32, health corev3.HealthStatus) *endpointv3.LbEndpoint {
 	lb := &endpointv3.LbEndpoint{
-		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: &corev3.Address{
-			Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-				Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-			}},
-		}}},
-		HealthStatus: health,
+		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress(ip, port)}},
+		HealthStatus:   health,
 	}
 	if weight != 0 {
 		lb.LoadBalancingWeight = wrapperspb.UInt32(weight)

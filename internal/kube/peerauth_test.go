@@ -81,7 +81,7 @@ func policies(store *model.Store) string {
 
 func waitFor(t *testing.T, what string, f func() string, want string) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what, func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, what, func() string {
 		if got := f(); got != want {
 			return fmt.Sprintf("got %q, want %q", got, want)
 		}

@@ -56,12 +56,6 @@ func inboundTLS(t *testing.T) *corev3.TransportSocket {
 	})}}
 }
 
-func sockAddr(ip string, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-	}}}
-}
-
 // matcherTo builds a filter_chain_matcher branch that names chain.
 func onChain(t *testing.T, chain string) *xdsmatcherv3.Matcher_OnMatch {
 	t.Helper()
@@ -81,7 +75,7 @@ func input(t *testing.T, name string, m proto.Message) *xdscorev3.TypedExtension
 func TestNormalizeChainKeys(t *testing.T) {
 	byMatch := &listenerv3.Listener{
 		Name:           "virtualInbound",
-		Address:        sockAddr("0.0.0.0", 15006),
+		Address:        testkit.SocketAddress("0.0.0.0", 15006),
 		UseOriginalDst: wrapperspb.Bool(true),
 		FilterChains: []*listenerv3.FilterChain{
 			tcpChain(t, "a", "inbound|9000||", &listenerv3.FilterChainMatch{
@@ -159,7 +153,7 @@ func TestNormalizeHTTPChainAndRoutes(t *testing.T) {
 	}
 	l := &listenerv3.Listener{
 		Name:       "0.0.0.0_5000",
-		Address:    sockAddr("0.0.0.0", 5000),
+		Address:    testkit.SocketAddress("0.0.0.0", 5000),
 		BindToPort: wrapperspb.Bool(false),
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, hcm)}}},
@@ -226,7 +220,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 		Locality: &corev3.Locality{Region: "r1"},
 		LbEndpoints: []*endpointv3.LbEndpoint{
 			{
-				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("10.1.0.10", 5000)}},
+				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("10.1.0.10", 5000)}},
 				LoadBalancingWeight: wrapperspb.UInt32(2),
 				Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 					"envoy.transport_socket_match": {Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
@@ -234,7 +228,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 				}},
 			},
 			{
-				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("172.18.0.10", 15443)}},
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("172.18.0.10", 15443)}},
 				HealthStatus:   corev3.HealthStatus_UNHEALTHY,
 			},
 		},

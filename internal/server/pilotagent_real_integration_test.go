@@ -384,11 +384,10 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 // pilot-agent exits.
 func waitFor(t *testing.T, exited chan error, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testkit.Eventually(t, timeout, what, func() string {
 		err := f()
 		if err == nil {
-			return
+			return ""
 		}
 		select {
 		case e := <-exited:
@@ -396,11 +395,8 @@ func waitFor(t *testing.T, exited chan error, timeout time.Duration, what string
 			t.Fatalf("%s: pilot-agent exited (%v); last error: %v", what, e, err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Sprintf("not after %v: %v", timeout, err)
+	})
 }
 
 // sdsCertificate asks an SDS server on a unix socket for Envoy's

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -78,5 +79,12 @@ func TestFreeLoopbackAddrs(t *testing.T) {
 	}
 	if len(addrs) != 2 || addrs[0] == addrs[1] || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
 		t.Fatalf("addresses %q, want two distinct loopback ones", addrs)
+	}
+}
+
+func TestSocketAddress(t *testing.T) {
+	sa := SocketAddress("10.0.0.1", 8080).GetSocketAddress()
+	if sa.GetAddress() != "10.0.0.1" || sa.GetPortValue() != 8080 || sa.GetProtocol() != corev3.SocketAddress_TCP {
+		t.Fatalf("address %v, want TCP 10.0.0.1:8080", sa)
 	}
 }
