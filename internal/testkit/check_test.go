@@ -7,30 +7,23 @@ import (
 )
 
 func TestWantErr(t *testing.T) {
-	tests := []struct {
-		name      string
-		err       error
-		want      string
-		wantDone  bool
-		wantFatal string
-	}{
-		{name: "no error wanted", err: errors.New("boom"), want: ""},
-		{name: "the wanted error", err: errors.New("port 80 is taken"), want: "is taken", wantDone: true},
-		{name: "another error", err: errors.New("boom"), want: "is taken", wantFatal: `error boom, want one saying "is taken"`},
-		{name: "no error", want: "is taken", wantFatal: `error <nil>, want one saying "is taken"`},
+	// check runs WantErr(err, want) and compares what it returned and the
+	// failure it reported ("" for none) with the wanted ones.
+	check := func(err error, want string, wantDone bool, wantFatal string) {
+		t.Helper()
+		done := false
+		r := record(func(rt testing.TB) { done = WantErr(rt, err, want) })
+		if r.fatal != wantFatal {
+			t.Errorf("WantErr(%v, %q): failure %q, want %q", err, want, r.fatal, wantFatal)
+		}
+		if wantFatal == "" && done != wantDone {
+			t.Errorf("WantErr(%v, %q) = %t, want %t", err, want, done, wantDone)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			done := false
-			r := record(func(rt testing.TB) { done = WantErr(rt, tt.err, tt.want) })
-			if r.fatal != tt.wantFatal {
-				t.Fatalf("failure %q, want %q", r.fatal, tt.wantFatal)
-			}
-			if tt.wantFatal == "" && done != tt.wantDone {
-				t.Fatalf("WantErr = %t, want %t", done, tt.wantDone)
-			}
-		})
-	}
+	check(errors.New("boom"), "", false, "")                    // no error wanted: left to the caller
+	check(errors.New("port 80 is taken"), "is taken", true, "") // the wanted error
+	check(errors.New("boom"), "is taken", false, `error boom, want one saying "is taken"`)
+	check(nil, "is taken", false, `error <nil>, want one saying "is taken"`)
 }
 
 func TestContainsAll(t *testing.T) {
