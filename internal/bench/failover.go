@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // Names the failover run relies on: the leader Lease `causeway serve`
@@ -567,14 +569,11 @@ func (f *failoverRun) prepareReplicas() error {
 		return fmt.Errorf("bench: write the kubeconfig: %w", err)
 	}
 	for i, name := range []string{"replica-a", "replica-b"} {
-		xdsAddr, err := freeAddr()
+		addrs, err := testkit.FreeLoopbackAddrs(2)
 		if err != nil {
 			return err
 		}
-		debugAddr, err := freeAddr()
-		if err != nil {
-			return err
-		}
+		xdsAddr, debugAddr := addrs[0], addrs[1]
 		args := append([]string{"serve",
 			"--kubeconfig", kubeconfig, "--cluster-id", w.clusters[0].id,
 			"--xds-addr", xdsAddr, "--debug-addr", debugAddr, "--xds-tls-addr=", "--webhook-addr=",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // world is the two filled clusters of a run.
@@ -237,14 +238,11 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	if err := os.WriteFile(kubeconfig, w.clusters[0].tc.Kubeconfig(), 0o600); err != nil {
 		return nil, fmt.Errorf("bench: write the kubeconfig: %w", err)
 	}
-	xdsAddr, err := freeAddr()
+	addrs, err := testkit.FreeLoopbackAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	debugAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	xdsAddr, debugAddr := addrs[0], addrs[1]
 	full := expectedViews(w.objects())
 	sh := &shared{intern: newInternTable(), logs: map[string]*changeLog{}, phases: make([]*phaseStats, phases)}
 	for i := range sh.phases {

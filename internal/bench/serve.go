@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -79,17 +78,4 @@ func (sp *serveProcess) stop() {
 		_ = sp.cmd.Process.Kill()
 		<-sp.done
 	}
-}
-
-// freeAddr returns a loopback address whose port was free.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("pick a free loopback port: %w", err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		return "", fmt.Errorf("pick a free loopback port: %w", err)
-	}
-	return addr, nil
 }

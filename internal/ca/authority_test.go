@@ -3,7 +3,6 @@ package ca
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestServingDNSNames(t *testing.T) {
@@ -45,10 +45,7 @@ func TestServingDNSNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ServingDNSNames(tt.namespace, tt.revision, tt.custom)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {
@@ -63,7 +60,7 @@ func TestServingDNSNames(t *testing.T) {
 
 func TestNewConfig(t *testing.T) {
 	base := func() Config {
-		return Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testLogger(t)}
+		return Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testkit.Logger(t)}
 	}
 	tests := []struct {
 		name    string
@@ -98,10 +95,7 @@ func TestNewConfig(t *testing.T) {
 			cfg := base()
 			tt.tweak(&cfg)
 			a, err := New(cfg)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {
@@ -114,7 +108,7 @@ func TestNewConfig(t *testing.T) {
 
 // TestStatus: what /debug/ca shows before and after the CA is loaded.
 func TestStatus(t *testing.T) {
-	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testLogger(t), CustomHosts: []string{"mesh.example.com"}})
+	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testkit.Logger(t), CustomHosts: []string{"mesh.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

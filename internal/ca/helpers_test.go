@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -29,12 +28,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testLogger logs into the test's output.
-func testLogger(t *testing.T) *slog.Logger {
-	t.Helper()
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // testRoot is a root CA and its key, PEM.
@@ -245,18 +238,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 		}
 	}
 	return 0
-}
-
-// eventually waits up to timeout for cond to return nil (see
-// testkit.Eventually).
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	testkit.Eventually(t, timeout, what, func() string {
-		if err := cond(); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
 }
 
 // handshake dials addr with TLS and returns the server's certificates.

@@ -24,6 +24,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -135,7 +136,7 @@ func TestIntegration(t *testing.T) {
 		ServingTTL:     3 * time.Second,
 		WorkloadTTLMax: 48 * time.Hour,
 		Registry:       reg,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t),
 	})
 	runPublisher(t, a, "cluster1", c1.Client())
 	runPublisher(t, a, "cluster2", c2.Client())
@@ -232,7 +233,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("root ConfigMaps", func(t *testing.T) {
 		for _, c := range env.Clusters {
-			eventually(t, 30*time.Second, "root in every namespace of "+c.ID, func() error { return everyRoot(ctx, c.Client(), root.cert) })
+			testkit.Eventually(t, 30*time.Second, "root in every namespace of "+c.ID, testkit.Succeeds(func() error { return everyRoot(ctx, c.Client(), root.cert) }))
 		}
 		// Deleted: comes back.
 		if err := c2.Client().CoreV1().ConfigMaps("app").Delete(ctx, RootConfigMapName, metav1.DeleteOptions{}); err != nil {
@@ -250,7 +251,7 @@ func TestIntegration(t *testing.T) {
 		// A namespace made later gets one.
 		createNamespaces(t, c2.Client(), "late")
 		for _, c := range env.Clusters {
-			eventually(t, 30*time.Second, "root back in every namespace of "+c.ID, func() error { return everyRoot(ctx, c.Client(), root.cert) })
+			testkit.Eventually(t, 30*time.Second, "root back in every namespace of "+c.ID, testkit.Succeeds(func() error { return everyRoot(ctx, c.Client(), root.cert) }))
 		}
 		got, err := c2.Client().CoreV1().ConfigMaps("late").Get(ctx, RootConfigMapName, metav1.GetOptions{})
 		if err != nil {
@@ -279,7 +280,7 @@ func TestIntegration(t *testing.T) {
 		}
 		// ServingTTL is 3s (2 to 3s, as NotAfter is whole seconds): renewed
 		// within 2s, and gRPC keeps working.
-		eventually(t, 15*time.Second, "serving certificate renewed", func() error {
+		testkit.Eventually(t, 15*time.Second, "serving certificate renewed", testkit.Succeeds(func() error {
 			certs, err := handshake(t, addr, clientTLS(root.cert, "mesh.example.com"))
 			if err != nil {
 				return err
@@ -288,7 +289,7 @@ func TestIntegration(t *testing.T) {
 				return errors.New("same certificate")
 			}
 			return nil
-		})
+		}))
 		csr, _ := newCSR(t, id)
 		if _, err := request(ctx, dialCA(t, addr, root.cert, "istiod-1-11-4.istio-system.svc"), tok1, "", csr, 0); err != nil {
 			t.Errorf("CreateCertificate over a new connection after rotation: %v", err)
@@ -303,7 +304,7 @@ func TestIntegration(t *testing.T) {
 		next := root.intermediate(t, "cluster1-next")
 		updateCacerts(t, c1.Client(), next)
 		nextCert := parseCert(t, next.CACert)
-		eventually(t, 15*time.Second, "certificates from the new intermediate", func() error {
+		testkit.Eventually(t, 15*time.Second, "certificates from the new intermediate", testkit.Succeeds(func() error {
 			csr, _ := newCSR(t, id)
 			resp, err := request(ctx, client, tok1, "", csr, 0)
 			if err != nil {
@@ -316,9 +317,9 @@ func TestIntegration(t *testing.T) {
 				return fmt.Errorf("issued by %s", got.Subject)
 			}
 			return nil
-		})
+		}))
 		// The serving certificate follows the new intermediate.
-		eventually(t, 15*time.Second, "serving certificate of the new intermediate", func() error {
+		testkit.Eventually(t, 15*time.Second, "serving certificate of the new intermediate", testkit.Succeeds(func() error {
 			certs, err := handshake(t, addr, clientTLS(root.cert, "mesh.example.com"))
 			if err != nil {
 				return err
@@ -327,7 +328,7 @@ func TestIntegration(t *testing.T) {
 				return fmt.Errorf("served chain issued by %s", certs[1].Subject)
 			}
 			return nil
-		})
+		}))
 		// Same root: no ConfigMap was rewritten.
 		_, after, err := rootsByNamespace(ctx, c2.Client())
 		if err != nil {
@@ -343,7 +344,7 @@ func TestIntegration(t *testing.T) {
 		next := newRoot.intermediate(t, "cluster1")
 		updateCacerts(t, c1.Client(), next)
 		for _, c := range env.Clusters {
-			eventually(t, 30*time.Second, "new root in every namespace of "+c.ID, func() error { return everyRoot(ctx, c.Client(), newRoot.cert) })
+			testkit.Eventually(t, 30*time.Second, "new root in every namespace of "+c.ID, testkit.Succeeds(func() error { return everyRoot(ctx, c.Client(), newRoot.cert) }))
 		}
 		// The secure port now verifies with the new root.
 		newClient := dialCA(t, addr, newRoot.cert, "mesh.example.com")
@@ -389,7 +390,7 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 	for _, c := range env.Clusters {
 		regs[c.ID] = prometheus.NewRegistry()
 		cps[c.ID] = runAuthority(t, Config{ClusterID: model.ClusterID(c.ID), Client: c.Client(), Clusters: lookup(c1, c2),
-			Registry: regs[c.ID], Logger: testLogger(t).With("cp", c.ID)})
+			Registry: regs[c.ID], Logger: testkit.Logger(t).With("cp", c.ID)})
 	}
 	if bytes.Equal(cps["cluster1"].Root(), cps["cluster2"].Root()) {
 		t.Fatal("the two self-signed roots are the same")
@@ -400,16 +401,16 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 		}
 	}
 	for _, c := range env.Clusters {
-		eventually(t, 30*time.Second, "own root in every namespace of "+c.ID, func() error { return everyRoot(ctx, c.Client(), cps[c.ID].Root()) })
+		testkit.Eventually(t, 30*time.Second, "own root in every namespace of "+c.ID, testkit.Succeeds(func() error { return everyRoot(ctx, c.Client(), cps[c.ID].Root()) }))
 	}
-	eventually(t, 30*time.Second, "conflict counted by both", func() error {
+	testkit.Eventually(t, 30*time.Second, "conflict counted by both", testkit.Succeeds(func() error {
 		for _, c := range env.Clusters {
 			if counter(t, regs[c.ID], "causeway_ca_root_configmap_foreign_total", nil) == 0 {
 				return fmt.Errorf("control plane of %s counted no foreign root", c.ID)
 			}
 		}
 		return nil
-	})
+	}))
 	// Stable: nobody keeps rewriting.
 	_, v1, err := rootsByNamespace(ctx, c1.Client())
 	if err != nil {
@@ -425,7 +426,7 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 		createNamespaces(t, c.Client(), "barrier")
 	}
 	for _, c := range env.Clusters {
-		eventually(t, 30*time.Second, "own root in the new namespace of "+c.ID, func() error {
+		testkit.Eventually(t, 30*time.Second, "own root in the new namespace of "+c.ID, testkit.Succeeds(func() error {
 			roots, _, err := rootsByNamespace(ctx, c.Client())
 			if err != nil {
 				return err
@@ -434,7 +435,7 @@ func TestIntegrationMultiPrimary(t *testing.T) {
 				return fmt.Errorf("namespace barrier of %s holds %q", c.ID, roots["barrier"])
 			}
 			return nil
-		})
+		}))
 	}
 	_, w1, err := rootsByNamespace(ctx, c1.Client())
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -33,7 +34,7 @@ func TestIntegrationReplicasShareCA(t *testing.T) {
 	const replicas = 3
 	auths := make([]*Authority, replicas)
 	for i := range auths {
-		a, err := New(Config{ClusterID: "cluster1", Client: cs, Clusters: lookup(c1), Writer: fmt.Sprintf("replica-%d", i), Logger: testLogger(t)})
+		a, err := New(Config{ClusterID: "cluster1", Client: cs, Clusters: lookup(c1), Writer: fmt.Sprintf("replica-%d", i), Logger: testkit.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,12 +81,12 @@ func TestIntegrationReplicasShareCA(t *testing.T) {
 	}
 	t.Run("plug-in CA on every replica", func(t *testing.T) {
 		for i, a := range auths {
-			eventually(t, 30*time.Second, fmt.Sprintf("replica %d loads cacerts", i), func() error {
+			testkit.Eventually(t, 30*time.Second, fmt.Sprintf("replica %d loads cacerts", i), testkit.Succeeds(func() error {
 				if !bytes.Equal(a.Root(), root.cert) {
 					return fmt.Errorf("root %s", fingerprints(a.Root()))
 				}
 				return nil
-			})
+			}))
 		}
 		tok := saToken(t, cs, "app", "workload", []string{"istio-ca"})
 		const id = "spiffe://cluster.local/ns/app/sa/workload"

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // rootConfigMap is a root ConfigMap holding root, whose root key was last
@@ -101,13 +102,13 @@ func TestPublishRootFake(t *testing.T) {
 		}
 	}
 	for _, ns := range []string{"default", "app"} {
-		eventually(t, 10*time.Second, "root in "+ns, hasRoot(ns))
+		testkit.Eventually(t, 10*time.Second, "root in "+ns, testkit.Succeeds(hasRoot(ns)))
 	}
 
 	if err := remote.CoreV1().ConfigMaps("app").Delete(ctx, RootConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deleted root back in app", hasRoot("app"))
+	testkit.Eventually(t, 10*time.Second, "deleted root back in app", testkit.Succeeds(hasRoot("app")))
 
 	edited, err := remote.CoreV1().ConfigMaps("default").Get(ctx, RootConfigMapName, metav1.GetOptions{})
 	if err != nil {
@@ -118,7 +119,7 @@ func TestPublishRootFake(t *testing.T) {
 	if _, err := remote.CoreV1().ConfigMaps("default").Update(ctx, edited, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "edited root restored in default", hasRoot("default"))
+	testkit.Eventually(t, 10*time.Second, "edited root restored in default", testkit.Succeeds(hasRoot("default")))
 	if cm, _ := remote.CoreV1().ConfigMaps("default").Get(ctx, RootConfigMapName, metav1.GetOptions{}); cm.Data["extra"] != "kept" {
 		t.Errorf("the other keys of an edited ConfigMap were dropped: %v", cm.Data)
 	}
@@ -126,7 +127,7 @@ func TestPublishRootFake(t *testing.T) {
 	if _, err := remote.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "late"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "root in a new namespace", hasRoot("late"))
+	testkit.Eventually(t, 10*time.Second, "root in a new namespace", testkit.Succeeds(hasRoot("late")))
 
 	if _, err := remote.CoreV1().ConfigMaps("going").Get(ctx, RootConfigMapName, metav1.GetOptions{}); err == nil {
 		t.Error("a root ConfigMap was created in a terminating namespace")
@@ -136,10 +137,10 @@ func TestPublishRootFake(t *testing.T) {
 	}
 	// The publisher counts a create once the API call returns, which can be
 	// just after the object is visible to the test.
-	eventually(t, 10*time.Second, "creates counted", func() error {
+	testkit.Eventually(t, 10*time.Second, "creates counted", testkit.Succeeds(func() error {
 		if got := counter(t, m.reg, "causeway_ca_root_configmap_writes_total", map[string]string{"cluster": "cluster2", "op": "create"}); got < 4 {
 			return fmt.Errorf("%v creates counted, want at least 4", got)
 		}
 		return nil
-	})
+	}))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // identity is what a fake reviewer says a token is.
@@ -83,7 +84,7 @@ func newFakeMesh(t *testing.T, tweak func(*Config)) *fakeMesh {
 		WorkloadTTLMax: 48 * time.Hour,
 		CustomHosts:    []string{"ca.example.com"},
 		Registry:       m.reg,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t),
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -258,7 +259,7 @@ func TestCreateCertificateAudiences(t *testing.T) {
 // TestCreateCertificateBeforeCA: until the CA is loaded, requests fail with
 // Unavailable and the secure port refuses handshakes.
 func TestCreateCertificateBeforeCA(t *testing.T) {
-	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testLogger(t),
+	a, err := New(Config{ClusterID: "cluster1", Client: fake.NewClientset(), Logger: testkit.Logger(t),
 		NewReviewer: func(kubernetes.Interface) TokenReviewer {
 			return TokenReviewerFunc(func(context.Context, string, []string) (string, string, error) { return "app", "workload", nil })
 		}})

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // clientTLS is a client configuration that trusts root for serverName.
@@ -107,12 +108,12 @@ func TestServingRotation(t *testing.T) {
 		return certs[0].SerialNumber.String()
 	}
 	first := serial()
-	eventually(t, 10*time.Second, "serving certificate renewed", func() error {
+	testkit.Eventually(t, 10*time.Second, "serving certificate renewed", testkit.Succeeds(func() error {
 		if serial() == first {
 			return errors.New("same certificate")
 		}
 		return nil
-	})
+	}))
 
 	// A new plug-in CA of a new root: a new serving certificate from it,
 	// clients verify it with the new root, and workload certificates of
@@ -126,7 +127,7 @@ func TestServingRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "serving certificate of the new CA", func() error {
+	testkit.Eventually(t, 10*time.Second, "serving certificate of the new CA", testkit.Succeeds(func() error {
 		certs, err := handshake(t, m.addr, clientTLS(newRoot.cert, "ca.example.com", workloadCert(t, nextCA)))
 		if err != nil {
 			return err
@@ -135,7 +136,7 @@ func TestServingRotation(t *testing.T) {
 			return errors.New("not issued by the new intermediate")
 		}
 		return nil
-	})
+	}))
 	if got := counter(t, m.reg, "causeway_ca_serving_certificates_total", map[string]string{"result": "ok"}); got < 3 {
 		t.Errorf("%v serving certificates counted, want at least 3", got)
 	}
@@ -148,7 +149,7 @@ func TestServingKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{ClusterID: "c", Client: fake.NewClientset(), Logger: testLogger(t), ServingTTL: 2 * time.Second})
+	a, err := New(Config{ClusterID: "c", Client: fake.NewClientset(), Logger: testkit.Logger(t), ServingTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +189,12 @@ func TestTwoRoots(t *testing.T) {
 	if _, err := m.config.CoreV1().Secrets("istio-system").Update(t.Context(), cacertsSecret("istio-system", next), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "both roots published", func() error {
+	testkit.Eventually(t, 10*time.Second, "both roots published", testkit.Succeeds(func() error {
 		if !bytes.Equal(m.a.Root(), next.RootCert) {
 			return errors.New("not both roots")
 		}
 		return nil
-	})
+	}))
 	if _, err := handshake(t, m.addr, clientTLS(newRoot.cert, "ca.example.com", workloadCert(t, oldCA))); err != nil {
 		t.Errorf("a certificate of the old CA is refused during the rotation: %v", err)
 	}

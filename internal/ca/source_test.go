@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestSelfSignedCA: without cacerts the CA makes a root, keeps it in
@@ -26,7 +27,7 @@ import (
 func TestSelfSignedCA(t *testing.T) {
 	client := fake.NewClientset()
 	ctx := t.Context()
-	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, TrustDomain: "mesh.example", Logger: testLogger(t)})
+	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, TrustDomain: "mesh.example", Logger: testkit.Logger(t)})
 
 	secret, err := client.CoreV1().Secrets("istio-system").Get(ctx, SelfSignedSecretName, metav1.GetOptions{})
 	if err != nil {
@@ -50,7 +51,7 @@ func TestSelfSignedCA(t *testing.T) {
 	}
 
 	// A second replica uses the root the first made.
-	b := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Logger: testLogger(t)})
+	b := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Logger: testkit.Logger(t)})
 	if !bytes.Equal(b.Root(), selfRoot) {
 		t.Error("a second replica made another root instead of using istio-ca-secret")
 	}
@@ -61,12 +62,12 @@ func TestSelfSignedCA(t *testing.T) {
 	if _, err := client.CoreV1().Secrets("istio-system").Create(ctx, cacertsSecret("istio-system", bundle), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "plug-in CA used", func() error {
+	testkit.Eventually(t, 10*time.Second, "plug-in CA used", testkit.Succeeds(func() error {
 		if !bytes.Equal(a.Root(), root.cert) {
 			return errors.New("still the self-signed root")
 		}
 		return nil
-	})
+	}))
 	if got := a.Status().Source; got != "istio-system/cacerts" {
 		t.Errorf("source %q after cacerts was added", got)
 	}
@@ -75,12 +76,12 @@ func TestSelfSignedCA(t *testing.T) {
 	if err := client.CoreV1().Secrets("istio-system").Delete(ctx, PluginSecretName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "self-signed CA back", func() error {
+	testkit.Eventually(t, 10*time.Second, "self-signed CA back", testkit.Succeeds(func() error {
 		if !bytes.Equal(a.Root(), selfRoot) {
 			return errors.New("not the self-signed root")
 		}
 		return nil
-	})
+	}))
 }
 
 // TestPluginCAErrors: a broken plug-in CA stops the start with an error
@@ -94,7 +95,7 @@ func TestPluginCAErrors(t *testing.T) {
 
 	t.Run("at start", func(t *testing.T) {
 		client := fake.NewClientset(cacertsSecret("istio-system", mismatched))
-		a, err := New(Config{ClusterID: "cluster1", Client: client, Logger: testLogger(t)})
+		a, err := New(Config{ClusterID: "cluster1", Client: client, Logger: testkit.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,17 +112,17 @@ func TestPluginCAErrors(t *testing.T) {
 	t.Run("update", func(t *testing.T) {
 		client := fake.NewClientset(cacertsSecret("istio-system", good))
 		reg := prometheus.NewRegistry()
-		a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Registry: reg, Logger: testLogger(t)})
+		a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, Registry: reg, Logger: testkit.Logger(t)})
 		ctx := t.Context()
 		if _, err := client.CoreV1().Secrets("istio-system").Update(ctx, cacertsSecret("istio-system", mismatched), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "failed load counted", func() error {
+		testkit.Eventually(t, 10*time.Second, "failed load counted", testkit.Succeeds(func() error {
 			if v := counter(t, reg, "causeway_ca_loads_total", map[string]string{"secret": PluginSecretName, "result": "error"}); v != 1 {
 				return errors.New("no failed load yet")
 			}
 			return nil
-		})
+		}))
 		if !bytes.Equal(a.Root(), root.cert) || a.Status().Source != "istio-system/cacerts" {
 			t.Error("a broken update replaced the CA in use")
 		}
@@ -139,12 +140,12 @@ func TestPluginCAErrors(t *testing.T) {
 		if _, err := client.CoreV1().Secrets("istio-system").Update(ctx, cacertsSecret("istio-system", other), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "fixed CA loaded", func() error {
+		testkit.Eventually(t, 10*time.Second, "fixed CA loaded", testkit.Succeeds(func() error {
 			if counter(t, reg, "causeway_ca_loads_total", map[string]string{"secret": PluginSecretName, "result": "ok"}) != 2 {
 				return errors.New("not reloaded")
 			}
 			return nil
-		})
+		}))
 	})
 }
 
@@ -152,7 +153,7 @@ func TestPluginCAErrors(t *testing.T) {
 func TestCacertsOtherNamespace(t *testing.T) {
 	root := newTestRoot(t)
 	client := fake.NewClientset(cacertsSecret("default", root.intermediate(t, "cluster1")))
-	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, SystemNamespace: "mesh-system", Logger: testLogger(t)})
+	a := runAuthority(t, Config{ClusterID: "cluster1", Client: client, SystemNamespace: "mesh-system", Logger: testkit.Logger(t)})
 	if got := a.Status().Source; got != "mesh-system/istio-ca-secret" {
 		t.Errorf("source %q, want mesh-system/istio-ca-secret", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -188,22 +190,19 @@ func (w want) find(r *Report) bool {
 	})
 }
 
-// eventually runs the check until the wanted results appear (controllers
-// update EndpointSlices asynchronously).
-func eventually(t *testing.T, cfg Config, ws ...want) *Report {
+// runUntil runs the check until the wanted results appear (controllers
+// update EndpointSlices asynchronously) and returns the report that has them.
+func runUntil(t *testing.T, cfg Config, ws ...want) *Report {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := run(t, cfg)
-		missing := slices.DeleteFunc(slices.Clone(ws), func(w want) bool { return w.find(r) })
-		if len(missing) == 0 {
-			return r
+	var r *Report
+	testkit.Eventually(t, 30*time.Second, "the wanted check results", func() string {
+		r = run(t, cfg)
+		if missing := slices.DeleteFunc(slices.Clone(ws), func(w want) bool { return w.find(r) }); len(missing) > 0 {
+			return fmt.Sprintf("results lack %+v:\n%s", missing, table(r))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("results lack %+v:\n%s", missing, table(r))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ""
+	})
+	return r
 }
 
 func allOK(t *testing.T, cfg Config) *Report {
@@ -639,7 +638,7 @@ func TestCheckHomeLabMesh(t *testing.T) {
 			ctx := t.Context()
 			c, undo := tt.plant(ctx, t)
 			t.Cleanup(func() { undo(context.WithoutCancel(ctx)) })
-			r := eventually(t, c, tt.want...)
+			r := runUntil(t, c, tt.want...)
 			if planted := slices.ContainsFunc(tt.want, func(w want) bool { return w.status == Fail }); r.Failed() != planted {
 				t.Errorf("report failed: %v, want %v:\n%s", r.Failed(), planted, table(r))
 			}

@@ -30,6 +30,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -184,11 +185,7 @@ func TestCertsRequest(t *testing.T) {
 					t.Fatalf("no error; output:\n%s", text)
 				}
 				t.Logf("causeway: %v", err)
-				for _, want := range tt.wantErr {
-					if !strings.Contains(err.Error(), want) {
-						t.Errorf("error %q lacks %q", err, want)
-					}
-				}
+				testkit.ContainsAll(t, "error", err.Error(), tt.wantErr...)
 				if _, statErr := os.Stat(filepath.Join(out, "key.pem")); statErr == nil {
 					t.Error("a key was written although the request failed")
 				}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // causeway runs the root command with args and returns what it printed.
@@ -82,11 +83,7 @@ func TestCertsHomeLabFlow(t *testing.T) {
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
 	out := mustCauseway(t, "certs", "root", "--out", certs)
-	for _, want := range []string{"wrote " + filepath.Join(certs, "root-cert.pem"), "wrote " + filepath.Join(certs, "root-key.pem"), "CN=Root CA,O=Istio"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("root output lacks %q:\n%s", want, out)
-		}
-	}
+	testkit.ContainsAll(t, "root output", out, "wrote "+filepath.Join(certs, "root-cert.pem"), "wrote "+filepath.Join(certs, "root-key.pem"), "CN=Root CA,O=Istio")
 	mustCauseway(t, "certs", "intermediate", "--root", certs, "--cluster", "cluster1")
 	mustCauseway(t, "certs", "intermediate", "--root", certs, "--cluster", "cluster2", "--key", "rsa", "--days", "365")
 
@@ -322,18 +319,14 @@ func TestCertsInspect(t *testing.T) {
 	chain := filepath.Join(certs, "cluster1", "cert-chain.pem")
 
 	text := mustCauseway(t, "certs", "inspect", chain)
-	for _, want := range []string{
-		chain + ": 2 certificates",
+	testkit.ContainsAll(t, "inspect output", text,
+		chain+": 2 certificates",
 		"[0] CN=Intermediate CA,O=Istio,L=cluster1",
 		"[1] CN=Root CA,O=Istio (self-signed)",
 		"yes, path length 0",
 		"DNS:              istiod.istio-system.svc",
 		"chain: ok",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("inspect output lacks %q:\n%s", want, text)
-		}
-	}
+	)
 
 	var report pki.Report
 	if err := json.Unmarshal([]byte(mustCauseway(t, "certs", "inspect", "-o", "json", filepath.Join(certs, "cluster1"))), &report); err != nil {
@@ -371,14 +364,10 @@ func TestCertsInspect(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(broken, "cert-chain.pem"), append(append([]byte{}, b1.CACert...), otherRoot...))
 	text = mustCauseway(t, "certs", "inspect", broken)
-	for _, want := range []string{
+	testkit.ContainsAll(t, "inspect of a broken bundle", text,
 		"chain: chain[0]", "(same name, different key)",
-		"CA bundle " + broken + "/: ca-cert.pem and ca-key.pem: private key does not match the certificate",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("inspect of a broken bundle lacks %q:\n%s", want, text)
-		}
-	}
+		"CA bundle "+broken+"/: ca-cert.pem and ca-key.pem: private key does not match the certificate",
+	)
 
 	for _, tt := range []struct {
 		args []string

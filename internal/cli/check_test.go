@@ -15,6 +15,7 @@ import (
 	meshcheck "github.com/causeway-mesh/causeway/internal/check"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -59,11 +60,7 @@ current-context: a
 	if err == nil || err.Error() != "2 of 2 checks failed" {
 		t.Errorf("error %v", err)
 	}
-	for _, w := range []string{"fail    a        api    API server https://127.0.0.1:1 does not answer", "fail    b        api    API server https://127.0.0.1:2 does not answer", "0 ok, 0 warn, 2 fail"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("output lacks %q:\n%s", w, out)
-		}
-	}
+	testkit.ContainsAll(t, "output", out, "fail    a        api    API server https://127.0.0.1:1 does not answer", "fail    b        api    API server https://127.0.0.1:2 does not answer", "0 ok, 0 warn, 2 fail")
 }
 
 // transcript records commands and their output for the README.

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/gateway"
 	"github.com/causeway-mesh/causeway/internal/install"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGatewayFlagsConfig: the primary-remote flags of `causeway gateway`
@@ -63,11 +62,8 @@ func TestGatewayFlagsConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := base
 			tt.mut(&f)
-			cfg, err := f.config(slog.New(slog.DiscardHandler))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
-				}
+			cfg, err := f.config(testkit.DiscardLogger())
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {

@@ -13,13 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/xds"
 )
-
-func sockAddr(ip string, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
-}
 
 func dumpOf(t *testing.T, typ string, msgs ...proto.Message) xds.ConfigDump {
 	t.Helper()
@@ -41,13 +37,13 @@ func TestConfigDumpTables(t *testing.T) {
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{
 			Locality: &corev3.Locality{Region: "home", Zone: "rack2"},
 			LbEndpoints: []*endpointv3.LbEndpoint{{
-				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("192.168.1.240", 15443)}},
+				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("192.168.1.240", 15443)}},
 				LoadBalancingWeight: wrapperspb.UInt32(2),
 				HealthStatus:        corev3.HealthStatus_HEALTHY,
 			}},
 		}},
 	}
-	lis := &listenerv3.Listener{Name: "virtualOutbound", Address: sockAddr("0.0.0.0", 15001),
+	lis := &listenerv3.Listener{Name: "virtualOutbound", Address: testkit.SocketAddress("0.0.0.0", 15001),
 		FilterChains: []*listenerv3.FilterChain{{}, {}}, BindToPort: wrapperspb.Bool(true)}
 	rc := &routev3.RouteConfiguration{Name: "5000", VirtualHosts: []*routev3.VirtualHost{{
 		Name: "helloworld.sample.svc.cluster.local:5000", Domains: []string{"helloworld.sample.svc.cluster.local", "helloworld.sample"}}}}

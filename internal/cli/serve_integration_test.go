@@ -78,11 +78,6 @@ func populate(t *testing.T, cs kubernetes.Interface, n int, network, lbIP, appIP
 		[]testenv.Endpoint{{IP: appIP, Ready: true, Node: "node-a", Pod: "helloworld-v1-0"}}))(t)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return testkit.FreeAddr(t)
-}
-
 func httpBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -124,7 +119,7 @@ func TestServeWalkthrough(t *testing.T) {
 	}
 
 	// 2. serve.
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	serveCtx, stop := context.WithCancel(ctx)
 	serveErr := make(chan error, 1)
 	go func() {
@@ -201,11 +196,7 @@ func TestServeWalkthrough(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, stderr)
 	}
 	t.Logf("$ causeway status --debug-addr localhost:15014\n%s", out)
-	for _, want := range []string{"cluster1  live   network1", "cluster2  live   network2", "secret istio-system/istio-remote-secret-cluster2"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status lacks %q:\n%s", want, out)
-		}
-	}
+	testkit.ContainsAll(t, "status", out, "cluster1  live   network1", "cluster2  live   network2", "secret istio-system/istio-remote-secret-cluster2")
 	out, _, err = runCauseway(ctx, "status", "--debug-addr", addr, "-o", "json")
 	if err != nil || !json.Valid([]byte(out)) {
 		t.Errorf("status -o json: %v\n%s", err, out)

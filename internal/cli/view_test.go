@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // exampleDir is the bundled home example, relative to this package.
@@ -193,11 +194,7 @@ func TestViewErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("view succeeded, want an error; output:\n%s", out)
 			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
+			testkit.ContainsAll(t, "error", err.Error(), tc.want...)
 		})
 	}
 }
@@ -226,10 +223,6 @@ func TestViewHelp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s --help: %v", cmd, err)
 		}
-		for _, w := range []string{"Examples:", "causeway " + cmd + " --manifests examples/home", "--mesh-networks", "--nodeport-gateways", "-o, --output"} {
-			if !strings.Contains(out, w) {
-				t.Errorf("%s --help does not mention %q:\n%s", cmd, w, out)
-			}
-		}
+		testkit.ContainsAll(t, cmd+" --help", out, "Examples:", "causeway "+cmd+" --manifests examples/home", "--mesh-networks", "--nodeport-gateways", "-o, --output")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // watchedStore is a model store that, after every write while armed,
@@ -116,7 +117,7 @@ func TestRotationKeepsEndpoints(t *testing.T) {
 		if _, err := secrets.Update(t.Context(), remoteSecret("s1", map[string]string{"c2": step.to}), metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "endpoints after the move to "+step.to, func() string {
+		testkit.Eventually(t, testkit.WaitTimeout, "endpoints after the move to "+step.to+" (-want +got)", func() string {
 			return cmp.Diff(step.want, e.endpoints())
 		})
 	}
@@ -126,7 +127,7 @@ func TestRotationKeepsEndpoints(t *testing.T) {
 	if len(ws.gaps) > 0 {
 		t.Errorf("cluster c2's endpoint left the model during a rotation, after: %s", strings.Join(ws.gaps, ", "))
 	}
-	if got := counterValue(t, e.set.metrics.swaps); got != 3 {
+	if got := testkit.MetricValue(t, e.set.metrics.swaps); got != 3 {
 		t.Errorf("swaps: got %v, want 3", got)
 	}
 }
@@ -153,7 +154,7 @@ current-context: x
 	if _, err := secrets.Update(t.Context(), remoteSecret("s1", map[string]string{"c2": unreachable}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refused change", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused change", func() string {
 		st := statusOf(e.set, "c2")
 		if st.State != StateLive || st.Credentials != CredentialsFailing || !strings.Contains(st.Error, "did not sync within") || st.Pending != "" {
 			return fmt.Sprintf("c2: state %s, credentials %q, error %q, pending %q", st.State, st.Credentials, st.Error, st.Pending)
@@ -163,13 +164,13 @@ current-context: x
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" {
 		t.Fatalf("endpoints after a refused change (-want +got)\n%s", d)
 	}
-	if got := counterValue(t, e.set.metrics.secretErrors); got != 1 {
+	if got := testkit.MetricValue(t, e.set.metrics.secretErrors); got != 1 {
 		t.Errorf("secret errors: got %v, want 1", got)
 	}
 	if _, err := secrets.Update(t.Context(), remoteSecret("s1", map[string]string{"c2": "fake:c2"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "change reverted", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "change reverted", func() string {
 		if st := statusOf(e.set, "c2"); st.Error != "" || st.Credentials != "" {
 			return fmt.Sprintf("c2: credentials %q, error %q", st.Credentials, st.Error)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -31,8 +28,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 const systemNS = "istio-system"
 
@@ -94,7 +89,7 @@ type fakeCluster struct {
 func (f *fakeCluster) awaitProbes(t *testing.T, n int64) {
 	t.Helper()
 	want := f.probes.Load() + n
-	eventually(t, fmt.Sprintf("%d more probes", n), func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, fmt.Sprintf("%d more probes", n), func() string {
 		if got := f.probes.Load(); got < want {
 			return fmt.Sprintf("probes %d, want %d", got, want)
 		}
@@ -176,7 +171,7 @@ func startEnv(t *testing.T, o envOptions) *env {
 		StalePolicy:   o.policy,
 		ProbeInterval: 20 * time.Millisecond,
 		Registerer:    e.registry,
-		Logger:        discardLogger(),
+		Logger:        testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -229,12 +224,6 @@ func (e *env) states() []string {
 	return out
 }
 
-// eventually waits up to 10s for f to return "" (see testkit.Eventually).
-func eventually(t *testing.T, what string, f func() string) {
-	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what+" (-want +got)", f)
-}
-
 func TestSecretLifecycle(t *testing.T) {
 	ctx := t.Context()
 	e := startEnv(t, envOptions{
@@ -258,7 +247,7 @@ func TestSecretLifecycle(t *testing.T) {
 	if _, err := secrets.Create(ctx, remoteSecret("s2", map[string]string{"c3": "fake:c3"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "endpoints after adding s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "endpoints after adding s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.1"}, e.endpoints())
 	})
 
@@ -266,7 +255,7 @@ func TestSecretLifecycle(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s2", map[string]string{"c3": "fake:c3b"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "endpoints after changing s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "endpoints after changing s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints())
 	})
 
@@ -283,7 +272,7 @@ current-context: x
 	if _, err := secrets.Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "states with bad entries", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "states with bad entries (-want +got)", func() string {
 		return cmp.Diff([]string{
 			"c1 config live",
 			"c1 secret istio-system/s1 error error",
@@ -302,7 +291,7 @@ current-context: x
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints()); d != "" {
 		t.Errorf("endpoints with bad entries (-want +got)\n%s", d)
 	}
-	if got := counterValue(t, e.set.metrics.secretErrors); got != 3 {
+	if got := testkit.MetricValue(t, e.set.metrics.secretErrors); got != 3 {
 		t.Errorf("causeway_remote_secret_errors_total = %v, want 3", got)
 	}
 
@@ -310,7 +299,7 @@ current-context: x
 	if err := secrets.Delete(ctx, "s1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after deleting s1", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after deleting s1 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1", "c3/10.3.0.2", "c3/10.3.0.3"}, e.endpoints()) +
 			cmp.Diff([]string{"c1 config live", "c3 secret istio-system/s2 live"}, e.states())
 	})
@@ -320,7 +309,7 @@ current-context: x
 	if _, err := secrets.Update(ctx, s2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after unlabeling s2", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after unlabeling s2 (-want +got)", func() string {
 		return cmp.Diff([]string{"c1/10.1.0.1"}, e.endpoints()) + cmp.Diff([]string{"c1 config live"}, e.states())
 	})
 }
@@ -338,7 +327,7 @@ func TestCollisionIsRetriedWhenTheIDIsFreed(t *testing.T) {
 	if _, err := secrets.Create(ctx, remoteSecret("second", map[string]string{"c2": "fake:b"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "collision", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "collision (-want +got)", func() string {
 		return cmp.Diff([]string{"c1 config live", "c2 secret istio-system/first live", "c2 secret istio-system/second error error"}, e.states())
 	})
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" {
@@ -347,7 +336,7 @@ func TestCollisionIsRetriedWhenTheIDIsFreed(t *testing.T) {
 	if err := secrets.Delete(ctx, "first", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "after the owner left", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "after the owner left (-want +got)", func() string {
 		return cmp.Diff([]string{"c1 config live", "c2 secret istio-system/second live"}, e.states()) +
 			cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.9"}, e.endpoints())
 	})
@@ -363,7 +352,7 @@ func TestRefusedChangeKeepsThePreviousKubeconfig(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s1", map[string]string{"c2": "garbage"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refused change", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused change", func() string {
 		for _, st := range e.set.Statuses() {
 			if st.ID == "c2" {
 				if st.State != StateLive || !strings.Contains(st.Error, "previous one is still used") {
@@ -381,7 +370,7 @@ func TestRefusedChangeKeepsThePreviousKubeconfig(t *testing.T) {
 	if _, err := secrets.Update(ctx, remoteSecret("s1", map[string]string{"c2": "fake:c2"}), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "change reverted", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "change reverted", func() string {
 		for _, st := range e.set.Statuses() {
 			if st.ID == "c2" && st.Error != "" {
 				return "error still set: " + st.Error
@@ -408,7 +397,7 @@ func TestStaleClusterIsKept(t *testing.T) {
 		secrets: []*corev1.Secret{remoteSecret("s1", map[string]string{"c2": "fake:c2"})},
 	})
 	c2.down.Store(true)
-	eventually(t, "stale", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "stale", func() string {
 		st := statusOf(e.set, "c2")
 		if st.State != StateStale || st.Live || st.StaleSeconds <= 0 || !strings.Contains(st.Error, "connection refused") {
 			return fmt.Sprintf("c2: %+v", st)
@@ -422,7 +411,7 @@ func TestStaleClusterIsKept(t *testing.T) {
 		t.Fatalf("endpoints of a stale cluster with policy keep (-want +got)\n%s", d)
 	}
 	c2.down.Store(false)
-	eventually(t, "live again", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "live again", func() string {
 		st := statusOf(e.set, "c2")
 		if st.State != StateLive || st.StaleSeconds != 0 || st.Error != "" {
 			return fmt.Sprintf("c2: %+v", st)
@@ -441,7 +430,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 	})
 	c2.down.Store(true)
 	downAt := time.Now()
-	eventually(t, "stale before the grace", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "stale before the grace", func() string {
 		if st := statusOf(e.set, "c2"); st.State != StateStale {
 			return "c2 state " + string(st.State)
 		}
@@ -450,7 +439,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 	if d := cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1"}, e.endpoints()); d != "" && time.Since(downAt) < 250*time.Millisecond {
 		t.Fatalf("endpoints dropped before the grace (-want +got)\n%s", d)
 	}
-	eventually(t, "dropped after the grace", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "dropped after the grace (-want +got)", func() string {
 		st := statusOf(e.set, "c2")
 		return cmp.Diff(StateDropped, st.State) + cmp.Diff([]string{"c1/10.1.0.1"}, e.endpoints())
 	})
@@ -478,7 +467,7 @@ func TestStaleClusterIsDroppedAfterGrace(t *testing.T) {
 		t.Fatalf("a dropped cluster wrote into the model (-want +got)\n%s", d)
 	}
 	c2.down.Store(false)
-	eventually(t, "back after the return", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "back after the return (-want +got)", func() string {
 		return cmp.Diff(StateLive, statusOf(e.set, "c2").State) +
 			cmp.Diff([]string{"c1/10.1.0.1", "c2/10.2.0.1", "c2/10.2.0.2"}, e.endpoints())
 	})
@@ -498,7 +487,7 @@ func TestWaitForSyncReportsMissingClusters(t *testing.T) {
 			return c2.clients(), nil
 		},
 		ProbeInterval: 20 * time.Millisecond,
-		Logger:        discardLogger(),
+		Logger:        testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +506,7 @@ func TestWaitForSyncReportsMissingClusters(t *testing.T) {
 	if d := cmp.Diff([]model.ClusterID{"c2"}, missing); d != "" {
 		t.Fatalf("missing (-want +got)\n%s", d)
 	}
-	eventually(t, "status of the unsynced cluster", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "status of the unsynced cluster", func() string {
 		st := statusOf(set, "c2")
 		if st.State != StateSyncing || st.Synced || !strings.Contains(st.Error, "forbidden") {
 			return fmt.Sprintf("c2: %+v", st)
@@ -534,11 +523,11 @@ func TestNewChecksConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no id", Config{Local: local, Store: store, Logger: discardLogger()}, "ClusterID is empty"},
-		{"no client", Config{ClusterID: "c1", Store: store, Logger: discardLogger()}, "Local.Kube is nil"},
-		{"no store", Config{ClusterID: "c1", Local: local, Logger: discardLogger()}, "Store is nil"},
+		{"no id", Config{Local: local, Store: store, Logger: testkit.DiscardLogger()}, "ClusterID is empty"},
+		{"no client", Config{ClusterID: "c1", Store: store, Logger: testkit.DiscardLogger()}, "Local.Kube is nil"},
+		{"no store", Config{ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger()}, "Store is nil"},
 		{"no logger", Config{ClusterID: "c1", Local: local, Store: store}, "Logger is nil"},
-		{"negative probe", Config{ClusterID: "c1", Local: local, Store: store, Logger: discardLogger(), ProbeInterval: -1}, "negative"},
+		{"negative probe", Config{ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), ProbeInterval: -1}, "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -548,20 +537,11 @@ func TestNewChecksConfig(t *testing.T) {
 		})
 	}
 	reg := prometheus.NewRegistry()
-	cfg := Config{ClusterID: "c1", Local: local, Store: store, Logger: discardLogger(), Registerer: reg}
+	cfg := Config{ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), Registerer: reg}
 	if _, err := New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "own registry") {
 		t.Fatalf("second New on one registry: error = %v, want one about the registry", err)
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

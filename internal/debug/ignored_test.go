@@ -11,6 +11,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/kubeconv"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // A gateway Service with a bad gatewayPort label and a bad nodeSelector
@@ -38,7 +39,7 @@ func TestIgnoredGatewayAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := New(Config{Snapshot: func() *model.Snapshot { return snap }, Clusters: testStatuses,
-		Ready: func() (bool, string) { return true, "" }, Gatherer: reg, Logger: discardLogger()})
+		Ready: func() (bool, string) { return true, "" }, Gatherer: reg, Logger: testkit.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package debug
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,9 +15,8 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/kube"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // testSnapshot is a model of two clusters on two networks: c1 (net1) with
 // a LoadBalancer gateway, c2 (net2) without one; app/web has one mTLS
@@ -82,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 		Warnings: func() []string { return []string{"meshNetworks from file x refused"} },
 		Gatherer: f.reg,
-		Logger:   discardLogger(),
+		Logger:   testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +239,7 @@ func TestProfiling(t *testing.T) {
 		Clusters:  testStatuses,
 		Ready:     func() (bool, string) { return true, "" },
 		Profiling: true,
-		Logger:    discardLogger(),
+		Logger:    testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +265,7 @@ func TestRemotePeers(t *testing.T) {
 		Ready:     func() (bool, string) { return true, "" },
 		Gatherer:  f.reg,
 		Profiling: true,
-		Logger:    discardLogger(),
+		Logger:    testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +305,7 @@ func TestProfileDuration(t *testing.T) {
 		Clusters:  testStatuses,
 		Ready:     func() (bool, string) { return true, "" },
 		Profiling: true,
-		Logger:    discardLogger(),
+		Logger:    testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

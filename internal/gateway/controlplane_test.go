@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,6 +27,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/pki"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // runGateway builds a gateway of network1 from cfg (XDS, ExposeControlPlane
@@ -35,7 +37,7 @@ func runGateway(t *testing.T, cfg Config) *Gateway {
 	cfg.Network, cfg.ClusterID, cfg.NodeID = testNetwork, testCluster, gatewayNodeID()
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.HelloTimeout, cfg.Drain, cfg.ReconnectDelay = testHelloTimeout, time.Second, 20*time.Millisecond
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testkit.Logger(t)
 	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +98,10 @@ func TestGatewayExposesControlPlane(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("the gateway never became ready")
 	}
-	eventually(t, func() bool {
+	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for version %s", v), testkit.Holds(func() bool {
 		ct := gw.ControlPlaneTable()
 		return ct != nil && ct.Versions.Listeners == v && ct.Versions.Endpoints == v && ct.Versions.Clusters == v
-	}, "version %s", v)
+	}))
 
 	cpAddr := gw.ControlPlaneAddr().String()
 	helloSNI := model.SNI(helloHost, helloPort, "")
@@ -153,7 +155,7 @@ func TestGatewayExposesControlPlane(t *testing.T) {
 	cp.store.UpsertService(&model.Service{Cluster: testCluster, Namespace: "istio-system", Name: envoy.ControlPlaneService,
 		Type: model.ServiceTypeClusterIP, ClusterIP: "10.96.0.15", Ports: []model.ServicePort{{Name: "grpc-xds", Port: 15010}}})
 	v = cp.push(cp.withControlPlaneListener)
-	eventually(t, func() bool { ct := gw.ControlPlaneTable(); return ct.Versions.Listeners == v && ct.Listener == "" }, "LDS version %s without 0.0.0.0_15012", v)
+	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for LDS version %s without 0.0.0.0_15012", v), testkit.Holds(func() bool { ct := gw.ControlPlaneTable(); return ct.Versions.Listeners == v && ct.Listener == "" }))
 	if _, _, err := dialVia(t, cpAddr, p.clientTLS(t, "istiod-remote.istio-system.svc")); err == nil {
 		t.Error("the control plane's address passed a connection with no listener in LDS")
 	}
@@ -237,10 +239,9 @@ func TestGatewayADSOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	gw2 := runGateway(t, Config{XDS: cp.addr, XDSTLS: bad})
-	eventually(t, func() bool {
+	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for the ADS error of a certificate for another name; status %+v", gw2.ads.status.get()), testkit.Holds(func() bool {
 		return strings.Contains(gw2.ads.status.get().LastError, "certificate is valid for istiod-remote.istio-system.svc")
-	},
-		"the ADS error of a certificate for another name; status %+v", gw2.ads.status.get())
+	}))
 	if gw2.isReady() {
 		t.Error("a gateway that cannot verify the control plane became ready")
 	}
@@ -313,10 +314,7 @@ func TestXDSTLSConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := XDSTLSConfig(tt.xds, tt.files)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {

@@ -25,13 +25,12 @@ import (
 	cachetypes "github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGatewayEndToEnd runs the gateway against go-control-plane's ADS
@@ -308,7 +307,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 			}
 		})
 		var nack string
-		eventually(t, func() bool {
+		testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for a NACK of listener version %s", bad), testkit.Holds(func() bool {
 			for _, r := range cp.requestsOf(resourcev3.ListenerType) {
 				if r.GetErrorDetail() != nil {
 					if r.GetVersionInfo() != good.Listeners {
@@ -319,7 +318,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 				}
 			}
 			return false
-		}, "a NACK of listener version %s", bad)
+		}))
 		if !strings.Contains(nack, "terminates TLS") {
 			t.Errorf("NACK says %q, want the reason", nack)
 		}
@@ -341,7 +340,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		}
 		// go-control-plane's snapshot cache sends a NACKed version again at
 		// once (envoyproxy/go-control-plane#962), and each is NACKed again.
-		if counterValue(t, h.gw.metrics.xdsNack[kindListeners]) < 1 {
+		if testkit.MetricValue(t, h.gw.metrics.xdsNack[kindListeners]) < 1 {
 			t.Error("the NACK is not counted")
 		}
 		fixed := cp.push(nil)
@@ -351,7 +350,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	t.Run("the control plane goes away and comes back", func(t *testing.T) {
 		streams := cp.streamCount()
 		cp.stop()
-		eventually(t, func() bool { return !h.gw.ads.status.get().Connected }, "the gateway to see the stream break")
+		testkit.Eventually(t, waitFor, "timed out waiting for the gateway to see the stream break", testkit.Holds(func() bool { return !h.gw.ads.status.get().Connected }))
 		// The last configuration keeps serving.
 		c, name, err := h.dial(helloSNI)
 		if err != nil || name != "helloworld-a" {
@@ -452,7 +451,7 @@ func TestGatewayDrain(t *testing.T) {
 	drained := make(chan error, 1)
 	go func() { drained <- h.gw.Drain(ctx) }()
 
-	eventually(t, func() bool { code, _ := h.get("/ready"); return code == http.StatusServiceUnavailable }, "/ready to say 503 while draining")
+	testkit.Eventually(t, waitFor, "timed out waiting for /ready to say 503 while draining", testkit.Holds(func() bool { code, _ := h.get("/ready"); return code == http.StatusServiceUnavailable }))
 	if c, err := net.DialTimeout("tcp", h.gw.Addr().String(), time.Second); err == nil {
 		_ = c.Close()
 		t.Error("a new connection was accepted while draining")
@@ -465,7 +464,7 @@ func TestGatewayDrain(t *testing.T) {
 	if err := echo(lingering, "draining"); err != nil {
 		t.Fatalf("an open connection broke when the drain began: %v", err)
 	}
-	eventually(t, func() bool { return h.gw.openConns.Load() == 1 }, "the finished connection to end")
+	testkit.Eventually(t, waitFor, "timed out waiting for the finished connection to end", testkit.Holds(func() bool { return h.gw.openConns.Load() == 1 }))
 	select {
 	case err := <-drained:
 		t.Fatalf("Drain returned (%v) while a connection was open and its context was not done", err)
@@ -563,7 +562,7 @@ func TestGatewayDrainQuiet(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	eventually(t, func() bool { return h.gw.openConns.Load() == 0 }, "the connection to end")
+	testkit.Eventually(t, waitFor, "timed out waiting for the connection to end", testkit.Holds(func() bool { return h.gw.openConns.Load() == 0 }))
 	start := time.Now()
 	if err := h.gw.Drain(t.Context()); err != nil {
 		t.Fatal(err)
@@ -618,14 +617,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Error(err)
 	}
-}
-
-// counterValue reads a counter.
-func counterValue(t testing.TB, c prometheus.Counter) float64 {
-	t.Helper()
-	m := new(dto.Metric)
-	if err := c.Write(m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -487,7 +486,7 @@ func newHarnessWith(t testing.TB, drain, helloTimeout time.Duration, mutate func
 		HelloTimeout:   helloTimeout,
 		Drain:          drain,
 		ReconnectDelay: 20 * time.Millisecond,
-		Logger:         testLogger(t),
+		Logger:         testkit.Logger(t),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -510,14 +509,6 @@ func newHarnessWith(t testing.TB, drain, helloTimeout time.Duration, mutate func
 	return h
 }
 
-// testLogger logs to the test's output; benchmarks log nothing.
-func testLogger(t testing.TB) *slog.Logger {
-	if _, ok := t.(*testing.B); ok {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 func (h *harness) waitReady() {
 	h.t.Helper()
 	select {
@@ -531,12 +522,12 @@ func (h *harness) waitReady() {
 // (an empty field is not checked).
 func (h *harness) waitVersions(want Versions) {
 	h.t.Helper()
-	eventually(h.t, func() bool {
+	testkit.Eventually(h.t, waitFor, fmt.Sprintf("timed out waiting for the gateway to apply versions %+v", want), testkit.Holds(func() bool {
 		v := h.gw.Table().Versions
 		return (want.Listeners == "" || v.Listeners == want.Listeners) &&
 			(want.Clusters == "" || v.Clusters == want.Clusters) &&
 			(want.Endpoints == "" || v.Endpoints == want.Endpoints)
-	}, "the gateway to apply versions %+v", want)
+	}))
 }
 
 // waitPushed waits until the gateway's table holds version v (what push
@@ -554,7 +545,7 @@ func (h *harness) errorCounts(t testing.TB) map[string]float64 {
 	t.Helper()
 	counts := make(map[string]float64, numReasons)
 	for r := range numReasons {
-		counts[r.String()] = counterValue(t, h.gw.metrics.errors[r])
+		counts[r.String()] = testkit.MetricValue(t, h.gw.metrics.errors[r])
 	}
 	return counts
 }
@@ -630,11 +621,4 @@ func (h *harness) get(path string) (int, string) {
 		h.t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
-}
-
-// eventually polls cond until it holds or waitFor passes (see
-// testkit.Eventually).
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	testkit.Eventually(t, waitFor, "timed out waiting for "+fmt.Sprintf(format, args...), testkit.Holds(cond))
 }

@@ -101,13 +101,13 @@ func TestGatewayHeadlessPodAcrossNetworks(t *testing.T) {
 		cfg := p.clientTLS(t, sni)
 		// The gateway applies its configuration on its own: wait for the
 		// pod's chain, then every connection must reach that pod.
-		eventually(t, func() bool {
+		testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for a connection with SNI %s to reach %s", sni, name), testkit.Holds(func() bool {
 			c, got, err := dialVia(t, target, cfg)
 			if err == nil {
 				_ = c.Close()
 			}
 			return err == nil && got == name
-		}, "a connection with SNI %s to reach %s", sni, name)
+		}))
 		for range 4 {
 			c, got, err := dialVia(t, target, cfg)
 			if err != nil {

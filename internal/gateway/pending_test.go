@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // halfHello opens a connection to addr and sends the first bytes of a TLS
@@ -81,13 +83,13 @@ func TestPendingHellosCap(t *testing.T) {
 			for range max {
 				first = append(first, halfHello(t, addr))
 			}
-			eventually(t, func() bool { return h.gw.hellos.len() == max }, "%d connections to be waiting for their hello", max)
+			testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for %d connections to be waiting for their hello", max), testkit.Holds(func() bool { return h.gw.hellos.len() == max }))
 			for range 2 * max {
 				more = append(more, halfHello(t, addr))
 				// One at a time: each new one is accepted before the next.
-				eventually(t, func() bool {
-					return counterValue(t, h.gw.metrics.errors[reasonHelloLimit]) == before[reasonHelloLimit.String()]+float64(len(more))
-				}, "connection %d beyond the cap to be refused or to make room", len(more))
+				testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for connection %d beyond the cap to be refused or to make room", len(more)), testkit.Holds(func() bool {
+					return testkit.MetricValue(t, h.gw.metrics.errors[reasonHelloLimit]) == before[reasonHelloLimit.String()]+float64(len(more))
+				}))
 			}
 			h.waitErrorCounts(t, before, map[reason]float64{reasonHelloLimit: 2 * max})
 			if n := h.gw.hellos.len(); n != max {
@@ -136,7 +138,7 @@ func TestReadyNeedsListener(t *testing.T) {
 		t.Fatalf("/ready with the listener: %d %q, want 200", code, body)
 	}
 	h.cp.push(func(res map[resourcev3.Type][]cachetypes.Resource) { delete(res, resourcev3.ListenerType) })
-	eventually(t, func() bool { return h.gw.Table().Listener == "" }, "the gateway to apply LDS without its listener")
+	testkit.Eventually(t, waitFor, "timed out waiting for the gateway to apply LDS without its listener", testkit.Holds(func() bool { return h.gw.Table().Listener == "" }))
 	code, body := h.get("/ready")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "0.0.0.0_15443") {
 		t.Errorf("/ready without the listener: %d %q, want 503 naming the listener", code, body)

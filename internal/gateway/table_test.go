@@ -16,13 +16,12 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 const (
@@ -44,15 +43,6 @@ func apiService() *model.ServiceInfo {
 	}
 }
 
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 // chain is a filter chain passing server names to cluster with tcp_proxy.
 func chain(t *testing.T, cluster string, names ...string) *listenerv3.FilterChain {
 	t.Helper()
@@ -60,7 +50,7 @@ func chain(t *testing.T, cluster string, names ...string) *listenerv3.FilterChai
 		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: names},
 		Filters: []*listenerv3.Filter{{
 			Name:       "envoy.filters.network.tcp_proxy",
-			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &tcpproxyv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})},
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &tcpproxyv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}})},
 		}},
 	}
 }
@@ -132,7 +122,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 				fc := chain(t, hello, hello)
 				fc.TransportSocket = &corev3.TransportSocket{
 					Name:       "envoy.transport_sockets.tls",
-					ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.DownstreamTlsContext{})},
+					ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &tlsv3.DownstreamTlsContext{})},
 				}
 				return ldsListener(fc)
 			},
@@ -183,7 +173,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 			name: "tcp_proxy to weighted clusters",
 			listener: func() *listenerv3.Listener {
 				fc := chain(t, hello, hello)
-				fc.Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &tcpproxyv3.TcpProxy{
+				fc.Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &tcpproxyv3.TcpProxy{
 					StatPrefix: "x",
 					ClusterSpecifier: &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: &tcpproxyv3.TcpProxy_WeightedCluster{
 						Clusters: []*tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{{Name: "a", Weight: 1}},
@@ -200,7 +190,7 @@ func TestDecodeListenerRejects(t *testing.T) {
 				l := ldsListener(chain(t, hello, hello))
 				l.ListenerFilters = []*listenerv3.ListenerFilter{{
 					Name:       "envoy.filters.listener.original_dst",
-					ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(t, &originaldstv3.OriginalDst{})},
+					ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: testkit.MustAny(t, &originaldstv3.OriginalDst{})},
 				}}
 				return l
 			},
@@ -302,10 +292,7 @@ func TestDecodeCluster(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := decodeCluster(tt.cluster)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {
@@ -320,12 +307,8 @@ func TestDecodeCluster(t *testing.T) {
 
 func lbEndpoint(ip string, port, weight uint32, health corev3.HealthStatus) *endpointv3.LbEndpoint {
 	lb := &endpointv3.LbEndpoint{
-		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: &corev3.Address{
-			Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-				Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-			}},
-		}}},
-		HealthStatus: health,
+		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress(ip, port)}},
+		HealthStatus:   health,
 	}
 	if weight != 0 {
 		lb.LoadBalancingWeight = wrapperspb.UInt32(weight)
@@ -402,10 +385,7 @@ func TestDecodeAssignment(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := decodeAssignment(tt.cla)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/envoy"
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // controlPlaneWithWebhook stores the control plane's Service istiod with
@@ -65,10 +67,10 @@ func TestGatewayExposesWebhook(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("the gateway never became ready")
 	}
-	eventually(t, func() bool {
+	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for version %s", v), testkit.Holds(func() bool {
 		wt := gw.WebhookTable()
 		return wt != nil && wt.Versions.Listeners == v && wt.Versions.Endpoints == v && wt.Listener != ""
-	}, "version %s", v)
+	}))
 
 	for _, tt := range []struct {
 		addr, sni, want string

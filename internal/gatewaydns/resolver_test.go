@@ -2,8 +2,6 @@ package gatewaydns
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +37,7 @@ func start(t *testing.T, cfg Config) *harness {
 		return slices.Clone(h.wanted)
 	}
 	cfg.Changed = func() { h.changes.Add(1) }
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = testkit.DiscardLogger()
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +54,6 @@ func (h *harness) want(names ...string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.wanted = names
-}
-
-// eventually waits up to 10s for f to return "" (see testkit.Eventually).
-func eventually(t *testing.T, what string, f func() string) {
-	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what, f)
 }
 
 func (h *harness) lookup(name string) string {
@@ -85,7 +77,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	if got := h.lookup(name); got != "error: not resolved yet" {
 		t.Fatalf("first lookup: got %q, want not resolved yet", got)
 	}
-	eventually(t, "first answer", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "first answer", func() string {
 		if got := h.lookup(name); got != "192.0.2.1,2001:db8::1" {
 			return got
 		}
@@ -102,7 +94,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 
 	before := h.changes.Load()
 	h.dns.Set(name, 0, "192.0.2.2")
-	eventually(t, "changed answer", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "changed answer", func() string {
 		if got := h.lookup(name); got != "192.0.2.2" {
 			return got
 		}
@@ -118,7 +110,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	}
 
 	h.dns.Fail(true)
-	eventually(t, "failure reported", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "failure reported", func() string {
 		w := h.r.Warnings()
 		if len(w) != 1 || !strings.Contains(w[0], "SERVFAIL") || !strings.Contains(w[0], "last good addresses 192.0.2.2 are kept") {
 			return strings.Join(w, "; ")
@@ -130,7 +122,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 	}
 	h.dns.Set(name, 0, "192.0.2.3")
 	h.dns.Fail(false)
-	eventually(t, "recovered", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "recovered", func() string {
 		if got := h.lookup(name); got != "192.0.2.3" {
 			return got
 		}
@@ -142,7 +134,7 @@ func TestResolverFollowsAnswers(t *testing.T) {
 
 	// A name no longer wanted is forgotten.
 	h.want()
-	eventually(t, "forgotten", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "forgotten", func() string {
 		if st := h.r.Statuses(); len(st) > 0 {
 			return st[0].Host
 		}
@@ -156,14 +148,14 @@ func TestResolverNameNeverResolved(t *testing.T) {
 	h := start(t, Config{Refresh: 20 * time.Millisecond})
 	h.want("missing.example.test")
 	_, _ = h.r.Lookup("missing.example.test")
-	eventually(t, "NXDOMAIN reported", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "NXDOMAIN reported", func() string {
 		if got := h.lookup("missing.example.test"); !strings.Contains(got, "NXDOMAIN") {
 			return got
 		}
 		return ""
 	})
 	n := h.dns.Queries()
-	eventually(t, "asked again", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "asked again", func() string {
 		if h.dns.Queries() < n+2 {
 			return "no new query"
 		}
@@ -172,7 +164,7 @@ func TestResolverNameNeverResolved(t *testing.T) {
 }
 
 func TestNewChecksConfig(t *testing.T) {
-	base := Config{Wanted: func() []string { return nil }, Changed: func() {}, Logger: slog.New(slog.DiscardHandler)}
+	base := Config{Wanted: func() []string { return nil }, Changed: func() {}, Logger: testkit.DiscardLogger()}
 	for name, mod := range map[string]func(*Config){
 		"no Wanted":        func(c *Config) { c.Wanted = nil },
 		"bad server":       func(c *Config) { c.Servers = []string{"127.0.0.1"} },

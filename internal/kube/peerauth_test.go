@@ -53,7 +53,7 @@ func startIstio(t *testing.T, ic istioclient.Interface) (*Watcher, *model.Store)
 	store := model.NewStore(model.Config{})
 	w, err := New(Config{
 		Cluster: testCluster, Client: fake.NewClientset(), Istio: ic, Store: store,
-		PeerAuthRecheck: 10 * time.Millisecond, Logger: discardLogger(),
+		PeerAuthRecheck: 10 * time.Millisecond, Logger: testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func policies(store *model.Store) string {
 
 func waitFor(t *testing.T, what string, f func() string, want string) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what, func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, what, func() string {
 		if got := f(); got != want {
 			return fmt.Sprintf("got %q, want %q", got, want)
 		}

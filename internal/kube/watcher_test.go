@@ -2,8 +2,6 @@ package kube
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -26,8 +25,6 @@ func TestMain(m *testing.M) {
 }
 
 const testCluster model.ClusterID = "c1"
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func namespace(name string, labels map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
@@ -106,7 +103,7 @@ func start(t *testing.T, paused bool, objs ...runtime.Object) *harness {
 func startWith(t *testing.T, cfg Config, objs ...runtime.Object) *harness {
 	t.Helper()
 	h := &harness{t: t, client: fake.NewClientset(objs...), store: model.NewStore(model.Config{})}
-	cfg.Cluster, cfg.Client, cfg.Store, cfg.Logger = testCluster, h.client, h.store, discardLogger()
+	cfg.Cluster, cfg.Client, cfg.Store, cfg.Logger = testCluster, h.client, h.store, testkit.DiscardLogger()
 	cfg.Changed = func() { h.changed.Add(1) }
 	w, err := New(cfg)
 	if err != nil {
@@ -337,9 +334,9 @@ func TestNewChecksConfig(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"no cluster", Config{Client: client, Store: store, Logger: discardLogger()}, "Cluster is empty"},
-		{"no client", Config{Cluster: "c", Store: store, Logger: discardLogger()}, "Client is nil"},
-		{"no store", Config{Cluster: "c", Client: client, Logger: discardLogger()}, "Store is nil"},
+		{"no cluster", Config{Client: client, Store: store, Logger: testkit.DiscardLogger()}, "Cluster is empty"},
+		{"no client", Config{Cluster: "c", Store: store, Logger: testkit.DiscardLogger()}, "Client is nil"},
+		{"no store", Config{Cluster: "c", Client: client, Logger: testkit.DiscardLogger()}, "Store is nil"},
 		{"no logger", Config{Cluster: "c", Client: client, Store: store}, "Logger is nil"},
 	}
 	for _, tt := range tests {

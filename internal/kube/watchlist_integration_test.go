@@ -11,6 +11,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -35,7 +36,7 @@ func TestIntegrationWatcherStreamsInitialLists(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w, err := New(Config{Cluster: testCluster, Client: cs, Store: model.NewStore(model.Config{}), Logger: discardLogger()})
+	w, err := New(Config{Cluster: testCluster, Client: cs, Store: model.NewStore(model.Config{}), Logger: testkit.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package leader
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +10,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGateRunsWritersOnlyWhileLeading: a writer starts with a term, stops
@@ -80,7 +80,7 @@ func TestAlwaysOpenGate(t *testing.T) {
 // the Lease, and the other takes over. At no time do two writers run.
 func TestElectorHandsOver(t *testing.T) {
 	client := fake.NewClientset()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testkit.DiscardLogger()
 	var writing atomic.Int32
 	var overlap atomic.Bool
 	type replica struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 const sleepYAML = `apiVersion: v1
@@ -131,14 +132,7 @@ func TestLoadFSErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("LoadFS = %+v, want an error", set)
 			}
-			msg := err.Error()
-			for _, w := range tc.want {
-				i := strings.Index(msg, w)
-				if i < 0 {
-					t.Fatalf("error %q does not contain %q", err, w)
-				}
-				msg = msg[i+len(w):]
-			}
+			testkit.ContainsInOrder(t, "error", err.Error(), tc.want...)
 		})
 	}
 	if _, err := LoadFS(t.Context(), fstest.MapFS{}, "../m"); err == nil || !strings.Contains(err.Error(), "not a valid path") {

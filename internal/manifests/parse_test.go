@@ -1,13 +1,13 @@
 package manifests
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestSplitDocuments(t *testing.T) {
@@ -195,14 +195,7 @@ func TestParseManifestErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("parseManifest = %+v, want an error", got)
 			}
-			msg := err.Error()
-			for _, w := range tc.want {
-				i := strings.Index(msg, w)
-				if i < 0 {
-					t.Fatalf("error %q does not contain %q", err, w)
-				}
-				msg = msg[i+len(w):]
-			}
+			testkit.ContainsInOrder(t, "error", err.Error(), tc.want...)
 		})
 	}
 }

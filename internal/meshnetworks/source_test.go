@@ -2,8 +2,6 @@ package meshnetworks
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // recorder is a Store that hands each MeshNetworks set to the test.
@@ -62,8 +61,6 @@ func (r *recorder) await(t *testing.T, want string) {
 	}
 }
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 const (
 	netx = "networks: {netx: {endpoints: [{fromRegistry: c1}]}}"
 	nety = "networks: {nety: {endpoints: [{fromCidr: 10.1.0.0/16}]}}"
@@ -72,7 +69,7 @@ const (
 
 func TestSourceRefusalKeepsLastGood(t *testing.T) {
 	r := newRecorder()
-	src := NewSource(r, r.changed, discard())
+	src := NewSource(r, r.changed, testkit.DiscardLogger())
 	if err := src.apply("test", []byte(netx), true); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +102,7 @@ func TestPollFileReloadsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRecorder()
-	src := NewSource(r, r.changed, discard())
+	src := NewSource(r, r.changed, testkit.DiscardLogger())
 	st, err := src.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +121,7 @@ func TestPollFileReloadsChanges(t *testing.T) {
 
 func TestLoadFileRefusesMissingAndBad(t *testing.T) {
 	dir := t.TempDir()
-	src := NewSource(newRecorder(), func() {}, discard())
+	src := NewSource(newRecorder(), func() {}, testkit.DiscardLogger())
 	if _, err := src.LoadFile(filepath.Join(dir, "absent.yaml")); err == nil {
 		t.Fatal("a missing file was accepted")
 	}
@@ -144,7 +141,7 @@ func TestConfigMapWatch(t *testing.T) {
 	}
 	client := fake.NewClientset(cm)
 	r := newRecorder()
-	src := NewSource(r, r.changed, discard())
+	src := NewSource(r, r.changed, testkit.DiscardLogger())
 	cw, err := NewConfigMapWatch(src, client, "istio-system", "mesh-networks")
 	if err != nil {
 		t.Fatal(err)

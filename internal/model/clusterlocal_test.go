@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestNewClusterLocalHosts(t *testing.T) {
@@ -148,10 +150,7 @@ aFieldOfANewerIstio: 1
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseMeshConfig([]byte(tc.in))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
+			if testkit.WantErr(t, err, tc.wantErr) {
 				return
 			}
 			if err != nil {

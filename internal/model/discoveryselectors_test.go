@@ -1,10 +1,11 @@
 package model
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestParseMeshConfigDiscoverySelectors(t *testing.T) {
@@ -39,10 +40,7 @@ func TestParseMeshConfigDiscoverySelectors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mc, err := ParseMeshConfig([]byte(tt.yaml))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.err)
-				}
+			if testkit.WantErr(t, err, tt.err) {
 				return
 			}
 			if err != nil {

@@ -2,10 +2,11 @@ package model
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestParseMeshNetworks(t *testing.T) {
@@ -214,15 +215,7 @@ func TestParseMeshNetworksErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseMeshNetworks = %+v, want an error", mn)
 			}
-			msg := err.Error()
-			rest := msg
-			for _, w := range tt.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("error %q lacks %q (in order)", msg, w)
-				}
-				rest = rest[i+len(w):]
-			}
+			testkit.ContainsInOrder(t, "error", err.Error(), tt.want...)
 		})
 	}
 }

@@ -20,6 +20,8 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // serveSnapshot runs go-control-plane's ADS server (ADS mode: a request
@@ -56,10 +58,10 @@ func fetchResources(t *testing.T, withRoute bool) map[resource.Type][]types.Reso
 			&clusterv3.Cluster{Name: "PassthroughCluster", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}},
 		},
 		resource.EndpointType: {&endpointv3.ClusterLoadAssignment{ClusterName: "outbound|80||a", Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("10.1.0.10", 80)}}}},
+			LbEndpoints: []*endpointv3.LbEndpoint{{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("10.1.0.10", 80)}}}},
 		}}}},
-		resource.ListenerType: {&listenerv3.Listener{Name: "0.0.0.0_80", Address: sockAddr("0.0.0.0", 80), FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, hcm)}}},
+		resource.ListenerType: {&listenerv3.Listener{Name: "0.0.0.0_80", Address: testkit.SocketAddress("0.0.0.0", 80), FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, hcm)}}},
 		}}}},
 	}
 	if withRoute {

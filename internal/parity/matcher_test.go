@@ -8,6 +8,8 @@ import (
 	networkinputsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/matching/common_inputs/network/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestChainMatcherKeys walks a tree as istiod builds for an outbound
@@ -34,7 +36,7 @@ func TestChainMatcherKeys(t *testing.T) {
 		MatcherType: &xdsmatcherv3.Matcher_MatcherTree_{MatcherTree: &xdsmatcherv3.Matcher_MatcherTree{
 			Input: input(t, "ip", &networkinputsv3.DestinationIPInput{}),
 			TreeType: &xdsmatcherv3.Matcher_MatcherTree_CustomMatch{CustomMatch: &xdscorev3.TypedExtensionConfig{
-				Name: "ip", TypedConfig: mustAny(t, ipm),
+				Name: "ip", TypedConfig: testkit.MustAny(t, ipm),
 			}},
 		}},
 		OnNoMatch: onChain(t, "passthrough"),

@@ -19,20 +19,12 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-)
 
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+	"github.com/causeway-mesh/causeway/internal/testkit"
+)
 
 func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainMatch, tls *corev3.TransportSocket) *listenerv3.FilterChain {
 	t.Helper()
@@ -41,8 +33,8 @@ func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainM
 		FilterChainMatch: match,
 		TransportSocket:  tls,
 		Filters: []*listenerv3.Filter{
-			{Name: "istio.metadata_exchange", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &structpb.Struct{})}},
-			{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &tcpproxyv3.TcpProxy{
+			{Name: "istio.metadata_exchange", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &structpb.Struct{})}},
+			{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, &tcpproxyv3.TcpProxy{
 				StatPrefix: name, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
 			})}},
 		},
@@ -51,7 +43,7 @@ func tcpChain(t *testing.T, name, cluster string, match *listenerv3.FilterChainM
 
 func inboundTLS(t *testing.T) *corev3.TransportSocket {
 	t.Helper()
-	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, &tlsv3.DownstreamTlsContext{
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			AlpnProtocols:                  []string{"h2", "http/1.1"},
@@ -64,23 +56,17 @@ func inboundTLS(t *testing.T) *corev3.TransportSocket {
 	})}}
 }
 
-func sockAddr(ip string, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-	}}}
-}
-
 // matcherTo builds a filter_chain_matcher branch that names chain.
 func onChain(t *testing.T, chain string) *xdsmatcherv3.Matcher_OnMatch {
 	t.Helper()
 	return &xdsmatcherv3.Matcher_OnMatch{OnMatch: &xdsmatcherv3.Matcher_OnMatch_Action{Action: &xdscorev3.TypedExtensionConfig{
-		Name: chain, TypedConfig: mustAny(t, wrapperspb.String(chain)),
+		Name: chain, TypedConfig: testkit.MustAny(t, wrapperspb.String(chain)),
 	}}}
 }
 
 func input(t *testing.T, name string, m proto.Message) *xdscorev3.TypedExtensionConfig {
 	t.Helper()
-	return &xdscorev3.TypedExtensionConfig{Name: name, TypedConfig: mustAny(t, m)}
+	return &xdscorev3.TypedExtensionConfig{Name: name, TypedConfig: testkit.MustAny(t, m)}
 }
 
 // TestNormalizeChainKeys: a chain picked by a filter_chain_matcher tree
@@ -89,7 +75,7 @@ func input(t *testing.T, name string, m proto.Message) *xdscorev3.TypedExtension
 func TestNormalizeChainKeys(t *testing.T) {
 	byMatch := &listenerv3.Listener{
 		Name:           "virtualInbound",
-		Address:        sockAddr("0.0.0.0", 15006),
+		Address:        testkit.SocketAddress("0.0.0.0", 15006),
 		UseOriginalDst: wrapperspb.Bool(true),
 		FilterChains: []*listenerv3.FilterChain{
 			tcpChain(t, "a", "inbound|9000||", &listenerv3.FilterChainMatch{
@@ -162,15 +148,15 @@ func TestNormalizeHTTPChainAndRoutes(t *testing.T) {
 		StatPrefix:     "outbound_0.0.0.0_5000",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: "5000"}},
 		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, &structpb.Struct{})}},
+			{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: testkit.MustAny(t, &structpb.Struct{})}},
 		},
 	}
 	l := &listenerv3.Listener{
 		Name:       "0.0.0.0_5000",
-		Address:    sockAddr("0.0.0.0", 5000),
+		Address:    testkit.SocketAddress("0.0.0.0", 5000),
 		BindToPort: wrapperspb.Bool(false),
 		FilterChains: []*listenerv3.FilterChain{{
-			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, hcm)}}},
+			Filters: []*listenerv3.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: testkit.MustAny(t, hcm)}}},
 		}},
 	}
 	rc := &routev3.RouteConfiguration{Name: "5000", VirtualHosts: []*routev3.VirtualHost{{
@@ -225,7 +211,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 			{
 				Name:            "tlsMode-istio",
 				Match:           &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
-				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(t, upstream)}},
+				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, upstream)}},
 			},
 			{Name: "tlsMode-disabled", Match: &structpb.Struct{}},
 		},
@@ -234,7 +220,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 		Locality: &corev3.Locality{Region: "r1"},
 		LbEndpoints: []*endpointv3.LbEndpoint{
 			{
-				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("10.1.0.10", 5000)}},
+				HostIdentifier:      &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("10.1.0.10", 5000)}},
 				LoadBalancingWeight: wrapperspb.UInt32(2),
 				Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 					"envoy.transport_socket_match": {Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
@@ -242,7 +228,7 @@ func TestNormalizeClustersAndEndpoints(t *testing.T) {
 				}},
 			},
 			{
-				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: sockAddr("172.18.0.10", 15443)}},
+				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: testkit.SocketAddress("172.18.0.10", 15443)}},
 				HealthStatus:   corev3.HealthStatus_UNHEALTHY,
 			},
 		},

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 func TestApplyPatch(t *testing.T) {
@@ -41,10 +43,7 @@ func TestApplyPatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ApplyPatch(pod, []byte(tc.patch))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
+			if testkit.WantErr(t, err, tc.wantErr) {
 				return
 			}
 			if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -99,7 +100,7 @@ serviceSettings:
 			t.Errorf("server Run: %v", err)
 		}
 	})
-	eventually(t, "xDS listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "xDS listener", func() string {
 		if srv.XDSAddr() == nil {
 			return "not listening"
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -92,7 +93,7 @@ func TestIntegrationDiscoverySelectors(t *testing.T) {
 	}
 	awaitObjects := func(what, id, want string) {
 		t.Helper()
-		eventually(t, what, func() string { return cmp.Diff(want, objects(id)) })
+		testkit.Eventually(t, testkit.WaitTimeout, what+" (-want +got)", func() string { return cmp.Diff(want, objects(id)) })
 	}
 	const host = "outbound|5000||helloworld.sample.svc.cluster.local"
 	eds := watchEDS(t, rs.srv.XDSAddr().String(), "net1", "cluster1", host)
@@ -128,7 +129,7 @@ func TestIntegrationDiscoverySelectors(t *testing.T) {
 	labelNamespace(t, c1.Client(), "other", "on")
 	awaitObjects("cluster1 after labeling other", "cluster1", "services 1, endpointslices 1, pods 3")
 	var v model.View
-	eventually(t, "big.other in the view", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "big.other in the view (-want +got)", func() string {
 		if code := rs.get(t, "/debug/endpoints?host=big.other.svc.cluster.local&port=5000&network=net1", &v); code != 200 {
 			return fmt.Sprintf("HTTP %d", code)
 		}

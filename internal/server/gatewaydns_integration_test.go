@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/gatewaydns/dnstest"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -49,7 +50,7 @@ func watchLatest(t *testing.T, addr, network, cluster, resource string) *latestE
 func (l *latestEDS) await(t *testing.T, what string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	eventually(t, what, func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, what+" (-want +got)", func() string {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return cmp.Diff(want, l.last)
@@ -129,7 +130,7 @@ func TestIntegrationGatewayHostnames(t *testing.T) {
 	side1.mark()
 	side2.mark()
 	dns.Fail(true)
-	eventually(t, "failure in /debug/networks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "failure in /debug/networks", func() string {
 		_, w := networksOf(t, rs.testServer)
 		for _, want := range []string{
 			"gateway hostname gw2.example.test: lookup failing since",
@@ -144,7 +145,7 @@ func TestIntegrationGatewayHostnames(t *testing.T) {
 	})
 	// Lookups keep failing (every Refresh) while the views stay.
 	n := dns.Queries()
-	eventually(t, "lookups retried while failing", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "lookups retried while failing", func() string {
 		if dns.Queries() < n+4 {
 			return "no new queries"
 		}
@@ -164,7 +165,7 @@ func TestIntegrationGatewayHostnames(t *testing.T) {
 	dns.Set("gw2.example.test", 1, "192.0.2.24")
 	dns.Fail(false)
 	side1.await(t, "net1's view after DNS recovered", "10.1.0.5:5000", "192.0.2.24:15443")
-	eventually(t, "warnings cleared", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "warnings cleared", func() string {
 		_, w := networksOf(t, rs.testServer)
 		if hasWarning(w, "lookup failing") {
 			return fmt.Sprintf("%q", w)

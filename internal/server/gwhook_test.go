@@ -24,6 +24,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/gateway"
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // TestGatewayPassesWebhookThrough: Causeway's own east-west gateway with
@@ -50,7 +51,7 @@ func TestGatewayPassesWebhookThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.waitReady(t)
-	eventually(t, "webhook and xDS listeners", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "webhook and xDS listeners", func() string {
 		if ts.srv.WebhookAddr() == nil || ts.srv.XDSAddr() == nil {
 			return "not listening"
 		}
@@ -74,7 +75,7 @@ func TestGatewayPassesWebhookThrough(t *testing.T) {
 		XDS: ts.srv.XDSAddr().String(), Network: "net1", ClusterID: "c1",
 		NodeID: gateway.NodeID(netip.MustParseAddr("10.1.0.100"), "eastwest-0", "istio-system", ""),
 		Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", ExposeWebhook: "127.0.0.1:0",
-		ReconnectDelay: 20 * time.Millisecond, Drain: time.Second, Logger: discardLogger(),
+		ReconnectDelay: 20 * time.Millisecond, Drain: time.Second, Logger: testkit.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestGatewayPassesWebhookThrough(t *testing.T) {
 		}
 	})
 	const cluster = "outbound_.443_._.istiod.istio-system.svc.cluster.local"
-	eventually(t, "the gateway's webhook listener routes to istiod's pod", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "the gateway's webhook listener routes to istiod's pod", func() string {
 		wt := gw.WebhookTable()
 		if wt == nil || wt.Listener == "" {
 			return fmt.Sprintf("table %v: no listener 0.0.0.0_15017 yet", wt)

@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -47,7 +48,7 @@ func TestIntegrationInjection(t *testing.T) {
 
 	// The serving certificate names localhost, the host of the webhook URL.
 	rs := serveCluster(t, c, Config{WebhookAddr: "127.0.0.1:0", CA: ca.Config{CustomHosts: []string{"localhost"}}})
-	eventually(t, "webhook listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "webhook listener", func() string {
 		if rs.srv.WebhookAddr() == nil {
 			return "not listening"
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -43,7 +44,7 @@ func TestIntegrationInjectionNativeAuto(t *testing.T) {
 
 	rs := serveCluster(t, c, Config{WebhookAddr: "127.0.0.1:0", CA: ca.Config{CustomHosts: []string{"localhost"}},
 		Inject: inject.Config{NativeSidecarsAuto: true}})
-	eventually(t, "webhook listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "webhook listener", func() string {
 		if rs.srv.WebhookAddr() == nil {
 			return "not listening"
 		}
@@ -95,7 +96,7 @@ func TestIntegrationInjectionNativeAuto(t *testing.T) {
 	// waitModel waits until the informers delivered the Nodes' versions.
 	waitModel := func(node string, want bool) {
 		t.Helper()
-		eventually(t, fmt.Sprintf("decision for node %q = %t", node, want), func() string {
+		testkit.Eventually(t, testkit.WaitTimeout, fmt.Sprintf("decision for node %q = %t", node, want), func() string {
 			if got := rs.srv.store.NativeSidecars("cluster1", node); got != want {
 				return fmt.Sprintf("decision %t", got)
 			}

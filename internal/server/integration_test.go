@@ -21,6 +21,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/debug"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -147,14 +148,14 @@ func serveCluster(t *testing.T, c *testenv.Cluster, cfg Config) *runningServer {
 	rs := &runningServer{testServer: &testServer{srv: srv}, cancel: cancel, done: make(chan error, 1)}
 	go func() { rs.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { rs.stop(t) })
-	eventually(t, "debug listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "debug listener", func() string {
 		if srv.DebugAddr() == nil {
 			return "not listening"
 		}
 		return ""
 	})
 	rs.base = "http://" + srv.DebugAddr().String()
-	eventually(t, "xDS listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "xDS listener", func() string {
 		if srv.XDSAddr() == nil {
 			return "not listening"
 		}
@@ -265,7 +266,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	// A secret added at run time adds cluster3.
 	m.remoteSecret(t, m.c3, m.c3.Host)
 	nodeA := fmt.Sprintf("203.0.113.21:%d", m.nodePort)
-	eventually(t, "views with three clusters", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "views with three clusters (-want +got)", func() string {
 		return cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", nodeA + "/2 gw cluster2"}, rs.helloworld(t, "net1")) +
 			cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "10.3.0.5:5000/1 cluster3", "198.51.100.1:15443/1 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
@@ -283,7 +284,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	slice.Endpoints[0].NodeName = &nodeB
 	must(c2.DiscoveryV1().EndpointSlices("istio-system").Update(ctx, slice, metav1.UpdateOptions{}))(t)
 	nodeBAddr := fmt.Sprintf("203.0.113.22:%d", m.nodePort)
-	eventually(t, "gateway after its pod moved", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "gateway after its pod moved (-want +got)", func() string {
 		return cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", nodeBAddr + "/2 gw cluster2"}, rs.helloworld(t, "net1"))
 	})
 
@@ -291,7 +292,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	ns := must(m.c3.Client().CoreV1().Namespaces().Get(ctx, "istio-system", metav1.GetOptions{}))(t)
 	ns.Labels[model.LabelNetwork] = "net1"
 	must(m.c3.Client().CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}))(t)
-	eventually(t, "views after cluster3 moved to net1", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "views after cluster3 moved to net1 (-want +got)", func() string {
 		return cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", "10.3.0.5:5000/1 cluster3", nodeBAddr + "/1 gw cluster2"}, rs.helloworld(t, "net1")) +
 			cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
@@ -299,7 +300,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 
 	// cluster2's API server becomes unreachable: stale, its endpoints kept.
 	m.proxy2.down()
-	eventually(t, "cluster2 stale", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 stale", func() string {
 		if st := rs.cluster(t, "cluster2"); st.State != clusters.StateStale || st.StaleSeconds <= 0 {
 			return fmt.Sprintf("cluster2: %s stale %vs error %q", st.State, st.StaleSeconds, st.Error)
 		}
@@ -314,14 +315,14 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	addHelloworld(t, c2, "helloworld-1", "10.2.0.6")
 	// Unseen: cluster2 still stale and its old endpoints served, checked
 	// after the change (instead of a wall-clock sleep before the return).
-	eventually(t, "cluster2 still stale after the change", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 still stale after the change (-want +got)", func() string {
 		if st := rs.cluster(t, "cluster2"); st.State != clusters.StateStale {
 			return fmt.Sprintf("cluster2: %s error %q", st.State, st.Error)
 		}
 		return cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
 	m.proxy2.up()
-	eventually(t, "cluster2 back and reconciled", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 back and reconciled (-want +got)", func() string {
 		return cmp.Diff(clusters.StateLive, rs.cluster(t, "cluster2").State) +
 			cmp.Diff([]string{"10.2.0.5:5000/1 cluster2", "10.2.0.6:5000/1 cluster2", "198.51.100.1:15443/2 gw cluster1"}, rs.helloworld(t, "net2"))
 	})
@@ -331,7 +332,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	// address, the watch re-lists against the new process and a change made
 	// after the restart arrives.
 	m.c3.Stop()
-	eventually(t, "cluster3 stale after its apiserver was killed", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster3 stale after its apiserver was killed", func() string {
 		if st := rs.cluster(t, "cluster3"); st.State != clusters.StateStale {
 			return fmt.Sprintf("cluster3: %s error %q", st.State, st.Error)
 		}
@@ -346,7 +347,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	addHelloworld(t, m.c3.Client(), "helloworld-1", "10.3.0.6")
-	eventually(t, "cluster3 back after a restart", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster3 back after a restart (-want +got)", func() string {
 		return cmp.Diff(clusters.StateLive, rs.cluster(t, "cluster3").State) +
 			cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", "10.3.0.5:5000/1 cluster3", "10.3.0.6:5000/1 cluster3", nodeBAddr + "/2 gw cluster2"}, rs.helloworld(t, "net1"))
 	})
@@ -357,7 +358,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	if err := m.c1.Client().CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-cluster3", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "views after removing cluster3", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "views after removing cluster3 (-want +got)", func() string {
 		return cmp.Diff([]string{"10.1.0.5:5000/1 cluster1", nodeBAddr + "/2 gw cluster2"}, rs.helloworld(t, "net1"))
 	})
 	if took := time.Since(removed); took > time.Second {
@@ -382,10 +383,10 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 	// The drop policy: a second server with drop-after=1s.
 	rd := m.serve(t, clusters.StalePolicy{DropAfter: time.Second})
 	want := []string{"10.1.0.5:5000/1 cluster1", nodeBAddr + "/2 gw cluster2"}
-	eventually(t, "drop-policy server's net1 view", func() string { return cmp.Diff(want, rd.helloworld(t, "net1")) })
+	testkit.Eventually(t, testkit.WaitTimeout, "drop-policy server's net1 view (-want +got)", func() string { return cmp.Diff(want, rd.helloworld(t, "net1")) })
 	m.proxy2.down()
 	down := time.Now()
-	eventually(t, "cluster2 dropped after the grace", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 dropped after the grace (-want +got)", func() string {
 		return cmp.Diff(clusters.StateDropped, rd.cluster(t, "cluster2").State) +
 			cmp.Diff([]string{"10.1.0.5:5000/1 cluster1"}, rd.helloworld(t, "net1"))
 	})
@@ -395,7 +396,7 @@ func TestIntegrationThreeClustersTwoNetworks(t *testing.T) {
 		t.Errorf("cluster2 dropped %v after it became unreachable, before the 1s grace", since)
 	}
 	m.proxy2.up()
-	eventually(t, "cluster2 back after the drop", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 back after the drop (-want +got)", func() string {
 		return cmp.Diff(clusters.StateLive, rd.cluster(t, "cluster2").State) + cmp.Diff(want, rd.helloworld(t, "net1"))
 	})
 	t.Logf("whole scenario took %v (apiservers started in %v)", time.Since(start).Round(time.Millisecond), m.env.StartupTime.Round(time.Millisecond))

@@ -11,6 +11,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/ca"
 	"github.com/causeway-mesh/causeway/internal/leader"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -64,7 +65,7 @@ func TestIntegrationLeaderElection(t *testing.T) {
 		return ""
 	}
 	var first string
-	eventually(t, "one leader", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "one leader", func() string {
 		first = status(servers["a"]).Holder
 		if first == "" {
 			return "no holder"
@@ -85,15 +86,15 @@ func TestIntegrationLeaderElection(t *testing.T) {
 		}
 	}
 	must(testenv.CreateNamespace(ctx, cs, "app1", nil))(t)
-	eventually(t, "root ConfigMap of app1 by the leader", rootBy("app1", first))
+	testkit.Eventually(t, testkit.WaitTimeout, "root ConfigMap of app1 by the leader (-want +got)", rootBy("app1", first))
 	if table := statusTable(t, servers[first].base); !strings.Contains(table, "this replica "+first+" is leading") {
 		t.Errorf("causeway status of the leader:\n%s", table)
 	}
 
 	servers[first].stop(t)
-	eventually(t, "the other leads", func() string { return leaderIs(other) })
+	testkit.Eventually(t, testkit.WaitTimeout, "the other leads", func() string { return leaderIs(other) })
 	must(testenv.CreateNamespace(ctx, cs, "app2", nil))(t)
-	eventually(t, "root ConfigMap of app2 by the new leader", rootBy("app2", other))
+	testkit.Eventually(t, testkit.WaitTimeout, "root ConfigMap of app2 by the new leader (-want +got)", rootBy("app2", other))
 	if table := statusTable(t, servers[other].base); !strings.Contains(table, "leader: "+other) {
 		t.Errorf("causeway status of the new leader:\n%s", table)
 	}

@@ -227,7 +227,7 @@ func TestIntegrationPeerAuthentication(t *testing.T) {
 
 	applyRemoteSecret(t, c1, c2, c2.Host)
 	rs := serveCluster(t, c1, Config{PeerAuthRecheck: 200 * time.Millisecond})
-	eventually(t, "clusters", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "clusters", func() string {
 		return cmpStrings([]string{"cluster1 live", "cluster2 live"}, rs.clusterStates(t))
 	})
 	xds := rs.srv.XDSAddr().String()
@@ -277,7 +277,7 @@ func TestIntegrationPeerAuthentication(t *testing.T) {
 	must(istioClient(t, c2).SecurityV1().PeerAuthentications("istio-system").Create(ctx,
 		peerAuth("istio-system", "default", nil, disable, nil), metav1.CreateOptions{}))(t)
 	db2.await(t, "cluster2's own mesh DISABLE", "8000=raw_buffer 9000=raw_buffer")
-	eventually(t, "cluster2 watching", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cluster2 watching", func() string {
 		if st := rs.cluster(t, "cluster2"); st.PeerAuthentication != string(kube.PeerAuthWatching) {
 			return st.PeerAuthentication + ": " + st.PeerAuthenticationWhy
 		}

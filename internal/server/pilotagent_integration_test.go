@@ -281,7 +281,7 @@ func TestIntegrationPilotAgentView(t *testing.T) {
 		[]testenv.EndpointPort{{Name: "http", Port: 5000}}, []testenv.Endpoint{{IP: "10.244.0.9", Ready: true}}))(t)
 
 	rs := serveCluster(t, c, Config{XDSTLSAddr: "127.0.0.1:0"})
-	eventually(t, "secure port", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "secure port", func() string {
 		if rs.srv.XDSTLSAddr() == nil {
 			return "not listening"
 		}
@@ -323,7 +323,7 @@ func TestIntegrationPilotAgentView(t *testing.T) {
 
 	// The root the pod mounts: the ConfigMap the control plane publishes.
 	var rootPEM []byte
-	eventually(t, "root ConfigMap in sample", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "root ConfigMap in sample", func() string {
 		cm, err := cs.CoreV1().ConfigMaps("sample").Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()

@@ -108,7 +108,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 	// The serving certificate also names localhost: pilot-agent dials
 	// localhost (see below).
 	rs := serveCluster(t, c, Config{XDSTLSAddr: "127.0.0.1:0", CA: ca.Config{CustomHosts: []string{"localhost"}}})
-	eventually(t, "secure port", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "secure port", func() string {
 		if rs.srv.XDSTLSAddr() == nil {
 			return "not listening"
 		}
@@ -135,7 +135,7 @@ func TestIntegrationRealPilotAgent(t *testing.T) {
 
 	token := must(c.ServiceAccountToken(ctx, "sample", "sleep", []string{ap.audience}, ap.ttl, p.Name))(t)
 	var rootPEM string
-	eventually(t, "root ConfigMap in sample", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "root ConfigMap in sample", func() string {
 		cm, err := cs.CoreV1().ConfigMaps("sample").Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
@@ -376,11 +376,10 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 // pilot-agent exits.
 func waitFor(t *testing.T, exited chan error, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testkit.Eventually(t, timeout, what, func() string {
 		err := f()
 		if err == nil {
-			return
+			return ""
 		}
 		select {
 		case e := <-exited:
@@ -388,11 +387,8 @@ func waitFor(t *testing.T, exited chan error, timeout time.Duration, what string
 			t.Fatalf("%s: pilot-agent exited (%v); last error: %v", what, e, err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Sprintf("not after %v: %v", timeout, err)
+	})
 }
 
 // sdsCertificate asks an SDS server on a unix socket for Envoy's

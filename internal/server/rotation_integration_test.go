@@ -26,6 +26,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/clusters"
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testenv"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 )
 
@@ -200,7 +201,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	waitSwap := func(what string, prev time.Time, server string) time.Time {
 		t.Helper()
 		var at time.Time
-		eventually(t, what, func() string {
+		testkit.Eventually(t, testkit.WaitTimeout, what, func() string {
 			st := rs.cluster(t, "cluster2")
 			switch {
 			case st.SyncedAt == nil || !st.SyncedAt.After(prev):
@@ -240,7 +241,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	// new watch's probe gets 401 (well before the swap timeout), the
 	// previous client stays.
 	write(kubeconfigOf(t, "cluster2", cur.server, cur.ca, "not-a-valid-token"))
-	eventually(t, "refused token", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused token", func() string {
 		st := rs.cluster(t, "cluster2")
 		if st.Credentials != clusters.CredentialsFailing || !strings.Contains(st.Error, "401 Unauthorized") || st.State != clusters.StateLive {
 			return fmt.Sprintf("state %s, credentials %q, error %q", st.State, st.Credentials, st.Error)
@@ -254,7 +255,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	execCfg := must(clientcmd.Load(kubeconfigOf(t, "cluster2", cur.server, cur.ca, "")))(t)
 	execCfg.AuthInfos["cluster2"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: "/bin/true"}}
 	write(must(clientcmd.Write(*execCfg))(t))
-	eventually(t, "refused exec kubeconfig", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused exec kubeconfig", func() string {
 		st := rs.cluster(t, "cluster2")
 		if st.Credentials != clusters.CredentialsFailing || !strings.Contains(st.Error, "exec") {
 			return fmt.Sprintf("credentials %q, error %q", st.Credentials, st.Error)
@@ -263,7 +264,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	})
 	// The good kubeconfig back: the cluster never left it.
 	write(kubeconfigOf(t, "cluster2", cur.server, cur.ca, cur.token))
-	eventually(t, "good kubeconfig back", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "good kubeconfig back", func() string {
 		if st := rs.cluster(t, "cluster2"); st.Credentials != "" || st.Error != "" || st.State != clusters.StateLive {
 			return fmt.Sprintf("state %s, credentials %q, error %q", st.State, st.Credentials, st.Error)
 		}
@@ -286,7 +287,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	slices.Sort(final)
 	// The updates channel of the watch keeps the oldest responses when
 	// full: the latest one is the observer's.
-	eventually(t, "the sidecar's view after the churn", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "the sidecar's view after the churn (-want +got)", func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		return cmp.Diff(final, last)
@@ -308,7 +309,7 @@ func TestIntegrationHitlessRotation(t *testing.T) {
 	if err := secrets.Delete(ctx, secret.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the sidecar's view after the secret is deleted", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "the sidecar's view after the secret is deleted (-want +got)", func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		return cmp.Diff([]string{"10.1.0.5:5000/1"}, last)

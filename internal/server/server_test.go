@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,8 +31,6 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // clusterObjects: a system namespace labeled network, app/web with one
 // mTLS endpoint, and (with gw set) a LoadBalancer east-west gateway.
@@ -100,7 +97,7 @@ func startServer(t *testing.T, cfg Config, local []runtime.Object, remotes map[s
 	cfg.DebugAddr = "127.0.0.1:0"
 	cfg.ProbeInterval = 50 * time.Millisecond
 	cfg.Sinks = []Sink{ts.rec}
-	cfg.Logger = discardLogger()
+	cfg.Logger = testkit.DiscardLogger()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +112,7 @@ func startServer(t *testing.T, cfg Config, local []runtime.Object, remotes map[s
 			t.Errorf("Run: %v", err)
 		}
 	})
-	eventually(t, "debug listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "debug listener", func() string {
 		if srv.DebugAddr() == nil {
 			return "not listening"
 		}
@@ -127,7 +124,7 @@ func startServer(t *testing.T, cfg Config, local []runtime.Object, remotes map[s
 
 func (ts *testServer) waitReady(t *testing.T) {
 	t.Helper()
-	eventually(t, "ready", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "ready", func() string {
 		var r struct{ Ready bool }
 		if code := ts.get(t, "/ready", &r); code != 200 || !r.Ready {
 			return fmt.Sprintf("/ready %d %+v", code, r)
@@ -175,19 +172,13 @@ func (ts *testServer) view(t *testing.T, n string) []string {
 	return out
 }
 
-// eventually waits up to 10s for f to return "" (see testkit.Eventually).
-func eventually(t *testing.T, what string, f func() string) {
-	t.Helper()
-	testkit.Eventually(t, 10*time.Second, what+" (-want +got)", f)
-}
-
 func TestServeTwoClusters(t *testing.T) {
 	local := append(clusterObjects("net1", "10.1.0.1", "192.0.2.1"), remoteSecret("s2", "c2"))
 	ts := startServer(t, Config{}, local, map[string]*fake.Clientset{
 		"c2": fake.NewClientset(clusterObjects("net2", "10.2.0.1", "192.0.2.2")...),
 	})
 	ts.waitReady(t)
-	eventually(t, "first publish", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "first publish", func() string {
 		calls := ts.rec.take()
 		if len(calls) == 0 || !calls[0].full {
 			return fmt.Sprintf("calls %+v", calls)
@@ -218,14 +209,14 @@ func TestServeTwoClusters(t *testing.T) {
 	if err := ts.local.CoreV1().Secrets("istio-system").Delete(t.Context(), "s2", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "net1 view after deleting the secret", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "net1 view after deleting the secret (-want +got)", func() string {
 		return cmp.Diff([]string{"10.1.0.1:8080/1"}, ts.view(t, "net1"))
 	})
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("c2 left the views %v after its secret was deleted, want < 1s", took)
 	}
 	// The gateways changed: the sink is told every view may differ.
-	eventually(t, "sink told of the removal", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "sink told of the removal", func() string {
 		for _, c := range ts.rec.take() {
 			if c.full {
 				return ""
@@ -250,7 +241,7 @@ func TestSyncTimeout(t *testing.T) {
 	if code := ts.get(t, "/ready", &r); code != 503 || r.Ready {
 		t.Fatalf("/ready before the timeout: %d %+v", code, r)
 	}
-	eventually(t, "ready after the timeout", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "ready after the timeout", func() string {
 		if code := ts.get(t, "/ready", &r); code != 200 || !strings.Contains(r.Reason, "clusters not synced: c2") {
 			return fmt.Sprintf("/ready %d %+v", code, r)
 		}
@@ -294,7 +285,7 @@ func TestMeshNetworksConfigMap(t *testing.T) {
 	cms := ts.local.CoreV1().ConfigMaps("istio-system")
 	ctx := t.Context()
 
-	eventually(t, "initial meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "initial meshNetworks (-want +got)", func() string {
 		m, _ := networksOf(t, ts)
 		return cmp.Diff([]string{"net1: namespace label: c1/istio-system", "netx: fromRegistry: c1"}, m)
 	})
@@ -303,7 +294,7 @@ func TestMeshNetworksConfigMap(t *testing.T) {
 	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "reloaded meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "reloaded meshNetworks (-want +got)", func() string {
 		m, _ := networksOf(t, ts)
 		return cmp.Diff([]string{"net1: namespace label: c1/istio-system", "nety: fromCidr: 10.1.0.0/16"}, m)
 	})
@@ -312,7 +303,7 @@ func TestMeshNetworksConfigMap(t *testing.T) {
 	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refused meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused meshNetworks (-want +got)", func() string {
 		m, w := networksOf(t, ts)
 		if !hasWarning(w, "ConfigMap istio-system/istio refused") {
 			return fmt.Sprintf("no warning in %q", w)
@@ -323,7 +314,7 @@ func TestMeshNetworksConfigMap(t *testing.T) {
 	if err := cms.Delete(ctx, "istio", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "cleared meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "cleared meshNetworks (-want +got)", func() string {
 		m, w := networksOf(t, ts)
 		if len(w) != 0 {
 			return fmt.Sprintf("warnings %q", w)
@@ -347,19 +338,19 @@ func TestMeshNetworksFile(t *testing.T) {
 	write("networks: {netx: {endpoints: [{fromRegistry: c1}]}}", base)
 	ts := startServer(t, Config{MeshNetworksFile: path, MeshNetworksPoll: 20 * time.Millisecond}, clusterObjects("net1", "10.1.0.1", ""), nil)
 	ts.waitReady(t)
-	eventually(t, "initial meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "initial meshNetworks (-want +got)", func() string {
 		m, _ := networksOf(t, ts)
 		return cmp.Diff([]string{"net1: namespace label: c1/istio-system", "netx: fromRegistry: c1"}, m)
 	})
 
 	write("networks: {nety: {endpoints: [{fromRegistry: c1}]}}", base.Add(time.Minute))
-	eventually(t, "reloaded meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "reloaded meshNetworks (-want +got)", func() string {
 		m, _ := networksOf(t, ts)
 		return cmp.Diff([]string{"net1: namespace label: c1/istio-system", "nety: fromRegistry: c1"}, m)
 	})
 
 	write("networks: [", base.Add(2*time.Minute))
-	eventually(t, "refused meshNetworks", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "refused meshNetworks (-want +got)", func() string {
 		m, w := networksOf(t, ts)
 		if !hasWarning(w, "refused, the previous version stays in force") {
 			return fmt.Sprintf("no warning in %q", w)
@@ -384,7 +375,7 @@ func TestRunRefusesBadStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.ClusterID, tt.cfg.Local, tt.cfg.Logger = "c1", local, discardLogger()
+			tt.cfg.ClusterID, tt.cfg.Local, tt.cfg.Logger = "c1", local, testkit.DiscardLogger()
 			srv, err := New(tt.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -394,7 +385,7 @@ func TestRunRefusesBadStart(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{ClusterID: "c1", Local: local, Logger: discardLogger(), MeshNetworksFile: "a", MeshNetworksConfigMap: "b"}); err == nil {
+	if _, err := New(Config{ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger(), MeshNetworksFile: "a", MeshNetworksConfigMap: "b"}); err == nil {
 		t.Error("New accepted both a meshNetworks file and ConfigMap")
 	}
 }

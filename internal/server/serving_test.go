@@ -66,7 +66,7 @@ func TestRunStopsWhenAListenerFails(t *testing.T) {
 	} {
 		t.Run(tt.flag, func(t *testing.T) {
 			srv, err := New(Config{ClusterID: "c1", Local: clusters.Clients{Kube: fake.NewClientset(clusterObjects("n1", "10.0.0.1", "")...)},
-				DebugAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", XDSTLSAddr: "127.0.0.1:0", WebhookAddr: "127.0.0.1:0", Logger: discardLogger()})
+				DebugAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", XDSTLSAddr: "127.0.0.1:0", WebhookAddr: "127.0.0.1:0", Logger: testkit.DiscardLogger()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func startServerWith(t *testing.T, cfg Config, local []runtime.Object) *draining
 	t.Helper()
 	cfg.ClusterID = "c1"
 	cfg.Local = clusters.Clients{Kube: fake.NewClientset(local...)}
-	cfg.Logger = discardLogger()
+	cfg.Logger = testkit.DiscardLogger()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func startServerWith(t *testing.T, cfg Config, local []runtime.Object) *draining
 
 func (rs *drainingServer) waitReady(t *testing.T) {
 	t.Helper()
-	eventually(t, "ready", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "ready", func() string {
 		if ready, reason := rs.srv.Ready(); !ready {
 			return "not ready: " + reason
 		}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/causeway-mesh/causeway/internal/inject"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // selfSignedClientCert is a client certificate no mesh root signed, as an
@@ -53,7 +54,7 @@ func TestWebhookTLS(t *testing.T) {
 	}
 	// The patch carries the model's network: wait for the initial sync.
 	ts.waitReady(t)
-	eventually(t, "webhook listener", func() string {
+	testkit.Eventually(t, testkit.WaitTimeout, "webhook listener", func() string {
 		if ts.srv.WebhookAddr() == nil {
 			return "not listening"
 		}

@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 const (
@@ -163,7 +165,7 @@ func StartClusters(t testing.TB, n int) []*Cluster {
 // every process's log.
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
-	return start(t, opts, freePorts)
+	return start(t, opts, testkit.FreePorts)
 }
 
 // start is Start with the port picker injected, so that a test can hand out
@@ -209,7 +211,7 @@ func Launch(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := launch(ctx, opts, ids, bins, freePorts)
+	env, err := launch(ctx, opts, ids, bins, testkit.FreePorts)
 	if err != nil {
 		return nil, fmt.Errorf("testenv: %w", err)
 	}

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // fixture is what writeFixture puts in cluster number n (1-based) and what
@@ -452,7 +454,7 @@ func TestRetriesOnTakenPort(t *testing.T) {
 	var mu sync.Mutex
 	picks := map[int]int{} // how many ports asked -> times asked
 	pick := func(n int) ([]int, error) {
-		ports, err := freePorts(n)
+		ports, err := testkit.FreePorts(n)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/testkit"
 	"github.com/causeway-mesh/causeway/internal/testreq"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -42,11 +43,7 @@ func TestLaunchClose(t *testing.T) {
 		}
 	}
 	logs := env.Logs()
-	for _, want := range []string{"last lines of etcd", "last lines of kube-apiserver east", "last lines of kube-apiserver west"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("Logs() lacks %q:\n%s", want, logs)
-		}
-	}
+	testkit.ContainsAll(t, "Logs()", logs, "last lines of etcd", "last lines of kube-apiserver east", "last lines of kube-apiserver west")
 	dir := env.Dir()
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("the Env's folder: %v", err)

@@ -196,6 +196,3 @@ func waitFor(ctx context.Context, p *process, what string, ready func(context.Co
 		}
 	}
 }
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(n int) ([]int, error) { return testkit.FreePorts(n) }

@@ -47,8 +47,3 @@ func (p *Proc) Pid() int {
 	}
 	return p.p.cmd.Process.Pid
 }
-
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 (a
-// process given one may still find it taken: retry on "address already in
-// use").
-func FreePorts(n int) ([]int, error) { return freePorts(n) }

@@ -37,15 +37,25 @@ func FreePorts(n int) ([]int, error) {
 // moment ago, and fails the test if none can be picked.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ports, err := FreePorts(n)
+	addrs, err := FreeLoopbackAddrs(n)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return addrs
+}
+
+// FreeLoopbackAddrs is FreeAddrs for a caller without a test (a benchmark
+// harness): it returns the error.
+func FreeLoopbackAddrs(n int) ([]string, error) {
+	ports, err := FreePorts(n)
+	if err != nil {
+		return nil, err
 	}
 	addrs := make([]string, 0, n)
 	for _, p := range ports {
 		addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	}
-	return addrs
+	return addrs, nil
 }
 
 // FreeAddr returns one 127.0.0.1:PORT address that was free a moment ago.

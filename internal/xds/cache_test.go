@@ -2,7 +2,6 @@ package xds
 
 import (
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"testing"
@@ -17,6 +16,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // cla is an EDS resource named name with one endpoint at ip.
@@ -30,7 +31,7 @@ func cla(name, ip string) *endpointv3.ClusterLoadAssignment {
 }
 
 func newTestCache(typeURL string) *viewCache {
-	return newViewCache(typeURL, "test.", slog.New(slog.DiscardHandler))
+	return newViewCache(typeURL, "test.", testkit.DiscardLogger())
 }
 
 func mustUpdate(t *testing.T, c *viewCache, upd map[string]types.Resource, del ...string) {

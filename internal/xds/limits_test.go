@@ -37,12 +37,6 @@ func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// eventually waits until cond holds, failing the test after wait.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testkit.Eventually(t, wait, "timed out waiting for "+what, testkit.Holds(cond))
-}
-
 // streamError waits for the stream to end and returns its error.
 func (c *sotwClient) streamError() error {
 	c.t.Helper()
@@ -217,9 +211,9 @@ func TestViewsFreedAfterGrace(t *testing.T) {
 	for _, c := range clients {
 		c.close()
 	}
-	eventually(t, "the views of the streams that left to be freed", func() bool {
+	testkit.Eventually(t, wait, "timed out waiting for the views of the streams that left to be freed", testkit.Holds(func() bool {
 		return gaugeValue(t, reg, "causeway_xds_views") == baseline
-	})
+	}))
 	// The real proxy's views were kept: a new change reaches it.
 	m.endpoints(cluster1, "sample", "helloworld", helloPort, backend{"hello-a", "10.1.0.10", 8080})
 	m.publish()
@@ -238,7 +232,7 @@ func TestViewReusedWithinGrace(t *testing.T) {
 	key, _ := keyFor(m.srv.reg.latest("sidecar~10.1.0.9~sleep-1.sample~sample.svc.cluster.local").proxy, edsType)
 	first := m.srv.viewFor(key)
 	c.close()
-	eventually(t, "the stream to leave", func() bool { return len(m.srv.Proxies()) == 0 })
+	testkit.Eventually(t, wait, "timed out waiting for the stream to leave", testkit.Holds(func() bool { return len(m.srv.Proxies()) == 0 }))
 	c = newSotW(t, cc, sidecarNode("sleep-1", network1, cluster1))
 	c.request(edsType, nil, "", "", "")
 	c.recvType(edsType)
@@ -480,7 +474,7 @@ func TestNonReadersDoNotDelayNewProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the hostile streams to be registered", func() bool { return len(m.srv.Proxies()) == streams })
+	testkit.Eventually(t, wait, "timed out waiting for the hostile streams to be registered", testkit.Holds(func() bool { return len(m.srv.Proxies()) == streams }))
 
 	c := newSotW(t, dial(t, addr), sidecarNode("fresh", network1, cluster1))
 	c.request(cdsType, nil, "", "", "")

@@ -225,7 +225,7 @@ func TestInterceptorOtherServices(t *testing.T) {
 	a, err := New(Config{Checker: CheckerFunc(func(context.Context, model.ClusterID, string) (ca.Caller, error) {
 		called = true
 		return ca.Caller{}, errors.New("must not be called")
-	}), Logger: slog.New(slog.DiscardHandler)})
+	}), Logger: testkit.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,7 +263,7 @@ func startCauseway(t *testing.T, env *testenv.Env, bin, clusterID, kubeconfig, m
 	}
 	var last error
 	for range 3 {
-		ports, err := testenv.FreePorts(2)
+		ports, err := testkit.FreePorts(2)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,33 +17,24 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // The listeners below are written by hand, in the shapes istiod gives a
 // captured sidecar, independent of the code under test in internal/envoy.
 
-func anyOf(t *testing.T, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
 func tcpProxy(t *testing.T, cluster string) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listenerv3.Filter_TypedConfig{
-		TypedConfig: anyOf(t, &tcpproxyv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}}),
+		TypedConfig: testkit.MustAny(t, &tcpproxyv3.TcpProxy{StatPrefix: cluster, ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster}}),
 	}}
 }
 
 func rdsHCM(t *testing.T, rds string) *listenerv3.Filter {
 	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{
-		TypedConfig: anyOf(t, &hcmv3.HttpConnectionManager{StatPrefix: "x", RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: rds}}}),
+		TypedConfig: testkit.MustAny(t, &hcmv3.HttpConnectionManager{StatPrefix: "x", RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{RouteConfigName: rds}}}),
 	}}
 }
 
@@ -139,7 +130,7 @@ func TestMatchChainOutbound(t *testing.T) {
 var istioALPNs = []string{"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
 
 func downstreamTLS(t *testing.T) *corev3.TransportSocket {
-	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: anyOf(t, &tlsv3.DownstreamTlsContext{
+	return &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),
 		CommonTlsContext: &tlsv3.CommonTlsContext{
 			AlpnProtocols:                  []string{"h2", "http/1.1"},
@@ -297,7 +288,7 @@ func helloworldCluster(t *testing.T) *clusterv3.Cluster {
 		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{},
 		TransportSocketMatches: []*clusterv3.Cluster_TransportSocketMatch{
 			{Name: "tlsMode-istio", Match: &structpb.Struct{Fields: map[string]*structpb.Value{"tlsMode": structpb.NewStringValue("istio")}},
-				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: anyOf(t, &tlsv3.UpstreamTlsContext{
+				TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &tlsv3.UpstreamTlsContext{
 					Sni: "outbound_.5000_._.helloworld.sample.svc.cluster.local",
 					CommonTlsContext: &tlsv3.CommonTlsContext{
 						AlpnProtocols: []string{"istio-peer-exchange", "istio"},
@@ -309,7 +300,7 @@ func helloworldCluster(t *testing.T) *clusterv3.Cluster {
 						}},
 					},
 				})}}},
-			{Name: "tlsMode-disabled", Match: &structpb.Struct{}, TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: anyOf(t, &rawbufferv3.RawBuffer{})}}},
+			{Name: "tlsMode-disabled", Match: &structpb.Struct{}, TransportSocket: &corev3.TransportSocket{Name: "envoy.transport_sockets.raw_buffer", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: testkit.MustAny(t, &rawbufferv3.RawBuffer{})}}},
 		},
 	}
 }
