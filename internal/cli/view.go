@@ -89,7 +89,6 @@ func (f *offlineFlags) load(ctx context.Context, stderr io.Writer) (*model.Snaps
 	return st.Snapshot(), set.Clusters(), nil
 }
 
-// checkOutput checks an -o value.
 func newViewCommand() *cobra.Command {
 	var (
 		flags   offlineFlags
@@ -148,20 +147,9 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 			if cmd.Flags().Changed("cluster") && !slices.Contains(clusters, model.ClusterID(cluster)) {
 				return fmt.Errorf("--cluster %q is not a cluster of the manifests: want one of %s", cluster, joinIDs(clusters))
 			}
-			h := expandHost(host, flags.domain)
-			svc := sn.Service(h)
-			if svc == nil {
-				return unknownHost(host, h, sn)
-			}
-			if !hasPort(svc, port) {
-				return fmt.Errorf("service %s has no port %d: its ports are %s", h, port, portList(svc))
-			}
-			v, ok := sn.View(h, port, model.NetworkID(network))
-			if !ok {
-				return fmt.Errorf("service %s port %d has no view", h, port)
-			}
-			if v.Endpoints == nil {
-				v.Endpoints = []model.ViewEndpoint{}
+			svc, v, err := lookupView(sn, expandHost(host, flags.domain), host, port, model.NetworkID(network))
+			if err != nil {
+				return err
 			}
 			if output != outputTable {
 				return writeStructured(cmd.OutOrStdout(), output, v)
@@ -181,6 +169,27 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the proxy's cluster: checked and shown with the service's cluster IP there; it does not change the view")
 	outputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+// lookupView finds the service h (given as host on the command line) and
+// the view a proxy of network gets of its port: an error says which of the
+// three is unknown.
+func lookupView(sn *model.Snapshot, h model.Host, host string, port uint32, network model.NetworkID) (*model.ServiceInfo, model.View, error) {
+	svc := sn.Service(h)
+	if svc == nil {
+		return nil, model.View{}, unknownHost(host, h, sn)
+	}
+	if !hasPort(svc, port) {
+		return nil, model.View{}, fmt.Errorf("service %s has no port %d: its ports are %s", h, port, portList(svc))
+	}
+	v, ok := sn.View(h, port, network)
+	if !ok {
+		return nil, model.View{}, fmt.Errorf("service %s port %d has no view", h, port)
+	}
+	if v.Endpoints == nil {
+		v.Endpoints = []model.ViewEndpoint{}
+	}
+	return svc, v, nil
 }
 
 // expandHost turns NAME.NS (or NAME.NS.svc) into NAME.NS.svc.DOMAIN; other
