@@ -292,13 +292,8 @@ func (f *failoverRun) run(ctx context.Context) error {
 	// Churn through the whole sequence.
 	endChurn, churnBegin := f.startChurn(ctx)
 	defer endChurn()
-	nsDone := make(chan struct{})
-	nsCtx, stopNS := context.WithCancel(ctx)
-	defer func() { stopNS(); <-nsDone }()
-	go func() {
-		defer close(nsDone)
-		fr.NamespacesMade = f.makeNamespaces(nsCtx)
-	}()
+	endNamespaces := f.startNamespaces(ctx, fr)
+	defer endNamespaces()
 
 	if err := f.failAndRecover(ctx, fr); err != nil {
 		return err
@@ -307,8 +302,7 @@ func (f *failoverRun) run(ctx context.Context) error {
 	// Settle: every change delivered to every proxy, or the timeout.
 	writing := time.Since(churnBegin)
 	endChurn()
-	stopNS()
-	<-nsDone
+	endNamespaces()
 	st := f.sh.phases[0]
 	_ = f.waitFor(ctx, "every change delivered", func() bool { return st.delivered.Load() >= st.expected.Load() })
 	f.recordChurn(st, writing)
@@ -320,6 +314,19 @@ func (f *failoverRun) run(ctx context.Context) error {
 	watches.Wait()
 	f.checkLease(fr)
 	return nil
+}
+
+// startNamespaces makes namespaces in the background, recording how many
+// in fr, until the returned func is called: it stops the maker and waits
+// for it to end, and may be called more than once.
+func (f *failoverRun) startNamespaces(ctx context.Context, fr *FailoverResult) func() {
+	nsDone := make(chan struct{})
+	nsCtx, stopNS := context.WithCancel(ctx)
+	go func() {
+		defer close(nsDone)
+		fr.NamespacesMade = f.makeNamespaces(nsCtx)
+	}()
+	return func() { stopNS(); <-nsDone }
 }
 
 // stopReplicas stops the replicas still running and records their logs
