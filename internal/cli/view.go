@@ -132,13 +132,8 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			switch {
-			case host == "":
-				return errors.New("--host is required: the service's NAME.NS or NAME.NS.svc.DOMAIN (e.g. --host helloworld.sample)")
-			case !cmd.Flags().Changed("port"):
-				return errors.New("--port is required: a port of the Service (e.g. --port 5000)")
-			case !cmd.Flags().Changed("network"):
-				return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
+			if err := requireViewFlags(cmd.Flags(), host); err != nil {
+				return err
 			}
 			sn, clusters, err := flags.load(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
@@ -169,6 +164,20 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the proxy's cluster: checked and shown with the service's cluster IP there; it does not change the view")
 	outputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+// requireViewFlags checks that view's required flags are given: --host
+// (host), --port and --network, which may be "".
+func requireViewFlags(fl *pflag.FlagSet, host string) error {
+	switch {
+	case host == "":
+		return errors.New("--host is required: the service's NAME.NS or NAME.NS.svc.DOMAIN (e.g. --host helloworld.sample)")
+	case !fl.Changed("port"):
+		return errors.New("--port is required: a port of the Service (e.g. --port 5000)")
+	case !fl.Changed("network"):
+		return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
+	}
+	return nil
 }
 
 // lookupView finds the service h (given as host on the command line) and
