@@ -591,15 +591,7 @@ func (in *Injector) validationContainer(res corev1.ResourceRequirements, o *podO
 	c := in.initContainer(res, o)
 	c.Name = ValidationName
 	c.Args = append(c.Args, "--run-validation", "--skip-rule-apply")
-	c.SecurityContext = &corev1.SecurityContext{
-		AllowPrivilegeEscalation: new(false),
-		Privileged:               new(false),
-		ReadOnlyRootFilesystem:   new(true),
-		RunAsGroup:               new(int64(ProxyUID)),
-		RunAsNonRoot:             new(true),
-		RunAsUser:                new(int64(ProxyUID)),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
+	c.SecurityContext = unprivileged()
 	return c
 }
 
@@ -712,10 +704,10 @@ func agentProbes(o *podOptions) (readiness, startup *corev1.Probe) {
 	return readiness, ready(1, 600)
 }
 
-// proxySecurityContext is istio-proxy's: unprivileged, as uid and gid
-// 1337, except that TPROXY capture runs it as root with NET_ADMIN.
-func proxySecurityContext(mode string) *corev1.SecurityContext {
-	sc := &corev1.SecurityContext{
+// unprivileged is the security context of a container that runs as uid
+// and gid 1337, with a read-only root and no capability.
+func unprivileged() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
 		AllowPrivilegeEscalation: new(false),
 		Privileged:               new(false),
 		ReadOnlyRootFilesystem:   new(true),
@@ -724,6 +716,12 @@ func proxySecurityContext(mode string) *corev1.SecurityContext {
 		RunAsUser:                new(int64(ProxyUID)),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
+}
+
+// proxySecurityContext is istio-proxy's: unprivileged, except that TPROXY
+// capture runs it as root with NET_ADMIN.
+func proxySecurityContext(mode string) *corev1.SecurityContext {
+	sc := unprivileged()
 	if mode == ModeTProxy {
 		// TPROXY needs the proxy to run as root with NET_ADMIN to set
 		// the transparent socket option; its gid stays 1337 for capture.
