@@ -78,85 +78,36 @@ func main() {
 	}
 }
 
-func run() error {
-	var (
-		cfg       bench.Config
-		rates     = floatList{vals: bench.DefaultRates()}
-		sweepS    = intList{floatList{vals: []float64{100, 1000, 5000}}}
-		sweepP    = intList{floatList{vals: []float64{50, 200, 500}}}
-		serveArgs stringList
-		protocol  string
-		out       string
-		sweep     bool
-		failover  bool
-		fo        bench.FailoverConfig
-	)
-	fs := flag.NewFlagSet("causeway-bench", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: causeway-bench [flags]\n\nLoad harness of causeway serve against two real kube-apiservers. Flags:\n")
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&cfg.Causeway, "causeway", "bin/causeway", "the built causeway binary (make build)")
-	fs.IntVar(&cfg.Services, "services", bench.DefaultServices, "S: services per cluster (the same in both)")
-	fs.IntVar(&cfg.Endpoints, "endpoints", bench.DefaultEndpoints, "E: endpoints (pods) per service per cluster")
-	fs.IntVar(&cfg.Proxies, "proxies", bench.DefaultProxies, "P: simulated sidecars per network")
-	fs.Var(&rates, "rate", "churn rates in changes/s: a list (10,100) or repeated; one phase each")
-	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "how long each churn phase writes")
-	fs.StringVar(&protocol, "protocol", string(bench.ProtocolSotW), "xDS variant of the proxies: sotw or delta")
-	fs.BoolVar(&cfg.Stall, "stall", true, "add a phase in which one proxy stops reading its stream")
-	fs.Float64Var(&cfg.StallRate, "stall-rate", 0, "rate of the stall phase (default: the highest -rate)")
-	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "after a phase, how long to wait for every change to reach every proxy")
-	fs.DurationVar(&cfg.StartTimeout, "start-timeout", bench.DefaultStartTimeout, "how long to wait for every proxy to hold the full view")
-	fs.BoolVar(&cfg.DiscoverySelectors, "discovery-selectors", false, "label the mesh's namespaces and give the server a mesh config whose discoverySelectors select only them")
-	fs.IntVar(&cfg.Unselected, "unselected", 0, "with -discovery-selectors: add N unselected namespaces per cluster, each holding as many Services, Pods and EndpointSlices as the mesh (N times the mesh's objects)")
-	fs.IntVar(&cfg.Writers, "writers", bench.DefaultWriters, "parallel writers per cluster while filling")
-	fs.Var(&serveArgs, "serve-arg", "extra argument of causeway serve (repeatable), e.g. -serve-arg=--debounce=10ms")
-	fs.StringVar(&cfg.WorkDir, "workdir", "", "folder in which each run makes its own folder for the clusters' files and the server's log, kept (default: a temporary one, removed unless the run fails)")
-	fs.StringVar(&cfg.ProfileDir, "profile", "", "folder for the server's Go profiles (CPU of each churn phase, heap after start and each phase); read them with go tool pprof -top bin/causeway FILE")
-	fs.StringVar(&out, "out", "bench/out/latest.json", "where to write the results as JSON (its folder is made; bench/out/ is not tracked: keep a run by copying it into bench/results/ under a dated name)")
-	fs.BoolVar(&sweep, "sweep", false, "sweep sizes: -sweep-services x -sweep-proxies, one churn phase at the first -rate each")
-	fs.Var(&sweepS, "sweep-services", "services of the sweep")
-	fs.Var(&sweepP, "sweep-proxies", "proxies per network of the sweep")
-	fs.BoolVar(&failover, "failover", false, "failover run: two replicas of causeway serve with leader election, -proxies per network (half delta, half SotW) spread over both, churn at the first -rate; "+
-		"SIGKILL the leader, restart it, SIGTERM the new leader; report reconnect and re-converge times, leaders and root ConfigMap writers (the results' failover section)")
-	fs.DurationVar(&fo.Steady, "failover-steady", 3*time.Second, "failover: churn before each failure and after the last")
-	fs.DurationVar(&fo.LeaseDuration, "failover-lease", 4*time.Second, "failover: the replicas' --leader-lease-duration (renew deadline 3/4 of it, retry period 1/8)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: every setting is a flag (see -h)", fs.Args())
-	}
-	cfg.Rates, cfg.Protocol, cfg.ServeArgs = rates.vals, bench.Protocol(protocol), serveArgs
-	cfg.Progress = os.Stderr
+// options are the flags of causeway-bench.
+type options struct {
+	cfg       bench.Config
+	rates     floatList
+	sweepS    intList
+	sweepP    intList
+	serveArgs stringList
+	protocol  string
+	out       string
+	sweep     bool
+	failover  bool
+	fo        bench.FailoverConfig
+}
 
+func run() error {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil || o == nil {
+		return err // o is nil after -h
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var (
-		res *bench.Results
-		err error
-	)
-	switch {
-	case failover:
-		fo.Rate = cfg.Rates[0]
-		fo.RenewDeadline, fo.RetryPeriod = fo.LeaseDuration*3/4, fo.LeaseDuration/8
-		res, err = bench.Failover(ctx, cfg, fo)
-	case sweep:
-		res, err = bench.Sweep(ctx, cfg, sweepS.ints(), sweepP.ints())
-	default:
-		res, err = bench.Run(ctx, cfg)
-	}
+	res, err := o.bench(ctx)
 	if res != nil {
-		if werr := res.WriteJSON(out); werr != nil {
+		if werr := res.WriteJSON(o.out); werr != nil {
 			return werr
 		}
 		if terr := res.WriteTable(os.Stdout); terr != nil {
 			return terr
 		}
-		fmt.Fprintf(os.Stderr, "results written to %s\n", out)
+		fmt.Fprintf(os.Stderr, "results written to %s\n", o.out)
 	}
 	if err != nil {
 		return err
@@ -165,4 +116,76 @@ func run() error {
 		return fmt.Errorf("the run found %d problem(s):\n  %s", len(f), strings.Join(f, "\n  "))
 	}
 	return nil
+}
+
+// parseFlags reads the command line into options; nil options and no
+// error after -h.
+func parseFlags(args []string) (*options, error) {
+	o := &options{
+		rates:  floatList{vals: bench.DefaultRates()},
+		sweepS: intList{floatList{vals: []float64{100, 1000, 5000}}},
+		sweepP: intList{floatList{vals: []float64{50, 200, 500}}},
+	}
+	fs := flag.NewFlagSet("causeway-bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: causeway-bench [flags]\n\nLoad harness of causeway serve against two real kube-apiservers. Flags:\n")
+		fs.PrintDefaults()
+	}
+	o.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: every setting is a flag (see -h)", fs.Args())
+	}
+	o.cfg.Rates, o.cfg.Protocol, o.cfg.ServeArgs = o.rates.vals, bench.Protocol(o.protocol), o.serveArgs
+	o.cfg.Progress = os.Stderr
+	return o, nil
+}
+
+// register adds the flags of causeway-bench to fs.
+func (o *options) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.cfg.Causeway, "causeway", "bin/causeway", "the built causeway binary (make build)")
+	fs.IntVar(&o.cfg.Services, "services", bench.DefaultServices, "S: services per cluster (the same in both)")
+	fs.IntVar(&o.cfg.Endpoints, "endpoints", bench.DefaultEndpoints, "E: endpoints (pods) per service per cluster")
+	fs.IntVar(&o.cfg.Proxies, "proxies", bench.DefaultProxies, "P: simulated sidecars per network")
+	fs.Var(&o.rates, "rate", "churn rates in changes/s: a list (10,100) or repeated; one phase each")
+	fs.DurationVar(&o.cfg.Duration, "duration", bench.DefaultDuration, "how long each churn phase writes")
+	fs.StringVar(&o.protocol, "protocol", string(bench.ProtocolSotW), "xDS variant of the proxies: sotw or delta")
+	fs.BoolVar(&o.cfg.Stall, "stall", true, "add a phase in which one proxy stops reading its stream")
+	fs.Float64Var(&o.cfg.StallRate, "stall-rate", 0, "rate of the stall phase (default: the highest -rate)")
+	fs.DurationVar(&o.cfg.Settle, "settle", bench.DefaultSettle, "after a phase, how long to wait for every change to reach every proxy")
+	fs.DurationVar(&o.cfg.StartTimeout, "start-timeout", bench.DefaultStartTimeout, "how long to wait for every proxy to hold the full view")
+	fs.BoolVar(&o.cfg.DiscoverySelectors, "discovery-selectors", false, "label the mesh's namespaces and give the server a mesh config whose discoverySelectors select only them")
+	fs.IntVar(&o.cfg.Unselected, "unselected", 0, "with -discovery-selectors: add N unselected namespaces per cluster, each holding as many Services, Pods and EndpointSlices as the mesh (N times the mesh's objects)")
+	fs.IntVar(&o.cfg.Writers, "writers", bench.DefaultWriters, "parallel writers per cluster while filling")
+	fs.Var(&o.serveArgs, "serve-arg", "extra argument of causeway serve (repeatable), e.g. -serve-arg=--debounce=10ms")
+	fs.StringVar(&o.cfg.WorkDir, "workdir", "", "folder in which each run makes its own folder for the clusters' files and the server's log, kept (default: a temporary one, removed unless the run fails)")
+	fs.StringVar(&o.cfg.ProfileDir, "profile", "", "folder for the server's Go profiles (CPU of each churn phase, heap after start and each phase); read them with go tool pprof -top bin/causeway FILE")
+	fs.StringVar(&o.out, "out", "bench/out/latest.json", "where to write the results as JSON (its folder is made; bench/out/ is not tracked: keep a run by copying it into bench/results/ under a dated name)")
+	fs.BoolVar(&o.sweep, "sweep", false, "sweep sizes: -sweep-services x -sweep-proxies, one churn phase at the first -rate each")
+	fs.Var(&o.sweepS, "sweep-services", "services of the sweep")
+	fs.Var(&o.sweepP, "sweep-proxies", "proxies per network of the sweep")
+	fs.BoolVar(&o.failover, "failover", false, "failover run: two replicas of causeway serve with leader election, -proxies per network (half delta, half SotW) spread over both, churn at the first -rate; "+
+		"SIGKILL the leader, restart it, SIGTERM the new leader; report reconnect and re-converge times, leaders and root ConfigMap writers (the results' failover section)")
+	fs.DurationVar(&o.fo.Steady, "failover-steady", 3*time.Second, "failover: churn before each failure and after the last")
+	fs.DurationVar(&o.fo.LeaseDuration, "failover-lease", 4*time.Second, "failover: the replicas' --leader-lease-duration (renew deadline 3/4 of it, retry period 1/8)")
+}
+
+// bench runs what the flags ask for: a failover run, a sweep of sizes, or
+// churn phases at one size.
+func (o *options) bench(ctx context.Context) (*bench.Results, error) {
+	switch {
+	case o.failover:
+		o.fo.Rate = o.cfg.Rates[0]
+		o.fo.RenewDeadline, o.fo.RetryPeriod = o.fo.LeaseDuration*3/4, o.fo.LeaseDuration/8
+		return bench.Failover(ctx, o.cfg, o.fo)
+	case o.sweep:
+		return bench.Sweep(ctx, o.cfg, o.sweepS.ints(), o.sweepP.ints())
+	default:
+		return bench.Run(ctx, o.cfg)
+	}
 }

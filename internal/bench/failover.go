@@ -262,16 +262,7 @@ func (f *failoverRun) run(ctx context.Context) error {
 	}
 	fr := &FailoverResult{Replicas: []string{"replica-a", "replica-b"}, LeaseDurationSeconds: fo.LeaseDuration.Seconds(), PeakRSSBytes: map[string]int64{}}
 	f.res.Failover = fr
-	defer func() {
-		for _, r := range f.replicas {
-			if r.proc != nil {
-				r.recordRSS()
-				r.proc.stop()
-			}
-			fr.Logs = append(fr.Logs, r.logs...)
-			fr.PeakRSSBytes[r.name] = r.peakRSS
-		}
-	}()
+	defer f.stopReplicas(fr)
 
 	// Watch the Lease and the root ConfigMaps of the config cluster from
 	// before the replicas start.
@@ -285,18 +276,10 @@ func (f *failoverRun) run(ctx context.Context) error {
 	}
 
 	full := expectedViews(w.objects())
-	f.sh = &shared{intern: newInternTable(), logs: map[string]*changeLog{}, phases: []*phaseStats{{}}}
-	for _, bc := range w.clusters {
-		f.sh.logs[bc.network] = newChangeLog(len(bc.slices))
-	}
+	f.sh = newShared(w.clusters, 1)
 	addrs := []string{f.replicas[0].xdsAddr, f.replicas[1].xdsAddr}
 	proxyCtx, stopProxies := context.WithCancel(ctx)
-	defer func() {
-		stopProxies()
-		for _, px := range f.proxies {
-			<-px.done
-		}
-	}()
+	defer f.endProxies(stopProxies)
 	f.begin = time.Now()
 	for _, r := range f.replicas {
 		if err := r.start(cfg.Causeway); err != nil {
@@ -311,13 +294,8 @@ func (f *failoverRun) run(ctx context.Context) error {
 	// Churn through the whole sequence.
 	endChurn, churnBegin := f.startChurn(ctx)
 	defer endChurn()
-	nsDone := make(chan struct{})
-	nsCtx, stopNS := context.WithCancel(ctx)
-	defer func() { stopNS(); <-nsDone }()
-	go func() {
-		defer close(nsDone)
-		fr.NamespacesMade = f.makeNamespaces(nsCtx)
-	}()
+	endNamespaces := f.startNamespaces(ctx, fr)
+	defer endNamespaces()
 
 	if err := f.failAndRecover(ctx, fr); err != nil {
 		return err
@@ -326,23 +304,63 @@ func (f *failoverRun) run(ctx context.Context) error {
 	// Settle: every change delivered to every proxy, or the timeout.
 	writing := time.Since(churnBegin)
 	endChurn()
-	stopNS()
-	<-nsDone
+	endNamespaces()
 	st := f.sh.phases[0]
 	_ = f.waitFor(ctx, "every change delivered", func() bool { return st.delivered.Load() >= st.expected.Load() })
 	f.recordChurn(st, writing)
 
-	sess := &session{w: w, sh: f.sh, proxies: f.proxies}
-	if err := sess.verify(ctx, &f.res.Verify); err != nil {
-		return err
-	}
-	if err := f.checkRoots(ctx, fr); err != nil {
+	if err := f.verify(ctx, fr); err != nil {
 		return err
 	}
 	stopWatch()
 	watches.Wait()
 	f.checkLease(fr)
 	return nil
+}
+
+// startNamespaces makes namespaces in the background, recording how many
+// in fr, until the returned func is called: it stops the maker and waits
+// for it to end, and may be called more than once.
+func (f *failoverRun) startNamespaces(ctx context.Context, fr *FailoverResult) func() {
+	nsDone := make(chan struct{})
+	nsCtx, stopNS := context.WithCancel(ctx)
+	go func() {
+		defer close(nsDone)
+		fr.NamespacesMade = f.makeNamespaces(nsCtx)
+	}()
+	return func() { stopNS(); <-nsDone }
+}
+
+// stopReplicas stops the replicas still running and records their logs
+// and peak RSS in fr.
+func (f *failoverRun) stopReplicas(fr *FailoverResult) {
+	for _, r := range f.replicas {
+		if r.proc != nil {
+			r.recordRSS()
+			r.proc.stop()
+		}
+		fr.Logs = append(fr.Logs, r.logs...)
+		fr.PeakRSSBytes[r.name] = r.peakRSS
+	}
+}
+
+// endProxies stops the proxies (stop cancels their context) and waits
+// until every one has ended.
+func (f *failoverRun) endProxies(stop context.CancelFunc) {
+	stop()
+	for _, px := range f.proxies {
+		<-px.done
+	}
+}
+
+// verify compares the proxies' EDS with what the objects imply, then
+// checks every root ConfigMap write against the Lease holder of its time.
+func (f *failoverRun) verify(ctx context.Context, fr *FailoverResult) error {
+	sess := &session{w: f.w, sh: f.sh, proxies: f.proxies}
+	if err := sess.verify(ctx, &f.res.Verify); err != nil {
+		return err
+	}
+	return f.checkRoots(ctx, fr)
 }
 
 // steady lets the churn run for fo.Steady, watching that the replicas

@@ -132,6 +132,20 @@ type shared struct {
 	phases []*phaseStats
 }
 
+// newShared is the state shared by the proxies of a run of phases phases
+// over clusters: an empty intern table, a change log per network and
+// empty phase statistics.
+func newShared(clusters []*benchCluster, phases int) *shared {
+	sh := &shared{intern: newInternTable(), logs: map[string]*changeLog{}, phases: make([]*phaseStats, phases)}
+	for i := range sh.phases {
+		sh.phases[i] = &phaseStats{}
+	}
+	for _, bc := range clusters {
+		sh.logs[bc.network] = newChangeLog(len(bc.slices))
+	}
+	return sh
+}
+
 // proxy is one simulated sidecar: one gRPC connection, one ADS stream.
 type proxy struct {
 	sh       *shared
@@ -341,42 +355,59 @@ func (p *proxy) runDelta(ctx context.Context, client discoveryv3.AggregatedDisco
 		p.markResponse(now)
 		switch resp.GetTypeUrl() {
 		case resourcev3.ClusterType:
-			before := p.subscriptions()
-			anys := make([]*anypb.Any, len(resp.GetResources()))
-			for i, r := range resp.GetResources() {
-				anys[i] = r.GetResource()
-			}
-			if _, err := p.applyCDS(anys, resp.GetRemovedResources(), false); err != nil {
+			if err := p.deltaCDS(stream, resp); err != nil {
 				return err
-			}
-			ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce()}
-			if err := stream.Send(ack); err != nil {
-				return fmt.Errorf("ACK CDS: %w", err)
-			}
-			add, remove := diffSorted(before, p.subscriptions())
-			if len(add) > 0 || len(remove) > 0 {
-				req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove}
-				if err := stream.Send(req); err != nil {
-					return fmt.Errorf("send EDS subscription: %w", err)
-				}
 			}
 		case resourcev3.EndpointType:
-			anys := make([]*anypb.Any, len(resp.GetResources()))
-			names := make([]string, len(resp.GetResources()))
-			for i, r := range resp.GetResources() {
-				anys[i], names[i] = r.GetResource(), r.GetName()
-			}
-			if err := p.applyEDS(anys, names, resp.GetRemovedResources(), now); err != nil {
+			if err := p.deltaEDS(stream, resp, now); err != nil {
 				return err
-			}
-			ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: resp.GetNonce()}
-			if err := stream.Send(ack); err != nil {
-				return fmt.Errorf("ACK EDS: %w", err)
 			}
 		default:
 			return fmt.Errorf("response of type %s, which was not asked for", resp.GetTypeUrl())
 		}
 	}
+}
+
+// deltaCDS applies a delta CDS response, ACKs it, and subscribes to the
+// EDS names it adds and unsubscribes from those it drops.
+func (p *proxy) deltaCDS(stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, resp *discoveryv3.DeltaDiscoveryResponse) error {
+	before := p.subscriptions()
+	anys := make([]*anypb.Any, len(resp.GetResources()))
+	for i, r := range resp.GetResources() {
+		anys[i] = r.GetResource()
+	}
+	if _, err := p.applyCDS(anys, resp.GetRemovedResources(), false); err != nil {
+		return err
+	}
+	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce()}
+	if err := stream.Send(ack); err != nil {
+		return fmt.Errorf("ACK CDS: %w", err)
+	}
+	add, remove := diffSorted(before, p.subscriptions())
+	if len(add) > 0 || len(remove) > 0 {
+		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove}
+		if err := stream.Send(req); err != nil {
+			return fmt.Errorf("send EDS subscription: %w", err)
+		}
+	}
+	return nil
+}
+
+// deltaEDS applies a delta EDS response received at now and ACKs it.
+func (p *proxy) deltaEDS(stream discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, resp *discoveryv3.DeltaDiscoveryResponse, now time.Time) error {
+	anys := make([]*anypb.Any, len(resp.GetResources()))
+	names := make([]string, len(resp.GetResources()))
+	for i, r := range resp.GetResources() {
+		anys[i], names[i] = r.GetResource(), r.GetName()
+	}
+	if err := p.applyEDS(anys, names, resp.GetRemovedResources(), now); err != nil {
+		return err
+	}
+	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: resp.GetNonce()}
+	if err := stream.Send(ack); err != nil {
+		return fmt.Errorf("ACK EDS: %w", err)
+	}
+	return nil
 }
 
 func recvError(err error) error {

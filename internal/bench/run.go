@@ -244,13 +244,7 @@ func (w *world) startSession(ctx context.Context, cfg Config, p, phases int) (*s
 	}
 	xdsAddr, debugAddr := addrs[0], addrs[1]
 	full := expectedViews(w.objects())
-	sh := &shared{intern: newInternTable(), logs: map[string]*changeLog{}, phases: make([]*phaseStats, phases)}
-	for i := range sh.phases {
-		sh.phases[i] = &phaseStats{}
-	}
-	for _, bc := range w.clusters {
-		sh.logs[bc.network] = newChangeLog(len(bc.slices))
-	}
+	sh := newShared(w.clusters, phases)
 	ctx, cancel := context.WithCancel(ctx)
 	s := &session{cfg: cfg, w: w, sh: sh, cancel: cancel, perNet: p, audience: make([]atomic.Int64, len(w.clusters))}
 	if s.prof, err = newProfiler(cfg.ProfileDir, debugAddr); err != nil {

@@ -116,37 +116,75 @@ type fillCounters struct {
 // unselected more namespaces, unlabeled, get S Services with E Pods and an
 // EndpointSlice each too: objects the server must neither serve nor cache.
 func (bc *benchCluster) fill(ctx context.Context, s, e, w int, selectors bool, unselected int, cnt *fillCounters) error {
-	cs := bc.cs
 	var meshLabels map[string]string
 	if selectors {
 		meshLabels = map[string]string{meshLabel: "true"}
-		def, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("fill cluster %s: %w", bc.id, err)
-		}
-		if def.Labels == nil {
-			def.Labels = map[string]string{}
-		}
-		def.Labels[meshLabel] = "true"
-		if _, err := cs.CoreV1().Namespaces().Update(ctx, def, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("fill cluster %s: label namespace default: %w", bc.id, err)
-		}
-	}
-	sysLabels := map[string]string{labelNetwork: bc.network}
-	maps.Copy(sysLabels, meshLabels)
-	if _, err := testenv.CreateNamespace(ctx, cs, systemNamespace, sysLabels); err != nil {
-		return err
-	}
-	if _, err := testenv.CreateNamespace(ctx, cs, benchNamespace, meshLabels); err != nil {
-		return err
-	}
-	for k := range unselected {
-		if _, err := testenv.CreateNamespace(ctx, cs, unselectedNamespace(k), nil); err != nil {
+		if err := bc.labelDefaultNamespace(ctx); err != nil {
 			return err
 		}
 	}
-	if _, err := testenv.CreateNode(ctx, cs, nodeName, nil, "", netip.AddrFrom4([4]byte{192, 168, byte(bc.index), 1}).String()); err != nil {
+	gw, err := bc.writeBase(ctx, meshLabels, unselected)
+	if err != nil {
 		return err
+	}
+	cnt.done.Add(6)
+	services, mtls, err := bc.writeServices(ctx, s, e, w, unselected, cnt)
+	if err != nil {
+		return err
+	}
+	// The apiserver's own Service is part of the mesh too.
+	kube, err := bc.cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+	}
+	services = append(services, gw, kube)
+	bc.services = services
+	for _, pods := range mtls {
+		for _, p := range pods {
+			bc.mtlsPods[benchNamespace+"/"+p] = true
+		}
+	}
+	return nil
+}
+
+// labelDefaultNamespace labels the namespace default meshLabel, so that the
+// discovery selectors select it.
+func (bc *benchCluster) labelDefaultNamespace(ctx context.Context) error {
+	cs := bc.cs
+	def, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+	}
+	if def.Labels == nil {
+		def.Labels = map[string]string{}
+	}
+	def.Labels[meshLabel] = "true"
+	if _, err := cs.CoreV1().Namespaces().Update(ctx, def, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("fill cluster %s: label namespace default: %w", bc.id, err)
+	}
+	return nil
+}
+
+// writeBase writes the cluster's namespaces (the mesh's labeled
+// meshLabels, and unselected unlabeled ones), its node and its east-west
+// gateway Service with a load balancer address, and returns the gateway.
+func (bc *benchCluster) writeBase(ctx context.Context, meshLabels map[string]string, unselected int) (*corev1.Service, error) {
+	cs := bc.cs
+	sysLabels := map[string]string{labelNetwork: bc.network}
+	maps.Copy(sysLabels, meshLabels)
+	if _, err := testenv.CreateNamespace(ctx, cs, systemNamespace, sysLabels); err != nil {
+		return nil, err
+	}
+	if _, err := testenv.CreateNamespace(ctx, cs, benchNamespace, meshLabels); err != nil {
+		return nil, err
+	}
+	for k := range unselected {
+		if _, err := testenv.CreateNamespace(ctx, cs, unselectedNamespace(k), nil); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := testenv.CreateNode(ctx, cs, nodeName, nil, "", netip.AddrFrom4([4]byte{192, 168, byte(bc.index), 1}).String()); err != nil {
+		return nil, err
 	}
 	_, err := testenv.CreateService(ctx, cs, testenv.Service{
 		Namespace: systemNamespace, Name: gatewayName, Type: corev1.ServiceTypeLoadBalancer,
@@ -154,14 +192,17 @@ func (bc *benchCluster) fill(ctx context.Context, s, e, w int, selectors bool, u
 		Ports:  []corev1.ServicePort{{Name: "tls", Port: defaultGwPort, TargetPort: intstr.FromInt32(defaultGwPort)}},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	gw, err := testenv.SetLoadBalancerIngress(ctx, cs, systemNamespace, gatewayName, bc.gateway)
-	if err != nil {
-		return err
-	}
-	cnt.done.Add(6)
+	return testenv.SetLoadBalancerIngress(ctx, cs, systemNamespace, gatewayName, bc.gateway)
+}
 
+// writeServices writes S Services with E Pods and an EndpointSlice each in
+// the mesh's namespace, and as many in each unselected namespace, with w
+// parallel writers. It keeps the mesh's slices in bc and returns its
+// Services and, per Service, its mTLS pods.
+func (bc *benchCluster) writeServices(ctx context.Context, s, e, w, unselected int, cnt *fillCounters) ([]*corev1.Service, [][]string, error) {
+	cs := bc.cs
 	services := make([]*corev1.Service, s)
 	bc.slices = make([]*discoveryv1.EndpointSlice, s)
 	bc.busy = make([]bool, s)
@@ -201,24 +242,12 @@ feed:
 	close(jobs)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+		return nil, nil, fmt.Errorf("fill cluster %s: %w", bc.id, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
+		return nil, nil, fmt.Errorf("fill cluster %s: %w", bc.id, err)
 	}
-	// The apiserver's own Service is part of the mesh too.
-	kube, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("fill cluster %s: %w", bc.id, err)
-	}
-	services = append(services, gw, kube)
-	bc.services = services
-	for _, pods := range mtls {
-		for _, p := range pods {
-			bc.mtlsPods[benchNamespace+"/"+p] = true
-		}
-	}
-	return nil
+	return services, mtls, nil
 }
 
 // writeService writes Service i of cluster c, its e Running and Ready Pods

@@ -271,47 +271,65 @@ func (p *rootPublisher) sync(ctx context.Context, ns string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	configMaps := p.client.CoreV1().ConfigMaps(ns)
 	switch decideRoot(cm, st.root, p.a.manager, p.cluster) {
 	case rootKeep:
 		return nil
 	case rootForeign:
-		p.a.metrics.rootForeign.WithLabelValues(string(p.cluster)).Inc()
-		theirs := cm.Data[RootConfigMapKey]
-		if !p.foreign[theirs] {
-			p.foreign[theirs] = true
-			p.log.Warn("cluster has its own control plane with another root: workloads of the two clusters do not trust each other; plug in intermediates of one shared root (causeway certs intermediate) in both",
-				"namespace", ns, "writer", rootOwner(cm), "theirRoots", fingerprints([]byte(theirs)), "ourRoots", fingerprints(st.root))
-		}
+		p.noteForeign(ns, cm, st.root)
 		return nil
 	case rootCreate:
-		_, err := configMaps.Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: ns, Labels: maps.Clone(rootLabels), Annotations: p.a.writerAnnotations(nil)},
-			Data:       map[string]string{RootConfigMapKey: string(st.root)},
-		}, metav1.CreateOptions{FieldManager: p.a.manager})
-		switch {
-		case err == nil:
-			p.a.metrics.rootWrites.WithLabelValues(string(p.cluster), "create").Inc()
-			p.log.Debug("root ConfigMap created", "namespace", ns)
-			return nil
-		case apierrors.IsAlreadyExists(err):
-			return nil // the informer brings it, and its namespace back here
-		case apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-			return nil // the namespace is going
-		}
-		return fmt.Errorf("create ConfigMap %s/%s: %w", ns, RootConfigMapName, err)
+		return p.create(ctx, ns, st.root)
 	}
+	return p.update(ctx, ns, cm, st.root)
+}
+
+// noteForeign counts a root ConfigMap of namespace ns written by another
+// control plane with another root, and warns once per foreign root.
+func (p *rootPublisher) noteForeign(ns string, cm *corev1.ConfigMap, root []byte) {
+	p.a.metrics.rootForeign.WithLabelValues(string(p.cluster)).Inc()
+	theirs := cm.Data[RootConfigMapKey]
+	if !p.foreign[theirs] {
+		p.foreign[theirs] = true
+		p.log.Warn("cluster has its own control plane with another root: workloads of the two clusters do not trust each other; plug in intermediates of one shared root (causeway certs intermediate) in both",
+			"namespace", ns, "writer", rootOwner(cm), "theirRoots", fingerprints([]byte(theirs)), "ourRoots", fingerprints(root))
+	}
+}
+
+// create creates the root ConfigMap of namespace ns; one that exists
+// already, or a namespace that is going, is no error.
+func (p *rootPublisher) create(ctx context.Context, ns string, root []byte) error {
+	_, err := p.client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: RootConfigMapName, Namespace: ns, Labels: maps.Clone(rootLabels), Annotations: p.a.writerAnnotations(nil)},
+		Data:       map[string]string{RootConfigMapKey: string(root)},
+	}, metav1.CreateOptions{FieldManager: p.a.manager})
+	switch {
+	case err == nil:
+		p.a.metrics.rootWrites.WithLabelValues(string(p.cluster), "create").Inc()
+		p.log.Debug("root ConfigMap created", "namespace", ns)
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return nil // the informer brings it, and its namespace back here
+	case apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		return nil // the namespace is going
+	}
+	return fmt.Errorf("create ConfigMap %s/%s: %w", ns, RootConfigMapName, err)
+}
+
+// update writes root into the existing root ConfigMap cm of namespace ns,
+// with the publisher's labels and writer annotation; one deleted meanwhile
+// is no error.
+func (p *rootPublisher) update(ctx context.Context, ns string, cm *corev1.ConfigMap, root []byte) error {
 	next := cm.DeepCopy()
 	if next.Data == nil {
 		next.Data = map[string]string{}
 	}
-	next.Data[RootConfigMapKey] = string(st.root)
+	next.Data[RootConfigMapKey] = string(root)
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
 	}
 	maps.Copy(next.Labels, rootLabels)
 	next.Annotations = p.a.writerAnnotations(next.Annotations)
-	_, err = configMaps.Update(ctx, next, metav1.UpdateOptions{FieldManager: p.a.manager})
+	_, err := p.client.CoreV1().ConfigMaps(ns).Update(ctx, next, metav1.UpdateOptions{FieldManager: p.a.manager})
 	switch {
 	case err == nil:
 		p.a.metrics.rootWrites.WithLabelValues(string(p.cluster), "update").Inc()

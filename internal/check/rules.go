@@ -274,47 +274,9 @@ func rootRule(m *mesh) []Result {
 		roots []rootOf
 	)
 	for _, s := range m.snaps {
-		certFix := fmt.Sprintf("causeway certs intermediate --root certs --cluster %s --apply --context %s (the control plane picks it up without a restart; workloads as they renew)", s.name, s.name)
-		switch {
-		case s.secretsErr != nil:
-			out = append(out, Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cannot read secrets of %s: %v", m.cfg.SystemNamespace, s.secretsErr), "the check needs get and list on secrets of the system namespace"})
-			continue
-		case s.cacerts == nil && m.isRemote(s):
-			out = append(out, Result{OK, s.name, CheckRootCA, "no cacerts: a remote cluster, its workloads get certificates from the primary's CA", ""})
-			continue
-		case s.cacerts == nil && s.caSecret != nil:
-			out = append(out, Result{Warn, s.name, CheckRootCA, fmt.Sprintf("no cacerts Secret: the control plane signs with its own self-signed root (%s), which no other cluster trusts", install.CASecretName), certFix})
-			continue
-		case s.cacerts == nil:
-			out = append(out, Result{Warn, s.name, CheckRootCA, "no cacerts Secret: the control plane will make its own self-signed root, which no other cluster trusts", certFix})
-			continue
-		}
-		b := pki.BundleFromData(s.cacerts.Data)
-		infos, err := pki.Inspect(b.RootCert)
-		if err != nil {
-			out = append(out, Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts %s: %v", pki.FileRootCert, err), certFix})
-			continue
-		}
-		r := rootOf{cluster: s.name}
-		for i := range infos {
-			if in := &infos[i]; in.SelfSigned {
-				r.fps = append(r.fps, in.SHA256)
-				if r.subject == "" {
-					r.subject = in.Subject
-				}
-			}
-		}
-		if len(r.fps) == 0 {
-			out = append(out, Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts %s holds no self-signed root", pki.FileRootCert), certFix})
-			continue
-		}
-		chain := b.CertChain
-		if len(chain) == 0 {
-			chain = b.CACert
-		}
-		// At the cluster's time: what its control plane will see.
-		if err := pki.Verify(chain, b.RootCert, pki.VerifyOptions{Now: m.cfg.Now().Add(s.skew)}); err != nil {
-			out = append(out, Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts does not chain to its root: %v", err), certFix})
+		r, problem := clusterRoot(m, s)
+		if problem != nil {
+			out = append(out, *problem)
 			continue
 		}
 		roots = append(roots, r)
@@ -322,6 +284,55 @@ func rootRule(m *mesh) []Result {
 	if len(roots) == 0 {
 		return out
 	}
+	return append(out, sharedRootResults(roots)...)
+}
+
+// clusterRoot is the root a cluster's plug-in CA chains to, or the result
+// that says why there is none to compare (no cacerts, or a broken one).
+func clusterRoot(m *mesh, s *snapshot) (rootOf, *Result) {
+	certFix := fmt.Sprintf("causeway certs intermediate --root certs --cluster %s --apply --context %s (the control plane picks it up without a restart; workloads as they renew)", s.name, s.name)
+	switch {
+	case s.secretsErr != nil:
+		return rootOf{}, &Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cannot read secrets of %s: %v", m.cfg.SystemNamespace, s.secretsErr), "the check needs get and list on secrets of the system namespace"}
+	case s.cacerts == nil && m.isRemote(s):
+		return rootOf{}, &Result{OK, s.name, CheckRootCA, "no cacerts: a remote cluster, its workloads get certificates from the primary's CA", ""}
+	case s.cacerts == nil && s.caSecret != nil:
+		return rootOf{}, &Result{Warn, s.name, CheckRootCA, fmt.Sprintf("no cacerts Secret: the control plane signs with its own self-signed root (%s), which no other cluster trusts", install.CASecretName), certFix}
+	case s.cacerts == nil:
+		return rootOf{}, &Result{Warn, s.name, CheckRootCA, "no cacerts Secret: the control plane will make its own self-signed root, which no other cluster trusts", certFix}
+	}
+	b := pki.BundleFromData(s.cacerts.Data)
+	infos, err := pki.Inspect(b.RootCert)
+	if err != nil {
+		return rootOf{}, &Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts %s: %v", pki.FileRootCert, err), certFix}
+	}
+	r := rootOf{cluster: s.name}
+	for i := range infos {
+		if in := &infos[i]; in.SelfSigned {
+			r.fps = append(r.fps, in.SHA256)
+			if r.subject == "" {
+				r.subject = in.Subject
+			}
+		}
+	}
+	if len(r.fps) == 0 {
+		return rootOf{}, &Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts %s holds no self-signed root", pki.FileRootCert), certFix}
+	}
+	chain := b.CertChain
+	if len(chain) == 0 {
+		chain = b.CACert
+	}
+	// At the cluster's time: what its control plane will see.
+	if err := pki.Verify(chain, b.RootCert, pki.VerifyOptions{Now: m.cfg.Now().Add(s.skew)}); err != nil {
+		return rootOf{}, &Result{Fail, s.name, CheckRootCA, fmt.Sprintf("cacerts does not chain to its root: %v", err), certFix}
+	}
+	return r, nil
+}
+
+// sharedRootResults says of each cluster whether it chains to the mesh's
+// root, the one most clusters chain to.
+func sharedRootResults(roots []rootOf) []Result {
+	var out []Result
 	// The mesh's root is the one most clusters chain to (the first
 	// cluster's on a tie).
 	count := map[string]int{}
@@ -427,39 +438,50 @@ func gatewayRule(m *mesh) []Result {
 		}
 		for gi := range s.gateways {
 			g := &s.gateways[gi]
-			id := g.svc.Namespace + "/" + g.svc.Name
-			net := g.svc.Labels[install.LabelNetwork]
-			withService[net] = true
-			if own := m.network[s.name]; own != "" && own != net {
-				out = append(out, Result{Warn, s.name, CheckGateway,
-					fmt.Sprintf("gateway %s is labeled network %s in a cluster of network %s", id, net, own),
-					"label the gateway Service with its own network, or label the namespace right"})
-			}
-			gp, err := gatewayPort(&g.svc)
-			if err != nil {
-				out = append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %v", id, net, err), "set the label to the Service port other networks dial, or remove it for 15443"})
-				continue
-			}
-			i := slices.IndexFunc(g.svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == gp })
-			if i < 0 {
-				out = append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s has no port %d", id, net, gp),
-					fmt.Sprintf("add the port or set %s to the port it has", install.LabelGatewayPort)})
-				continue
-			}
-			_, how, reason := gatewayAddresses(g, g.svc.Spec.Ports[i])
-			if reason != "" {
-				fix := fmt.Sprintf("see its pods: kubectl --context %s -n %s get pods -l %s=%s -o wide", s.name, g.svc.Namespace, install.LabelIstio, install.GatewayLabelValue)
-				if g.svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-					fix = "install a load-balancer controller (MetalLB on bare metal), or regenerate the gateway with --gateway-service-type NodePort"
-				} else if g.svc.Spec.Type != corev1.ServiceTypeNodePort {
-					fix = "regenerate the gateway with --gateway-service-type LoadBalancer or NodePort"
-				}
-				out = append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %s", id, net, reason), fix})
-				continue
-			}
-			out = append(out, Result{OK, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %s", id, net, how), ""})
+			withService[g.svc.Labels[install.LabelNetwork]] = true
+			out = append(out, gatewayResults(m, s, g)...)
 		}
 	}
+	return append(out, gatewaylessNetworkResults(m, withService)...)
+}
+
+// gatewayResults checks one gateway Service of cluster s: its network
+// label, the port other networks dial, and an address they can reach.
+func gatewayResults(m *mesh, s *snapshot, g *gatewayInfo) []Result {
+	var out []Result
+	id := g.svc.Namespace + "/" + g.svc.Name
+	net := g.svc.Labels[install.LabelNetwork]
+	if own := m.network[s.name]; own != "" && own != net {
+		out = append(out, Result{Warn, s.name, CheckGateway,
+			fmt.Sprintf("gateway %s is labeled network %s in a cluster of network %s", id, net, own),
+			"label the gateway Service with its own network, or label the namespace right"})
+	}
+	gp, err := gatewayPort(&g.svc)
+	if err != nil {
+		return append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %v", id, net, err), "set the label to the Service port other networks dial, or remove it for 15443"})
+	}
+	i := slices.IndexFunc(g.svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == gp })
+	if i < 0 {
+		return append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s has no port %d", id, net, gp),
+			fmt.Sprintf("add the port or set %s to the port it has", install.LabelGatewayPort)})
+	}
+	_, how, reason := gatewayAddresses(g, g.svc.Spec.Ports[i])
+	if reason != "" {
+		fix := fmt.Sprintf("see its pods: kubectl --context %s -n %s get pods -l %s=%s -o wide", s.name, g.svc.Namespace, install.LabelIstio, install.GatewayLabelValue)
+		if g.svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			fix = "install a load-balancer controller (MetalLB on bare metal), or regenerate the gateway with --gateway-service-type NodePort"
+		} else if g.svc.Spec.Type != corev1.ServiceTypeNodePort {
+			fix = "regenerate the gateway with --gateway-service-type LoadBalancer or NodePort"
+		}
+		return append(out, Result{Fail, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %s", id, net, reason), fix})
+	}
+	return append(out, Result{OK, s.name, CheckGateway, fmt.Sprintf("gateway %s of %s: %s", id, net, how), ""})
+}
+
+// gatewaylessNetworkResults speaks of each network without a gateway
+// Service: fine when it is the only network, a failure otherwise.
+func gatewaylessNetworkResults(m *mesh, withService map[string]bool) []Result {
+	var out []Result
 	for _, net := range m.networks {
 		if withService[net] {
 			continue
@@ -528,66 +550,83 @@ func selects(svc *corev1.Service, d *appsv1.Deployment) bool {
 }
 
 func servingCertRule(m *mesh) []Result {
-	ns := m.cfg.SystemNamespace
 	var out []Result
 	cps := m.allControlPlanes()
-	customHostFix := func(cp controlPlane, host string) string {
-		return fmt.Sprintf("add --custom-host=%s to the args of %s/%s (causeway manifest generate --custom-host %s; with --revision the revisioned name is added)", host, ns, cp.dep.Name, host)
-	}
 	// Every Service in front of a control plane names it: revisioned
 	// proxies dial istiod-REVISION.NAMESPACE.svc.
 	for _, s := range m.snaps {
 		for _, cp := range m.controlPlanes[s.name] {
-			var covered, missing []string
-			for i := range s.services {
-				svc := &s.services[i]
-				if !selects(svc, cp.dep) {
-					continue
-				}
-				host := svc.Name + "." + ns + ".svc"
-				if covers(cp.sans, host) {
-					covered = append(covered, host)
-				} else {
-					missing = append(missing, host)
-				}
-			}
-			for _, host := range missing {
-				out = append(out, Result{Fail, s.name, CheckServingCert,
-					fmt.Sprintf("%s's serving certificate does not cover %s, the name of a Service in front of it: proxies that dial it fail the TLS handshake (\"x509: certificate is valid for ..., not %s\", the home lab's trouble)", cp.dep.Name, host, host),
-					customHostFix(cp, host)})
-			}
-			if len(missing) == 0 {
-				out = append(out, Result{OK, s.name, CheckServingCert, fmt.Sprintf("%s's serving certificate covers its Services %s", cp.dep.Name, orNone(covered)), ""})
-			}
+			out = append(out, serviceNameResults(m, s, cp)...)
 		}
 	}
 	// Addresses given on the command line: every control plane must cover
 	// them.
 	for _, a := range m.cfg.DiscoveryAddresses {
-		host := hostOf(a)
-		if _, err := netip.ParseAddr(host); err == nil {
-			out = append(out, Result{Warn, "-", CheckServingCert,
-				fmt.Sprintf("discovery address %s is an IP: proxies check the certificate against the name they dial, and control plane certificates carry DNS names", a),
-				"give proxies a DNS name (istiod-remote.NAMESPACE.svc in remote clusters) and check that name"})
-			continue
-		}
-		if len(cps) == 0 {
-			out = append(out, Result{Warn, "-", CheckServingCert,
-				fmt.Sprintf("discovery address %s: no control plane (Deployment labeled app=%s in %s) among the clusters checked", a, install.ControlPlaneName, ns),
-				"include the primary cluster in the check"})
-			continue
-		}
-		for _, cp := range cps {
-			if covers(cp.sans, host) {
-				out = append(out, Result{OK, cp.cluster, CheckServingCert, fmt.Sprintf("%s's serving certificate covers discovery address %s", cp.dep.Name, host), ""})
-			} else {
-				out = append(out, Result{Fail, cp.cluster, CheckServingCert,
-					fmt.Sprintf("%s's serving certificate does not cover discovery address %s (it covers %s)", cp.dep.Name, host, strings.Join(cp.sans, ", ")),
-					customHostFix(cp, host)})
-			}
-		}
+		out = append(out, discoveryAddressResults(m, cps, a)...)
 	}
 	out = append(out, remotePilotResults(m, cps)...)
+	return out
+}
+
+// customHostFix says how to make the serving certificate of cp cover host.
+func customHostFix(ns string, cp controlPlane, host string) string {
+	return fmt.Sprintf("add --custom-host=%s to the args of %s/%s (causeway manifest generate --custom-host %s; with --revision the revisioned name is added)", host, ns, cp.dep.Name, host)
+}
+
+// serviceNameResults checks that the serving certificate of cp covers the
+// name of every Service of cluster s in front of it.
+func serviceNameResults(m *mesh, s *snapshot, cp controlPlane) []Result {
+	ns := m.cfg.SystemNamespace
+	var out []Result
+	var covered, missing []string
+	for i := range s.services {
+		svc := &s.services[i]
+		if !selects(svc, cp.dep) {
+			continue
+		}
+		host := svc.Name + "." + ns + ".svc"
+		if covers(cp.sans, host) {
+			covered = append(covered, host)
+		} else {
+			missing = append(missing, host)
+		}
+	}
+	for _, host := range missing {
+		out = append(out, Result{Fail, s.name, CheckServingCert,
+			fmt.Sprintf("%s's serving certificate does not cover %s, the name of a Service in front of it: proxies that dial it fail the TLS handshake (\"x509: certificate is valid for ..., not %s\", the home lab's trouble)", cp.dep.Name, host, host),
+			customHostFix(ns, cp, host)})
+	}
+	if len(missing) == 0 {
+		out = append(out, Result{OK, s.name, CheckServingCert, fmt.Sprintf("%s's serving certificate covers its Services %s", cp.dep.Name, orNone(covered)), ""})
+	}
+	return out
+}
+
+// discoveryAddressResults checks that every control plane's serving
+// certificate covers the discovery address a (--discovery-address).
+func discoveryAddressResults(m *mesh, cps []controlPlane, a string) []Result {
+	ns := m.cfg.SystemNamespace
+	host := hostOf(a)
+	if _, err := netip.ParseAddr(host); err == nil {
+		return []Result{{Warn, "-", CheckServingCert,
+			fmt.Sprintf("discovery address %s is an IP: proxies check the certificate against the name they dial, and control plane certificates carry DNS names", a),
+			"give proxies a DNS name (istiod-remote.NAMESPACE.svc in remote clusters) and check that name"}}
+	}
+	if len(cps) == 0 {
+		return []Result{{Warn, "-", CheckServingCert,
+			fmt.Sprintf("discovery address %s: no control plane (Deployment labeled app=%s in %s) among the clusters checked", a, install.ControlPlaneName, ns),
+			"include the primary cluster in the check"}}
+	}
+	var out []Result
+	for _, cp := range cps {
+		if covers(cp.sans, host) {
+			out = append(out, Result{OK, cp.cluster, CheckServingCert, fmt.Sprintf("%s's serving certificate covers discovery address %s", cp.dep.Name, host), ""})
+		} else {
+			out = append(out, Result{Fail, cp.cluster, CheckServingCert,
+				fmt.Sprintf("%s's serving certificate does not cover discovery address %s (it covers %s)", cp.dep.Name, host, strings.Join(cp.sans, ", ")),
+				customHostFix(ns, cp, host)})
+		}
+	}
 	return out
 }
 

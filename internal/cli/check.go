@@ -73,39 +73,7 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
   causeway check --context cluster1 --context cluster2 --discovery-address istiod-1-11-4.istio-system.svc -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(f.output); err != nil {
-				return err
-			}
-			clusters, err := f.clusters()
-			if err != nil {
-				return err
-			}
-			kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
-			if err != nil {
-				return err
-			}
-			report, err := meshcheck.Run(cmd.Context(), meshcheck.Config{
-				Clusters:           clusters,
-				SystemNamespace:    f.systemNamespace,
-				DiscoveryAddresses: f.discoveryAddresses,
-				Timeout:            f.timeout,
-				KubeconfigPolicy:   kcPolicy,
-			})
-			if err != nil {
-				return err
-			}
-			if f.output != outputTable {
-				err = writeStructured(cmd.OutOrStdout(), f.output, report)
-			} else {
-				err = report.WriteTable(cmd.OutOrStdout())
-			}
-			if err != nil {
-				return err
-			}
-			if report.Failed() {
-				return fmt.Errorf("%d of %d checks failed", report.Summary.Fail, len(report.Results))
-			}
-			return nil
+			return f.run(cmd)
 		},
 	}
 	fl := cmd.Flags()
@@ -117,6 +85,44 @@ or the clusters could not be checked. -o json prints the same report for CI.`,
 	fl.DurationVar(&f.timeout, "timeout", meshcheck.DefaultTimeout, "limit of each request to an API server")
 	fl.StringSliceVar(&f.kubeconfigOptions, "allow-kubeconfig-option", nil, kubeconfigOptionUsage)
 	return cmd
+}
+
+// run checks the clusters of the flags, prints the report, and fails when a
+// check failed.
+func (f *checkFlags) run(cmd *cobra.Command) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	clusters, err := f.clusters()
+	if err != nil {
+		return err
+	}
+	kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
+	if err != nil {
+		return err
+	}
+	report, err := meshcheck.Run(cmd.Context(), meshcheck.Config{
+		Clusters:           clusters,
+		SystemNamespace:    f.systemNamespace,
+		DiscoveryAddresses: f.discoveryAddresses,
+		Timeout:            f.timeout,
+		KubeconfigPolicy:   kcPolicy,
+	})
+	if err != nil {
+		return err
+	}
+	if f.output != outputTable {
+		err = writeStructured(cmd.OutOrStdout(), f.output, report)
+	} else {
+		err = report.WriteTable(cmd.OutOrStdout())
+	}
+	if err != nil {
+		return err
+	}
+	if report.Failed() {
+		return fmt.Errorf("%d of %d checks failed", report.Summary.Fail, len(report.Results))
+	}
+	return nil
 }
 
 // clusters pairs the kubeconfigs and contexts into clusters, each named

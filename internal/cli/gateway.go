@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/causeway-mesh/causeway/internal/gateway"
 	"github.com/causeway-mesh/causeway/internal/model"
@@ -104,7 +105,12 @@ certificate. The files are read at start.`,
 			return gw.Run(cmd.Context())
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// register adds the flags of `causeway gateway` to fl.
+func (f *gatewayFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.xds, "xds", "", "ADS address of the control plane, HOST:PORT: plaintext gRPC, or TLS with --xds-root-cert (required)")
 	fl.StringVar(&f.xdsRootCert, "xds-root-cert", "", "PEM file of the roots that verify the control plane's certificate; when set, ADS is TLS (e.g. root-cert.pem of ConfigMap istio-ca-root-cert)")
 	fl.StringVar(&f.xdsServerName, "xds-server-name", "", "name the control plane's certificate must cover, also sent as SNI (default the host of --xds; TLS only)")
@@ -127,7 +133,6 @@ certificate. The files are read at start.`,
 			"else the new one is (metric causeway_gateway_connection_errors_total{reason=\"hello_limit\"}), so clients that stall mid-hello cannot exhaust the gateway or lock real clients out")
 	fl.StringVar(&f.nodeID, "node-id", "", "xDS node id (default router~$INSTANCE_IP~$POD_NAME.$POD_NAMESPACE~$POD_NAMESPACE.svc.DOMAIN)")
 	fl.StringVar(&f.domain, "domain", model.DefaultDomain, "cluster DNS domain, for the default node id")
-	return cmd
 }
 
 func (f *gatewayFlags) config(log *slog.Logger) (gateway.Config, error) {

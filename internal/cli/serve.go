@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
 	"github.com/causeway-mesh/causeway/internal/ca"
@@ -58,12 +59,8 @@ type serveFlags struct {
 	reviewBurst        int
 }
 
-func newServeCommand() *cobra.Command {
-	var f serveFlags
-	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the control plane: watch every cluster and serve the mesh",
-		Long: `Watch the config cluster (--kubeconfig) and every remote cluster named by a
+// serveLong is the --help of `causeway serve`.
+const serveLong = `Watch the config cluster (--kubeconfig) and every remote cluster named by a
 Secret labeled istio/multiCluster=true in the system namespace (one kubeconfig
 per data key, the key being the cluster id; see 'causeway remote-secret
 create'), build the mesh model, and serve the debug API (JSON) and metrics on
@@ -102,34 +99,52 @@ With --manifests DIR (one folder per cluster id of Kubernetes YAML, as for
 A cluster whose API server stops answering is shown stale and keeps its
 last-known endpoints (--stale-cluster-policy=keep, the default), or loses them
 after a grace (drop-after=DURATION). Startup waits for every cluster's initial
-sync for at most --cluster-sync-timeout, then serves what it has.`,
-		Args: cobra.NoArgs,
+sync for at most --cluster-sync-timeout, then serves what it has.`
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane: watch every cluster and serve the mesh",
+		Long:  serveLong,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(cmd)
-			if err != nil {
-				return err
-			}
-			cfg, err := f.config(cmd.Context(), log)
-			if err != nil {
-				return err
-			}
-			limit, source, err := memoryLimit(f.memoryLimit, os.Getenv, os.ReadFile)
-			if err != nil {
-				return err
-			}
-			applyMemoryLimit(limit)
-			log.Info("memory limit", "bytes", limit, "from", source)
-			// client-go logs through klog; its watch errors are already
-			// reported per cluster, so they go to our logger at debug level.
-			klog.SetSlogLogger(slog.New(demote{log.Handler()}).With("component", "client-go"))
-			srv, err := server.New(cfg)
-			if err != nil {
-				return err
-			}
-			return srv.Run(cmd.Context())
+			return runServe(cmd, &f)
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// runServe runs `causeway serve`: the flags become a server.Config, the Go
+// runtime gets its memory limit, and the server runs until cmd's context ends.
+func runServe(cmd *cobra.Command, f *serveFlags) error {
+	log, err := newLogger(cmd)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config(cmd.Context(), log)
+	if err != nil {
+		return err
+	}
+	limit, source, err := memoryLimit(f.memoryLimit, os.Getenv, os.ReadFile)
+	if err != nil {
+		return err
+	}
+	applyMemoryLimit(limit)
+	log.Info("memory limit", "bytes", limit, "from", source)
+	// client-go logs through klog; its watch errors are already
+	// reported per cluster, so they go to our logger at debug level.
+	klog.SetSlogLogger(slog.New(demote{log.Handler()}).With("component", "client-go"))
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Run(cmd.Context())
+}
+
+// register adds the flags of `causeway serve` to fl.
+func (f *serveFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the config cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "id of the config cluster (required)")
 	fl.StringVar(&f.systemNamespace, "system-namespace", "istio-system", "namespace of the remote secrets, the network label and the meshNetworks ConfigMap")
@@ -165,46 +180,78 @@ sync for at most --cluster-sync-timeout, then serves what it has.`,
 	f.drain.register(fl)
 	f.rotationDNS.register(fl)
 	f.leader.register(fl)
-	return cmd
 }
 
+// serveChoices are the serve flags that are parsed from text, checked.
+type serveChoices struct {
+	stale      clusters.StalePolicy
+	noGateway  model.NoGatewayPolicy
+	nodePort   model.NodePortMode
+	sendBudget int64
+	kubeconfig clusters.KubeconfigPolicy
+}
+
+// config turns the flags into the server's Config: it checks them, fills in
+// the Config, applies the flag groups, then adds what is served: the
+// manifests of --manifests, or the clusters --kubeconfig reaches.
 func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Config, error) {
+	choices, err := f.parse()
+	if err != nil {
+		return server.Config{}, err
+	}
+	cfg := f.baseConfig(choices, log)
+	if err := f.applyGroups(&cfg); err != nil {
+		return server.Config{}, err
+	}
+	if f.manifests != "" {
+		return f.serveManifests(ctx, log, cfg)
+	}
+	return f.watchClusters(cfg)
+}
+
+// parse checks the flags that need it and parses those given as text.
+func (f *serveFlags) parse() (serveChoices, error) {
 	if f.manifests == "" && f.clusterID == "" {
-		return server.Config{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
+		return serveChoices{}, fmt.Errorf("--cluster-id is required: the id of the cluster --kubeconfig reaches (e.g. cluster1)")
 	}
 	if err := model.CheckClusterID(f.clusterID); f.clusterID != "" && err != nil {
-		return server.Config{}, fmt.Errorf("--cluster-id: %w", err)
+		return serveChoices{}, fmt.Errorf("--cluster-id: %w", err)
 	}
 	policy, err := clusters.ParseStalePolicy(f.stalePolicy)
 	if err != nil {
-		return server.Config{}, fmt.Errorf("--stale-cluster-policy: %w", err)
+		return serveChoices{}, fmt.Errorf("--stale-cluster-policy: %w", err)
 	}
 	ngw := model.NoGatewayPolicy(f.noGatewayEndpoints)
 	if ngw != model.NoGatewayDrop && ngw != model.NoGatewayDirect {
-		return server.Config{}, fmt.Errorf("--no-gateway-endpoints %q: want drop or direct", f.noGatewayEndpoints)
+		return serveChoices{}, fmt.Errorf("--no-gateway-endpoints %q: want drop or direct", f.noGatewayEndpoints)
 	}
 	npm := model.NodePortMode(f.nodePortGateways)
 	if npm != model.NodePortEndpoints && npm != model.NodePortSelector {
-		return server.Config{}, fmt.Errorf("--nodeport-gateways %q: want endpoints or selector", f.nodePortGateways)
+		return serveChoices{}, fmt.Errorf("--nodeport-gateways %q: want endpoints or selector", f.nodePortGateways)
 	}
 	if f.meshNetworks != "" && f.meshNetworksCM != "" {
-		return server.Config{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
+		return serveChoices{}, fmt.Errorf("--mesh-networks and --mesh-networks-configmap both given: use one")
 	}
 	budget, err := sendBudget(f.sendBudget)
 	if err != nil {
-		return server.Config{}, err
+		return serveChoices{}, err
 	}
 	kcPolicy, err := kubeconfigPolicy(f.kubeconfigOptions)
 	if err != nil {
-		return server.Config{}, err
+		return serveChoices{}, err
 	}
-	cfg := server.Config{
+	return serveChoices{stale: policy, noGateway: ngw, nodePort: npm, sendBudget: budget, kubeconfig: kcPolicy}, nil
+}
+
+// baseConfig is the Config of the plain flags and the parsed choices.
+func (f *serveFlags) baseConfig(c serveChoices, log *slog.Logger) server.Config {
+	return server.Config{
 		SystemNamespace: f.systemNamespace,
 		Model: model.Config{
 			Domain:             f.domain,
 			SystemNamespace:    f.systemNamespace,
-			NoGatewayEndpoints: ngw,
-			NodePortGateways:   npm,
+			NoGatewayEndpoints: c.noGateway,
+			NodePortGateways:   c.nodePort,
 		},
 		MeshNetworksFile:      f.meshNetworks,
 		MeshNetworksPoll:      f.meshNetworksPoll,
@@ -214,12 +261,12 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 		Profiling:             f.profiling,
 		DebugRemote:           f.debugRemote,
 		ProfileMaxSeconds:     f.profileMaxSeconds,
-		StalePolicy:           policy,
+		StalePolicy:           c.stale,
 		ProbeInterval:         f.probeInterval,
 		ClusterSyncTimeout:    f.clusterSyncTimeout,
 		Debounce:              f.debounce,
 		XDSAddr:               f.xdsAddr,
-		XDS:                   xds.Config{TrustDomain: f.trustDomain, SendBudget: budget},
+		XDS:                   xds.Config{TrustDomain: f.trustDomain, SendBudget: c.sendBudget},
 		XDSTLSAddr:            f.xdsTLSAddr,
 		CA: ca.Config{
 			TrustDomain:    f.trustDomain,
@@ -229,38 +276,49 @@ func (f *serveFlags) config(ctx context.Context, log *slog.Logger) (server.Confi
 			ReviewQPS:      f.reviewQPS,
 			ReviewBurst:    f.reviewBurst,
 		},
-		NewClients: clusters.KubeconfigClientsWith(kcPolicy),
+		NewClients: clusters.KubeconfigClientsWith(c.kubeconfig),
 		Logger:     log,
 	}
+}
+
+// applyGroups applies the flag groups (xDS limits, injection, drain,
+// rotation DNS, leader election) to cfg.
+func (f *serveFlags) applyGroups(cfg *server.Config) error {
 	if err := f.xdsLimits.apply(&cfg.XDS); err != nil {
-		return server.Config{}, err
+		return err
 	}
-	if err := f.inject.apply(&cfg); err != nil {
-		return server.Config{}, err
+	if err := f.inject.apply(cfg); err != nil {
+		return err
 	}
-	if err := f.drain.apply(&cfg); err != nil {
-		return server.Config{}, err
+	if err := f.drain.apply(cfg); err != nil {
+		return err
 	}
-	if err := f.rotationDNS.apply(&cfg); err != nil {
-		return server.Config{}, err
+	if err := f.rotationDNS.apply(cfg); err != nil {
+		return err
 	}
-	if err := f.leader.apply(&cfg, os.Getenv, os.Hostname); err != nil {
-		return server.Config{}, err
+	return f.leader.apply(cfg, os.Getenv, os.Hostname)
+}
+
+// serveManifests completes cfg to serve the objects of --manifests, with no
+// cluster watched.
+func (f *serveFlags) serveManifests(ctx context.Context, log *slog.Logger, cfg server.Config) (server.Config, error) {
+	if f.kubeconfig != "" || f.meshNetworksCM != "" {
+		return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")
 	}
-	if f.manifests != "" {
-		if f.kubeconfig != "" || f.meshNetworksCM != "" {
-			return server.Config{}, fmt.Errorf("--manifests serves files: it takes neither --kubeconfig nor --mesh-networks-configmap")
-		}
-		set, err := manifests.Load(ctx, f.manifests)
-		if err != nil {
-			return server.Config{}, fmt.Errorf("--manifests: %w", err)
-		}
-		if s := set.SkippedSummary(); s != "" {
-			log.Info("--manifests: " + s)
-		}
-		cfg.Manifests = set
-		return cfg, nil
+	set, err := manifests.Load(ctx, f.manifests)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("--manifests: %w", err)
 	}
+	if s := set.SkippedSummary(); s != "" {
+		log.Info("--manifests: " + s)
+	}
+	cfg.Manifests = set
+	return cfg, nil
+}
+
+// watchClusters completes cfg to watch the config cluster --kubeconfig
+// reaches, as --cluster-id.
+func (f *serveFlags) watchClusters(cfg server.Config) (server.Config, error) {
 	restCfg, err := loadRESTConfig(f.kubeconfig)
 	if err != nil {
 		return server.Config{}, err

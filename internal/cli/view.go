@@ -89,7 +89,6 @@ func (f *offlineFlags) load(ctx context.Context, stderr io.Writer) (*model.Snaps
 	return st.Snapshot(), set.Clusters(), nil
 }
 
-// checkOutput checks an -o value.
 func newViewCommand() *cobra.Command {
 	var (
 		flags   offlineFlags
@@ -133,13 +132,8 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			switch {
-			case host == "":
-				return errors.New("--host is required: the service's NAME.NS or NAME.NS.svc.DOMAIN (e.g. --host helloworld.sample)")
-			case !cmd.Flags().Changed("port"):
-				return errors.New("--port is required: a port of the Service (e.g. --port 5000)")
-			case !cmd.Flags().Changed("network"):
-				return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
+			if err := requireViewFlags(cmd.Flags(), host); err != nil {
+				return err
 			}
 			sn, clusters, err := flags.load(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
@@ -148,20 +142,9 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 			if cmd.Flags().Changed("cluster") && !slices.Contains(clusters, model.ClusterID(cluster)) {
 				return fmt.Errorf("--cluster %q is not a cluster of the manifests: want one of %s", cluster, joinIDs(clusters))
 			}
-			h := expandHost(host, flags.domain)
-			svc := sn.Service(h)
-			if svc == nil {
-				return unknownHost(host, h, sn)
-			}
-			if !svc.HasPort(port) {
-				return fmt.Errorf("service %s has no port %d: its ports are %s", h, port, portList(svc))
-			}
-			v, ok := sn.View(h, port, model.NetworkID(network))
-			if !ok {
-				return fmt.Errorf("service %s port %d has no view", h, port)
-			}
-			if v.Endpoints == nil {
-				v.Endpoints = []model.ViewEndpoint{}
+			svc, v, err := lookupView(sn, expandHost(host, flags.domain), host, port, model.NetworkID(network))
+			if err != nil {
+				return err
 			}
 			if output != outputTable {
 				return writeStructured(cmd.OutOrStdout(), output, v)
@@ -181,6 +164,41 @@ The JSON (and YAML) output, -o json or -o yaml, is the schema of /debug/endpoint
 	cmd.Flags().StringVar(&cluster, "cluster", "", "the proxy's cluster: checked and shown with the service's cluster IP there; it does not change the view")
 	outputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+// requireViewFlags checks that view's required flags are given: --host
+// (host), --port and --network, which may be "".
+func requireViewFlags(fl *pflag.FlagSet, host string) error {
+	switch {
+	case host == "":
+		return errors.New("--host is required: the service's NAME.NS or NAME.NS.svc.DOMAIN (e.g. --host helloworld.sample)")
+	case !fl.Changed("port"):
+		return errors.New("--port is required: a port of the Service (e.g. --port 5000)")
+	case !fl.Changed("network"):
+		return errors.New(`--network is required: the proxy's network (e.g. --network network1; --network "" for a proxy without one)`)
+	}
+	return nil
+}
+
+// lookupView finds the service h (given as host on the command line) and
+// the view a proxy of network gets of its port: an error says which of the
+// three is unknown.
+func lookupView(sn *model.Snapshot, h model.Host, host string, port uint32, network model.NetworkID) (*model.ServiceInfo, model.View, error) {
+	svc := sn.Service(h)
+	if svc == nil {
+		return nil, model.View{}, unknownHost(host, h, sn)
+	}
+	if !svc.HasPort(port) {
+		return nil, model.View{}, fmt.Errorf("service %s has no port %d: its ports are %s", h, port, portList(svc))
+	}
+	v, ok := sn.View(h, port, network)
+	if !ok {
+		return nil, model.View{}, fmt.Errorf("service %s port %d has no view", h, port)
+	}
+	if v.Endpoints == nil {
+		v.Endpoints = []model.ViewEndpoint{}
+	}
+	return svc, v, nil
 }
 
 // expandHost turns NAME.NS (or NAME.NS.svc) into NAME.NS.svc.DOMAIN; other

@@ -108,11 +108,33 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 		b.WriteString(leaderLine(r.Leader, now) + "\n")
 	}
 	b.WriteString("\n")
+	if err := writeClusterTable(&b, r.Clusters, now); err != nil {
+		return err
+	}
+	b.WriteString("\n")
+	if err := writeNetworkTable(&b, r.Networks.Networks); err != nil {
+		return err
+	}
+	if len(r.Networks.Warnings) > 0 {
+		b.WriteString("\nwarnings:\n")
+		for _, wn := range r.Networks.Warnings {
+			b.WriteString("  - " + wn + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
 
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+// writeClusterTable writes the table of clusters to w, ages relative to
+// now.
+func writeClusterTable(w io.Writer, cs []clusters.Status, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tSTATE\tNETWORK\tSYNCED\tLAST SEEN\tSTALE FOR\tENDPOINTS\tSERVICES\tPODS\tSOURCE\tERROR")
-	for i := range r.Clusters {
-		c := &r.Clusters[i]
+	for i := range cs {
+		c := &cs[i]
 		synced := "no"
 		if c.SyncedAt != nil {
 			synced = age(now.Sub(*c.SyncedAt)) + " ago"
@@ -142,11 +164,14 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
+	return nil
+}
 
-	b.WriteString("\n")
-	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+// writeNetworkTable writes the table of networks and their gateways to w.
+func writeNetworkTable(w io.Writer, nets []model.NetworkReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tCLUSTERS\tENDPOINTS\tGATEWAYS")
-	for _, n := range r.Networks.Networks {
+	for _, n := range nets {
 		var cls []string
 		for _, c := range n.Clusters {
 			cls = append(cls, string(c))
@@ -166,16 +191,6 @@ func WriteTable(w io.Writer, r *Report, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", name, dash(strings.Join(cls, ",")), n.Endpoints, dash(strings.Join(gws, ", ")))
 	}
 	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write status: %w", err)
-	}
-	if len(r.Networks.Warnings) > 0 {
-		b.WriteString("\nwarnings:\n")
-		for _, wn := range r.Networks.Warnings {
-			b.WriteString("  - " + wn + "\n")
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	if err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	return nil

@@ -154,31 +154,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.Listen = cmp.Or(cfg.Listen, DefaultListen)
 	cfg.Admin = cmp.Or(cfg.Admin, DefaultAdmin)
 	if cfg.ListenerName == "" {
-		_, portStr, err := net.SplitHostPort(cfg.Listen)
+		name, err := mainListenerName(cfg.Listen)
 		if err != nil {
-			return cfg, fmt.Errorf("gateway: listen address %q: %w; want HOST:PORT such as %s", cfg.Listen, err, DefaultListen)
+			return cfg, err
 		}
-		port, err := strconv.ParseUint(portStr, 10, 16)
-		if err != nil {
-			return cfg, fmt.Errorf("gateway: listen address %q: port %q is not a number; want HOST:PORT such as %s", cfg.Listen, portStr, DefaultListen)
-		}
-		port = cmp.Or(port, model.DefaultGatewayPort)
-		cfg.ListenerName = envoy.OutboundListenerName(uint32(port))
+		cfg.ListenerName = name
 	}
 	if cfg.ExposeControlPlane != "" {
-		if _, _, err := net.SplitHostPort(cfg.ExposeControlPlane); err != nil {
-			return cfg, fmt.Errorf("gateway: control plane address %q: %w; want HOST:PORT such as 0.0.0.0:%d", cfg.ExposeControlPlane, err, envoy.ControlPlanePort)
-		}
-		if cfg.ListenerName == envoy.ControlPlaneListenerName {
-			return cfg, fmt.Errorf("gateway: the main listener is %s, the control plane's: give the main listener another port or name", envoy.ControlPlaneListenerName)
+		if err := checkExposed("control plane", cfg.ExposeControlPlane, envoy.ControlPlanePort, envoy.ControlPlaneListenerName, cfg.ListenerName); err != nil {
+			return cfg, err
 		}
 	}
 	if cfg.ExposeWebhook != "" {
-		if _, _, err := net.SplitHostPort(cfg.ExposeWebhook); err != nil {
-			return cfg, fmt.Errorf("gateway: webhook address %q: %w; want HOST:PORT such as 0.0.0.0:%d", cfg.ExposeWebhook, err, envoy.ControlPlaneWebhookPort)
-		}
-		if cfg.ListenerName == envoy.ControlPlaneWebhookListenerName {
-			return cfg, fmt.Errorf("gateway: the main listener is %s, the webhook's: give the main listener another port or name", envoy.ControlPlaneWebhookListenerName)
+		if err := checkExposed("webhook", cfg.ExposeWebhook, envoy.ControlPlaneWebhookPort, envoy.ControlPlaneWebhookListenerName, cfg.ListenerName); err != nil {
+			return cfg, err
 		}
 	}
 	cfg.HelloTimeout = cmp.Or(cfg.HelloTimeout, DefaultHelloTimeout)
@@ -191,6 +180,36 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg, nil
+}
+
+// mainListenerName is the LDS name of the listener on address listen:
+// 0.0.0.0_PORT, port 0 meaning the default gateway port.
+func mainListenerName(listen string) (string, error) {
+	_, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("gateway: listen address %q: %w; want HOST:PORT such as %s", listen, err, DefaultListen)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return "", fmt.Errorf("gateway: listen address %q: port %q is not a number; want HOST:PORT such as %s", listen, portStr, DefaultListen)
+	}
+	if port == 0 {
+		port = model.DefaultGatewayPort
+	}
+	return envoy.OutboundListenerName(uint32(port)), nil
+}
+
+// checkExposed checks the address of the exposed listener named exposed
+// (what it passes to: "control plane" or "webhook", whose port is port),
+// and that the main listener, named main, is not that one.
+func checkExposed(what, addr string, port uint32, exposed, main string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("gateway: %s address %q: %w; want HOST:PORT such as 0.0.0.0:%d", what, addr, err, port)
+	}
+	if main == exposed {
+		return fmt.Errorf("gateway: the main listener is %s, the %s's: give the main listener another port or name", exposed, what)
+	}
+	return nil
 }
 
 // listenerNames are the LDS listeners the gateway runs: the main one,

@@ -591,15 +591,7 @@ func (in *Injector) validationContainer(res corev1.ResourceRequirements, o *podO
 	c := in.initContainer(res, o)
 	c.Name = ValidationName
 	c.Args = append(c.Args, "--run-validation", "--skip-rule-apply")
-	c.SecurityContext = &corev1.SecurityContext{
-		AllowPrivilegeEscalation: new(false),
-		Privileged:               new(false),
-		ReadOnlyRootFilesystem:   new(true),
-		RunAsGroup:               new(int64(ProxyUID)),
-		RunAsNonRoot:             new(true),
-		RunAsUser:                new(int64(ProxyUID)),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
+	c.SecurityContext = unprivileged()
 	return c
 }
 
@@ -665,35 +657,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 	if probers != "" {
 		env = append(env, corev1.EnvVar{Name: "ISTIO_KUBE_APP_PROBERS", Value: probers})
 	}
-	ready := func(period, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/healthz/ready", Port: intstr.FromInt32(readyPort), Scheme: corev1.URISchemeHTTP}},
-			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
-		}
-	}
-	// The agent's probes, unless it has no status port.
-	var readiness, startup *corev1.Probe
-	if o.statusPort != 0 {
-		readiness = ready(o.readinessPeriod, o.readinessFailures)
-		readiness.InitialDelaySeconds = o.readinessDelay
-		startup = ready(1, 600)
-	}
-	sc := &corev1.SecurityContext{
-		AllowPrivilegeEscalation: new(false),
-		Privileged:               new(false),
-		ReadOnlyRootFilesystem:   new(true),
-		RunAsGroup:               new(int64(ProxyUID)),
-		RunAsNonRoot:             new(true),
-		RunAsUser:                new(int64(ProxyUID)),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
-	if o.mode == ModeTProxy {
-		// TPROXY needs the proxy to run as root with NET_ADMIN to set
-		// the transparent socket option; its gid stays 1337 for capture.
-		sc.RunAsNonRoot, sc.RunAsUser = new(false), new(int64(0))
-		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
-	}
+	readiness, startup := agentProbes(o)
 	return corev1.Container{
 		Name:  ProxyName,
 		Image: o.image,
@@ -709,7 +673,7 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		ImagePullPolicy:          pullPolicy(o.image),
-		SecurityContext:          sc,
+		SecurityContext:          proxySecurityContext(o.mode),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
 			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
@@ -722,6 +686,51 @@ func (in *Injector) proxyContainer(t Target, network model.NetworkID, wl workloa
 			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
 		},
 	}
+}
+
+// agentProbes are the readiness and startup probes of istio-proxy, on the
+// agent's status port; none when it has no status port.
+func agentProbes(o *podOptions) (readiness, startup *corev1.Probe) {
+	ready := func(period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/healthz/ready", Port: intstr.FromInt32(readyPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: period, TimeoutSeconds: 3, FailureThreshold: failures, SuccessThreshold: 1,
+		}
+	}
+	if o.statusPort == 0 {
+		return nil, nil
+	}
+	readiness = ready(o.readinessPeriod, o.readinessFailures)
+	readiness.InitialDelaySeconds = o.readinessDelay
+	return readiness, ready(1, 600)
+}
+
+// unprivileged is the security context of a container that runs as uid
+// and gid 1337, with a read-only root and no capability.
+func unprivileged() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		Privileged:               new(false),
+		ReadOnlyRootFilesystem:   new(true),
+		RunAsGroup:               new(int64(ProxyUID)),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(int64(ProxyUID)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}
+
+// proxySecurityContext is istio-proxy's: unprivileged, except that TPROXY
+// capture runs it as root with NET_ADMIN.
+func proxySecurityContext(mode string) *corev1.SecurityContext {
+	sc := unprivileged()
+	if mode == ModeTProxy {
+		// TPROXY needs the proxy to run as root with NET_ADMIN to set
+		// the transparent socket option; its gid stays 1337 for capture.
+		sc.RunAsNonRoot, sc.RunAsUser = new(false), new(int64(0))
+		sc.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+	}
+	return sc
 }
 
 // sidecarVolumes are the volumes istio-proxy mounts.

@@ -35,35 +35,7 @@ func rewriteProbes(pod *corev1.Pod, statusPort int32) (string, error) {
 	probers := map[string]prober{}
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range cs {
-			c := &cs[i]
-			for _, p := range []struct {
-				kind  string
-				probe *corev1.Probe
-			}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
-				if p.probe == nil {
-					continue
-				}
-				h := &p.probe.ProbeHandler
-				orig := prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
-				if get := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, orig, statusPort, probers); get != nil {
-					*h = corev1.ProbeHandler{HTTPGet: get}
-				}
-			}
-			if c.Lifecycle == nil {
-				continue
-			}
-			for _, l := range []struct {
-				kind    string
-				handler *corev1.LifecycleHandler
-			}{{"prestopz", c.Lifecycle.PreStop}, {"poststartz", c.Lifecycle.PostStart}} {
-				if l.handler == nil {
-					continue
-				}
-				h := l.handler
-				if get := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, statusPort, probers); get != nil {
-					*h = corev1.LifecycleHandler{HTTPGet: get}
-				}
-			}
+			rewriteContainerChecks(&cs[i], statusPort, probers)
 		}
 	}
 	if len(probers) == 0 {
@@ -74,6 +46,39 @@ func rewriteProbes(pod *corev1.Pod, statusPort int32) (string, error) {
 		return "", fmt.Errorf("encode ISTIO_KUBE_APP_PROBERS: %w", err)
 	}
 	return string(b), nil
+}
+
+// rewriteContainerChecks rewrites the probes and lifecycle hooks of
+// container c to the agent's statusPort, recording the originals in probers.
+func rewriteContainerChecks(c *corev1.Container, statusPort int32, probers map[string]prober) {
+	for _, p := range []struct {
+		kind  string
+		probe *corev1.Probe
+	}{{"readyz", c.ReadinessProbe}, {"livez", c.LivenessProbe}, {"startupz", c.StartupProbe}} {
+		if p.probe == nil {
+			continue
+		}
+		h := &p.probe.ProbeHandler
+		orig := prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
+		if get := rewriteCheck(c, "/app-health/"+c.Name+"/"+p.kind, orig, statusPort, probers); get != nil {
+			*h = corev1.ProbeHandler{HTTPGet: get}
+		}
+	}
+	if c.Lifecycle == nil {
+		return
+	}
+	for _, l := range []struct {
+		kind    string
+		handler *corev1.LifecycleHandler
+	}{{"prestopz", c.Lifecycle.PreStop}, {"poststartz", c.Lifecycle.PostStart}} {
+		if l.handler == nil {
+			continue
+		}
+		h := l.handler
+		if get := rewriteCheck(c, "/app-lifecycle/"+c.Name+"/"+l.kind, prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}, statusPort, probers); get != nil {
+			*h = corev1.LifecycleHandler{HTTPGet: get}
+		}
+	}
 }
 
 // rewriteCheck records the check orig of container c (a probe or a

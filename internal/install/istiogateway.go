@@ -55,9 +55,51 @@ func (v Values) istioXDSAddress() string {
 // this only deploys it.
 func istioGatewayDeployment(v Values, labels, selector map[string]string, ports []corev1.ContainerPort) *appsv1.Deployment {
 	xds := v.istioXDSAddress()
-	proxyConfig, _ := json.Marshal(map[string]string{"discoveryAddress": xds}) // a map of strings always encodes
 	ports = append(slices.Clone(ports), containerPort("http-envoy-prom", PortEnvoyPrometheus))
-	env := []corev1.EnvVar{
+	mounts, volumes := istioRouterVolumes()
+	c := corev1.Container{
+		Name:            "istio-proxy",
+		Image:           v.ProxyImage,
+		ImagePullPolicy: v.ImagePullPolicy,
+		Args: []string{
+			"proxy", "router",
+			"--domain", "$(POD_NAMESPACE).svc." + clusterDomain,
+			"--proxyLogLevel=warning",
+			"--proxyComponentLogLevel=misc:error",
+			"--log_output_level=default:info",
+		},
+		Ports:        ports,
+		Env:          istioRouterEnv(v, xds),
+		VolumeMounts: mounts,
+		// pilot-agent's status port: ready once Envoy has its first
+		// configuration.
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/healthz/ready", Port: intstr.FromInt32(PortGatewayAdmin), Scheme: corev1.URISchemeHTTP,
+			}},
+			InitialDelaySeconds: 1, PeriodSeconds: 2, TimeoutSeconds: 3, FailureThreshold: 30, SuccessThreshold: 1,
+		},
+	}
+	d := deployment(GatewayName, v.Namespace, labels, selector, map[string]string{
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   fmt.Sprint(PortEnvoyPrometheus),
+		"prometheus.io/path":   "/stats/prometheus",
+	}, v.Gateway.ComponentValues, defaultGatewayResources(), GatewayServiceAccount, c, volumes...)
+	// pilot-agent sizes Envoy from ISTIO_CPU_LIMIT; the memory limit is
+	// Envoy's as much as the agent's, so no GOMEMLIMIT for the agent.
+	pc := &d.Spec.Template.Spec.Containers[0]
+	pc.Env = slices.DeleteFunc(pc.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	sc := d.Spec.Template.Spec.SecurityContext
+	sc.RunAsUser, sc.RunAsGroup, sc.FSGroup = new(int64(istioProxyUID)), new(int64(istioProxyUID)), new(int64(istioProxyUID))
+	return d
+}
+
+// istioRouterEnv is the environment of pilot-agent in router mode: where
+// the CA and xDS are (xds), the pod's identity, and the mesh, network and
+// cluster it routes for.
+func istioRouterEnv(v Values, xds string) []corev1.EnvVar {
+	proxyConfig, _ := json.Marshal(map[string]string{"discoveryAddress": xds}) // a map of strings always encodes
+	return []corev1.EnvVar{
 		{Name: "JWT_POLICY", Value: "third-party-jwt"},
 		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
 		{Name: "CA_ADDR", Value: xds},
@@ -79,6 +121,12 @@ func istioGatewayDeployment(v Values, labels, selector map[string]string, ports 
 		{Name: "ISTIO_META_CLUSTER_ID", Value: v.ClusterID},
 		{Name: "ISTIO_META_NETWORK", Value: v.Network},
 	}
+}
+
+// istioRouterVolumes are the mounts and volumes of pilot-agent in router
+// mode: the sockets and scratch space it and Envoy write, the pod info, the
+// projected istio-ca token and the mesh root.
+func istioRouterVolumes() ([]corev1.VolumeMount, []corev1.Volume) {
 	mounts := []corev1.VolumeMount{
 		{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
 		{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
@@ -109,39 +157,5 @@ func istioGatewayDeployment(v Values, labels, selector map[string]string, ports 
 			LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap},
 		}}},
 	}
-	c := corev1.Container{
-		Name:            "istio-proxy",
-		Image:           v.ProxyImage,
-		ImagePullPolicy: v.ImagePullPolicy,
-		Args: []string{
-			"proxy", "router",
-			"--domain", "$(POD_NAMESPACE).svc." + clusterDomain,
-			"--proxyLogLevel=warning",
-			"--proxyComponentLogLevel=misc:error",
-			"--log_output_level=default:info",
-		},
-		Ports:        ports,
-		Env:          env,
-		VolumeMounts: mounts,
-		// pilot-agent's status port: ready once Envoy has its first
-		// configuration.
-		ReadinessProbe: &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/healthz/ready", Port: intstr.FromInt32(PortGatewayAdmin), Scheme: corev1.URISchemeHTTP,
-			}},
-			InitialDelaySeconds: 1, PeriodSeconds: 2, TimeoutSeconds: 3, FailureThreshold: 30, SuccessThreshold: 1,
-		},
-	}
-	d := deployment(GatewayName, v.Namespace, labels, selector, map[string]string{
-		"prometheus.io/scrape": "true",
-		"prometheus.io/port":   fmt.Sprint(PortEnvoyPrometheus),
-		"prometheus.io/path":   "/stats/prometheus",
-	}, v.Gateway.ComponentValues, defaultGatewayResources(), GatewayServiceAccount, c, volumes...)
-	// pilot-agent sizes Envoy from ISTIO_CPU_LIMIT; the memory limit is
-	// Envoy's as much as the agent's, so no GOMEMLIMIT for the agent.
-	pc := &d.Spec.Template.Spec.Containers[0]
-	pc.Env = slices.DeleteFunc(pc.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
-	sc := d.Spec.Template.Spec.SecurityContext
-	sc.RunAsUser, sc.RunAsGroup, sc.FSGroup = new(int64(istioProxyUID)), new(int64(istioProxyUID)), new(int64(istioProxyUID))
-	return d
+	return mounts, volumes
 }

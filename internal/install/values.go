@@ -274,6 +274,18 @@ func (v Values) withDefaults() Values {
 // every problem at once.
 func (v Values) validate(p Profile) error {
 	var errs []error
+	errs = append(errs, v.validateIdentity(p)...)
+	errs = append(errs, v.validateControlPlane(p)...)
+	errs = append(errs, v.validateGateway()...)
+	errs = append(errs, v.validateWebhook(p)...)
+	errs = append(errs, v.validateGatewayImage()...)
+	return errors.Join(errs...)
+}
+
+// validateIdentity checks the names the mesh is made of: cluster id,
+// network, mesh id, namespace, revision and trust domain.
+func (v Values) validateIdentity(p Profile) []error {
+	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	switch {
@@ -307,6 +319,14 @@ func (v Values) validate(p Profile) error {
 	if msgs := validation.IsDNS1123Subdomain(v.TrustDomain); len(msgs) > 0 {
 		bad("trust domain %q: %s", v.TrustDomain, strings.Join(msgs, "; "))
 	}
+	return errs
+}
+
+// validateControlPlane checks the control plane's image, custom hosts,
+// replicas and, for a remote cluster, the primary's discovery address.
+func (v Values) validateControlPlane(p Profile) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if v.Image == "" && p != ProfileRemote {
 		bad("the image is required (--image)")
 	}
@@ -331,6 +351,14 @@ func (v Values) validate(p Profile) error {
 	if v.ControlPlane.Replicas < 0 {
 		bad("controlPlane.replicas %d: want 1 or more", v.ControlPlane.Replicas)
 	}
+	return errs
+}
+
+// validateGateway checks the east-west gateway's replicas, Service type
+// and ports.
+func (v Values) validateGateway() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if v.Gateway.Replicas < 0 {
 		bad("gateway.replicas %d: want 1 or more", v.Gateway.Replicas)
 	}
@@ -348,7 +376,14 @@ func (v Values) validate(p Profile) error {
 	if v.Gateway.ExposeControlPlane && v.Gateway.Port == PortXDSTLS {
 		bad("gateway.port %d is the control plane's port, which exposeControlPlane adds: choose another", v.Gateway.Port)
 	}
-	errs = append(errs, v.validateWebhook(p)...)
+	return errs
+}
+
+// validateGatewayImage checks which gateway image runs and the control
+// plane address it is given.
+func (v Values) validateGatewayImage() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch v.Gateway.ImageKind {
 	case GatewayImageCauseway, GatewayImageIstio:
 	default:
@@ -359,7 +394,7 @@ func (v Values) validate(p Profile) error {
 			bad("gateway.xdsAddress %q: want host:port", a)
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // parsePilotAddress splits --remote-pilot-address into a host (an IP or a

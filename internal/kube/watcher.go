@@ -417,44 +417,59 @@ func (w *Watcher) sync(k key) {
 		}
 		s.UpsertPod(kubeconv.Pod(id, p))
 	case kindService:
-		svc, err := cached[*corev1.Service](w, kindService, "services", k.namespace, k.name)
-		if w.gone(k, err) {
-			delete(w.ignored, k)
-			s.DeleteService(ok)
-			return
-		}
-		m, err := kubeconv.Service(id, svc)
-		if err != nil {
-			w.reject(k, err)
-			s.DeleteService(ok)
-			return
-		}
-		delete(w.rejected, k)
-		w.noteIgnored(k, m.Ignored)
-		s.UpsertService(m)
+		w.syncService(k, ok)
 	case kindEndpointSlice:
-		es, err := cached[*discoveryv1.EndpointSlice](w, kindEndpointSlice, "endpointslices", k.namespace, k.name)
-		if w.gone(k, err) {
-			s.DeleteEndpointSlice(ok)
-			return
-		}
-		m, err := kubeconv.EndpointSlice(id, es)
-		switch {
-		case errors.Is(err, kubeconv.ErrNoServiceName), errors.Is(err, kubeconv.ErrFQDNSlice):
-			// Not a slice of a Service the mesh serves: not an error.
-			w.log.Debug("endpointslice skipped", "endpointslice", k.namespace+"/"+k.name, "err", err)
-			s.DeleteEndpointSlice(ok)
-			return
-		case err != nil:
-			w.reject(k, err)
-			s.DeleteEndpointSlice(ok)
-			return
-		}
-		delete(w.rejected, k)
-		s.UpsertEndpointSlice(m)
+		w.syncEndpointSlice(k, ok)
 	case kindPeerAuthentication:
 		w.syncPeerAuth(k)
 	}
+}
+
+// syncService makes the store hold the Service of k (object key ok), or
+// not hold it when it is gone or rejected. Called with mu held.
+func (w *Watcher) syncService(k key, ok model.ObjectKey) {
+	id := w.cfg.Cluster
+	svc, err := cached[*corev1.Service](w, kindService, "services", k.namespace, k.name)
+	if w.gone(k, err) {
+		delete(w.ignored, k)
+		w.cfg.Store.DeleteService(ok)
+		return
+	}
+	m, err := kubeconv.Service(id, svc)
+	if err != nil {
+		w.reject(k, err)
+		w.cfg.Store.DeleteService(ok)
+		return
+	}
+	delete(w.rejected, k)
+	w.noteIgnored(k, m.Ignored)
+	w.cfg.Store.UpsertService(m)
+}
+
+// syncEndpointSlice makes the store hold the EndpointSlice of k (object key
+// ok), or not hold it when it is gone, not a Service's, or rejected. Called
+// with mu held.
+func (w *Watcher) syncEndpointSlice(k key, ok model.ObjectKey) {
+	id := w.cfg.Cluster
+	es, err := cached[*discoveryv1.EndpointSlice](w, kindEndpointSlice, "endpointslices", k.namespace, k.name)
+	if w.gone(k, err) {
+		w.cfg.Store.DeleteEndpointSlice(ok)
+		return
+	}
+	m, err := kubeconv.EndpointSlice(id, es)
+	switch {
+	case errors.Is(err, kubeconv.ErrNoServiceName), errors.Is(err, kubeconv.ErrFQDNSlice):
+		// Not a slice of a Service the mesh serves: not an error.
+		w.log.Debug("endpointslice skipped", "endpointslice", k.namespace+"/"+k.name, "err", err)
+		w.cfg.Store.DeleteEndpointSlice(ok)
+		return
+	case err != nil:
+		w.reject(k, err)
+		w.cfg.Store.DeleteEndpointSlice(ok)
+		return
+	}
+	delete(w.rejected, k)
+	w.cfg.Store.UpsertEndpointSlice(m)
 }
 
 // pod reads a Pod from the Pod informer's cache, which holds slimPods (see

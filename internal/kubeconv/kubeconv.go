@@ -55,16 +55,40 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 	if out.Type == "" {
 		out.Type = model.ServiceTypeClusterIP // the API server's default
 	}
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("service %s/%s/%s: %s", cluster, s.Namespace, s.Name, fmt.Sprintf(format, args...))
+	if err := convertServiceSpec(out, s); err != nil {
+		return nil, fmt.Errorf("service %s/%s/%s: %w", cluster, s.Namespace, s.Name, err)
 	}
+	return out, nil
+}
 
+// convertServiceSpec fills out from s: its cluster IP, Istio's gateway port
+// label and node selector annotation, its ports, external IPs and load
+// balancer addresses. An error says which field is wrong and how to fix it.
+func convertServiceSpec(out *model.Service, s *corev1.Service) error {
 	if ip := s.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
 		if _, err := netip.ParseAddr(ip); err != nil {
-			return nil, fail("spec.clusterIP %q is not an IP address: set an IP, None or leave it out", ip)
+			return fmt.Errorf("spec.clusterIP %q is not an IP address: set an IP, None or leave it out", ip)
 		}
 		out.ClusterIP = ip
 	}
+	readIstioMarks(out, s)
+	ports, err := servicePorts(s.Spec.Ports)
+	if err != nil {
+		return err
+	}
+	out.Ports = ports
+	for _, ip := range out.ExternalIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("spec.externalIPs: %q is not an IP address", ip)
+		}
+	}
+	return readLoadBalancer(out, s.Status.LoadBalancer.Ingress)
+}
+
+// readIstioMarks reads the networking.istio.io/gatewayPort label and the
+// traffic.istio.io/nodeSelector annotation; a bad one is ignored, as Istio
+// ignores it, and said in out.Ignored.
+func readIstioMarks(out *model.Service, s *corev1.Service) {
 	if v, ok := s.Labels[model.LabelGatewayPort]; ok {
 		p, err := ParseGatewayPort(v)
 		if err != nil {
@@ -79,17 +103,22 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 		}
 		out.NodeSelector = sel
 	}
+}
 
-	if len(s.Spec.Ports) > 0 {
-		out.Ports = make([]model.ServicePort, len(s.Spec.Ports))
+// servicePorts converts a Service's ports (nil for none), checking each
+// port, node port and target port.
+func servicePorts(ports []corev1.ServicePort) ([]model.ServicePort, error) {
+	var out []model.ServicePort
+	if len(ports) > 0 {
+		out = make([]model.ServicePort, len(ports))
 	}
-	for i := range s.Spec.Ports {
-		p := &s.Spec.Ports[i]
+	for i := range ports {
+		p := &ports[i]
 		if p.Port < 1 || p.Port > 65535 {
-			return nil, fail("spec.ports[%d] (%q): port %d is out of range: use 1-65535", i, p.Name, p.Port)
+			return nil, fmt.Errorf("spec.ports[%d] (%q): port %d is out of range: use 1-65535", i, p.Name, p.Port)
 		}
 		if p.NodePort < 0 || p.NodePort > 65535 {
-			return nil, fail("spec.ports[%d] (%q): nodePort %d is out of range: use 1-65535 or leave it out", i, p.Name, p.NodePort)
+			return nil, fmt.Errorf("spec.ports[%d] (%q): nodePort %d is out of range: use 1-65535 or leave it out", i, p.Name, p.NodePort)
 		}
 		sp := model.ServicePort{
 			Name:     p.Name,
@@ -103,33 +132,31 @@ func Service(cluster model.ClusterID, s *corev1.Service) (*model.Service, error)
 		if p.TargetPort.StrVal != "" || p.TargetPort.IntVal != 0 {
 			n, name, ok := targetPort(p.TargetPort.IntVal, p.TargetPort.StrVal)
 			if !ok {
-				return nil, fail("spec.ports[%d] (%q): targetPort %s is out of range: use 1-65535 or a container port name",
+				return nil, fmt.Errorf("spec.ports[%d] (%q): targetPort %s is out of range: use 1-65535 or a container port name",
 					i, p.Name, p.TargetPort.String())
 			}
 			sp.TargetPort, sp.TargetPortName = n, name
 		}
-		out.Ports[i] = sp
-	}
-
-	for _, ip := range out.ExternalIPs {
-		if _, err := netip.ParseAddr(ip); err != nil {
-			return nil, fail("spec.externalIPs: %q is not an IP address", ip)
-		}
-	}
-	if ing := s.Status.LoadBalancer.Ingress; len(ing) > 0 {
-		for i := range ing {
-			if ip := ing[i].IP; ip != "" {
-				if _, err := netip.ParseAddr(ip); err != nil {
-					return nil, fail("status.loadBalancer.ingress[%d].ip %q is not an IP address", i, ip)
-				}
-				out.LoadBalancerIPs = append(out.LoadBalancerIPs, ip)
-			}
-			if h := ing[i].Hostname; h != "" {
-				out.LoadBalancerHostnames = append(out.LoadBalancerHostnames, h)
-			}
-		}
+		out[i] = sp
 	}
 	return out, nil
+}
+
+// readLoadBalancer adds the IPs and hostnames of a Service's load balancer
+// ingress to out; an IP that does not parse is an error.
+func readLoadBalancer(out *model.Service, ing []corev1.LoadBalancerIngress) error {
+	for i := range ing {
+		if ip := ing[i].IP; ip != "" {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				return fmt.Errorf("status.loadBalancer.ingress[%d].ip %q is not an IP address", i, ip)
+			}
+			out.LoadBalancerIPs = append(out.LoadBalancerIPs, ip)
+		}
+		if h := ing[i].Hostname; h != "" {
+			out.LoadBalancerHostnames = append(out.LoadBalancerHostnames, h)
+		}
+	}
+	return nil
 }
 
 // ParseGatewayPort parses a networking.istio.io/gatewayPort label: a port
@@ -216,22 +243,36 @@ func EndpointSlice(cluster model.ClusterID, es *discoveryv1.EndpointSlice) (*mod
 		ServiceName: svc,
 	}
 
+	var err error
+	if out.Ports, err = slicePorts(es.Ports); err != nil {
+		return nil, fmt.Errorf("endpointslice %s: %w", name(), err)
+	}
+	if out.Endpoints, err = sliceEndpoints(es); err != nil {
+		return nil, fmt.Errorf("endpointslice %s: %w", name(), err)
+	}
+	return out, nil
+}
+
+// slicePorts converts the ports of a slice that have a number (nil for
+// none); a port without one has an unknown target port and is left out.
+func slicePorts(ports []discoveryv1.EndpointPort) ([]model.EndpointPort, error) {
 	numbered := 0
-	for i := range es.Ports {
-		if es.Ports[i].Port != nil {
+	for i := range ports {
+		if ports[i].Port != nil {
 			numbered++
 		}
 	}
+	var out []model.EndpointPort
 	if numbered > 0 {
-		out.Ports = make([]model.EndpointPort, 0, numbered)
+		out = make([]model.EndpointPort, 0, numbered)
 	}
-	for i := range es.Ports {
-		p := &es.Ports[i]
+	for i := range ports {
+		p := &ports[i]
 		if p.Port == nil {
 			continue
 		}
 		if *p.Port < 1 || *p.Port > 65535 {
-			return nil, fmt.Errorf("endpointslice %s: ports[%d]: port %d is out of range: use 1-65535", name(), i, *p.Port)
+			return nil, fmt.Errorf("ports[%d]: port %d is out of range: use 1-65535", i, *p.Port)
 		}
 		ep := model.EndpointPort{Port: uint32(*p.Port)}
 		if p.Name != nil {
@@ -240,21 +281,27 @@ func EndpointSlice(cluster model.ClusterID, es *discoveryv1.EndpointSlice) (*mod
 		if p.Protocol != nil {
 			ep.Protocol = string(*p.Protocol)
 		}
-		out.Ports = append(out.Ports, ep)
+		out = append(out, ep)
 	}
+	return out, nil
+}
 
+// sliceEndpoints converts the endpoints of a slice (nil for none); every
+// address must be an IP of the slice's address type.
+func sliceEndpoints(es *discoveryv1.EndpointSlice) ([]model.SliceEndpoint, error) {
+	var out []model.SliceEndpoint
 	if len(es.Endpoints) > 0 {
-		out.Endpoints = make([]model.SliceEndpoint, len(es.Endpoints))
+		out = make([]model.SliceEndpoint, len(es.Endpoints))
 	}
 	for i := range es.Endpoints {
 		e := &es.Endpoints[i]
 		for _, a := range e.Addresses {
 			ip, err := netip.ParseAddr(a)
 			if err != nil {
-				return nil, fmt.Errorf("endpointslice %s: endpoints[%d]: address %q is not an IP address", name(), i, a)
+				return nil, fmt.Errorf("endpoints[%d]: address %q is not an IP address", i, a)
 			}
 			if ip.Is4() != (es.AddressType == discoveryv1.AddressTypeIPv4) {
-				return nil, fmt.Errorf("endpointslice %s: endpoints[%d]: address %q is not of the slice's addressType %s", name(), i, a, es.AddressType)
+				return nil, fmt.Errorf("endpoints[%d]: address %q is not of the slice's addressType %s", i, a, es.AddressType)
 			}
 		}
 		se := model.SliceEndpoint{
@@ -270,7 +317,7 @@ func EndpointSlice(cluster model.ClusterID, es *discoveryv1.EndpointSlice) (*mod
 		if r := e.TargetRef; r != nil && r.Kind == "Pod" && (r.Namespace == "" || r.Namespace == es.Namespace) {
 			se.Pod = r.Name
 		}
-		out.Endpoints[i] = se
+		out[i] = se
 	}
 	return out, nil
 }

@@ -182,7 +182,35 @@ func isManifest(name string) bool {
 
 func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 	id := model.ClusterID(dirName)
-	dir := path.Join(l.root, dirName)
+	manifests, err := l.clusterFiles(id, path.Join(l.root, dirName))
+	if err != nil {
+		return nil, err
+	}
+	b := &clusterBuilder{cs: &clusterSet{id: id}, seen: make(map[string]string)}
+	for _, f := range manifests {
+		data, err := l.read(f)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", id, err)
+		}
+		objs, err := parseManifest(l.ctx, id, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.display(f), err)
+		}
+		for i := range objs {
+			if err := b.add(&objs[i], l.display(f)+": "+objs[i].where()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := b.checkSlices(); err != nil {
+		return nil, err
+	}
+	return b.cs, nil
+}
+
+// clusterFiles lists the manifest files under the cluster folder dir,
+// skipping hidden files and folders; a folder without one is an error.
+func (l *loader) clusterFiles(id model.ClusterID, dir string) ([]string, error) {
 	var manifests []string
 	err := fs.WalkDir(l.fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -208,62 +236,68 @@ func (l *loader) loadCluster(dirName string) (*clusterSet, error) {
 	if len(manifests) == 0 {
 		return nil, fmt.Errorf("cluster folder %s holds no .yaml, .yml or .json files: add the cluster's objects or remove the folder", l.display(dir))
 	}
+	return manifests, nil
+}
 
-	cs := &clusterSet{id: id}
-	// Where each object was first seen, by kind and name, for duplicates.
-	seen := make(map[string]string)
-	type sliceAt struct {
-		es    *model.EndpointSlice
-		where string
+// clusterBuilder gathers the objects of one cluster folder into its
+// clusterSet.
+type clusterBuilder struct {
+	cs *clusterSet
+	// seen is where each object was first seen, by kind and name, for
+	// duplicates.
+	seen     map[string]string
+	slicesAt []sliceAt
+}
+
+// sliceAt is an EndpointSlice and where it was read.
+type sliceAt struct {
+	es    *model.EndpointSlice
+	where string
+}
+
+// add adds object o, read at where: an object of a kind not read is
+// counted, one defined twice is an error.
+func (b *clusterBuilder) add(o *object, where string) error {
+	cs := b.cs
+	if s, ok := o.value.(*Skipped); ok {
+		if cs.skipped == nil {
+			cs.skipped = make(map[string]int)
+		}
+		cs.skipped[s.Kind]++
+		return nil
 	}
-	var slicesAt []sliceAt
-	for _, f := range manifests {
-		data, err := l.read(f)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", id, err)
-		}
-		objs, err := parseManifest(l.ctx, id, data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", l.display(f), err)
-		}
-		for i := range objs {
-			o := &objs[i]
-			where := l.display(f) + ": " + o.where()
-			if s, ok := o.value.(*Skipped); ok {
-				if cs.skipped == nil {
-					cs.skipped = make(map[string]int)
-				}
-				cs.skipped[s.Kind]++
-				continue
-			}
-			key := o.kind + " " + o.name
-			if first, dup := seen[key]; dup {
-				return nil, fmt.Errorf("%s: %s is defined twice in cluster %s, first at %s: keep one", where, key, id, first)
-			}
-			seen[key] = where
-			switch v := o.value.(type) {
-			case *model.Namespace:
-				cs.namespaces = append(cs.namespaces, v)
-			case *model.Node:
-				cs.nodes = append(cs.nodes, v)
-			case *model.Pod:
-				cs.pods = append(cs.pods, v)
-			case *model.Service:
-				cs.services = append(cs.services, v)
-			case *model.EndpointSlice:
-				cs.slices = append(cs.slices, v)
-				slicesAt = append(slicesAt, sliceAt{v, where})
-			default:
-				return nil, fmt.Errorf("%s: internal error: unexpected %T", where, v)
-			}
-		}
+	key := o.kind + " " + o.name
+	if first, dup := b.seen[key]; dup {
+		return fmt.Errorf("%s: %s is defined twice in cluster %s, first at %s: keep one", where, key, cs.id, first)
 	}
-	for _, s := range slicesAt {
+	b.seen[key] = where
+	switch v := o.value.(type) {
+	case *model.Namespace:
+		cs.namespaces = append(cs.namespaces, v)
+	case *model.Node:
+		cs.nodes = append(cs.nodes, v)
+	case *model.Pod:
+		cs.pods = append(cs.pods, v)
+	case *model.Service:
+		cs.services = append(cs.services, v)
+	case *model.EndpointSlice:
+		cs.slices = append(cs.slices, v)
+		b.slicesAt = append(b.slicesAt, sliceAt{v, where})
+	default:
+		return fmt.Errorf("%s: internal error: unexpected %T", where, v)
+	}
+	return nil
+}
+
+// checkSlices checks that the Service of every EndpointSlice is in the
+// cluster.
+func (b *clusterBuilder) checkSlices() error {
+	for _, s := range b.slicesAt {
 		svc := s.es.Namespace + "/" + s.es.ServiceName
-		if _, ok := seen["Service "+svc]; !ok {
-			return nil, fmt.Errorf("%s: EndpointSlice %s/%s belongs to Service %s (label kubernetes.io/service-name), which cluster %s does not have: add the Service or remove the slice",
-				s.where, s.es.Namespace, s.es.Name, svc, id)
+		if _, ok := b.seen["Service "+svc]; !ok {
+			return fmt.Errorf("%s: EndpointSlice %s/%s belongs to Service %s (label kubernetes.io/service-name), which cluster %s does not have: add the Service or remove the slice",
+				s.where, s.es.Namespace, s.es.Name, svc, b.cs.id)
 		}
 	}
-	return cs, nil
+	return nil
 }

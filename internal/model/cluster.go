@@ -72,38 +72,49 @@ func refSlice(cs *clusterState, es *EndpointSlice, d int) {
 	sliceNN := NamespacedName{Namespace: es.Namespace, Name: es.Name}
 	for _, ep := range es.Endpoints {
 		if ep.Pod != "" {
-			pk := NamespacedName{Namespace: es.Namespace, Name: ep.Pod}
-			refs := cs.podRefs[pk]
-			i := slices.IndexFunc(refs, func(r sliceRef) bool { return r.slice == es.Name })
-			switch {
-			case i < 0 && d > 0:
-				cs.podRefs[pk] = append(refs, sliceRef{slice: es.Name, n: d})
-			case i >= 0:
-				if refs[i].n += d; refs[i].n <= 0 {
-					refs = slices.Delete(refs, i, i+1)
-				}
-				if len(refs) == 0 {
-					delete(cs.podRefs, pk)
-				} else {
-					cs.podRefs[pk] = refs
-				}
-			}
+			refPod(cs, NamespacedName{Namespace: es.Namespace, Name: ep.Pod}, es.Name, d)
 		}
 		if ep.NodeName != "" {
-			refs := cs.nodeRefs[ep.NodeName]
-			if refs == nil {
-				if d < 0 {
-					continue
-				}
-				refs = map[NamespacedName]int{}
-				cs.nodeRefs[ep.NodeName] = refs
-			}
-			if refs[sliceNN] += d; refs[sliceNN] <= 0 {
-				delete(refs, sliceNN)
-				if len(refs) == 0 {
-					delete(cs.nodeRefs, ep.NodeName)
-				}
-			}
+			refNode(cs, ep.NodeName, sliceNN, d)
+		}
+	}
+}
+
+// refPod adds d to the count of endpoints of slice naming pod pk, and
+// forgets the slice, then the pod, when it drops to zero.
+func refPod(cs *clusterState, pk NamespacedName, slice string, d int) {
+	refs := cs.podRefs[pk]
+	i := slices.IndexFunc(refs, func(r sliceRef) bool { return r.slice == slice })
+	switch {
+	case i < 0 && d > 0:
+		cs.podRefs[pk] = append(refs, sliceRef{slice: slice, n: d})
+	case i >= 0:
+		if refs[i].n += d; refs[i].n <= 0 {
+			refs = slices.Delete(refs, i, i+1)
+		}
+		if len(refs) == 0 {
+			delete(cs.podRefs, pk)
+		} else {
+			cs.podRefs[pk] = refs
+		}
+	}
+}
+
+// refNode adds d to the count of endpoints of slice sliceNN on node, and
+// forgets the slice, then the node, when it drops to zero.
+func refNode(cs *clusterState, node string, sliceNN NamespacedName, d int) {
+	refs := cs.nodeRefs[node]
+	if refs == nil {
+		if d < 0 {
+			return
+		}
+		refs = map[NamespacedName]int{}
+		cs.nodeRefs[node] = refs
+	}
+	if refs[sliceNN] += d; refs[sliceNN] <= 0 {
+		delete(refs, sliceNN)
+		if len(refs) == 0 {
+			delete(cs.nodeRefs, node)
 		}
 	}
 }

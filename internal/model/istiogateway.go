@@ -199,26 +199,33 @@ func (c *GatewayConfig) Plan(labels map[string]string) GatewayPlan {
 		if _, dup := auto[p]; dup {
 			continue
 		}
-		var routes []PassthroughRoute
-		seen := map[string]bool{}
-		for _, r := range c.Routes {
-			if (r.Port != 0 && r.Port != p) || !slices.ContainsFunc(r.Gateways, func(g string) bool { return bound[g][p] }) {
-				continue
-			}
-			sni := slices.DeleteFunc(slices.Clone(r.SNIHosts), func(s string) bool { return s == "*" })
-			slices.Sort(sni)
-			key := strings.Join(sni, ",")
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			routes = append(routes, PassthroughRoute{SNIHosts: sni, Destination: r.Destination, DestinationPort: r.DestinationPort})
-		}
-		if len(routes) > 0 {
+		if routes := c.passthroughRoutes(p, bound); len(routes) > 0 {
 			plan.Passthrough = append(plan.Passthrough, PassthroughPort{Port: p, Routes: routes})
 		}
 	}
 	return plan
+}
+
+// passthroughRoutes are the tls routes that serve PASSTHROUGH port p: those
+// whose match has port p or none and that name a Gateway with p among its
+// bound ports. A route with the SNI hosts of an earlier one is dropped.
+func (c *GatewayConfig) passthroughRoutes(p uint32, bound map[string]map[uint32]bool) []PassthroughRoute {
+	var routes []PassthroughRoute
+	seen := map[string]bool{}
+	for _, r := range c.Routes {
+		if (r.Port != 0 && r.Port != p) || !slices.ContainsFunc(r.Gateways, func(g string) bool { return bound[g][p] }) {
+			continue
+		}
+		sni := slices.DeleteFunc(slices.Clone(r.SNIHosts), func(s string) bool { return s == "*" })
+		slices.Sort(sni)
+		key := strings.Join(sni, ",")
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		routes = append(routes, PassthroughRoute{SNIHosts: sni, Destination: r.Destination, DestinationPort: r.DestinationPort})
+	}
+	return routes
 }
 
 // Destinations are the services and ports the plan's passthrough routes

@@ -262,7 +262,7 @@ func (sn *Snapshot) Networks() NetworksReport {
 	for _, n := range names {
 		nr := NetworkReport{
 			Name:       n,
-			Membership: []string{},
+			Membership: sn.membership(n),
 			Clusters:   clustersOf[n],
 			Endpoints:  endpoints[n],
 			Gateways:   slices.Clone(sn.gw.byNetwork[n]),
@@ -272,27 +272,6 @@ func (sn *Snapshot) Networks() NetworksReport {
 		}
 		if nr.Gateways == nil {
 			nr.Gateways = []Gateway{}
-		}
-		if sn.net.mn != nil {
-			for _, ep := range sn.net.mn.Networks[n].Endpoints {
-				switch {
-				case ep.FromCIDR.IsValid():
-					nr.Membership = append(nr.Membership, "fromCidr: "+normPrefix(ep.FromCIDR).String())
-				case ep.FromRegistry != "":
-					nr.Membership = append(nr.Membership, "fromRegistry: "+string(ep.FromRegistry))
-				}
-			}
-		}
-		for _, c := range slices.Sorted(maps.Keys(sn.net.nsNetwork)) {
-			if sn.net.nsNetwork[c] == n {
-				nr.Membership = append(nr.Membership, "namespace label: "+string(c)+"/"+sn.net.systemNamespace)
-			}
-		}
-		if k := sn.agg.pods[n]; k > 0 {
-			nr.Membership = append(nr.Membership, "pod label: "+strconv.Itoa(k)+" pods")
-		}
-		if n == "" {
-			nr.Membership = append(nr.Membership, "no rule: endpoints that no rule placed in a network")
 		}
 		rep.Networks = append(rep.Networks, nr)
 	}
@@ -311,6 +290,35 @@ func (sn *Snapshot) Networks() NetworksReport {
 	slices.Sort(rep.Warnings)
 	rep.Warnings = slices.Compact(rep.Warnings)
 	return rep
+}
+
+// membership says how endpoints are placed in network n: its meshNetworks
+// rules, the clusters whose system namespace names it, the pods labeled
+// with it, and for "" that no rule placed them.
+func (sn *Snapshot) membership(n NetworkID) []string {
+	out := []string{}
+	if sn.net.mn != nil {
+		for _, ep := range sn.net.mn.Networks[n].Endpoints {
+			switch {
+			case ep.FromCIDR.IsValid():
+				out = append(out, "fromCidr: "+normPrefix(ep.FromCIDR).String())
+			case ep.FromRegistry != "":
+				out = append(out, "fromRegistry: "+string(ep.FromRegistry))
+			}
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(sn.net.nsNetwork)) {
+		if sn.net.nsNetwork[c] == n {
+			out = append(out, "namespace label: "+string(c)+"/"+sn.net.systemNamespace)
+		}
+	}
+	if k := sn.agg.pods[n]; k > 0 {
+		out = append(out, "pod label: "+strconv.Itoa(k)+" pods")
+	}
+	if n == "" {
+		out = append(out, "no rule: endpoints that no rule placed in a network")
+	}
+	return out
 }
 
 // Stats returns the model's counters.

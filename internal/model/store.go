@@ -419,39 +419,8 @@ func (s *Store) SetMeshNetworks(mn *MeshNetworks) {
 	defer s.writeMu.Unlock()
 	// Resolve without mu: only mutators, serialized by writeMu, write
 	// what is read here.
-	addrs := map[string]resolution{}
-	names := map[NamespacedName]bool{}
-	if mn != nil {
-		for _, n := range mn.Networks {
-			for _, g := range n.Gateways {
-				if g.Address != "" {
-					if _, err := netip.ParseAddr(g.Address); err != nil {
-						if _, ok := addrs[g.Address]; !ok {
-							addrs[g.Address] = resolve(s.cfg.Resolve, g.Address)
-						}
-					}
-				}
-				if nn, ok := splitServiceHost(g.RegistryServiceName, s.cfg.Domain); ok {
-					names[nn] = true
-				}
-			}
-		}
-	}
-	// Services newly named by registryServiceName need their hostnames
-	// resolved.
-	type update struct {
-		cs *clusterState
-		nn NamespacedName
-		e  *svcEntry
-	}
-	var updates []update
-	for nn := range names {
-		for _, cs := range s.clusters {
-			if e := cs.services[nn]; e != nil && e.lb == nil && len(e.svc.LoadBalancerHostnames) > 0 {
-				updates = append(updates, update{cs, nn, &svcEntry{svc: e.svc, lb: s.resolveAll(e.svc.LoadBalancerHostnames)}})
-			}
-		}
-	}
+	addrs, names := s.resolveGateways(mn)
+	updates := s.resolveNamedServices(names)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(updates) == 0 && sameMeshNetworks(s.mn, mn) && maps.EqualFunc(s.mnAddrs, addrs, sameResolution) {
@@ -465,6 +434,54 @@ func (s *Store) SetMeshNetworks(mn *MeshNetworks) {
 	s.mnAddrs = addrs
 	s.registryNames = names
 	s.netDirty, s.gwDirty = true, true
+}
+
+// resolveGateways resolves the gateway addresses of mn that are hostnames,
+// with Config.Resolve, and lists the services its gateways name by
+// registryServiceName.
+func (s *Store) resolveGateways(mn *MeshNetworks) (map[string]resolution, map[NamespacedName]bool) {
+	addrs := map[string]resolution{}
+	names := map[NamespacedName]bool{}
+	if mn == nil {
+		return addrs, names
+	}
+	for _, n := range mn.Networks {
+		for _, g := range n.Gateways {
+			if g.Address != "" {
+				if _, err := netip.ParseAddr(g.Address); err != nil {
+					if _, ok := addrs[g.Address]; !ok {
+						addrs[g.Address] = resolve(s.cfg.Resolve, g.Address)
+					}
+				}
+			}
+			if nn, ok := splitServiceHost(g.RegistryServiceName, s.cfg.Domain); ok {
+				names[nn] = true
+			}
+		}
+	}
+	return addrs, names
+}
+
+// lbUpdate is a Service entry of a cluster, its load balancer hostnames
+// newly resolved.
+type lbUpdate struct {
+	cs *clusterState
+	nn NamespacedName
+	e  *svcEntry
+}
+
+// resolveNamedServices resolves the load balancer hostnames of the
+// services named by registryServiceName (names) that have none resolved.
+func (s *Store) resolveNamedServices(names map[NamespacedName]bool) []lbUpdate {
+	var updates []lbUpdate
+	for nn := range names {
+		for _, cs := range s.clusters {
+			if e := cs.services[nn]; e != nil && e.lb == nil && len(e.svc.LoadBalancerHostnames) > 0 {
+				updates = append(updates, lbUpdate{cs, nn, &svcEntry{svc: e.svc, lb: s.resolveAll(e.svc.LoadBalancerHostnames)}})
+			}
+		}
+	}
+	return updates
 }
 
 // SetMeshConfig replaces the mesh config (nil: Istio's defaults). Of it,
@@ -566,46 +583,72 @@ func (s *Store) Snapshot() *Snapshot {
 // flush brings derived state up to date: network rules, gateways and every
 // dirty service, recording real differences in s.changes.
 func (s *Store) flush() {
-	netChanged := false
-	if s.netDirty {
-		s.netDirty = false
-		ns := map[ClusterID]NetworkID{}
-		for c, cs := range s.clusters {
-			if cs.network != "" {
-				ns[c] = cs.network
-			}
-		}
-		s.net = newNetConfig(s.mn, s.cfg.SystemNamespace, ns)
-		netChanged = true
-		s.sinceLast = true
-		// Every endpoint's network may have moved: rebuild every service.
-		for _, cs := range s.clusters {
-			for nn := range cs.services {
-				s.dirty[nn] = struct{}{}
-			}
-		}
-	}
-	if s.gwDirty {
-		s.gwDirty = false
-		gw := discoverGateways(&gatewayInputs{
-			mode:     s.cfg.NodePortGateways,
-			domain:   s.cfg.Domain,
-			mn:       s.mn,
-			mnAddrs:  s.mnAddrs,
-			net:      s.net,
-			clusters: s.clusters,
-			labeled:  s.labeled,
-		})
-		if !gw.sameViews(s.gw) {
-			s.changes.Full = true
-			s.gw, s.sinceLast = gw, true
-		} else if !slices.Equal(gw.warnings, s.gw.warnings) || !maps.Equal(gw.nodePortClusters, s.gw.nodePortClusters) {
-			s.gw, s.sinceLast = gw, true
-		}
-	}
+	netChanged := s.flushNetworks()
+	s.flushGateways()
 	if len(s.dirty) == 0 {
 		return
 	}
+	s.flushServices(netChanged)
+	if len(s.dirty) > 64 {
+		// Clearing a map costs its capacity: drop a large one instead.
+		s.dirty = map[NamespacedName]struct{}{}
+	} else {
+		clear(s.dirty)
+	}
+}
+
+// flushNetworks rebuilds the network rules if they are dirty, marking
+// every service dirty, and reports whether it did.
+func (s *Store) flushNetworks() bool {
+	if !s.netDirty {
+		return false
+	}
+	s.netDirty = false
+	ns := map[ClusterID]NetworkID{}
+	for c, cs := range s.clusters {
+		if cs.network != "" {
+			ns[c] = cs.network
+		}
+	}
+	s.net = newNetConfig(s.mn, s.cfg.SystemNamespace, ns)
+	s.sinceLast = true
+	// Every endpoint's network may have moved: rebuild every service.
+	for _, cs := range s.clusters {
+		for nn := range cs.services {
+			s.dirty[nn] = struct{}{}
+		}
+	}
+	return true
+}
+
+// flushGateways discovers the gateways again if they are dirty: a change
+// of what the views see is a full change.
+func (s *Store) flushGateways() {
+	if !s.gwDirty {
+		return
+	}
+	s.gwDirty = false
+	gw := discoverGateways(&gatewayInputs{
+		mode:     s.cfg.NodePortGateways,
+		domain:   s.cfg.Domain,
+		mn:       s.mn,
+		mnAddrs:  s.mnAddrs,
+		net:      s.net,
+		clusters: s.clusters,
+		labeled:  s.labeled,
+	})
+	if !gw.sameViews(s.gw) {
+		s.changes.Full = true
+		s.gw, s.sinceLast = gw, true
+	} else if !slices.Equal(gw.warnings, s.gw.warnings) || !maps.Equal(gw.nodePortClusters, s.gw.nodePortClusters) {
+		s.gw, s.sinceLast = gw, true
+	}
+}
+
+// flushServices rebuilds every dirty service and records those that
+// changed; after a network change (netChanged), a service whose endpoints
+// moved between networks is a full change.
+func (s *Store) flushServices(netChanged bool) {
 	views := make([]clusterView, len(s.clusterID))
 	for i, c := range s.clusterID {
 		views[i] = clusterView{id: c, state: s.clusters[c], pa: s.peerAuthFrozen[c]}
@@ -633,11 +676,5 @@ func (s *Store) flush() {
 		s.agg.replace(old, st)
 		s.changes.addService(host)
 		s.sinceLast = true
-	}
-	if len(s.dirty) > 64 {
-		// Clearing a map costs its capacity: drop a large one instead.
-		s.dirty = map[NamespacedName]struct{}{}
-	} else {
-		clear(s.dirty)
 	}
 }

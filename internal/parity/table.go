@@ -45,74 +45,112 @@ var tableHeader = []string{"ID", "Nodes", "Path", "Side", "Reason"}
 // escape a pipe as \|. IDs must be distinct (across both tables) and
 // non-empty; Side must be one of istiod, causeway, value or any.
 func ParseTable(doc []byte) (*Table, error) {
-	t := &Table{}
+	p := &tableParser{t: &Table{}, ids: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(doc))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	// 0: looking for a header, 1: separator, 2: rows.
-	state := 0
-	line := 0
-	ids := map[string]int{}
-	inGaps, gaps := false, false // under the gaps heading; the table being read is the gaps'
-	seenDeliberate := false
-	what := func() string {
-		if gaps {
-			return "known gap"
-		}
-		return "deliberate difference"
-	}
 	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(text, "#") && state != 1 {
-			inGaps = strings.HasPrefix(strings.ToLower(strings.TrimSpace(strings.TrimLeft(text, "#"))), gapsHeading)
-			if state == 2 {
-				state = 0
-			}
-			continue
-		}
-		switch state {
-		case 0:
-			if cells, ok := splitRow(text); ok && equalFold(cells, tableHeader) {
-				switch {
-				case !seenDeliberate && !inGaps:
-					seenDeliberate, gaps, state = true, false, 1
-				case inGaps && t.Gaps == nil:
-					gaps, state = true, 1
-					t.Gaps = []Row{}
-				}
-			}
-		case 1:
-			if !strings.HasPrefix(text, "|") || strings.Trim(text, "|-: ") != "" {
-				return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", line, what())
-			}
-			state = 2
-		case 2:
-			cells, ok := splitRow(text)
-			if !ok {
-				state = 0
-				continue
-			}
-			r, err := parseRow(cells, line, ids, what())
-			if err != nil {
-				return nil, err
-			}
-			if gaps {
-				t.Gaps = append(t.Gaps, r)
-			} else {
-				t.Rows = append(t.Rows, r)
-			}
+		p.line++
+		if err := p.readLine(strings.TrimSpace(sc.Text())); err != nil {
+			return nil, err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read the table of deliberate differences: %w", err)
 	}
-	if !seenDeliberate {
+	if !p.seenDeliberate {
 		return nil, fmt.Errorf("no table whose header is | %s |", strings.Join(tableHeader, " | "))
 	}
-	if state == 1 {
-		return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", line, what())
+	if p.state == wantSeparator {
+		return nil, fmt.Errorf("line %d: want the separator row under the header of the table of %ss", p.line, p.what())
 	}
-	return t, nil
+	return p.t, nil
+}
+
+// The states of a tableParser.
+const (
+	wantHeader = iota
+	wantSeparator
+	readingRows
+)
+
+// tableParser reads docs/parity.md line by line into t.
+type tableParser struct {
+	t     *Table
+	state int
+	line  int
+	ids   map[string]int // each ID's line
+	// inGaps: under the gaps heading; gaps: the table being read is the
+	// gaps'.
+	inGaps, gaps   bool
+	seenDeliberate bool
+}
+
+// what the rows of the table being read are.
+func (p *tableParser) what() string {
+	if p.gaps {
+		return "known gap"
+	}
+	return "deliberate difference"
+}
+
+// readLine reads one line, trimmed: a heading, a table's header or
+// separator, or one of its rows.
+func (p *tableParser) readLine(text string) error {
+	if strings.HasPrefix(text, "#") && p.state != wantSeparator {
+		p.inGaps = strings.HasPrefix(strings.ToLower(strings.TrimSpace(strings.TrimLeft(text, "#"))), gapsHeading)
+		if p.state == readingRows {
+			p.state = wantHeader
+		}
+		return nil
+	}
+	switch p.state {
+	case wantHeader:
+		p.readHeader(text)
+	case wantSeparator:
+		if !strings.HasPrefix(text, "|") || strings.Trim(text, "|-: ") != "" {
+			return fmt.Errorf("line %d: want the separator row under the header of the table of %ss", p.line, p.what())
+		}
+		p.state = readingRows
+	case readingRows:
+		return p.readRow(text)
+	}
+	return nil
+}
+
+// readHeader starts the table of deliberate differences at the first
+// header, and the known gaps' at the first header under their heading.
+func (p *tableParser) readHeader(text string) {
+	cells, ok := splitRow(text)
+	if !ok || !equalFold(cells, tableHeader) {
+		return
+	}
+	switch {
+	case !p.seenDeliberate && !p.inGaps:
+		p.seenDeliberate, p.gaps, p.state = true, false, wantSeparator
+	case p.inGaps && p.t.Gaps == nil:
+		p.gaps, p.state = true, wantSeparator
+		p.t.Gaps = []Row{}
+	}
+}
+
+// readRow adds a row to the table being read; a line that is not a row
+// ends the table.
+func (p *tableParser) readRow(text string) error {
+	cells, ok := splitRow(text)
+	if !ok {
+		p.state = wantHeader
+		return nil
+	}
+	r, err := parseRow(cells, p.line, p.ids, p.what())
+	if err != nil {
+		return err
+	}
+	if p.gaps {
+		p.t.Gaps = append(p.t.Gaps, r)
+	} else {
+		p.t.Rows = append(p.t.Rows, r)
+	}
+	return nil
 }
 
 // parseRow checks the cells of a table row on line and makes its Row: as

@@ -218,13 +218,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.store = model.NewStore(cfg.Model)
 	if cfg.MeshConfigFile != "" {
-		mc, err := loadMeshConfig(cfg.MeshConfigFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: fix the file given to --mesh-config", err)
-		}
-		s.store.SetMeshConfig(mc)
-		cfg.XDS = withMeshConfig(cfg.XDS, mc)
-		if s.discovery, err = discoverySelector(mc, cfg.Logger); err != nil {
+		if err := s.useMeshConfig(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -235,7 +229,6 @@ func New(cfg Config) (*Server, error) {
 	s.pub = newPublisher(s.store, append([]Sink{s.xds}, cfg.Sinks...), cfg.Debounce, cfg.MaxDebounce)
 	s.mn = meshnetworks.NewSource(s.store, s.pub.notify, cfg.Logger)
 
-	var err error
 	if cfg.Manifests != nil {
 		if cfg.MeshNetworksConfigMap != "" {
 			return nil, errors.New("meshNetworks: a static (manifests) server watches no ConfigMap: give a file")
@@ -245,6 +238,31 @@ func New(cfg Config) (*Server, error) {
 	} else if err := s.newClusterSet(); err != nil {
 		return nil, err
 	}
+	if err := s.registerMetrics(); err != nil {
+		return nil, err
+	}
+	if err := s.newDebug(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// useMeshConfig reads the MeshConfig file of cfg into the model, the xDS
+// settings of cfg and the server's discovery selector.
+func (s *Server) useMeshConfig(cfg *Config) error {
+	mc, err := loadMeshConfig(cfg.MeshConfigFile)
+	if err != nil {
+		return fmt.Errorf("%w: fix the file given to --mesh-config", err)
+	}
+	s.store.SetMeshConfig(mc)
+	cfg.XDS = withMeshConfig(cfg.XDS, mc)
+	s.discovery, err = discoverySelector(mc, cfg.Logger)
+	return err
+}
+
+// registerMetrics registers the server's metrics, the publisher's, the
+// model's and Go's, in its registry.
+func (s *Server) registerMetrics() error {
 	for _, c := range []prometheus.Collector{
 		s.pub.duration, s.pub.count,
 		debug.NewCollector(s.Snapshot, s.Clusters),
@@ -252,9 +270,16 @@ func New(cfg Config) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := s.registry.Register(c); err != nil {
-			return nil, fmt.Errorf("server: register metrics: %w", err)
+			return fmt.Errorf("server: register metrics: %w", err)
 		}
 	}
+	return nil
+}
+
+// newDebug builds the debug server, with the CA's and leader's pages when
+// the server has a CA, and the xDS server's proxies and config dumps.
+func (s *Server) newDebug(cfg Config) error {
+	var err error
 	s.debug, err = debug.New(debug.Config{
 		Snapshot:  s.Snapshot,
 		Clusters:  s.Clusters,
@@ -268,7 +293,7 @@ func New(cfg Config) (*Server, error) {
 		MaxProfileSeconds: cfg.ProfileMaxSeconds,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if s.ca != nil {
 		s.debug.Handle("/debug/ca", s.ca.DebugHandler())
@@ -276,7 +301,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.debug.Handle("/debug/proxies", s.xds.DebugHandler())
 	s.debug.Handle("/debug/config_dump", s.xds.DebugHandler())
-	return s, nil
+	return nil
 }
 
 // newClusterSet builds the watched cluster set (and the meshNetworks

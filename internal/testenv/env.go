@@ -341,60 +341,15 @@ func (r *runner) startEtcd(ctx context.Context) (string, error) {
 		}
 		clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-		dataDir := filepath.Join(dir, "data")
-		if r.etcdInMemory {
-			if r.shmDir == "" {
-				if st, serr := os.Stat("/dev/shm"); serr == nil && st.IsDir() {
-					if r.shmDir, err = os.MkdirTemp("/dev/shm", "causeway-etcd-"); err != nil {
-						return "", fmt.Errorf("etcd data dir in memory: %w", err)
-					}
-				}
-			}
-			if r.shmDir != "" {
-				dataDir = filepath.Join(r.shmDir, "data")
-			}
-		}
-		if err = os.RemoveAll(dataDir); err != nil {
-			return "", fmt.Errorf("clear etcd data dir: %w", err)
-		}
-		if err = os.MkdirAll(dataDir, 0o700); err != nil {
-			return "", fmt.Errorf("create etcd data dir: %w", err)
-		}
-		if err = os.MkdirAll(dir, 0o700); err != nil {
-			return "", fmt.Errorf("create etcd's folder: %w", err)
-		}
-		args := []string{
-			"--name=testenv",
-			"--data-dir=" + dataDir,
-			"--listen-client-urls=" + clientURL,
-			"--advertise-client-urls=" + clientURL,
-			"--listen-peer-urls=" + peerURL,
-			"--initial-advertise-peer-urls=" + peerURL,
-			"--initial-cluster=testenv=" + peerURL,
-			"--initial-cluster-state=new",
-			// One member: elect it at once rather than after the default
-			// one-second election timeout.
-			"--heartbeat-interval=10",
-			"--election-timeout=100",
-			"--logger=zap",
-			"--log-outputs=stderr",
-		}
-		var p *process
-		if p, err = r.start("etcd", filepath.Join(dir, "etcd.log"), r.bins.Etcd, args); err != nil {
+		var dataDir string
+		if dataDir, err = r.etcdDataDir(dir); err != nil {
 			return "", err
 		}
-		httpClient := &http.Client{Timeout: 2 * time.Second}
-		err = waitFor(ctx, p, "healthy", func(ctx context.Context) (bool, error) {
-			body, code, err := get(ctx, httpClient, clientURL+"/health")
-			if err != nil {
-				return false, err
-			}
-			if code != http.StatusOK || !strings.Contains(body, `"health":"true"`) {
-				return false, fmt.Errorf("/health: %d %s", code, body)
-			}
-			return true, nil
-		})
-		if err == nil {
+		var p *process
+		if p, err = r.start("etcd", filepath.Join(dir, "etcd.log"), r.bins.Etcd, etcdArgs(dataDir, clientURL, peerURL)); err != nil {
+			return "", err
+		}
+		if err = waitEtcdHealthy(ctx, p, clientURL); err == nil {
 			return clientURL, nil
 		}
 		p.stop()
@@ -403,6 +358,70 @@ func (r *runner) startEtcd(ctx context.Context) (string, error) {
 		}
 	}
 	return "", err
+}
+
+// etcdDataDir makes etcd's folder dir and an empty data folder: in
+// /dev/shm when the etcd is in memory and the machine has it, else in dir.
+func (r *runner) etcdDataDir(dir string) (string, error) {
+	dataDir := filepath.Join(dir, "data")
+	if r.etcdInMemory {
+		if r.shmDir == "" {
+			if st, serr := os.Stat("/dev/shm"); serr == nil && st.IsDir() {
+				var err error
+				if r.shmDir, err = os.MkdirTemp("/dev/shm", "causeway-etcd-"); err != nil {
+					return "", fmt.Errorf("etcd data dir in memory: %w", err)
+				}
+			}
+		}
+		if r.shmDir != "" {
+			dataDir = filepath.Join(r.shmDir, "data")
+		}
+	}
+	if err := os.RemoveAll(dataDir); err != nil {
+		return "", fmt.Errorf("clear etcd data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create etcd data dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create etcd's folder: %w", err)
+	}
+	return dataDir, nil
+}
+
+// etcdArgs are the arguments of a one-member etcd.
+func etcdArgs(dataDir, clientURL, peerURL string) []string {
+	return []string{
+		"--name=testenv",
+		"--data-dir=" + dataDir,
+		"--listen-client-urls=" + clientURL,
+		"--advertise-client-urls=" + clientURL,
+		"--listen-peer-urls=" + peerURL,
+		"--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=testenv=" + peerURL,
+		"--initial-cluster-state=new",
+		// One member: elect it at once rather than after the default
+		// one-second election timeout.
+		"--heartbeat-interval=10",
+		"--election-timeout=100",
+		"--logger=zap",
+		"--log-outputs=stderr",
+	}
+}
+
+// waitEtcdHealthy waits until etcd p answers healthy on clientURL.
+func waitEtcdHealthy(ctx context.Context, p *process, clientURL string) error {
+	httpClient := &http.Client{Timeout: 2 * time.Second}
+	return waitFor(ctx, p, "healthy", func(ctx context.Context) (bool, error) {
+		body, code, err := get(ctx, httpClient, clientURL+"/health")
+		if err != nil {
+			return false, err
+		}
+		if code != http.StatusOK || !strings.Contains(body, `"health":"true"`) {
+			return false, fmt.Errorf("/health: %d %s", code, body)
+		}
+		return true, nil
+	})
 }
 
 // admissionOff is the apiserver's --disable-admission-plugins: every

@@ -140,38 +140,11 @@ func (e *Env) StartIstiod(ctx context.Context, bins IstioBinaries, opts IstiodOp
 		ist.GRPCAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
 		ist.HTTPAddr = "127.0.0.1:" + strconv.Itoa(ports[1])
 		ist.MonitoringAddr = "127.0.0.1:" + strconv.Itoa(ports[2])
-		args := []string{
-			"discovery",
-			"--kubeconfig=" + kubeconfig,
-			"--clusterID=" + id,
-			"--meshConfig=" + ist.MeshConfigPath,
-			"--networksConfig=" + ist.NetworksPath,
-			"--grpcAddr=" + ist.GRPCAddr,
-			"--httpAddr=" + ist.HTTPAddr,
-			"--monitoringAddr=" + ist.MonitoringAddr,
-			// No TLS ports: the secure xDS port and the webhook server.
-			"--secureGRPCAddr=",
-			"--httpsAddr=",
-			// ControlZ on a port the kernel picks (its errors are ignored).
-			"--ctrlz_port=0",
-			"--shutdownDuration=1s",
-			"--domain=cluster.local",
-		}
 		var p *process
-		if p, err = e.runner.startEnv("istiod "+id, ist.LogPath, bins.PilotDiscovery, args, env); err != nil {
+		if p, err = e.runner.startEnv("istiod "+id, ist.LogPath, bins.PilotDiscovery, ist.discoveryArgs(kubeconfig, id), env); err != nil {
 			return nil, fmt.Errorf("testenv: %w", err)
 		}
-		err = waitFor(ctx, p, "ready", func(ctx context.Context) (bool, error) {
-			body, code, err := get(ctx, httpClient, "http://"+ist.HTTPAddr+"/ready")
-			if err != nil {
-				return false, err
-			}
-			if code != http.StatusOK {
-				return false, fmt.Errorf("/ready: %d %s", code, strings.TrimSpace(body))
-			}
-			return true, nil
-		})
-		if err == nil {
+		if err = waitIstiodReady(ctx, p, httpClient, ist.HTTPAddr); err == nil {
 			ist.proc = p
 			return ist, nil
 		}
@@ -181,6 +154,42 @@ func (e *Env) StartIstiod(ctx context.Context, bins IstioBinaries, opts IstiodOp
 		}
 	}
 	return nil, fmt.Errorf("testenv: istiod of %s: %w", id, err)
+}
+
+// discoveryArgs are the arguments of pilot-discovery for cluster id,
+// reached with kubeconfig, on the addresses and files of i.
+func (i *Istiod) discoveryArgs(kubeconfig, id string) []string {
+	return []string{
+		"discovery",
+		"--kubeconfig=" + kubeconfig,
+		"--clusterID=" + id,
+		"--meshConfig=" + i.MeshConfigPath,
+		"--networksConfig=" + i.NetworksPath,
+		"--grpcAddr=" + i.GRPCAddr,
+		"--httpAddr=" + i.HTTPAddr,
+		"--monitoringAddr=" + i.MonitoringAddr,
+		// No TLS ports: the secure xDS port and the webhook server.
+		"--secureGRPCAddr=",
+		"--httpsAddr=",
+		// ControlZ on a port the kernel picks (its errors are ignored).
+		"--ctrlz_port=0",
+		"--shutdownDuration=1s",
+		"--domain=cluster.local",
+	}
+}
+
+// waitIstiodReady waits until istiod p answers /ready on httpAddr.
+func waitIstiodReady(ctx context.Context, p *process, httpClient *http.Client, httpAddr string) error {
+	return waitFor(ctx, p, "ready", func(ctx context.Context) (bool, error) {
+		body, code, err := get(ctx, httpClient, "http://"+httpAddr+"/ready")
+		if err != nil {
+			return false, err
+		}
+		if code != http.StatusOK {
+			return false, fmt.Errorf("/ready: %d %s", code, strings.TrimSpace(body))
+		}
+		return true, nil
+	})
 }
 
 // Stop stops istiod (SIGTERM, SIGKILL a second later) and waits for it.
