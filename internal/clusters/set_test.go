@@ -518,22 +518,17 @@ func TestWaitForSyncReportsMissingClusters(t *testing.T) {
 func TestNewChecksConfig(t *testing.T) {
 	local := Clients{Kube: fake.NewClientset()}
 	store := model.NewStore(model.Config{})
-	tests := []struct {
-		name string
-		cfg  Config
-		want string
-	}{
-		{"no id", Config{Local: local, Store: store, Logger: testkit.DiscardLogger()}, "ClusterID is empty"},
-		{"no client", Config{ClusterID: "c1", Store: store, Logger: testkit.DiscardLogger()}, "Local.Kube is nil"},
-		{"no store", Config{ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger()}, "Store is nil"},
-		{"no logger", Config{ClusterID: "c1", Local: local, Store: store}, "Logger is nil"},
-		{"negative probe", Config{ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), ProbeInterval: -1}, "negative"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("New() error = %v, want one containing %q", err, tt.want)
-			}
+	// Each config lacks one thing; New must refuse it, naming that thing.
+	for want, cfg := range map[string]Config{
+		"ClusterID is empty": {Local: local, Store: store, Logger: testkit.DiscardLogger()},
+		"Local.Kube is nil":  {ClusterID: "c1", Store: store, Logger: testkit.DiscardLogger()},
+		"Store is nil":       {ClusterID: "c1", Local: local, Logger: testkit.DiscardLogger()},
+		"Logger is nil":      {ClusterID: "c1", Local: local, Store: store},
+		"negative":           {ClusterID: "c1", Local: local, Store: store, Logger: testkit.DiscardLogger(), ProbeInterval: -1},
+	} {
+		t.Run(want, func(t *testing.T) {
+			_, err := New(cfg)
+			testkit.WantErr(t, err, want)
 		})
 	}
 	reg := prometheus.NewRegistry()

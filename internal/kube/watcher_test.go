@@ -329,22 +329,16 @@ func TestWatcherStartedPaused(t *testing.T) {
 func TestNewChecksConfig(t *testing.T) {
 	client := fake.NewClientset()
 	store := model.NewStore(model.Config{})
-	tests := []struct {
-		name string
-		cfg  Config
-		want string
-	}{
-		{"no cluster", Config{Client: client, Store: store, Logger: testkit.DiscardLogger()}, "Cluster is empty"},
-		{"no client", Config{Cluster: "c", Store: store, Logger: testkit.DiscardLogger()}, "Client is nil"},
-		{"no store", Config{Cluster: "c", Client: client, Logger: testkit.DiscardLogger()}, "Store is nil"},
-		{"no logger", Config{Cluster: "c", Client: client, Store: store}, "Logger is nil"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("New() error = %v, want one containing %q", err, tt.want)
-			}
+	// Each config lacks one thing; New must refuse it, naming that thing.
+	for want, cfg := range map[string]Config{
+		"Cluster is empty": {Client: client, Store: store, Logger: testkit.DiscardLogger()},
+		"Client is nil":    {Cluster: "c", Store: store, Logger: testkit.DiscardLogger()},
+		"Store is nil":     {Cluster: "c", Client: client, Logger: testkit.DiscardLogger()},
+		"Logger is nil":    {Cluster: "c", Client: client, Store: store},
+	} {
+		t.Run(want, func(t *testing.T) {
+			_, err := New(cfg)
+			testkit.WantErr(t, err, want)
 		})
 	}
 }
