@@ -58,18 +58,17 @@ func startReplica(t *testing.T, bin string, drain time.Duration) *replica {
 		_ = r.cmd.Process.Kill()
 		<-r.exited
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for r.readyCode() != http.StatusOK {
+	testkit.Eventually(t, 60*time.Second, "causeway serve not ready after 60s", func() string {
 		select {
 		case <-r.exited:
 			t.Fatalf("causeway serve exited at start: %v\n%s", r.err, r.stderr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("causeway serve not ready after 60s:\n%s", r.stderr)
+		if code := r.readyCode(); code != http.StatusOK {
+			return fmt.Sprintf("/ready says %d\n%s", code, r.stderr)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 	return r
 }
 

@@ -558,18 +558,9 @@ func (h *harness) waitErrorCounts(t testing.TB, before map[string]float64, add m
 	for r, n := range add {
 		want[r.String()] += n
 	}
-	deadline := time.Now().Add(waitFor)
-	for {
-		got := h.errorCounts(t)
-		diff := cmp.Diff(want, got)
-		if diff == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refused connections by reason (-want +got):\n%s", diff)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, waitFor, "refused connections by reason (-want +got)", func() string {
+		return cmp.Diff(want, h.errorCounts(t))
+	})
 }
 
 // dial opens an mTLS connection through the gateway with sni, and returns

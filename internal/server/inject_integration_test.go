@@ -94,17 +94,14 @@ func TestIntegrationInjection(t *testing.T) {
 	}
 	// The API server calls a new webhook configuration once its informer
 	// has it: create a pod of the labeled namespace until one is injected.
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; ; i++ {
-		p := create("labeled", fmt.Sprintf("warmup-%d", i), nil)
-		if p.Annotations[inject.AnnotationStatus] != "" {
-			break
+	tries := 0
+	testkit.Eventually(t, 30*time.Second, "the API server never called the webhook", func() string {
+		tries++
+		if create("labeled", fmt.Sprintf("warmup-%d", tries-1), nil).Annotations[inject.AnnotationStatus] == "" {
+			return fmt.Sprintf("no pod of the labeled namespace injected after %d tries", tries)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pod of the labeled namespace injected after %d tries: the API server never called the webhook", i+1)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 
 	injected := func(p *corev1.Pod) bool { return p.Annotations[inject.AnnotationStatus] != "" }
 	for _, tc := range []struct {

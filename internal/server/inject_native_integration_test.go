@@ -69,13 +69,9 @@ func TestIntegrationInjectionNativeAuto(t *testing.T) {
 	}
 	// The API server calls a new webhook configuration once its informer
 	// has it.
-	deadline := time.Now().Add(30 * time.Second)
-	for create("").Annotations[inject.AnnotationStatus] == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("no pod injected after 30s: the API server never called the webhook")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.Eventually(t, 30*time.Second, "the API server never called the webhook", testkit.Holds(func() bool {
+		return create("").Annotations[inject.AnnotationStatus] != ""
+	}))
 	native := func(p *corev1.Pod) bool {
 		if p.Annotations[inject.AnnotationStatus] == "" {
 			t.Fatalf("pod %s not injected", p.Name)

@@ -83,13 +83,12 @@ func TestRunStopsWhenAListenerFails(t *testing.T) {
 			go func() { errc <- srv.Run(t.Context()) }()
 			// The CA makes its self-signed root first, which can take a
 			// while on a loaded machine.
-			deadline := time.Now().Add(time.Minute)
-			for ready, reason := srv.Ready(); !ready; ready, reason = srv.Ready() {
-				if time.Now().After(deadline) {
-					t.Fatalf("not ready after a minute: %s", reason)
+			testkit.Eventually(t, time.Minute, "not ready after a minute", func() string {
+				if ready, reason := srv.Ready(); !ready {
+					return reason
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return ""
+			})
 			addr := fl.Addr().String()
 			fl.fail()
 			select {

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // drainProxy is one proxy of a drain test: a SotW or delta stream on a
@@ -212,17 +214,13 @@ func TestDrainEndsTheRestWhenItsTimeIsUp(t *testing.T) {
 // handlers running).
 func waitOpenStreams(t *testing.T, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	testkit.Eventually(t, wait, "open ADS streams", func() string {
 		s.drain.mu.Lock()
 		got := len(s.drain.streams)
 		s.drain.mu.Unlock()
-		if got == n {
-			return
+		if got != n {
+			return fmt.Sprintf("%d open streams, want %d", got, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d open streams, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }

@@ -154,16 +154,10 @@ func helloStart(t *testing.T, bin, name string, args ...string) {
 	})
 }
 
-// helloWait waits for cond, failing the test after a minute.
+// helloWait waits up to a minute for cond (see testkit.Eventually).
 func helloWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, time.Minute, "timed out waiting for "+what, testkit.Holds(cond))
 }
 
 // helloManifests writes one cluster, network1, whose Service sample/echo

@@ -464,26 +464,24 @@ func xdsStartServe(t *testing.T, bin, world string, args ...string) *xdsServe {
 			t.Logf("serve log (tail):\n%s", xdsTail(logPath, 4<<10))
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, 60*time.Second, "causeway serve not ready after 60 s", func() string {
 		select {
 		case <-done:
 			t.Fatalf("causeway serve exited at start:\n%s", xdsTail(logPath, 4<<10))
 		default:
 		}
 		resp, err := s.client.Get("http://" + s.debugAddr + "/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			// Ready, and the model published to the xDS server once.
-			if resp.StatusCode == http.StatusOK && s.metric(t, "causeway_xds_publish_seconds_count") > 0 {
-				return s
-			}
+		if err != nil {
+			return err.Error() + "\n" + xdsTail(logPath, 4<<10)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("causeway serve not ready after 60 s:\n%s", xdsTail(logPath, 4<<10))
+		_ = resp.Body.Close()
+		// Ready, and the model published to the xDS server once.
+		if resp.StatusCode != http.StatusOK || s.metric(t, "causeway_xds_publish_seconds_count") == 0 {
+			return fmt.Sprintf("/ready says %d, or nothing published yet\n%s", resp.StatusCode, xdsTail(logPath, 4<<10))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
+	return s
 }
 
 // xdsTail returns the last n bytes of a file.
