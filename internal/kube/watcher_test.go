@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/causeway-mesh/causeway/internal/model"
 	"github.com/causeway-mesh/causeway/internal/testkit"
@@ -90,7 +92,30 @@ type harness struct {
 	client  *fake.Clientset
 	store   *model.Store
 	w       *Watcher
+	queue   *doneQueue
 	changed atomic.Int64
+}
+
+// doneQueue is the watcher's work queue, counting the keys the worker is
+// done with (written into the store or, paused, not).
+type doneQueue struct {
+	workqueue.TypedInterface[key]
+	mu   sync.Mutex
+	done map[key]int
+}
+
+func (q *doneQueue) Done(k key) {
+	q.mu.Lock()
+	q.done[k]++
+	q.mu.Unlock()
+	q.TypedInterface.Done(k)
+}
+
+// processed says how many times the worker was done with k.
+func (q *doneQueue) processed(k key) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.done[k]
 }
 
 func start(t *testing.T, paused bool, objs ...runtime.Object) *harness {
@@ -110,6 +135,8 @@ func startWith(t *testing.T, cfg Config, objs ...runtime.Object) *harness {
 		t.Fatal(err)
 	}
 	h.w = w
+	h.queue = &doneQueue{TypedInterface: w.queue, done: map[key]int{}}
+	w.queue = h.queue
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
@@ -140,17 +167,7 @@ func (h *harness) view(n model.NetworkID) []string {
 // eventually polls f until it returns an empty diff.
 func (h *harness) eventually(what string, f func() string) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d := f()
-		if d == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: (-want +got)\n%s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(h.t, 10*time.Second, what+": (-want +got)", f)
 }
 
 func baseObjects() []runtime.Object {
@@ -295,7 +312,10 @@ func TestWatcherPauseAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.eventually("cache after create", func() string { return cmp.Diff(2, h.w.Counts().EndpointSlices) })
-	time.Sleep(50 * time.Millisecond)
+	// Once the worker is done with the new slice, a watcher that wrote
+	// while paused has written it.
+	webDef := key{kind: kindEndpointSlice, namespace: "app", name: "web-def"}
+	h.eventually("worker done with app/web-def", func() string { return cmp.Diff(true, h.queue.processed(webDef) > 0) })
 	if got := h.view(""); got != nil {
 		t.Fatalf("paused watcher wrote into the store: %q", got)
 	}
