@@ -160,9 +160,7 @@ func startHAProxy(tb testing.TB, bin string, routes map[string]netip.AddrPort) n
 		close(p.done)
 	}()
 	tb.Cleanup(p.stop)
-	if err := p.waitAnswers(probeHello(tb)); err != nil {
-		tb.Fatal(err)
-	}
+	p.waitAnswers(tb, probeHello(tb))
 	return p.addr
 }
 
@@ -174,23 +172,22 @@ func probeHello(tb testing.TB) []byte {
 
 // waitAnswers waits until haproxy closes a connection that offers hello
 // (whose server name has no route). Until haproxy runs, a connection waits
-// in the socket's backlog and gets no answer. It gives up after waitFor.
-func (p *haproxyProcess) waitAnswers(hello []byte) error {
-	deadline := time.Now().Add(waitFor)
-	for {
+// in the socket's backlog and gets no answer. It fails tb after waitFor.
+func (p *haproxyProcess) waitAnswers(tb testing.TB, hello []byte) {
+	tb.Helper()
+	testkit.Eventually(tb, waitFor, fmt.Sprintf("haproxy on %s did not answer within %v", p.addr, waitFor), func() string {
 		closed, err := p.probe(hello)
 		if exitErr := p.exitError(); exitErr != nil {
-			return exitErr
+			tb.Fatal(exitErr)
 		}
 		switch {
 		case closed:
-			return nil
+			return ""
 		case errors.Is(err, errProbeAnswered):
-			return fmt.Errorf("haproxy on %s: %w", p.addr, err)
-		case time.Now().After(deadline):
-			return fmt.Errorf("haproxy on %s did not answer within %v (last: %w); its output:\n%s", p.addr, waitFor, err, p.output())
+			tb.Fatalf("haproxy on %s: %v", p.addr, err)
 		}
-	}
+		return fmt.Sprintf("last: %v; its output:\n%s", err, p.output())
+	})
 }
 
 // errProbeAnswered says haproxy passed on a connection it has no route for.
@@ -201,7 +198,6 @@ var errProbeAnswered = errors.New("a connection for a server name without a rout
 func (p *haproxyProcess) probe(hello []byte) (bool, error) {
 	c, err := net.DialTimeout("tcp", p.addr.String(), time.Second)
 	if err != nil {
-		time.Sleep(20 * time.Millisecond)
 		return false, err
 	}
 	defer func() { _ = c.Close() }()

@@ -160,16 +160,14 @@ func (cp *controlPlane) stop() {
 func (cp *controlPlane) restart() {
 	cp.t.Helper()
 	var lis net.Listener
-	var err error
-	for range 50 { // the port was just released; retry briefly
-		if lis, err = net.Listen("tcp", cp.addr); err == nil {
-			break
+	// The port was just released; retry briefly.
+	testkit.Eventually(cp.t, time.Second, "listening on "+cp.addr+" again", func() string {
+		var err error
+		if lis, err = net.Listen("tcp", cp.addr); err != nil {
+			return err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		cp.t.Fatalf("listening on %s again: %v", cp.addr, err)
-	}
+		return ""
+	})
 	cp.start(lis)
 }
 
