@@ -1,12 +1,13 @@
 package server
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // faultProxy is a TCP proxy in front of an API server that a test can cut
@@ -103,16 +104,13 @@ func (p *faultProxy) down() {
 // up listens again on the same port.
 func (p *faultProxy) up() {
 	p.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	// The port was just released; retry briefly.
+	testkit.Eventually(p.t, 5*time.Second, "proxy: listen again on "+p.addr, func() string {
 		ln, err := net.Listen("tcp", p.addr)
-		if err == nil {
-			p.serve(ln)
-			return
+		if err != nil {
+			return err.Error()
 		}
-		if !errors.Is(err, net.ErrClosed) && time.Now().After(deadline) {
-			p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		p.serve(ln)
+		return ""
+	})
 }

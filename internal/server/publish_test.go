@@ -48,6 +48,8 @@ func svc(name string) *model.Service {
 }
 
 func TestPublishDebounce(t *testing.T) {
+	// The sleeps below advance the bubble's fake clock: they are the
+	// debounce timing under test, not waits.
 	synctest.Test(t, func(t *testing.T) {
 		store := model.NewStore(model.Config{})
 		rec := &recorder{start: time.Now()}
