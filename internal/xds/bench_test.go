@@ -240,6 +240,8 @@ func (bm *benchMesh) settle(b *testing.B) {
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d streams watch EDS after a minute", n, len(bm.streams))
 		}
+		// Pacing inside the benchmark loop: a back-off (as
+		// testkit.Eventually's) would add to every iteration.
 		time.Sleep(20 * time.Microsecond)
 	}
 }

@@ -3,12 +3,12 @@ package xds
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/causeway-mesh/causeway/internal/model"
+	"github.com/causeway-mesh/causeway/internal/testkit"
 )
 
 // echoServer is a backend that answers UnaryCall with its name.
@@ -158,13 +159,12 @@ func TestProxylessGRPC(t *testing.T) {
 	localC := startBackend(t, "local-c", "127.0.0.4")
 	m.endpoints(cluster1, "sample", "helloworld", helloPort, backend{"hello-c", "127.0.0.4", localC})
 	m.publish()
-	deadline := time.Now().Add(wait)
-	for reached(t, c1, 10)["local-c"] == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("network1's client never reached the new backend")
+	testkit.Eventually(t, wait, "network1's client never reached the new backend", func() string {
+		if got := reached(t, c1, 10); got["local-c"] == 0 {
+			return fmt.Sprintf("reached %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ""
+	})
 	if got := reached(t, c2, 20); len(got) != 1 || got["remote-direct"] != 20 {
 		t.Errorf("network2 after the change reached %v, want remote-direct only", got)
 	}

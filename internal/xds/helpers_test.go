@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -387,19 +388,18 @@ func endpointsOf(cla *endpointv3.ClusterLoadAssignment) []lbEndpoint {
 // accepts, and returns it.
 func proxyStatus(t testing.TB, s *Server, id string, cond func(ProxyStatus) bool) ProxyStatus {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	var last []ProxyStatus
-	for time.Now().Before(deadline) {
-		last = s.Proxies()
+	var got ProxyStatus
+	testkit.Eventually(t, wait, "proxy "+id+" never reached the expected state", func() string {
+		last := s.Proxies()
 		for i := range last {
 			if last[i].ID == id && cond(last[i]) {
-				return last[i]
+				got = last[i]
+				return ""
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("proxy %s never reached the expected state; registry: %+v", id, last)
-	return ProxyStatus{}
+		return fmt.Sprintf("registry: %+v", last)
+	})
+	return got
 }
 
 func typeStatus(p ProxyStatus, short string) TypeStatus {

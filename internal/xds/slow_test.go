@@ -126,13 +126,12 @@ func TestSlowConsumer(t *testing.T) {
 	}
 
 	// The slow stream is closed once a send has blocked for the timeout.
-	deadline := time.Now().Add(sendTimeout + wait)
-	for counterValue(t, reg, "causeway_xds_send_timeouts_total") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stuck stream was never closed")
+	testkit.Eventually(t, sendTimeout+wait, "the stuck stream was never closed", func() string {
+		if n := counterValue(t, reg, "causeway_xds_send_timeouts_total"); n != 1 {
+			return fmt.Sprintf("causeway_xds_send_timeouts_total is %v, want 1", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 	for {
 		_, err := slow.Recv()
 		if err == nil {
