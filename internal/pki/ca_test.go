@@ -492,7 +492,7 @@ func TestSignClampsAndExpires(t *testing.T) {
 		if !issued.Cert.NotAfter.Equal(ca.NotAfter()) {
 			t.Errorf("NotAfter %v, want the intermediate's %v", issued.Cert.NotAfter, ca.NotAfter())
 		}
-		time.Sleep(49 * time.Hour)
+		time.Sleep(49 * time.Hour) // the bubble's fake clock: past the intermediate's 2 days
 		if _, err := ca.SignCSR(csr, SANs{URIs: []string{spiffeA}}, time.Hour); !errors.Is(err, ErrExpired) {
 			t.Errorf("SignCSR with an expired CA: %v, want ErrExpired", err)
 		}
