@@ -180,11 +180,14 @@ func TestProxyAgainstGoControlPlane(t *testing.T) {
 
 			// Stalled, the proxy applies nothing; resumed, it catches up.
 			px.stall()
+			stalledAt := px.bytes.Load()
 			write(b, "10.17.0.4", 1)
 			g.set(t, px.id, 3,
 				cla(a, ep{"10.17.0.1", 8080, 1}, ep{"10.16.0.2", 8080, 1}, ep{"198.51.100.2", 15443, 2}),
 				cla(b, ep{"10.17.0.4", 8080, 1}))
-			time.Sleep(200 * time.Millisecond)
+			// The proxy has received the push (the stats handler counted
+			// its bytes): from here on it holds it instead of applying it.
+			waitUntil(t, "the push to reach the stalled proxy", func() bool { return px.bytes.Load() > stalledAt })
 			if n := sh.phases[1].delivered.Load(); n != 0 {
 				t.Fatalf("a stalled proxy applied %d changes", n)
 			}
