@@ -207,17 +207,15 @@ func runUntil(t *testing.T, cfg Config, ws ...want) *Report {
 
 func allOK(t *testing.T, cfg Config) *Report {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := run(t, cfg)
-		if r.Summary.Warn == 0 && r.Summary.Fail == 0 {
-			return r
+	var r *Report
+	testkit.Eventually(t, 30*time.Second, "the fixed mesh does not pass", func() string {
+		r = run(t, cfg)
+		if r.Summary.Warn != 0 || r.Summary.Fail != 0 {
+			return table(r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fixed mesh does not pass:\n%s", table(r))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ""
+	})
+	return r
 }
 
 // ensureNamespace creates namespace name, or sets its labels if it exists.
