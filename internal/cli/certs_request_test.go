@@ -357,18 +357,11 @@ func TestCertsRequestWalkthrough(t *testing.T) {
 	for _, c := range clusters {
 		// The root each cluster's workloads mount.
 		var cm *corev1.ConfigMap
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testkit.Eventually(t, 30*time.Second, c.ID+": root ConfigMap", testkit.Succeeds(func() error {
 			var err error
 			cm, err = c.Client().CoreV1().ConfigMaps("app").Get(ctx, ca.RootConfigMapName, metav1.GetOptions{})
-			if err == nil || time.Now().After(deadline) {
-				if err != nil {
-					t.Fatalf("%s: root ConfigMap: %v", c.ID, err)
-				}
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err
+		}))
 		if cm.Data[ca.RootConfigMapKey] != string(readFile(t, filepath.Join(certs, "root-cert.pem"))) {
 			t.Errorf("%s: the published root is not the mesh root", c.ID)
 		}
@@ -427,13 +420,12 @@ func TestCertsRequestWalkthrough(t *testing.T) {
 	log.mu.Unlock()
 	run("certs", "intermediate", "--root", certs, "--cluster", "cluster1", "--force", "--apply", "--kubeconfig", kubeconfigs["cluster1"])
 	newCA := readFile(t, filepath.Join(certs, "cluster1", "ca-cert.pem"))
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(log.String(), "previous=istio-system/cacerts") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the new intermediate was not loaded:\n%s", log.String())
+	testkit.Eventually(t, 30*time.Second, "the new intermediate was not loaded", func() string {
+		if s := log.String(); !strings.Contains(s, "previous=istio-system/cacerts") {
+			return s
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return ""
+	})
 	t.Logf("control plane logs:\n%s", log.String())
 	run("certs", "request", "--ca-addr", addrs["cluster1"], "--server-name", "istiod.istio-system.svc", "--root-cert", rootFile,
 		"--token-file", filepath.Join(dir, "cluster1.token"), "--namespace", "app", "--service-account", "workload", "--out", w1)

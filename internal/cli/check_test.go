@@ -172,18 +172,14 @@ func TestInstallWalkthrough(t *testing.T) {
 	// 5. Verify: everything ok (the EndpointSlice controller may take a
 	// moment to see the gateway pod).
 	args := []string{"check", "--kubeconfig", kc1, "--kubeconfig", kc2, "--discovery-address", "istiod-remote.istio-system.svc:15012"}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, "check does not pass", func() string {
 		out, _, err := causewayStdout(t, "", args...)
-		if err == nil && strings.Contains(out, " 0 warn, 0 fail") {
-			tr.add(names.Replace("causeway "+strings.Join(args, " ")), names.Replace(out))
-			break
+		if err != nil || !strings.Contains(out, " 0 warn, 0 fail") {
+			return fmt.Sprintf("%v\n%s", err, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check does not pass: %v\n%s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		tr.add(names.Replace("causeway "+strings.Join(args, " ")), names.Replace(out))
+		return ""
+	})
 	out := run(append(args, "-o", "json")...)
 	var report meshcheck.Report
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
@@ -197,21 +193,17 @@ func TestInstallWalkthrough(t *testing.T) {
 	if err := c2.Client().CoreV1().Pods("istio-system").Delete(ctx, "istio-eastwestgateway-5b9c8d6f47-m4ntw", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, "check still passes", func() string {
 		out, _, err := causewayStdout(t, "", args...)
-		if err != nil {
-			if err.Error() != "1 of 20 checks failed" || !strings.Contains(out, "no ready gateway pod") {
-				t.Errorf("failing check: %v\n%s", err, out)
-			}
-			tr.add(names.Replace("causeway "+strings.Join(args, " ")), names.Replace(out)+"causeway: "+err.Error()+"\n")
-			break
+		if err == nil {
+			return out
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("check still passes:\n%s", out)
+		if err.Error() != "1 of 20 checks failed" || !strings.Contains(out, "no ready gateway pod") {
+			t.Errorf("failing check: %v\n%s", err, out)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		tr.add(names.Replace("causeway "+strings.Join(args, " ")), names.Replace(out)+"causeway: "+err.Error()+"\n")
+		return ""
+	})
 
 	// The home lab's comparison: primary vs remote manifests of cluster2.
 	p, r := filepath.Join(dir, "primary.yaml"), filepath.Join(dir, "remote.yaml")

@@ -64,13 +64,9 @@ func connectedProxy(t *testing.T, id string) string {
 	h := httptest.NewServer(srv.DebugHandler())
 	t.Cleanup(h.Close)
 	// The registry records the response just before it is sent.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(srv.Proxies()) == 0 || srv.Proxies()[0].Types == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the proxy never showed in the registry")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the proxy never showed in the registry", testkit.Holds(func() bool {
+		return len(srv.Proxies()) != 0 && srv.Proxies()[0].Types != nil
+	}))
 	return h.URL
 }
 

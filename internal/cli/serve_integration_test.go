@@ -133,42 +133,29 @@ func TestServeWalkthrough(t *testing.T) {
 		}
 	})
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, _ := httpBody(t, base+"/ready"); code == http.StatusOK {
-			break
+	testkit.Eventually(t, 30*time.Second, "serve did not become ready", func() string {
+		if code, body := httpBody(t, base+"/ready"); code != http.StatusOK {
+			return fmt.Sprintf("/ready says %d: %s", code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 	// The first snapshot is published a debounce after ready.
 	var view map[string]model.View
-	deadline = time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, "views not complete", func() string {
 		view = map[string]model.View{}
-		complete := true
 		for _, n := range []string{"network1", "network2"} {
 			code, body := httpBody(t, base+"/debug/endpoints?host=helloworld.sample.svc.cluster.local&port=5000&network="+n)
 			var v model.View
 			if code != 200 || json.Unmarshal([]byte(body), &v) != nil || len(v.Endpoints) != 2 {
-				complete = false
-				break
+				return fmt.Sprintf("%+v", view)
 			}
 			view[n] = v
 			if testing.Verbose() {
 				t.Logf("$ curl '%s/debug/endpoints?host=helloworld.sample.svc.cluster.local&port=5000&network=%s'\n%s", "localhost:15014", n, body)
 			}
 		}
-		if complete {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("views not complete: %+v", view)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 	nodePort := check(c2.Client().CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{}))(t).Spec.Ports[0].NodePort
 	wantGW := map[string]string{
 		"network1": fmt.Sprintf("203.0.113.21:%d", nodePort), // cluster2's NodePort gateway, on node-a's external IP
