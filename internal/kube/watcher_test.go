@@ -307,6 +307,10 @@ func TestWatcherPauseAndReplay(t *testing.T) {
 	if got := h.view(""); got != nil {
 		t.Fatalf("view after RemoveCluster = %q, want none", got)
 	}
+	// The watcher calls Changed after each write: none while paused. (The
+	// view alone cannot tell: a lone slice written while paused makes no
+	// view without its Service.)
+	changedBefore := h.changed.Load()
 	// Events while paused fill the caches but not the store.
 	if _, err := h.client.DiscoveryV1().EndpointSlices("app").Create(ctx, slice("app", "web-def", "web", endpoint("10.0.0.3", "", "n1")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -318,6 +322,9 @@ func TestWatcherPauseAndReplay(t *testing.T) {
 	h.eventually("worker done with app/web-def", func() string { return cmp.Diff(true, h.queue.processed(webDef) > 0) })
 	if got := h.view(""); got != nil {
 		t.Fatalf("paused watcher wrote into the store: %q", got)
+	}
+	if n := h.changed.Load() - changedBefore; n != 0 {
+		t.Fatalf("paused watcher wrote into the store: Changed called %d times", n)
 	}
 	if !h.w.Paused() {
 		t.Fatal("Paused() = false after Pause")
