@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -36,10 +37,23 @@ type drainStream struct {
 	seq uint64
 	// closing is closed when a drain ends the stream.
 	closing chan struct{}
-	once    sync.Once
+	// wake reaches the stream's handler (nil until the stream is wrapped;
+	// a stream wrapped after its drain sees closing when it makes its
+	// first watch or send).
+	wake atomic.Pointer[drainWake]
+	once sync.Once
 }
 
-func (ds *drainStream) close() { ds.once.Do(func() { close(ds.closing) }) }
+// close ends the stream: its sends and watches fail from now on, and an
+// idle handler is woken to find out.
+func (ds *drainStream) close() {
+	ds.once.Do(func() {
+		close(ds.closing)
+		if w := ds.wake.Load(); w != nil {
+			w.wake()
+		}
+	})
+}
 
 func newDrainer() *drainer {
 	return &drainer{pause: sleepUntil, streams: make(map[*drainStream]struct{})}

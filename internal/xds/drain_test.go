@@ -224,3 +224,42 @@ func waitOpenStreams(t *testing.T, s *Server, n int) {
 		return ""
 	})
 }
+
+// A stream a drain ends before it asked for anything (so no watch is
+// there to wake its handler) ends with the drain at its first request,
+// SotW and delta alike: the watch it asks for is refused.
+func TestDrainEndsAStreamAtItsFirstRequest(t *testing.T) {
+	m := rawMesh(t, Config{})
+	addr := serve(t, m.srv)
+	sotw := newSotW(t, dial(t, addr), sidecarNode("quiet-sotw", network1, cluster1))
+	delta := newDelta(t, dial(t, addr), sidecarNode("quiet-delta", network1, cluster1))
+	waitOpenStreams(t, m.srv, 2)
+	if got := m.srv.Drain(t.Context(), 0); got != 2 {
+		t.Fatalf("Drain ended %d streams, want 2", got)
+	}
+	sotw.request(cdsType, nil, "", "", "")
+	delta.subscribe(cdsType, nil, nil)
+	for name, in := range map[string]<-chan error{"SotW": firstErr(sotw.in), "delta": firstErr(delta.in)} {
+		select {
+		case err := <-in:
+			wantDrained(t, name+" stream", err)
+		case <-time.After(wait):
+			t.Fatalf("the %s stream was not ended by its first request after the drain", name)
+		}
+	}
+	waitOpenStreams(t, m.srv, 0)
+}
+
+// firstErr gives the error a stream's reader ends with.
+func firstErr[T any](in <-chan testkit.Received[T]) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		for r := range in {
+			if r.Err != nil {
+				errc <- r.Err
+				return
+			}
+		}
+	}()
+	return errc
+}

@@ -45,19 +45,15 @@ type timedStream struct {
 	// tells the drainer the stream is gone (nil: nothing to tell).
 	drain <-chan struct{}
 	left  func()
-
-	// recvs hands the receive goroutine the message to fill, recvErrs
-	// gives back its result; nil until the first RecvMsg with a drain
-	// channel. recvFailed is set once a drain failed a receive.
-	recvs      chan any
-	recvErrs   chan error
-	recvFailed error
 }
 
 // streamSlot travels in the stream's context so that the callbacks can tell
-// the wrapper which go-control-plane stream it carries (for logs).
+// the wrapper which go-control-plane stream it carries (for logs), and so
+// that a drain can reach the stream's handler (drainwake.go).
 type streamSlot struct {
 	id atomic.Int64
+	// wake is what a drain needs to end the stream's handler.
+	wake drainWake
 }
 
 type streamSlotKey struct{}
@@ -201,76 +197,17 @@ func peerKey(ctx context.Context) string {
 // RecvMsg receives a request; one that answers a response gives back the
 // send budget that type's responses held.
 //
-// A drain ends the stream by failing the receive the stream waits in
-// (go-control-plane's request loop then ends, and with it the handler).
-// gRPC's RecvMsg cannot be interrupted, so with a drain channel the
-// receives run on one goroutine of the stream's own (receive), started on
-// the first RecvMsg: RecvMsg hands it m and waits for its result or the
-// drain. After a drain the goroutine may still be in gRPC's RecvMsg,
-// writing into m: nothing reads m after that failure (go-control-plane's
-// request loop ends on it), and every later RecvMsg fails at once. The
-// goroutine ends when the handler has returned (stop) and gRPC, ending
-// the stream, fails the receive it is in.
+// It receives on the caller's goroutine: a drain does not need to
+// interrupt a receive, since it ends the stream through its handler
+// (drainwake.go), after which gRPC fails the receive in progress.
 func (t *timedStream) RecvMsg(m any) error {
-	var err error
-	if t.drain == nil {
-		err = t.ServerStream.RecvMsg(m)
-	} else {
-		err = t.recvDrainable(m)
-	}
-	if err != nil {
+	if err := t.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
 	if typeURL := requestType(m); typeURL != "" {
 		t.holds.answered(typeURL)
 	}
 	return nil
-}
-
-// recvDrainable receives m on the receive goroutine, or fails with the
-// drain. gRPC allows one RecvMsg at a time on a stream, so the fields it
-// sets need no lock.
-func (t *timedStream) recvDrainable(m any) error {
-	if t.recvFailed != nil {
-		return t.recvFailed
-	}
-	if t.recvs == nil {
-		t.recvs = make(chan any)
-		// One slot: the result of a receive a drain gave up on is left
-		// there, so the goroutine never blocks on it.
-		t.recvErrs = make(chan error, 1)
-		go t.receive()
-	}
-	select {
-	case t.recvs <- m:
-	case <-t.drain:
-		t.recvFailed = errDraining
-		return t.recvFailed
-	case <-t.done:
-		// The handler has returned, and the goroutine with it; gRPC
-		// fails the receive once it ends the stream.
-		return t.ServerStream.RecvMsg(m)
-	}
-	select {
-	case err := <-t.recvErrs:
-		return err
-	case <-t.drain:
-		t.recvFailed = errDraining
-		return t.recvFailed
-	}
-}
-
-// receive performs the receives RecvMsg hands it, until the stream's
-// wrapper stops.
-func (t *timedStream) receive() {
-	for {
-		select {
-		case m := <-t.recvs:
-			t.recvErrs <- t.ServerStream.RecvMsg(m)
-		case <-t.done:
-			return
-		}
-	}
 }
 
 // sendTimedOut counts and logs a stream closed for a blocked send.

@@ -332,5 +332,7 @@ func (s *Server) openStream(st grpc.ServerStream) (*timedStream, error) {
 	}
 	ts := s.newTimedStream(st)
 	ts.drain, ts.left = ds.closing, func() { s.drain.leave(ds) }
+	ts.slot.wake.drain = ds.closing
+	ds.wake.Store(&ts.slot.wake)
 	return ts, nil
 }

@@ -203,6 +203,9 @@ func (m *viewMux) CreateWatch(req *cache.Request, sub cache.Subscription, ch cha
 	if err != nil {
 		return nil, err
 	}
+	if err := watchingFrom(c.ctx, ch, nil); err != nil {
+		return nil, err
+	}
 	p := c.pacer(req.GetTypeUrl(), m.s.reg.newPacer)
 	if err := p.wait(c.ctx); err != nil {
 		return nil, err
@@ -218,6 +221,9 @@ func (m *viewMux) CreateWatch(req *cache.Request, sub cache.Subscription, ch cha
 func (m *viewMux) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
 	v, c, err := m.s.viewOf(req.GetNode(), req.GetTypeUrl())
 	if err != nil {
+		return nil, err
+	}
+	if err := watchingFrom(c.ctx, nil, ch); err != nil {
 		return nil, err
 	}
 	p := c.pacer(req.GetTypeUrl(), m.s.reg.newPacer)
