@@ -83,6 +83,15 @@ func clusterRows(w io.Writer, res []json.RawMessage) error {
 	return nil
 }
 
+// jsonAddress is an Envoy Address in protojson: the socket address the
+// tables show.
+type jsonAddress struct {
+	SocketAddress struct {
+		Address   string `json:"address"`
+		PortValue uint32 `json:"portValue"`
+	} `json:"socketAddress"`
+}
+
 func endpointRows(w io.Writer, res []json.RawMessage) error {
 	fmt.Fprintln(w, "CLUSTER\tENDPOINT\tWEIGHT\tLOCALITY\tHEALTH")
 	for _, raw := range res {
@@ -96,12 +105,7 @@ func endpointRows(w io.Writer, res []json.RawMessage) error {
 				} `json:"locality"`
 				LbEndpoints []struct {
 					Endpoint struct {
-						Address struct {
-							SocketAddress struct {
-								Address   string `json:"address"`
-								PortValue uint32 `json:"portValue"`
-							} `json:"socketAddress"`
-						} `json:"address"`
+						Address jsonAddress `json:"address"`
 					} `json:"endpoint"`
 					HealthStatus        string  `json:"healthStatus"`
 					LoadBalancingWeight *uint32 `json:"loadBalancingWeight"`
@@ -137,13 +141,8 @@ func listenerRows(w io.Writer, res []json.RawMessage) error {
 	fmt.Fprintln(w, "NAME\tADDRESS\tPORT\tFILTER CHAINS\tBINDS")
 	for _, raw := range res {
 		var l struct {
-			Name    string `json:"name"`
-			Address struct {
-				SocketAddress struct {
-					Address   string `json:"address"`
-					PortValue uint32 `json:"portValue"`
-				} `json:"socketAddress"`
-			} `json:"address"`
+			Name         string            `json:"name"`
+			Address      jsonAddress       `json:"address"`
 			APIListener  json.RawMessage   `json:"apiListener"`
 			FilterChains []json.RawMessage `json:"filterChains"`
 			BindToPort   *bool             `json:"bindToPort"`
