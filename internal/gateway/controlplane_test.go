@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -93,11 +94,7 @@ func TestGatewayExposesControlPlane(t *testing.T) {
 		t.Fatalf("control plane address %v, main %v", gw.ControlPlaneAddr(), gw.Addr())
 	}
 	v := cp.push(cp.withControlPlaneListener)
-	select {
-	case <-gw.Ready():
-	case <-time.After(waitFor):
-		t.Fatal("the gateway never became ready")
-	}
+	waitGatewayReady(t, gw)
 	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for version %s", v), testkit.Holds(func() bool {
 		ct := gw.ControlPlaneTable()
 		return ct != nil && ct.Versions.Listeners == v && ct.Versions.Endpoints == v && ct.Versions.Clusters == v
@@ -105,43 +102,20 @@ func TestGatewayExposesControlPlane(t *testing.T) {
 
 	cpAddr := gw.ControlPlaneAddr().String()
 	helloSNI := model.SNI(helloHost, helloPort, "")
-	for _, tt := range []struct {
-		addr, sni, want string
-	}{
+	wantReaches(t, p, []sniRoute{
 		{cpAddr, "istiod-remote.istio-system.svc", "istiod-0"},
 		{cpAddr, "istiod.istio-system.svc", "istiod-0"},
 		{cpAddr, "istiod.example.com", "istiod-0"}, // a --custom-host
 		{cpAddr, helloSNI, "istiod-0"},             // hosts "*": every name is the control plane's
 		{gw.Addr().String(), helloSNI, "helloworld-0"},
-	} {
-		c, name, err := dialVia(t, tt.addr, p.clientTLS(t, tt.sni))
-		if err != nil {
-			t.Fatalf("%s via %s: %v", tt.sni, tt.addr, err)
-		}
-		if name != tt.want {
-			t.Errorf("%s via %s reached %s, want %s", tt.sni, tt.addr, name, tt.want)
-		}
-		if err := echo(c, "ping"); err != nil {
-			t.Errorf("%s via %s: %v", tt.sni, tt.addr, err)
-		}
-		_ = c.Close()
-	}
+	})
 	// The main listener has no chain for the control plane's names.
 	if _, _, err := dialVia(t, gw.Addr().String(), p.clientTLS(t, "istiod-remote.istio-system.svc")); err == nil {
 		t.Error("the main listener passed istiod-remote.istio-system.svc")
 	}
 
 	// /config shows the second listener.
-	resp, err := http.Get("http://" + gw.AdminAddr().String() + "/config")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dump configDump
-	err = json.NewDecoder(resp.Body).Decode(&dump)
-	_ = resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dump := configOf(t, gw)
 	wantCP := &listenerDump{Listen: cpAddr, Listener: "0.0.0.0_15012", ListenerFound: true, Routes: []routeDump{{
 		Name: "outbound_.15012_._.istiod.istio-system.svc.cluster.local", ServerNames: []string{}, TLS: true,
 		Cluster: "outbound_.15012_._.istiod.istio-system.svc.cluster.local",
@@ -424,4 +398,53 @@ func TestGatewayTokenNeedsTLS(t *testing.T) {
 	if _, err := c.streamContext(t.Context()); err == nil || !strings.Contains(err.Error(), "--xds-token") {
 		t.Errorf("missing token file: %v, want an error naming --xds-token", err)
 	}
+}
+
+// waitGatewayReady waits until gw is ready (its first configuration
+// applied), failing t after waitFor.
+func waitGatewayReady(t *testing.T, gw *Gateway) {
+	t.Helper()
+	select {
+	case <-gw.Ready():
+	case <-time.After(waitFor):
+		t.Fatal("the gateway never became ready")
+	}
+}
+
+// sniRoute is a TLS connection to addr with server name sni, and the
+// backend it must reach.
+type sniRoute struct{ addr, sni, want string }
+
+// wantReaches dials each route with a mesh client certificate and checks
+// that it reaches its backend, which echoes.
+func wantReaches(t *testing.T, p *meshPKI, routes []sniRoute) {
+	t.Helper()
+	for _, tt := range routes {
+		c, name, err := dialVia(t, tt.addr, p.clientTLS(t, tt.sni))
+		if err != nil {
+			t.Fatalf("%s via %s: %v", tt.sni, tt.addr, err)
+		}
+		if name != tt.want {
+			t.Errorf("%s via %s reached %s, want %s", tt.sni, tt.addr, name, tt.want)
+		}
+		if err := echo(c, "ping"); err != nil {
+			t.Errorf("%s via %s: %v", tt.sni, tt.addr, err)
+		}
+		_ = c.Close()
+	}
+}
+
+// configOf is gw's /config.
+func configOf(t *testing.T, gw *Gateway) configDump {
+	t.Helper()
+	resp, err := http.Get("http://" + gw.AdminAddr().String() + "/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var dump configDump
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&dump); err != nil {
+		t.Fatal(err)
+	}
+	return dump
 }

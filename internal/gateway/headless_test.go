@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -71,11 +70,7 @@ func TestGatewayHeadlessPodAcrossNetworks(t *testing.T) {
 	srv.Publish(store.Snapshot(), store.TakeChanges())
 
 	gw := runGateway(t, Config{XDS: lis.Addr().String()})
-	select {
-	case <-gw.Ready():
-	case <-time.After(waitFor):
-		t.Fatal("the gateway never became ready")
-	}
+	waitGatewayReady(t, gw)
 	// network1's gateway is this one: its address goes into the model as
 	// a gateway Service's external IP and port.
 	gwAddr := netip.MustParseAddrPort(gw.Addr().String())

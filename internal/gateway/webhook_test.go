@@ -1,13 +1,10 @@
 package gateway
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"testing"
-	"time"
 
 	cachetypes "github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -62,46 +59,19 @@ func TestGatewayExposesWebhook(t *testing.T) {
 		t.Fatalf("webhook address %v, control plane's %v", gw.WebhookAddr(), gw.ControlPlaneAddr())
 	}
 	v := cp.push(cp.withWebhookListener)
-	select {
-	case <-gw.Ready():
-	case <-time.After(waitFor):
-		t.Fatal("the gateway never became ready")
-	}
+	waitGatewayReady(t, gw)
 	testkit.Eventually(t, waitFor, fmt.Sprintf("timed out waiting for version %s", v), testkit.Holds(func() bool {
 		wt := gw.WebhookTable()
 		return wt != nil && wt.Versions.Listeners == v && wt.Versions.Endpoints == v && wt.Listener != ""
 	}))
 
-	for _, tt := range []struct {
-		addr, sni, want string
-	}{
+	wantReaches(t, p, []sniRoute{
 		{gw.WebhookAddr().String(), "istiod.istio-system.svc", "istiod-webhook"},
 		{gw.WebhookAddr().String(), "istiod.example.com", "istiod-webhook"}, // a --webhook-host
 		{gw.ControlPlaneAddr().String(), "istiod-remote.istio-system.svc", "istiod-xds"},
-	} {
-		c, name, err := dialVia(t, tt.addr, p.clientTLS(t, tt.sni))
-		if err != nil {
-			t.Fatalf("%s via %s: %v", tt.sni, tt.addr, err)
-		}
-		if name != tt.want {
-			t.Errorf("%s via %s reached %s, want %s", tt.sni, tt.addr, name, tt.want)
-		}
-		if err := echo(c, "ping"); err != nil {
-			t.Errorf("%s via %s: %v", tt.sni, tt.addr, err)
-		}
-		_ = c.Close()
-	}
+	})
 
-	resp, err := http.Get("http://" + gw.AdminAddr().String() + "/config")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dump configDump
-	err = json.NewDecoder(resp.Body).Decode(&dump)
-	_ = resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dump := configOf(t, gw)
 	const cluster = "outbound_.443_._.istiod.istio-system.svc.cluster.local"
 	want := &listenerDump{Listen: gw.WebhookAddr().String(), Listener: "0.0.0.0_15017", ListenerFound: true, Routes: []routeDump{{
 		Name: cluster, ServerNames: []string{}, TLS: true, Cluster: cluster,
