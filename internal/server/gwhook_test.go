@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/causeway-mesh/causeway/internal/gateway"
@@ -122,15 +121,7 @@ func TestGatewayPassesWebhookThrough(t *testing.T) {
 
 	// An AdmissionReview, as a remote cluster's API server sends it to
 	// https://GATEWAY:15017/inject/cluster/C/net/N.
-	pod := must(json.Marshal(&corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "sample", Name: "web"},
-		Spec:       corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
-	}))(t)
-	body := must(json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: "through-the-gateway", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-			Operation: admissionv1.Create, Namespace: "sample", Object: runtime.RawExtension{Raw: pod}},
-	}))(t)
+	body := sampleReview(t, "through-the-gateway")
 	tr := &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, gwAddr)

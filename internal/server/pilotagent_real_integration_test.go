@@ -40,17 +40,6 @@ import (
 	"github.com/causeway-mesh/causeway/internal/xdsauth"
 )
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // fakeEnvoyAdmin answers the two stats queries pilot-agent's readiness
 // probe makes of Envoy's admin port, from what the test's Envoy side
 // really received: CDS and LDS accepted once, the server LIVE with its
@@ -292,7 +281,8 @@ func runPilotAgent(t *testing.T, bins testenv.IstioBinaries, ap agentPod, proxyA
 	if got, ok := pc["discoveryAddress"]; ok && got != pilotAgentDefaultDiscovery {
 		t.Errorf("injected discoveryAddress %v, want none (pilot-agent's default) or %s", got, pilotAgentDefaultDiscovery)
 	}
-	statusPort, adminPort := freePort(t), freePort(t)
+	ports := must(testkit.FreePorts(2))(t)
+	statusPort, adminPort := ports[0], ports[1]
 	pc["discoveryAddress"] = tlsAddr
 	pc["binaryPath"] = envoyBin
 	pc["statusPort"] = statusPort

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/causeway-mesh/causeway/internal/inject"
 	"github.com/causeway-mesh/causeway/internal/testkit"
@@ -64,15 +65,7 @@ func TestWebhookTLS(t *testing.T) {
 	if !roots.AppendCertsFromPEM(ts.srv.CA().Root()) {
 		t.Fatal("mesh root does not parse")
 	}
-	pod := must(json.Marshal(&corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "sample", Name: "web"},
-		Spec:       corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
-	}))(t)
-	body := must(json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-			Operation: admissionv1.Create, Namespace: "sample", Object: runtime.RawExtension{Raw: pod}},
-	}))(t)
+	body := sampleReview(t, "u")
 	for _, tc := range []struct {
 		name       string
 		h2, client bool
@@ -113,4 +106,19 @@ func TestWebhookTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sampleReview is the AdmissionReview an API server sends for the creation
+// of pod sample/web (service account web, one container), with uid.
+func sampleReview(t *testing.T, uid types.UID) []byte {
+	t.Helper()
+	pod := must(json.Marshal(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "sample", Name: "web"},
+		Spec:       corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+	}))(t)
+	return must(json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: uid, Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+			Operation: admissionv1.Create, Namespace: "sample", Object: runtime.RawExtension{Raw: pod}},
+	}))(t)
 }
