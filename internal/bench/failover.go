@@ -62,7 +62,12 @@ func (f FailoverConfig) withDefaults() FailoverConfig {
 	def(&f.Steady, 3*time.Second)
 	def(&f.LeaseDuration, 4*time.Second)
 	def(&f.RenewDeadline, 3*time.Second)
-	def(&f.RetryPeriod, 500*time.Millisecond)
+	// At least a second: client-go's followers compare the Lease record
+	// at a second's precision (LeaderElectionRecord's times are
+	// metav1.Time), so two renewals within one second look like one,
+	// and a follower may count the lease's duration from the first of
+	// them, taking over up to a second early by the Lease's own times.
+	def(&f.RetryPeriod, time.Second)
 	def(&f.NamespaceEvery, 500*time.Millisecond)
 	def(&f.Timeout, 2*time.Minute)
 	return f
